@@ -1,0 +1,245 @@
+"""Case loaders: benchmark files in, validated :class:`~promed_agents.case.Case` objects out.
+
+**file** -> case -> consultation graph -> trace in SQL -> Shapley/SIG -> training
+
+Three formats are read (see ``../shared/data/README.md`` in the development checkout):
+
+- ``mediq``: MediQ iMedQA JSON Lines (``facts`` prefixed "N. ", ``answer_idx``, ``patient``);
+- ``promed-medqa``: the ProMed reference's MedQA JSON Lines (``atomic_question``, ``context``);
+- ``promed-cmb``: the ProMed reference's CMB JSON array (Chinese; ``option``, letters in
+  ``answer``).
+
+Either container (JSON Lines or one JSON array) is accepted for every format; ``auto``
+detects the format from the first record's keys. Any problem raises
+:class:`~promed_agents.errors.CaseFormatError` naming file, line (or array index) and field,
+and nothing is returned: callers import all of a file or none of it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from enum import Enum
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from promed_agents.case import Case
+from promed_agents.errors import CaseFormatError
+
+
+class CaseFormat(str, Enum):
+    AUTO = "auto"
+    MEDIQ = "mediq"
+    PROMED_MEDQA = "promed-medqa"
+    PROMED_CMB = "promed-cmb"
+
+
+_FACT_NUMBER = re.compile(r"^\s*\d+\.\s+")
+_ZH_SENTENCE_END = re.compile(r"(?<=[。！？；])")
+
+Record = tuple[str, Any]  # (location, parsed JSON value)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class _MediqRecord(_Strict):
+    id: int | str
+    question: str
+    context: list[str] = []
+    options: dict[str, str]
+    answer_idx: str
+    facts: list[str]
+    patient: dict[str, Any] | None = None
+
+
+class _MedqaRecord(_Strict):
+    id: int | str
+    atomic_question: str
+    context: list[str] = []
+    options: dict[str, str]
+    answer_idx: str
+    facts: list[str]
+
+
+class _CmbRecord(_Strict):
+    id: int | str
+    question: str
+    atomic_question: str
+    option: dict[str, str]
+    answer: str
+    facts: list[str]
+
+
+# Case field -> the field of each format it comes from, to name the file's own field in errors.
+_SOURCE_FIELDS: dict[CaseFormat, dict[str, str]] = {
+    CaseFormat.MEDIQ: {"answer": "answer_idx", "demographics": "patient"},
+    CaseFormat.PROMED_MEDQA: {"answer": "answer_idx", "question": "atomic_question"},
+    CaseFormat.PROMED_CMB: {"answer": "answer", "options": "option", "question": "atomic_question",
+                            "context": "question"},
+}
+_RECORD_MODELS: dict[CaseFormat, type[_Strict]] = {
+    CaseFormat.MEDIQ: _MediqRecord,
+    CaseFormat.PROMED_MEDQA: _MedqaRecord,
+    CaseFormat.PROMED_CMB: _CmbRecord,
+}
+
+
+def bundled_sample_path() -> Path:
+    """The ~50 iMedQA cases shipped with the package (CC BY 4.0, see data/ATTRIBUTION.md)."""
+    return Path(str(resources.files("promed_agents.data").joinpath("imedqa_sample.jsonl")))
+
+
+def read_records(path: str | Path) -> Iterator[Record]:
+    """Yield ``(location, value)`` for every record of a JSON Lines or JSON array file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CaseFormatError(path, None, None, "no such file") from None
+    except UnicodeDecodeError as exc:
+        raise CaseFormatError(path, None, None, f"not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise CaseFormatError(path, None, None, f"cannot read: {exc.strerror}") from None
+    if text.lstrip().startswith("["):
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CaseFormatError(
+                path, f"line {exc.lineno}", None, f"invalid JSON: {exc.msg} (column {exc.colno})"
+            ) from None
+        for index, value in enumerate(values):
+            yield f"[{index}]", value
+        return
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CaseFormatError(
+                path, f"line {number}", None, f"invalid JSON: {exc.msg} (column {exc.colno})"
+            ) from None
+        yield f"line {number}", value
+
+
+def detect_format(record: dict[str, Any]) -> CaseFormat | None:
+    """Guess a record's format from its keys; None when it matches none."""
+    if "option" in record and "facts" in record:
+        return CaseFormat.PROMED_CMB
+    if "atomic_question" in record and "options" in record:
+        return CaseFormat.PROMED_MEDQA
+    if "answer_idx" in record and "facts" in record:
+        return CaseFormat.MEDIQ
+    return None
+
+
+def _field_path(loc: tuple[int | str, ...], fmt: CaseFormat) -> str:
+    parts = [str(p) for p in loc]
+    if parts:
+        parts[0] = _SOURCE_FIELDS[fmt].get(parts[0], parts[0])
+    out = parts[0] if parts else ""
+    for part in parts[1:]:
+        out += f"[{part}]" if part.isdigit() else f".{part}"
+    return out
+
+
+def _zh_context(full_question: str, atomic_question: str) -> list[str]:
+    """CMB has no context sentences: the vignette is the question text before the
+    atomic question; split it at Chinese sentence ends."""
+    stem = atomic_question.strip().rstrip("？?")
+    vignette = full_question.strip()
+    if stem and stem in vignette:
+        vignette = vignette[: vignette.rindex(stem)]
+    return [s.strip() for s in _ZH_SENTENCE_END.split(vignette) if s.strip()]
+
+
+def _case_fields(raw: _Strict, fmt: CaseFormat, split: str | None) -> dict[str, Any]:
+    if isinstance(raw, _MediqRecord):
+        return dict(id=f"imedqa-{raw.id}", source="imedqa", language="en", split=split,
+                    question=raw.question, options=raw.options, answer=[raw.answer_idx],
+                    facts=[_FACT_NUMBER.sub("", f) for f in raw.facts], context=raw.context,
+                    demographics=raw.patient)
+    if isinstance(raw, _MedqaRecord):
+        return dict(id=f"medqa-{raw.id}", source="medqa", language="en", split=split,
+                    question=raw.atomic_question.strip(), options=raw.options,
+                    answer=[raw.answer_idx], facts=raw.facts, context=raw.context)
+    assert isinstance(raw, _CmbRecord)
+    return dict(id=f"cmb-{raw.id}", source="cmb", language="zh", split=split,
+                question=raw.atomic_question.strip(), options=raw.option,
+                answer=list(raw.answer.strip()), facts=raw.facts,
+                context=_zh_context(raw.question, raw.atomic_question))
+
+
+def _to_case(path: Path, location: str, value: Any, fmt: CaseFormat, split: str | None) -> Case:
+    if not isinstance(value, dict):
+        raise CaseFormatError(path, location, None,
+                              f"expected a JSON object, got {type(value).__name__}")
+    model = _RECORD_MODELS[fmt]
+    try:
+        raw = model.model_validate(value)
+        return Case(**_case_fields(raw, fmt, split))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = _field_path(tuple(error["loc"]), fmt) or None
+        problem = error["msg"]
+        if error["type"] == "missing":
+            problem = "is missing"
+        elif error["type"].endswith("_type"):
+            got = type(error.get("input")).__name__
+            problem = f"{error['msg'].lower()}, got {got}"
+        raise CaseFormatError(path, location, field, problem,
+                              hint=f"format {fmt.value}") from None
+
+
+def iter_cases(
+    path: str | Path,
+    fmt: CaseFormat | str = CaseFormat.AUTO,
+    split: str | None = None,
+    limit: int | None = None,
+) -> Iterator[Case]:
+    """Yield the cases of ``path`` one by one, validating each (see :func:`load_cases`)."""
+    path = Path(path)
+    try:
+        fmt = CaseFormat(fmt)
+    except ValueError:
+        choices = ", ".join(f.value for f in CaseFormat)
+        raise CaseFormatError(path, None, None,
+                              f"unknown format {fmt!r}; choose one of {choices}") from None
+    if limit is not None and limit < 0:
+        raise CaseFormatError(path, None, None, f"limit must be >= 0, got {limit}")
+    seen: dict[str, str] = {}
+    for count, (location, value) in enumerate(read_records(path)):
+        if limit is not None and count >= limit:
+            return
+        if fmt is CaseFormat.AUTO:
+            detected = detect_format(value) if isinstance(value, dict) else None
+            if detected is None:
+                raise CaseFormatError(
+                    path, location, None, "cannot tell the file's format from this record",
+                    hint="pass --format mediq, promed-medqa or promed-cmb")
+            fmt = detected
+        case = _to_case(path, location, value, fmt, split)
+        if case.id in seen:
+            raise CaseFormatError(path, location, "id",
+                                  f"duplicate id {case.id!r} (first at {seen[case.id]})")
+        seen[case.id] = location
+        yield case
+
+
+def load_cases(
+    path: str | Path,
+    fmt: CaseFormat | str = CaseFormat.AUTO,
+    split: str | None = None,
+    limit: int | None = None,
+) -> list[Case]:
+    """Read and validate every case of ``path`` (the first ``limit`` if given).
+
+    Raises :class:`CaseFormatError` on the first bad record; nothing is returned then.
+    """
+    return list(iter_cases(path, fmt, split=split, limit=limit))

@@ -1,0 +1,132 @@
+"""Partial-information views: what the doctor knows when a consultation starts.
+
+case -> **partial view** -> consultation graph -> trace in SQL -> Shapley/SIG -> training
+
+A view names the known facts by index into ``Case.facts``; the rest the doctor must ask the
+patient for. The policy used is recorded with every episode, because SIG counts the known
+facts as acquired from the start.
+
+Policies:
+
+- ``half-facts`` (ProMed training, the default): the first ``floor(n / 2)`` facts.
+- ``first-sentence`` (MediQ evaluation): the first context sentence, kept as given text,
+  mapped to the facts it contains by a matcher (token overlap by default; pass your own
+  :data:`FactMatcher` for another rule).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from promed_agents.case import Case
+from promed_agents.errors import PartialInfoError
+
+
+class PartialInfoPolicy(str, Enum):
+    """How much of a case the doctor is given at the start."""
+
+    HALF_FACTS = "half-facts"
+    FIRST_SENTENCE = "first-sentence"
+
+
+DEFAULT_POLICY = PartialInfoPolicy.HALF_FACTS
+
+FactMatcher = Callable[[str, str], bool]
+"""``matcher(fact, text) -> bool``: does ``text`` state ``fact``?"""
+
+_TOKEN = re.compile(r"(?P<num>\d+(?:\.\d+)?)|(?P<cjk>[\u4e00-\u9fff]+)|(?P<word>[^\W\d_]+)")
+_STOPWORDS = frozenset(
+    "a an the of and or in on at to for with by is are was were be been has have had his her "
+    "their its this that patient patients he she they it who which as from 患者".split()
+)
+
+
+def _tokens(text: str) -> tuple[set[str], set[str]]:
+    """(content tokens, numbers): words, numbers, and character bigrams of Chinese runs."""
+    tokens: set[str] = set()
+    numbers: set[str] = set()
+    for m in _TOKEN.finditer(text.lower()):
+        if m.group("num"):
+            numbers.add(m.group("num"))
+        elif m.group("cjk"):
+            run = m.group("cjk").replace("患者", "")
+            tokens.update(run[i : i + 2] for i in range(max(len(run) - 1, 1)) if run[i : i + 2])
+        elif m.group("word") not in _STOPWORDS:
+            tokens.add(m.group("word"))
+    return tokens, numbers
+
+
+def token_overlap_matcher(threshold: float = 0.75) -> FactMatcher:
+    """A matcher that accepts a fact when every number in it occurs in the text and at
+    least ``threshold`` of its other content tokens (words; character bigrams for Chinese)
+    do too."""
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+
+    def matches(fact: str, text: str) -> bool:
+        fact_tokens, fact_numbers = _tokens(fact)
+        text_tokens, text_numbers = _tokens(text)
+        if not fact_numbers <= text_numbers:
+            return False
+        if not fact_tokens:
+            return bool(fact_numbers)
+        return len(fact_tokens & text_tokens) / len(fact_tokens) >= threshold
+
+    return matches
+
+
+class PartialView(BaseModel):
+    """The doctor's starting knowledge of one case."""
+
+    model_config = ConfigDict(frozen=True)
+
+    policy: PartialInfoPolicy
+    known_fact_ids: list[int] = Field(description="Indices into Case.facts, ascending.")
+    given_text: str | None = Field(
+        default=None,
+        description="Text shown to the doctor as given (first-sentence); None means the "
+        "known facts themselves are shown.",
+    )
+
+    def known_facts(self, case: Case) -> list[str]:
+        return [case.facts[i] for i in self.known_fact_ids]
+
+    def hidden_fact_ids(self, case: Case) -> list[int]:
+        known = set(self.known_fact_ids)
+        return [i for i in range(len(case.facts)) if i not in known]
+
+    def opening_text(self, case: Case) -> str:
+        """What the doctor reads at the start: the given text, or the known facts."""
+        if self.given_text is not None:
+            return self.given_text
+        return " ".join(self.known_facts(case))
+
+
+def partial_view(
+    case: Case,
+    policy: PartialInfoPolicy | str = DEFAULT_POLICY,
+    matcher: FactMatcher | None = None,
+) -> PartialView:
+    """Build the starting view of ``case`` under ``policy``."""
+    try:
+        policy = PartialInfoPolicy(policy)
+    except ValueError:
+        choices = ", ".join(p.value for p in PartialInfoPolicy)
+        raise PartialInfoError(
+            f"unknown partial-information policy {policy!r}; choose one of {choices}"
+        ) from None
+    if policy is PartialInfoPolicy.HALF_FACTS:
+        return PartialView(policy=policy, known_fact_ids=list(range(len(case.facts) // 2)))
+    if not case.context:
+        raise PartialInfoError(
+            f"case {case.id}: policy 'first-sentence' needs context sentences and this case "
+            "has none; use 'half-facts'"
+        )
+    first = case.context[0]
+    match = matcher or token_overlap_matcher()
+    known = [i for i, fact in enumerate(case.facts) if match(fact, first)]
+    return PartialView(policy=policy, known_fact_ids=known, given_text=first)

@@ -1,0 +1,127 @@
+"""Trace records: one consultation as it crosses from a graph into the store.
+
+case -> consultation graph -> **trace** -> SQL -> Shapley/SIG -> training -> evaluation
+
+A consultation graph produces an :class:`EpisodeRecord` with its :class:`TurnRecord` list;
+``promed_agents.storage.TraceStore.record_episode`` writes it in one transaction, and
+trainers read the same records back. Token ids and log-probabilities are the doctor
+policy's, kept so that RL can recompute ratios without re-tokenising.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from promed_agents.partial_view import PartialInfoPolicy
+
+
+class Role(str, Enum):
+    SYSTEM = "system"
+    DOCTOR = "doctor"
+    PATIENT = "patient"
+    EVALUATOR = "evaluator"
+
+
+class TurnKind(str, Enum):
+    """What a turn was parsed as. Doctor turns are a question, an answer or invalid."""
+
+    QUESTION = "question"
+    ANSWER = "answer"
+    INVALID = "invalid"
+    REPLY = "reply"
+    NOTE = "note"
+
+
+class EpisodeStatus(str, Enum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    TIMEOUT = "timeout"
+    FAILED = "failed"
+
+
+class ConsultationMode(str, Enum):
+    PROACTIVE = "proactive"
+    REACTIVE = "reactive"
+
+
+class TurnRecord(BaseModel):
+    """One message of a consultation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = Field(ge=0, description="Position in the episode, from 0, without gaps.")
+    role: Role
+    text: str
+    kind: TurnKind | None = None
+    token_ids: list[int] | None = Field(default=None, description="Policy token ids.")
+    logprobs: list[float] | None = Field(default=None, description="Per-token log-probs.")
+    disclosed_fact_ids: list[int] = Field(
+        default_factory=list, description="Facts newly known to the doctor after this turn.")
+    reward: float | None = Field(default=None, description="Scalar reward of the turn.")
+    token_rewards: list[float] | None = Field(default=None, description="Per-token rewards.")
+    sig: float | None = Field(default=None, description="Shapley Information Gain of a question.")
+    latency_s: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _token_arrays_align(self) -> TurnRecord:
+        n = None if self.token_ids is None else len(self.token_ids)
+        for name in ("logprobs", "token_rewards"):
+            values = getattr(self, name)
+            if values is not None and n is not None and len(values) != n:
+                raise ValueError(f"{name} has {len(values)} entries but token_ids has {n}")
+            if values is not None and n is None:
+                raise ValueError(f"{name} given without token_ids")
+        return self
+
+
+class EpisodeRecord(BaseModel):
+    """One consultation of one case, with its turns, as stored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int | None = Field(default=None, description="Assigned by the store.")
+    case_id: str
+    experiment_id: int | None = None
+    graph: str = Field(description="Name of the consultation graph that ran it.")
+    mode: ConsultationMode = ConsultationMode.PROACTIVE
+    partial_policy: PartialInfoPolicy = PartialInfoPolicy.HALF_FACTS
+    known_fact_ids: list[int] = Field(default_factory=list)
+    doctor_spec: str
+    patient_spec: str | None = None
+    evaluator_spec: str | None = None
+    status: EpisodeStatus = EpisodeStatus.COMPLETED
+    failure_reason: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    final_answer: list[str] | None = None
+    correct: bool | None = None
+    total_reward: float | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    turns: list[TurnRecord] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EpisodeRecord:
+        for position, turn in enumerate(self.turns):
+            if turn.index != position:
+                raise ValueError(
+                    f"turn indices must run 0..{len(self.turns) - 1} in order; position "
+                    f"{position} has index {turn.index}")
+        if self.status is EpisodeStatus.FAILED and not self.failure_reason:
+            raise ValueError("a failed episode needs a failure_reason")
+        if self.started_at and self.finished_at and self.finished_at < self.started_at:
+            raise ValueError("finished_at is before started_at")
+        return self
+
+    @property
+    def num_questions(self) -> int:
+        return sum(1 for t in self.turns if t.role is Role.DOCTOR and t.kind is TurnKind.QUESTION)
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()

@@ -1,0 +1,11 @@
+"""``promed_agents.storage``: SQL storage of cases and consultation traces.
+
+case -> consultation graph -> **trace in SQL** -> Shapley/SIG -> MCTS-SFT / GRPO -> evaluation
+
+Import as ``promed_agents.storage`` (the folder ``storage/`` installs under that name).
+"""
+
+from promed_agents.storage.database import make_engine, resolve_url, upgrade
+from promed_agents.storage.trace_store import CaseGroup, ImportReport, TraceStore
+
+__all__ = ["CaseGroup", "ImportReport", "TraceStore", "make_engine", "resolve_url", "upgrade"]

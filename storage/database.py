@@ -1,0 +1,149 @@
+"""Database URLs, engines and schema migrations of the trace store.
+
+case -> consultation graph -> **trace in SQL** -> Shapley/SIG -> training
+
+The default store is the SQLite file ``promed.db`` in the working directory; ``--db URL``
+on every CLI command, or the ``PROMED_DB`` environment variable, points elsewhere (any
+SQLAlchemy URL; ``postgresql://`` uses psycopg 3; a bare path means a SQLite file).
+SQLite runs in WAL mode with foreign keys on, and every transaction starts with
+``BEGIN IMMEDIATE`` so that concurrent writer processes queue on the busy timeout instead
+of failing on a read-to-write upgrade. The schema belongs to the Alembic migrations shipped
+in ``migrations/``; :func:`upgrade` applies them and is safe to call from many processes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+
+from promed_agents.errors import StoreError
+
+DEFAULT_URL = "sqlite:///promed.db"
+ENV_VAR = "PROMED_DB"
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+_MIGRATION_LOCK_KEY = 0x50524F4D  # "PROM": PostgreSQL advisory lock held while migrating
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def resolve_url(url: str | None = None) -> str:
+    """The database URL to use: ``url``, else ``$PROMED_DB``, else ``sqlite:///promed.db``.
+
+    A value without ``://`` is taken as the path of a SQLite file; ``postgresql://`` and
+    ``postgres://`` are given the psycopg 3 driver.
+    """
+    raw = url or os.environ.get(ENV_VAR) or DEFAULT_URL
+    if "://" not in raw:
+        return f"sqlite:///{raw}"
+    for prefix in ("postgresql://", "postgres://"):
+        if raw.startswith(prefix):
+            return "postgresql+psycopg://" + raw[len(prefix):]
+    return raw
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event below own transaction boundaries.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
+    """Create an engine for ``url`` (see :func:`resolve_url`), configured for the store."""
+    resolved = resolve_url(url)
+    try:
+        parsed = make_url(resolved)
+    except ArgumentError as exc:
+        raise StoreError(f"database URL {resolved!r} is not valid: {exc}; use e.g. "
+                         "sqlite:///promed.db or postgresql://user@host/db") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = create_engine(parsed, **kwargs)
+    except (NoSuchModuleError, ModuleNotFoundError) as exc:
+        hint = " (install the extra: pip install 'promed-agents[postgres]')" \
+            if parsed.get_backend_name() == "postgresql" else ""
+        raise StoreError(f"no database driver for {parsed.drivername}: {exc}{hint}") from None
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine)
+    return engine
+
+
+def alembic_config(engine: Engine | None = None) -> Config:
+    """An Alembic config pointing at the shipped migrations (no alembic.ini needed)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if engine is not None:
+        config.set_main_option("sqlalchemy.url",
+                               engine.url.render_as_string(hide_password=False))
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "the shipped migrations have no head"
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at; None for an empty database."""
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    except OperationalError as exc:
+        raise StoreError(f"cannot open the database {engine.url!r}: {exc.orig}") from None
+
+
+def upgrade(engine: Engine, revision: str = "head") -> str | None:
+    """Apply the migrations up to ``revision``; returns the revision reached.
+
+    One transaction, serialised across processes (SQLite: ``BEGIN IMMEDIATE``;
+    PostgreSQL: an advisory lock), so concurrent callers migrate once.
+    """
+    config = alembic_config(engine)
+    try:
+        with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                   {"key": _MIGRATION_LOCK_KEY})
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+    except OperationalError as exc:
+        raise StoreError(f"cannot migrate the database {engine.url!r}: {exc.orig}") from None
+    return current_revision(engine)
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Upgrade to the newest schema when the database is behind (cheap when it is not)."""
+    current = current_revision(engine)
+    head = head_revision()
+    if current == head:
+        return
+    if current is not None and current not in _known_revisions():
+        raise StoreError(
+            f"the database {engine.url!r} is at schema revision {current!r}, which this "
+            "version of promed-agents does not know; upgrade promed-agents")
+    upgrade(engine)
+
+
+def _known_revisions() -> set[str]:
+    script = ScriptDirectory.from_config(alembic_config())
+    return {rev.revision for rev in script.walk_revisions()}

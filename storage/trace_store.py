@@ -1,0 +1,318 @@
+"""The trace store: the one door to the database.
+
+case -> consultation graph -> **trace in SQL** -> Shapley/SIG -> MCTS-SFT / GRPO -> evaluation
+
+:class:`TraceStore` imports cases, records consultations (one transaction per episode) and
+answers the queries trainers and reports need. Nothing else in ProMed Agents opens a
+database session. Opening a store applies any pending migrations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from promed_agents.case import Case
+from promed_agents.errors import CaseConflictError, NotFoundError, TraceError
+from promed_agents.storage.database import ensure_schema, make_engine
+from promed_agents.storage.models import CaseRow, EpisodeRow, ExperimentRow, FactRow, TurnRow
+from promed_agents.trace import EpisodeRecord, EpisodeStatus, TurnRecord
+
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What an import did: ``added`` new cases, ``unchanged`` ones already stored as given."""
+
+    added: int
+    unchanged: int
+
+
+@dataclass(frozen=True)
+class CaseGroup:
+    """Counts of stored cases by source, split and language."""
+
+    source: str
+    split: str | None
+    language: str
+    cases: int
+    facts: int
+
+
+def _case_from_row(row: CaseRow) -> Case:
+    return Case(id=row.id, source=row.source, language=row.language, split=row.split,
+                question=row.question, options=row.options, answer=row.answer,
+                context=row.context, facts=[f.text for f in row.facts],
+                demographics=row.demographics)
+
+
+def _turn_from_row(row: TurnRow) -> TurnRecord:
+    return TurnRecord(index=row.index, role=row.role, text=row.text, kind=row.kind,
+                      token_ids=row.token_ids, logprobs=row.logprobs,
+                      token_rewards=row.token_rewards,
+                      disclosed_fact_ids=row.disclosed_fact_ids, reward=row.reward,
+                      sig=row.sig, latency_s=row.latency_s)
+
+
+def _episode_from_row(row: EpisodeRow, with_turns: bool) -> EpisodeRecord:
+    return EpisodeRecord(
+        id=row.id, case_id=row.case_id, experiment_id=row.experiment_id, graph=row.graph,
+        mode=row.mode, partial_policy=row.partial_policy, known_fact_ids=row.known_fact_ids,
+        doctor_spec=row.doctor_spec, patient_spec=row.patient_spec,
+        evaluator_spec=row.evaluator_spec, status=row.status,
+        failure_reason=row.failure_reason, started_at=row.started_at,
+        finished_at=row.finished_at, final_answer=row.final_answer, correct=row.correct,
+        total_reward=row.total_reward, metadata=row.extra,
+        turns=[_turn_from_row(t) for t in row.turns] if with_turns else [])
+
+
+class TraceStore:
+    """Cases, consultations and training artefacts in one SQL database.
+
+    ``TraceStore()`` opens ``$PROMED_DB`` or ``sqlite:///promed.db``; pass a URL or an
+    engine for another. Use it as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, url: str | None = None, *, engine: Engine | None = None,
+                 migrate: bool = True) -> None:
+        self.engine = engine if engine is not None else make_engine(url)
+        if migrate:
+            ensure_schema(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._fact_counts: dict[str, int] = {}
+
+    @property
+    def url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> TraceStore:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _session(self) -> Session:
+        return self._sessions()
+
+    # -- cases ---------------------------------------------------------------------------
+
+    def import_cases(self, cases: Iterable[Case],
+                     progress: Callable[[int], None] | None = None) -> ImportReport:
+        """Store ``cases`` in one transaction: all of them, or none on any error.
+
+        Idempotent: a case already stored with the same content is left as it is and
+        counted as unchanged; one stored with the same id but other content raises
+        :class:`CaseConflictError` and nothing is written.
+        """
+        cases = list(cases)
+        added = unchanged = 0
+        with self._session() as session, session.begin():
+            stored: dict[str, str] = {}
+            ids = [c.id for c in cases]
+            for start in range(0, len(ids), _CHUNK):
+                rows = session.execute(select(CaseRow.id, CaseRow.content_hash)
+                                       .where(CaseRow.id.in_(ids[start:start + _CHUNK])))
+                stored.update({row.id: row.content_hash for row in rows})
+            for case in cases:
+                digest = case.content_hash()
+                if case.id in stored:
+                    if stored[case.id] != digest:
+                        raise CaseConflictError(
+                            f"case {case.id} is already stored with different content; "
+                            "nothing was imported (give the file its own ids, or use "
+                            "another database)")
+                    unchanged += 1
+                else:
+                    session.add(CaseRow(
+                        id=case.id, source=case.source, language=case.language,
+                        split=case.split, question=case.question, options=case.options,
+                        answer=case.answer, context=case.context,
+                        demographics=case.demographics, content_hash=digest,
+                        facts=[FactRow(index=i, text=t) for i, t in enumerate(case.facts)]))
+                    stored[case.id] = digest
+                    added += 1
+                if progress is not None:
+                    progress(1)
+        return ImportReport(added=added, unchanged=unchanged)
+
+    def get_case(self, case_id: str) -> Case:
+        with self._session() as session:
+            row = session.get(CaseRow, case_id, options=[selectinload(CaseRow.facts)])
+            if row is None:
+                raise NotFoundError(f"case {case_id!r} is not in the store {self.url}; "
+                                    "see `promed cases list`")
+            return _case_from_row(row)
+
+    def list_cases(self, source: str | None = None, split: str | None = None,
+                   limit: int | None = None, offset: int = 0) -> list[Case]:
+        query = select(CaseRow).options(selectinload(CaseRow.facts)).order_by(
+            CaseRow.source, func.length(CaseRow.id), CaseRow.id)
+        if source is not None:
+            query = query.where(CaseRow.source == source)
+        if split is not None:
+            query = query.where(CaseRow.split == split)
+        query = query.offset(offset).limit(limit)
+        with self._session() as session:
+            return [_case_from_row(row) for row in session.scalars(query)]
+
+    def count_cases(self, source: str | None = None, split: str | None = None) -> int:
+        query = select(func.count()).select_from(CaseRow)
+        if source is not None:
+            query = query.where(CaseRow.source == source)
+        if split is not None:
+            query = query.where(CaseRow.split == split)
+        with self._session() as session:
+            return session.scalar(query) or 0
+
+    def case_groups(self) -> list[CaseGroup]:
+        """Stored cases counted by source, split and language, with their fact totals."""
+        facts = (select(FactRow.case_id, func.count().label("n"))
+                 .group_by(FactRow.case_id).subquery())
+        query = (select(CaseRow.source, CaseRow.split, CaseRow.language,
+                        func.count(CaseRow.id), func.coalesce(func.sum(facts.c.n), 0))
+                 .outerjoin(facts, facts.c.case_id == CaseRow.id)
+                 .group_by(CaseRow.source, CaseRow.split, CaseRow.language)
+                 .order_by(CaseRow.source, CaseRow.split))
+        with self._session() as session:
+            return [CaseGroup(*row) for row in session.execute(query)]
+
+    def _fact_count(self, session: Session, case_id: str) -> int:
+        if case_id not in self._fact_counts:
+            if session.get(CaseRow, case_id) is None:
+                raise NotFoundError(f"case {case_id!r} is not in the store {self.url}; "
+                                    "import it first (`promed cases import`)")
+            count = session.scalar(select(func.count()).where(FactRow.case_id == case_id))
+            self._fact_counts[case_id] = count or 0
+        return self._fact_counts[case_id]
+
+    # -- experiments ---------------------------------------------------------------------
+
+    def create_experiment(self, name: str, kind: str, config: dict[str, Any] | None = None,
+                          notes: str | None = None) -> int:
+        """Register a run; its name must be new. Returns its id."""
+        with self._session() as session:
+            try:
+                with session.begin():
+                    row = ExperimentRow(name=name, kind=kind, config=config or {}, notes=notes)
+                    session.add(row)
+            except IntegrityError:
+                raise TraceError(f"an experiment named {name!r} already exists; "
+                                 "choose another name") from None
+            return row.id
+
+    def experiment_id(self, name: str) -> int:
+        with self._session() as session:
+            found = session.scalar(select(ExperimentRow.id).where(ExperimentRow.name == name))
+        if found is None:
+            raise NotFoundError(f"no experiment named {name!r} in {self.url}")
+        return found
+
+    # -- episodes ------------------------------------------------------------------------
+
+    def record_episode(self, episode: EpisodeRecord) -> int:
+        """Write one consultation and its turns in one transaction; returns its id."""
+        with self._session() as session, session.begin():
+            n_facts = self._fact_count(session, episode.case_id)
+            for where, ids in [("known_fact_ids", episode.known_fact_ids)] + [
+                    (f"turns[{t.index}].disclosed_fact_ids", t.disclosed_fact_ids)
+                    for t in episode.turns]:
+                bad = [i for i in ids if not 0 <= i < n_facts]
+                if bad:
+                    raise TraceError(f"episode of case {episode.case_id}: {where} has fact "
+                                     f"ids {bad} but the case has {n_facts} facts")
+            if episode.experiment_id is not None and \
+                    session.get(ExperimentRow, episode.experiment_id) is None:
+                raise NotFoundError(f"experiment {episode.experiment_id} does not exist; "
+                                    "create it with TraceStore.create_experiment")
+            completion_tokens = sum(len(t.token_ids or ()) for t in episode.turns)
+            row = EpisodeRow(
+                experiment_id=episode.experiment_id, case_id=episode.case_id,
+                graph=episode.graph, mode=episode.mode.value,
+                partial_policy=episode.partial_policy.value,
+                known_fact_ids=episode.known_fact_ids, doctor_spec=episode.doctor_spec,
+                patient_spec=episode.patient_spec, evaluator_spec=episode.evaluator_spec,
+                status=episode.status.value, failure_reason=episode.failure_reason,
+                started_at=episode.started_at, finished_at=episode.finished_at,
+                duration_s=episode.duration_s, num_turns=len(episode.turns),
+                num_questions=episode.num_questions, final_answer=episode.final_answer,
+                correct=episode.correct, total_reward=episode.total_reward,
+                prompt_tokens=int(episode.metadata.get("prompt_tokens", 0)),
+                completion_tokens=completion_tokens, extra=episode.metadata,
+                turns=[TurnRow(index=t.index, role=t.role.value, text=t.text,
+                               kind=t.kind.value if t.kind else None, token_ids=t.token_ids,
+                               logprobs=t.logprobs, token_rewards=t.token_rewards,
+                               disclosed_fact_ids=t.disclosed_fact_ids, reward=t.reward,
+                               sig=t.sig, latency_s=t.latency_s) for t in episode.turns])
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def get_episode(self, episode_id: int) -> EpisodeRecord:
+        with self._session() as session:
+            row = session.get(EpisodeRow, episode_id, options=[selectinload(EpisodeRow.turns)])
+            if row is None:
+                raise NotFoundError(f"episode {episode_id} is not in the store {self.url}; "
+                                    "see `promed traces list`")
+            return _episode_from_row(row, with_turns=True)
+
+    def _episode_query(self, experiment_id: int | None, case_id: str | None,
+                       status: EpisodeStatus | str | None) -> Any:
+        query = select(EpisodeRow).order_by(EpisodeRow.id)
+        if experiment_id is not None:
+            query = query.where(EpisodeRow.experiment_id == experiment_id)
+        if case_id is not None:
+            query = query.where(EpisodeRow.case_id == case_id)
+        if status is not None:
+            query = query.where(EpisodeRow.status == EpisodeStatus(status).value)
+        return query
+
+    def list_episodes(self, experiment_id: int | None = None, case_id: str | None = None,
+                      status: EpisodeStatus | str | None = None,
+                      limit: int | None = None) -> list[EpisodeRecord]:
+        """Episodes without their turns (``turns == []``), oldest first."""
+        query = self._episode_query(experiment_id, case_id, status).limit(limit)
+        with self._session() as session:
+            return [_episode_from_row(row, with_turns=False) for row in session.scalars(query)]
+
+    def iter_episodes(self, experiment_id: int | None = None, case_id: str | None = None,
+                      status: EpisodeStatus | str | None = None,
+                      batch_size: int = 200) -> Iterator[EpisodeRecord]:
+        """Every matching episode with its turns, read in batches (for trainers, exports)."""
+        last_id = 0
+        while True:
+            query = (self._episode_query(experiment_id, case_id, status)
+                     .where(EpisodeRow.id > last_id).limit(batch_size)
+                     .options(selectinload(EpisodeRow.turns)))
+            with self._session() as session:
+                rows = list(session.scalars(query))
+                batch = [_episode_from_row(row, with_turns=True) for row in rows]
+            if not batch:
+                return
+            yield from batch
+            last_id = rows[-1].id
+
+    def count_episodes(self, experiment_id: int | None = None,
+                       status: EpisodeStatus | str | None = None) -> int:
+        query = select(func.count()).select_from(EpisodeRow)
+        if experiment_id is not None:
+            query = query.where(EpisodeRow.experiment_id == experiment_id)
+        if status is not None:
+            query = query.where(EpisodeRow.status == EpisodeStatus(status).value)
+        with self._session() as session:
+            return session.scalar(query) or 0
+
+    def count_turns(self, experiment_id: int | None = None) -> int:
+        query = select(func.count()).select_from(TurnRow)
+        if experiment_id is not None:
+            query = query.join(EpisodeRow).where(EpisodeRow.experiment_id == experiment_id)
+        with self._session() as session:
+            return session.scalar(query) or 0
