@@ -45,6 +45,10 @@ class CaseFormatError(PromedError):
 class CaseConflictError(PromedError):
     """An imported case has the id of a stored case but different content."""
 
+    def __init__(self, message: str, case_id: str | None = None) -> None:
+        super().__init__(message)
+        self.case_id = case_id
+
 
 class PartialInfoError(PromedError):
     """A partial-information policy cannot be applied to a case."""

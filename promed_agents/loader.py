@@ -197,13 +197,13 @@ def _to_case(path: Path, location: str, value: Any, fmt: CaseFormat, split: str 
                               hint=f"format {fmt.value}") from None
 
 
-def iter_cases(
+def iter_located_cases(
     path: str | Path,
     fmt: CaseFormat | str = CaseFormat.AUTO,
     split: str | None = None,
     limit: int | None = None,
-) -> Iterator[Case]:
-    """Yield the cases of ``path`` one by one, validating each (see :func:`load_cases`)."""
+) -> Iterator[tuple[str, Case]]:
+    """Yield ``(location, case)`` for the cases of ``path``, validating each."""
     path = Path(path)
     try:
         fmt = CaseFormat(fmt)
@@ -229,6 +229,17 @@ def iter_cases(
             raise CaseFormatError(path, location, "id",
                                   f"duplicate id {case.id!r} (first at {seen[case.id]})")
         seen[case.id] = location
+        yield location, case
+
+
+def iter_cases(
+    path: str | Path,
+    fmt: CaseFormat | str = CaseFormat.AUTO,
+    split: str | None = None,
+    limit: int | None = None,
+) -> Iterator[Case]:
+    """Yield the cases of ``path`` one by one, validating each (see :func:`load_cases`)."""
+    for _, case in iter_located_cases(path, fmt, split=split, limit=limit):
         yield case
 
 

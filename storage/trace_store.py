@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -127,9 +127,9 @@ class TraceStore:
                 if case.id in stored:
                     if stored[case.id] != digest:
                         raise CaseConflictError(
-                            f"case {case.id} is already stored with different content; "
+                            f"case {case.id} is already stored with different content or split; "
                             "nothing was imported (give the file its own ids, or use "
-                            "another database)")
+                            "another database)", case_id=case.id)
                     unchanged += 1
                 else:
                     session.add(CaseRow(
@@ -246,14 +246,17 @@ class TraceStore:
                 num_questions=episode.num_questions, final_answer=episode.final_answer,
                 correct=episode.correct, total_reward=episode.total_reward,
                 prompt_tokens=int(episode.metadata.get("prompt_tokens", 0)),
-                completion_tokens=completion_tokens, extra=episode.metadata,
-                turns=[TurnRow(index=t.index, role=t.role.value, text=t.text,
-                               kind=t.kind.value if t.kind else None, token_ids=t.token_ids,
-                               logprobs=t.logprobs, token_rewards=t.token_rewards,
-                               disclosed_fact_ids=t.disclosed_fact_ids, reward=t.reward,
-                               sig=t.sig, latency_s=t.latency_s) for t in episode.turns])
+                completion_tokens=completion_tokens, extra=episode.metadata)
             session.add(row)
             session.flush()
+            if episode.turns:
+                # One executemany for the turns: much faster than ORM unit-of-work objects.
+                session.execute(insert(TurnRow), [
+                    dict(episode_id=row.id, index=t.index, role=t.role.value, text=t.text,
+                         kind=t.kind.value if t.kind else None, token_ids=t.token_ids,
+                         logprobs=t.logprobs, token_rewards=t.token_rewards,
+                         disclosed_fact_ids=t.disclosed_fact_ids, reward=t.reward,
+                         sig=t.sig, latency_s=t.latency_s) for t in episode.turns])
             return row.id
 
     def get_episode(self, episode_id: int) -> EpisodeRecord:

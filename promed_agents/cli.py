@@ -1,0 +1,349 @@
+"""The ``promed`` command line: the user's entry to every stage of the data path.
+
+case -> consultation graph -> trace in SQL -> Shapley/SIG -> MCTS-SFT / GRPO -> evaluation
+
+Every command takes ``--db URL`` (or ``$PROMED_DB``; default ``sqlite:///promed.db``).
+Storage is imported inside the commands, so ``import promed_agents`` stays light. This is
+the only module that configures logging.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from promed_agents.errors import CaseConflictError, PromedError
+from promed_agents.loader import CaseFormat, bundled_sample_path, iter_located_cases
+from promed_agents.partial_view import DEFAULT_POLICY, PartialInfoPolicy, partial_view
+
+app = typer.Typer(help="ProMed Agents: teach medical LLMs to ask before they answer.",
+                  no_args_is_help=True, add_completion=False)
+cases_app = typer.Typer(help="Import and inspect benchmark cases.", no_args_is_help=True)
+db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
+traces_app = typer.Typer(help="Inspect and export consultation traces.", no_args_is_help=True)
+app.add_typer(cases_app, name="cases")
+app.add_typer(db_app, name="db")
+app.add_typer(traces_app, name="traces")
+
+console = Console()
+err_console = Console(stderr=True)
+
+DbOption = Annotated[str | None, typer.Option(
+    "--db", envvar="PROMED_DB", show_envvar=True,
+    help="Database URL or SQLite path [default: sqlite:///promed.db].")]
+
+DEMO_DB = "sqlite:///promed-demo.db"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _reports_errors(func: F) -> F:
+    """Turn ProMed errors into one red line on stderr and exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except PromedError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=err_console, transient=True,
+                    disable=not err_console.is_terminal)
+
+
+def _open_store(db: str | None) -> Any:
+    from promed_agents.storage import TraceStore
+
+    return TraceStore(db)
+
+
+@app.callback()
+def _main(verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
+                                               help="More log output (-vv for debug).")] = 0
+          ) -> None:
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(message)s",
+                        handlers=[RichHandler(console=err_console, show_path=False)])
+
+
+# -- cases -------------------------------------------------------------------------------
+
+def import_file(path: Path, fmt: CaseFormat, split: str | None, limit: int | None,
+                db: str | None) -> tuple[int, int]:
+    """Validate every case of ``path``, then store them in one transaction."""
+    located = list(iter_located_cases(path, fmt, split=split, limit=limit))
+    where = {case.id: location for location, case in located}
+    store = _open_store(db)
+    try:
+        with _progress() as progress:
+            task = progress.add_task(f"importing {path.name}", total=len(located))
+            report = store.import_cases((case for _, case in located),
+                                        progress=lambda n: progress.advance(task, n))
+    except CaseConflictError as exc:
+        raise CaseConflictError(f"{path}:{where.get(exc.case_id, '?')}: {exc}") from None
+    finally:
+        store.close()
+    return report.added, report.unchanged
+
+
+@cases_app.command("import")
+@_reports_errors
+def cases_import(
+    path: Annotated[Path, typer.Argument(help="Case file (JSON Lines or JSON array).")],
+    fmt: Annotated[CaseFormat, typer.Option("--format", help="File format.")] = CaseFormat.AUTO,
+    split: Annotated[str | None, typer.Option(help="Split name to record, e.g. dev.")] = None,
+    limit: Annotated[int | None, typer.Option(min=0, help="Import only the first N.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Import a case file. All or nothing; re-importing the same file changes nothing."""
+    added, unchanged = import_file(path, fmt, split, limit, db)
+    console.print(f"imported {added} new case(s) from {path} "
+                  f"({unchanged} already stored unchanged)")
+
+
+@cases_app.command("list")
+@_reports_errors
+def cases_list(
+    source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+    split: Annotated[str | None, typer.Option(help="Only this split.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most N rows.")] = 20,
+    offset: Annotated[int, typer.Option(min=0, help="Skip the first N.")] = 0,
+    db: DbOption = None,
+) -> None:
+    """List stored cases."""
+    store = _open_store(db)
+    try:
+        total = store.count_cases(source=source, split=split)
+        cases = store.list_cases(source=source, split=split, limit=limit, offset=offset)
+    finally:
+        store.close()
+    table = Table(title=f"{len(cases)} of {total} case(s)")
+    for column in ("id", "split", "facts", "answer", "question"):
+        table.add_column(column, overflow="ellipsis", no_wrap=column != "question")
+    for case in cases:
+        table.add_row(case.id, case.split or "-", str(len(case.facts)), ",".join(case.answer),
+                      case.question)
+    console.print(table)
+
+
+@cases_app.command("show")
+@_reports_errors
+def cases_show(
+    case_id: Annotated[str, typer.Argument(help="Case id, e.g. imedqa-0.")],
+    policy: Annotated[PartialInfoPolicy, typer.Option(
+        help="Partial-information policy to show.")] = DEFAULT_POLICY,
+    db: DbOption = None,
+) -> None:
+    """Show one case, marking the facts the doctor knows at the start."""
+    store = _open_store(db)
+    try:
+        case = store.get_case(case_id)
+    finally:
+        store.close()
+    show_case(case, policy)
+
+
+def show_case(case: Any, policy: PartialInfoPolicy) -> None:
+    view = partial_view(case, policy)
+    console.print(f"[bold]{case.id}[/] ({case.source}, {case.language}, split "
+                  f"{case.split or '-'})")
+    console.print(f"[bold]Question:[/] {case.question}")
+    for letter, text in case.options.items():
+        mark = "[green]*[/]" if letter in case.answer else " "
+        console.print(f" {mark} {letter}. {text}", highlight=False)
+    if view.given_text is not None:
+        console.print(f"[bold]Given at start ({policy.value}):[/] {view.given_text}")
+    table = Table(title=f"facts ({len(view.known_fact_ids)} of {len(case.facts)} known "
+                        f"at start, policy {policy.value})")
+    table.add_column("#", justify="right")
+    table.add_column("known")
+    table.add_column("fact")
+    known = set(view.known_fact_ids)
+    for i, fact in enumerate(case.facts):
+        table.add_row(str(i), "yes" if i in known else "", fact)
+    console.print(table)
+
+
+# -- db ----------------------------------------------------------------------------------
+
+@db_app.command("upgrade")
+@_reports_errors
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+               db: DbOption = None) -> None:
+    """Apply the schema migrations (the store also does this when it opens)."""
+    from promed_agents.storage.database import make_engine, upgrade
+
+    engine = make_engine(db)
+    try:
+        reached = upgrade(engine, revision)
+    finally:
+        engine.dispose()
+    console.print(f"{engine.url.render_as_string(hide_password=True)} is at revision {reached}")
+
+
+@db_app.command("current")
+@_reports_errors
+def db_current(db: DbOption = None) -> None:
+    """Print the schema revision of the database and the newest one known."""
+    from promed_agents.storage.database import current_revision, head_revision, make_engine
+
+    engine = make_engine(db)
+    try:
+        current = current_revision(engine)
+    finally:
+        engine.dispose()
+    console.print(f"current: {current or '(empty database)'}; newest: {head_revision()}")
+
+
+# -- traces ------------------------------------------------------------------------------
+
+def _experiment_id(store: Any, experiment: str | None) -> int | None:
+    return None if experiment is None else store.experiment_id(experiment)
+
+
+@traces_app.command("list")
+@_reports_errors
+def traces_list(
+    experiment: Annotated[str | None, typer.Option(help="Only this experiment.")] = None,
+    case: Annotated[str | None, typer.Option(help="Only this case id.")] = None,
+    status: Annotated[str | None, typer.Option(help="completed, timeout, failed...")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most N rows.")] = 50,
+    db: DbOption = None,
+) -> None:
+    """List recorded consultations."""
+    store = _open_store(db)
+    try:
+        episodes = store.list_episodes(experiment_id=_experiment_id(store, experiment),
+                                       case_id=case, status=status, limit=limit)
+    finally:
+        store.close()
+    table = Table(title=f"{len(episodes)} episode(s)")
+    for column in ("id", "case", "graph", "mode", "policy", "status", "questions",
+                   "answer", "correct"):
+        table.add_column(column)
+    for ep in episodes:
+        table.add_row(str(ep.id), ep.case_id, ep.graph, ep.mode.value, ep.partial_policy.value,
+                      ep.status.value, str(ep.metadata.get("num_questions", "-"))
+                      if not ep.turns else str(ep.num_questions),
+                      ",".join(ep.final_answer or []) or "-",
+                      "-" if ep.correct is None else ("yes" if ep.correct else "no"))
+    console.print(table)
+
+
+@traces_app.command("show")
+@_reports_errors
+def traces_show(episode_id: Annotated[int, typer.Argument(help="Episode id.")],
+                db: DbOption = None) -> None:
+    """Show one consultation turn by turn."""
+    store = _open_store(db)
+    try:
+        ep = store.get_episode(episode_id)
+    finally:
+        store.close()
+    console.print(f"[bold]episode {ep.id}[/]: case {ep.case_id}, graph {ep.graph}, mode "
+                  f"{ep.mode.value}, policy {ep.partial_policy.value}, status {ep.status.value}"
+                  + (f" ({ep.failure_reason})" if ep.failure_reason else ""))
+    console.print(f"doctor {ep.doctor_spec}; patient {ep.patient_spec or '-'}; evaluator "
+                  f"{ep.evaluator_spec or '-'}; known facts at start {ep.known_fact_ids}")
+    for turn in ep.turns:
+        extra = []
+        if turn.kind:
+            extra.append(turn.kind.value)
+        if turn.disclosed_fact_ids:
+            extra.append(f"facts {turn.disclosed_fact_ids}")
+        if turn.sig is not None:
+            extra.append(f"SIG {turn.sig:.3f}")
+        if turn.reward is not None:
+            extra.append(f"reward {turn.reward:.3f}")
+        note = f" [dim]({'; '.join(extra)})[/]" if extra else ""
+        console.print(f"[bold]{turn.index:>2} {turn.role.value}:[/] {turn.text}{note}",
+                      highlight=False)
+    verdict = "-" if ep.correct is None else ("correct" if ep.correct else "wrong")
+    console.print(f"final answer {','.join(ep.final_answer or []) or '-'}: {verdict}")
+
+
+class ExportFormat(str, Enum):
+    JSONL = "jsonl"
+
+
+@traces_app.command("export")
+@_reports_errors
+def traces_export(
+    out: Annotated[Path, typer.Argument(help="Output file.")],
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="Output format.")] =
+    ExportFormat.JSONL,
+    experiment: Annotated[str | None, typer.Option(help="Only this experiment.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only episodes with this status.")] = None,
+    with_tokens: Annotated[bool, typer.Option(help="Include token ids and log-probs.")] =
+    False,
+    db: DbOption = None,
+) -> None:
+    """Export consultations (loadable with datasets.load_dataset('json', ...))."""
+    from promed_agents.storage.trace_export import export_jsonl
+
+    store = _open_store(db)
+    try:
+        experiment_id = _experiment_id(store, experiment)
+        with _progress() as progress:
+            task = progress.add_task("exporting", total=store.count_episodes(
+                experiment_id=experiment_id, status=status))
+            count = export_jsonl(store, out, experiment_id=experiment_id, status=status,
+                                 with_tokens=with_tokens,
+                                 progress=lambda n: progress.advance(task, n))
+    finally:
+        store.close()
+    console.print(f"wrote {count} episode(s) to {out}")
+
+
+# -- demo --------------------------------------------------------------------------------
+
+@app.command("demo")
+@_reports_errors
+def demo(db: DbOption = None) -> None:
+    """Import the bundled sample cases and summarise them (grows with the pipeline).
+
+    Uses its own database, promed-demo.db, unless --db or PROMED_DB says otherwise."""
+    db = db or DEMO_DB
+    sample = bundled_sample_path()
+    added, unchanged = import_file(sample, CaseFormat.AUTO, "sample", None, db)
+    console.print(f"bundled sample: {added} case(s) added, {unchanged} already stored "
+                  "(iMedQA from MediQ, CC BY 4.0)")
+    store = _open_store(db)
+    try:
+        groups = store.case_groups()
+        first = store.list_cases(source="imedqa", split="sample", limit=1)
+    finally:
+        store.close()
+    table = Table(title=f"cases in {db}")
+    for column in ("source", "split", "language", "cases", "facts", "facts/case"):
+        table.add_column(column)
+    for g in groups:
+        table.add_row(g.source, g.split or "-", g.language, str(g.cases), str(g.facts),
+                      f"{g.facts / g.cases:.1f}" if g.cases else "-")
+    console.print(table)
+    if first:
+        show_case(first[0], PartialInfoPolicy.HALF_FACTS)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
