@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from promed_agents.case import Case
 from promed_agents.errors import CaseFormatError
@@ -46,6 +46,13 @@ Record = tuple[str, Any]  # (location, parsed JSON value)
 
 class _Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
+
+    @field_validator("id", mode="before", check_fields=False)
+    @classmethod
+    def _id_is_int_or_str(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, str)) or value == "":
+            raise ValueError(f"must be an integer or a non-empty string, got {value!r}")
+        return value
 
 
 class _MediqRecord(_Strict):
@@ -187,7 +194,7 @@ def _to_case(path: Path, location: str, value: Any, fmt: CaseFormat, split: str 
     except ValidationError as exc:
         error = exc.errors()[0]
         field = _field_path(tuple(error["loc"]), fmt) or None
-        problem = error["msg"]
+        problem = error["msg"].removeprefix("Value error, ")
         if error["type"] == "missing":
             problem = "is missing"
         elif error["type"].endswith("_type"):

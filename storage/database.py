@@ -71,11 +71,16 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     resolved = resolve_url(url)
     try:
         parsed = make_url(resolved)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:
         raise StoreError(f"database URL {resolved!r} is not valid: {exc}; use e.g. "
                          "sqlite:///promed.db or postgresql://user@host/db") from None
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(parsed.database).expanduser().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folder {folder} for the SQLite database "
+                             f"{resolved!r}: {exc.strerror}") from None
     try:
         engine = create_engine(parsed, **kwargs)
     except (NoSuchModuleError, ModuleNotFoundError) as exc:

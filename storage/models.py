@@ -5,7 +5,8 @@ case -> consultation graph -> **trace in SQL** -> Shapley/SIG -> MCTS-SFT / GRPO
 Tables: cases and their facts; experiments (runs, with their config); episodes (one
 consultation each) and their turns; Shapley values of facts; training datasets and their
 samples; checkpoints. JSON columns are portable (JSON on SQLite, JSONB on PostgreSQL);
-per-token arrays are packed binary (:class:`~promed_agents.storage.packed_array.PackedArray`).
+per-token arrays are packed binary (:class:`~promed_agents.storage.column_types.PackedArray`); timestamps are
+UTC-aware everywhere (:class:`~promed_agents.storage.column_types.UtcDateTime`).
 The schema is created and changed only by the Alembic migrations in ``migrations/``;
 a test checks that they match these models.
 """
@@ -18,7 +19,6 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
-    DateTime,
     Float,
     ForeignKey,
     Index,
@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from promed_agents.storage.packed_array import PackedArray
+from promed_agents.storage.column_types import PackedArray, UtcDateTime
 
 Json = JSON().with_variant(JSONB(), "postgresql")
 
@@ -66,7 +66,7 @@ class CaseRow(Base):
     context: Mapped[list[Any]]
     demographics: Mapped[dict[str, Any] | None]
     content_hash: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     facts: Mapped[list[FactRow]] = relationship(
         back_populates="case", order_by="FactRow.index", cascade="all, delete-orphan")
@@ -94,7 +94,7 @@ class ExperimentRow(Base):
     kind: Mapped[str] = mapped_column(String(64))
     config: Mapped[dict[str, Any]]
     notes: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class EpisodeRow(Base):
@@ -114,8 +114,8 @@ class EpisodeRow(Base):
     evaluator_spec: Mapped[str | None] = mapped_column(String(256))
     status: Mapped[str] = mapped_column(String(16), index=True)
     failure_reason: Mapped[str | None] = mapped_column(Text)
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     duration_s: Mapped[float | None] = mapped_column(Float)
     num_turns: Mapped[int] = mapped_column(Integer)
     num_questions: Mapped[int] = mapped_column(Integer)
@@ -125,7 +125,7 @@ class EpisodeRow(Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     extra: Mapped[dict[str, Any]]
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     turns: Mapped[list[TurnRow]] = relationship(
         back_populates="episode", order_by="TurnRow.index", cascade="all, delete-orphan",
@@ -169,7 +169,7 @@ class ShapleyValueRow(Base):
     temperature: Mapped[float] = mapped_column(Float)
     samples: Mapped[int] = mapped_column(Integer)
     std_error: Mapped[float | None] = mapped_column(Float)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class TrainingDatasetRow(Base):
@@ -181,7 +181,7 @@ class TrainingDatasetRow(Base):
     experiment_id: Mapped[int | None] = mapped_column(
         ForeignKey("experiments.id", ondelete="SET NULL"))
     config: Mapped[dict[str, Any]]
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class TrainingSampleRow(Base):
@@ -210,4 +210,4 @@ class CheckpointRow(Base):
     base_model_spec: Mapped[str] = mapped_column(String(256))
     step: Mapped[int] = mapped_column(Integer)
     metrics: Mapped[dict[str, Any]]
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

@@ -1,20 +1,24 @@
-"""A compact binary column for per-token arrays (token ids, log-probs, token rewards).
+"""Portable column types of the trace store.
 
 case -> consultation graph -> **trace in SQL** -> Shapley/SIG -> training
 
-Turns carry one number per generated token; as JSON these would dominate the database.
-:class:`PackedArray` stores them as little-endian int32 or float32 bytes (BLOB on SQLite,
-BYTEA on PostgreSQL) and hands back plain Python lists.
+- :class:`PackedArray`: per-token arrays (token ids, log-probs, token rewards). Turns carry
+  one number per generated token; as JSON these would dominate the database, so they are
+  stored as little-endian int32 or float32 bytes (BLOB on SQLite, BYTEA on PostgreSQL) and
+  handed back as plain Python lists.
+- :class:`UtcDateTime`: timestamps that come back time-zone aware (UTC) on every backend;
+  SQLite would otherwise return naive datetimes.
 """
 
 from __future__ import annotations
 
 import sys
 from array import array
+from datetime import datetime, timezone
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import LargeBinary
+from sqlalchemy import DateTime, LargeBinary
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
@@ -52,3 +56,25 @@ class PackedArray(TypeDecorator[list]):
         if sys.byteorder != "little":  # pragma: no cover
             unpacked.byteswap()
         return unpacked.tolist()
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC; naive inputs are taken as UTC, outputs are always aware."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)

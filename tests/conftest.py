@@ -1,0 +1,91 @@
+"""Shared fixtures: paths, SQLite and PostgreSQL databases, sample records."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def shared_file(relative: str) -> Path:
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"development data {path} is not beside this checkout")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a PostgreSQL server: $PROMED_TEST_PG_URL, or one started for this session.
+
+    Locally the tests skip when no server can be started; with CI=true they fail instead.
+    """
+    url = os.environ.get("PROMED_TEST_PG_URL")
+    if url:
+        yield url
+        return
+    state = tmp_path_factory.mktemp("postgres")
+    started = subprocess.run([str(ROOT / ".ci" / "postgres"), "start", str(state)],
+                             capture_output=True, text=True)
+    if started.returncode != 0:
+        message = f"cannot start PostgreSQL: {started.stderr.strip()[-500:]}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield started.stdout.strip()
+    finally:
+        subprocess.run([str(ROOT / ".ci" / "postgres"), "stop", str(state)], check=False)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+
+    from promed_agents.storage.database import resolve_url
+
+    admin = create_engine(resolve_url(postgres_server), isolation_level="AUTOCOMMIT")
+    name = f"promed_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    base = resolve_url(postgres_server).rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """Each storage test runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_url")
+    return request.getfixturevalue("postgres_url")
+
+
+MEDIQ_RECORD = {
+    "id": 7,
+    "question": "Which of the following is the most likely diagnosis?",
+    "context": ["A 30-year-old man has a fever of 39.2°C.", "He has a stiff neck."],
+    "options": {"A": "Meningitis", "B": "Migraine", "C": "Sinusitis", "D": "Tetanus"},
+    "answer": "Meningitis",
+    "answer_idx": "A",
+    "facts": ["1. Patient is a 30-year-old man.", "2. Patient has a fever of 39.2°C.",
+              "3. Patient has a stiff neck."],
+    "patient": {"gender": "Male", "age": "30 years old"},
+}

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from promed_agents.errors import StoreError
+from promed_agents.storage.database import (
+    current_revision,
+    ensure_schema,
+    head_revision,
+    make_engine,
+    resolve_url,
+    upgrade,
+)
+from promed_agents.storage.models import Base
+
+TABLES = {"cases", "facts", "experiments", "episodes", "turns", "shapley_values",
+          "training_datasets", "training_samples", "checkpoints", "alembic_version"}
+
+
+def test_resolve_url_precedence(monkeypatch):
+    monkeypatch.delenv("PROMED_DB", raising=False)
+    assert resolve_url() == "sqlite:///promed.db"
+    monkeypatch.setenv("PROMED_DB", "sqlite:///from-env.db")
+    assert resolve_url() == "sqlite:///from-env.db"
+    assert resolve_url("sqlite:///given.db") == "sqlite:///given.db"
+    assert resolve_url("runs/x.db") == "sqlite:///runs/x.db"
+    assert resolve_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert resolve_url("postgresql+psycopg2://u@h/db") == "postgresql+psycopg2://u@h/db"
+
+
+def test_bad_urls_raise_store_errors(tmp_path):
+    with pytest.raises(StoreError, match="is not valid"):
+        make_engine("bad url://x")
+    with pytest.raises(StoreError, match="is not valid"):
+        make_engine("postgresql://u@h:notaport/db")
+    with pytest.raises(StoreError, match="no database driver for nonsense"):
+        make_engine("nonsense://u@h/db")
+    (tmp_path / "plain-file").write_text("")
+    with pytest.raises(StoreError, match="cannot create the folder"):
+        make_engine(f"sqlite:///{tmp_path}/plain-file/store.db")
+
+
+def test_unreachable_server_is_a_store_error():
+    engine = make_engine("postgresql://nobody@127.0.0.1:1/none")
+    with pytest.raises(StoreError, match="cannot open the database"):
+        ensure_schema(engine)
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_url):
+    engine = make_engine(sqlite_url)
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 60000
+
+
+def test_migrations_create_the_schema_and_match_the_models(db_url):
+    engine = make_engine(db_url)
+    assert current_revision(engine) is None
+    assert upgrade(engine) == head_revision()
+    assert TABLES <= set(inspect(engine).get_table_names())
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+    engine.dispose()
+
+
+def test_downgrade_to_base_and_up_again(db_url):
+    engine = make_engine(db_url)
+    upgrade(engine)
+    upgrade_to_base = __import__("alembic.command", fromlist=["downgrade"]).downgrade
+    from promed_agents.storage.database import alembic_config
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        upgrade_to_base(config, "base")
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    ensure_schema(engine)
+    assert current_revision(engine) == head_revision()
+    engine.dispose()
+
+
+def test_unknown_revision_is_reported(sqlite_url):
+    engine = make_engine(sqlite_url)
+    upgrade(engine)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = 'zzzz'"))
+    with pytest.raises(StoreError, match="revision 'zzzz'.*upgrade promed-agents"):
+        ensure_schema(engine)
+
+
+def _open_and_migrate(url: str) -> str | None:
+    engine = make_engine(url)
+    ensure_schema(engine)
+    revision = current_revision(engine)
+    engine.dispose()
+    return revision
+
+
+def test_concurrent_first_opens_migrate_once(db_url):
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        revisions = pool.map(_open_and_migrate, [db_url] * 4)
+    assert revisions == [head_revision()] * 4

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from promed_agents.case import Case
+from promed_agents.errors import CaseConflictError, NotFoundError, TraceError
+from promed_agents.loader import bundled_sample_path, load_cases
+from promed_agents.storage import TraceStore
+from promed_agents.trace import EpisodeRecord, EpisodeStatus, TurnRecord
+
+
+@pytest.fixture
+def store(db_url):
+    with TraceStore(db_url) as opened:
+        opened.import_cases(load_cases(bundled_sample_path(), split="sample", limit=5))
+        yield opened
+
+
+def episode(case_id="imedqa-0", **kw):
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    turns = kw.pop("turns") if "turns" in kw else [
+        TurnRecord(index=0, role="doctor", text="question: Any fever?", kind="question",
+                   token_ids=[11, 12, 13], logprobs=[-0.5, -0.25, -1.0],
+                   token_rewards=[0.5, 0.5, 0.5], sig=0.25),
+        TurnRecord(index=1, role="patient", text="Yes, 39 C.", kind="reply",
+                   disclosed_fact_ids=[5]),
+        TurnRecord(index=2, role="doctor", text="answer: C", kind="answer", token_ids=[7],
+                   logprobs=[-0.125], reward=3.0),
+    ]
+    fields = dict(case_id=case_id, graph="consultation", doctor_spec="fake:scripted",
+                  patient_spec="fact-select", known_fact_ids=[0, 1, 2, 3], started_at=start,
+                  finished_at=start + timedelta(seconds=3), final_answer=["C"], correct=True,
+                  total_reward=3.5, metadata={"seed": 1, "prompt_tokens": 40}, turns=turns)
+    fields.update(kw)
+    return EpisodeRecord(**fields)
+
+
+def test_import_is_idempotent_and_round_trips(store):
+    assert store.count_cases() == 5
+    again = store.import_cases(load_cases(bundled_sample_path(), split="sample", limit=7))
+    assert (again.added, again.unchanged) == (2, 5)
+    original = load_cases(bundled_sample_path(), split="sample", limit=1)[0]
+    assert store.get_case("imedqa-0") == original
+    (group,) = store.case_groups()
+    assert (group.source, group.split, group.cases) == ("imedqa", "sample", 7)
+    assert group.facts == sum(len(c.facts) for c in load_cases(bundled_sample_path(), limit=7))
+
+
+def test_conflicting_import_writes_nothing(store):
+    fresh = Case(id="imedqa-900", source="imedqa", question="Q?", options={"A": "a"},
+                 answer=["A"], facts=["f"], context=["c"])
+    changed = store.get_case("imedqa-1").model_copy(update={"question": "Changed?"})
+    with pytest.raises(CaseConflictError, match="imedqa-1 is already stored") as caught:
+        store.import_cases([fresh, changed])
+    assert caught.value.case_id == "imedqa-1"
+    assert store.count_cases() == 5
+    with pytest.raises(NotFoundError, match="imedqa-900"):
+        store.get_case("imedqa-900")
+
+
+def test_list_cases_orders_ids_numerically_and_filters(store):
+    store.import_cases(load_cases(bundled_sample_path(), split="more")[10:12])
+    ids = [c.id for c in store.list_cases()]
+    assert ids == ["imedqa-0", "imedqa-1", "imedqa-2", "imedqa-3", "imedqa-4", "imedqa-10",
+                   "imedqa-11"]
+    assert [c.id for c in store.list_cases(split="more")] == ["imedqa-10", "imedqa-11"]
+    assert [c.id for c in store.list_cases(limit=2, offset=1)] == ["imedqa-1", "imedqa-2"]
+    assert store.count_cases(split="sample") == 5 and store.list_cases(source="cmb") == []
+
+
+def test_record_episode_round_trips_every_field(store):
+    experiment = store.create_experiment("rollouts-1", "rollout", {"temperature": 0.7})
+    recorded = episode(experiment_id=experiment)
+    episode_id = store.record_episode(recorded)
+    loaded = store.get_episode(episode_id)
+    assert loaded.model_dump(exclude={"id"}) == recorded.model_dump(exclude={"id"})
+    assert loaded.turns[0].token_ids == [11, 12, 13]
+    assert loaded.turns[0].logprobs == [-0.5, -0.25, -1.0]
+    assert store.count_turns() == 3 and store.count_turns(experiment_id=experiment) == 3
+
+
+def test_bad_episodes_are_rejected_and_leave_nothing(store):
+    with pytest.raises(NotFoundError, match="case 'nope' is not in the store"):
+        store.record_episode(episode(case_id="nope"))
+    bad_turn = TurnRecord(index=0, role="patient", text="x", disclosed_fact_ids=[99])
+    with pytest.raises(TraceError, match=r"turns\[0\].disclosed_fact_ids has fact ids \[99\]"):
+        store.record_episode(episode(turns=[bad_turn]))
+    with pytest.raises(TraceError, match="known_fact_ids"):
+        store.record_episode(episode(known_fact_ids=[-1]))
+    with pytest.raises(NotFoundError, match="experiment 42"):
+        store.record_episode(episode(experiment_id=42))
+    assert store.count_episodes() == 0 and store.count_turns() == 0
+
+
+def test_queries_filter_and_iterate_in_batches(store):
+    first = store.create_experiment("a", "rollout")
+    second = store.create_experiment("b", "eval")
+    for i in range(5):
+        store.record_episode(episode(case_id=f"imedqa-{i}", experiment_id=first))
+    store.record_episode(episode(experiment_id=second, status=EpisodeStatus.FAILED,
+                                 failure_reason="doctor backend timed out", turns=[]))
+    assert store.count_episodes() == 6
+    assert store.count_episodes(experiment_id=first) == 5
+    failed = store.list_episodes(status="failed")
+    assert [e.failure_reason for e in failed] == ["doctor backend timed out"]
+    assert failed[0].turns == []
+    streamed = list(store.iter_episodes(experiment_id=first, batch_size=2))
+    assert [e.case_id for e in streamed] == [f"imedqa-{i}" for i in range(5)]
+    assert all(len(e.turns) == 3 for e in streamed)
+    assert [e.id for e in store.list_episodes(case_id="imedqa-0")] == \
+        [streamed[0].id, failed[0].id]
+    assert store.experiment_id("b") == second
+
+
+def test_experiment_names_are_unique(store):
+    store.create_experiment("grpo", "grpo")
+    with pytest.raises(TraceError, match="'grpo' already exists"):
+        store.create_experiment("grpo", "grpo")
+    with pytest.raises(NotFoundError, match="no experiment named 'x'"):
+        store.experiment_id("x")
