@@ -35,8 +35,8 @@ app.add_typer(cases_app, name="cases")
 app.add_typer(db_app, name="db")
 app.add_typer(traces_app, name="traces")
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 DbOption = Annotated[str | None, typer.Option(
     "--db", envvar="PROMED_DB", show_envvar=True,

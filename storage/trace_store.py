@@ -85,7 +85,10 @@ class TraceStore:
         if migrate:
             ensure_schema(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Stored cases and experiments are never changed or deleted through the store, so
+        # what record_episode checks about them can be remembered.
         self._fact_counts: dict[str, int] = {}
+        self._known_experiments: set[int] = set()
 
     @property
     def url(self) -> str:
@@ -230,11 +233,17 @@ class TraceStore:
                     raise TraceError(f"episode of case {episode.case_id}: {where} has fact "
                                      f"ids {bad} but the case has {n_facts} facts")
             if episode.experiment_id is not None and \
-                    session.get(ExperimentRow, episode.experiment_id) is None:
-                raise NotFoundError(f"experiment {episode.experiment_id} does not exist; "
-                                    "create it with TraceStore.create_experiment")
+                    episode.experiment_id not in self._known_experiments:
+                if session.get(ExperimentRow, episode.experiment_id) is None:
+                    raise NotFoundError(f"experiment {episode.experiment_id} does not exist; "
+                                        "create it with TraceStore.create_experiment")
+                self._known_experiments.add(episode.experiment_id)
             completion_tokens = sum(len(t.token_ids or ()) for t in episode.turns)
-            row = EpisodeRow(
+            # Core statements, not ORM objects: one INSERT .. RETURNING for the episode and
+            # one executemany for its turns. (The ORM bulk path groups rows by which values
+            # are None, so alternating doctor/patient turns would go row by row.)
+            episode_id = session.execute(insert(EpisodeRow.__table__).returning(
+                EpisodeRow.__table__.c.id).values(
                 experiment_id=episode.experiment_id, case_id=episode.case_id,
                 graph=episode.graph, mode=episode.mode.value,
                 partial_policy=episode.partial_policy.value,
@@ -246,18 +255,15 @@ class TraceStore:
                 num_questions=episode.num_questions, final_answer=episode.final_answer,
                 correct=episode.correct, total_reward=episode.total_reward,
                 prompt_tokens=int(episode.metadata.get("prompt_tokens", 0)),
-                completion_tokens=completion_tokens, extra=episode.metadata)
-            session.add(row)
-            session.flush()
+                completion_tokens=completion_tokens, extra=episode.metadata)).scalar_one()
             if episode.turns:
-                # One executemany for the turns: much faster than ORM unit-of-work objects.
-                session.execute(insert(TurnRow), [
-                    dict(episode_id=row.id, index=t.index, role=t.role.value, text=t.text,
+                session.execute(insert(TurnRow.__table__), [
+                    dict(episode_id=episode_id, index=t.index, role=t.role.value, text=t.text,
                          kind=t.kind.value if t.kind else None, token_ids=t.token_ids,
                          logprobs=t.logprobs, token_rewards=t.token_rewards,
                          disclosed_fact_ids=t.disclosed_fact_ids, reward=t.reward,
                          sig=t.sig, latency_s=t.latency_s) for t in episode.turns])
-            return row.id
+            return episode_id
 
     def get_episode(self, episode_id: int) -> EpisodeRecord:
         with self._session() as session:

@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import shared_file
+from malformed_inputs import MALFORMED
+from test_trace_store import episode
+from typer.testing import CliRunner
+
+from promed_agents.cli import app
+from promed_agents.loader import bundled_sample_path, load_cases
+from promed_agents.storage import TraceStore
+
+runner = CliRunner()
+
+
+def run(*args, env=None):
+    return runner.invoke(app, [str(a) for a in args], env=env)
+
+
+@pytest.fixture
+def seeded(sqlite_url):
+    """A store holding 3 sample cases and 2 episodes."""
+    with TraceStore(sqlite_url) as store:
+        store.import_cases(load_cases(bundled_sample_path(), limit=3))
+        experiment = store.create_experiment("smoke", "rollout")
+        store.record_episode(episode(experiment_id=experiment))
+        store.record_episode(episode(case_id="imedqa-2"))
+    return sqlite_url
+
+
+def counts(url):
+    with TraceStore(url) as store:
+        return store.count_cases(), store.count_episodes(), store.count_turns()
+
+
+def test_help_lists_every_command():
+    top = run("--help")
+    assert top.exit_code == 0
+    for name in ("demo", "cases", "db", "traces"):
+        assert name in top.output
+    for group, commands in {"cases": ("import", "list", "show"), "db": ("upgrade", "current"),
+                            "traces": ("list", "show", "export")}.items():
+        result = run(group, "--help")
+        assert result.exit_code == 0
+        for command in commands:
+            assert command in result.output
+
+
+def test_import_the_three_shared_files_idempotently(sqlite_url):
+    mediq = shared_file("mediq/imedqa_dev.jsonl")
+    result = run("cases", "import", mediq, "--split", "dev", "--db", sqlite_url)
+    assert result.exit_code == 0, result.output
+    assert "imported 1000 new case(s)" in result.output
+    for name in ("promed_format/medqa_atomic_example.jsonl",
+                 "promed_format/cmb_atomic_example.json"):
+        assert run("cases", "import", shared_file(name), "--db", sqlite_url).exit_code == 0
+    again = run("cases", "import", mediq, "--split", "dev", "--db", sqlite_url)
+    assert "imported 0 new case(s)" in again.output and "1000 already stored" in again.output
+    assert counts(sqlite_url)[0] == 1003
+
+
+def test_import_limit_and_explicit_format(sqlite_url):
+    result = run("cases", "import", bundled_sample_path(), "--format", "mediq", "--limit", "7",
+                 "--db", sqlite_url)
+    assert result.exit_code == 0, result.output
+    assert counts(sqlite_url)[0] == 7
+
+
+@pytest.mark.parametrize("name, suffix, text, location, field, problem",
+                         MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_file_is_one_clear_error_and_changes_nothing(seeded, tmp_path, name, suffix,
+                                                               text, location, field, problem):
+    path = tmp_path / f"{name}{suffix}"
+    path.write_text(text, encoding="utf-8")
+    before = counts(seeded)
+    result = run("cases", "import", path, "--db", seeded)
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: {path}:{location}: ")
+    assert problem in lines[0]
+    if field:
+        assert f"field '{field}'" in lines[0]
+    assert counts(seeded) == before
+
+
+def test_conflicting_reimport_names_file_and_line(seeded, tmp_path):
+    record = json.loads(bundled_sample_path().read_text().splitlines()[1])
+    record["question"] = "A different question?"
+    path = tmp_path / "changed.jsonl"
+    first = bundled_sample_path().read_text().splitlines()[4]  # a new case, imedqa-4
+    path.write_text(first + "\n" + json.dumps(record) + "\n")
+    result = run("cases", "import", path, "--db", seeded)
+    assert result.exit_code == 1
+    assert f"{path}:line 2: case imedqa-1 is already stored" in result.stderr
+    assert counts(seeded)[0] == 3
+
+
+def test_missing_file_and_bad_options(sqlite_url, tmp_path):
+    result = run("cases", "import", tmp_path / "absent.jsonl", "--db", sqlite_url)
+    assert result.exit_code == 1 and "absent.jsonl: no such file" in result.stderr
+    assert run("cases", "import", bundled_sample_path(), "--format", "csv").exit_code == 2
+
+
+def test_cases_list_and_show(seeded):
+    listed = run("cases", "list", "--db", seeded)
+    assert listed.exit_code == 0
+    assert "3 of 3 case(s)" in listed.output and "imedqa-2" in listed.output
+    shown = run("cases", "show", "imedqa-0", "--policy", "first-sentence", "--db", seeded)
+    assert shown.exit_code == 0, shown.output
+    assert "Ceftriaxone" in shown.output
+    assert "Given at start (first-sentence)" in shown.output
+    assert "5 of 9 known" in shown.output
+    missing = run("cases", "show", "imedqa-77", "--db", seeded)
+    assert missing.exit_code == 1 and "case 'imedqa-77' is not in the store" in missing.stderr
+
+
+def test_db_upgrade_and_current(sqlite_url):
+    assert "(empty database)" in run("db", "current", "--db", sqlite_url).output
+    upgraded = run("db", "upgrade", "--db", sqlite_url)
+    assert upgraded.exit_code == 0 and "is at revision 0001" in upgraded.output
+    assert "current: 0001" in run("db", "current", "--db", sqlite_url).output
+
+
+def test_traces_list_show_export(seeded, tmp_path):
+    listed = run("traces", "list", "--experiment", "smoke", "--db", seeded)
+    assert listed.exit_code == 0 and "1 episode(s)" in listed.output
+    assert "2 episode(s)" in run("traces", "list", "--db", seeded).output
+    shown = run("traces", "show", "1", "--db", seeded)
+    assert shown.exit_code == 0
+    assert "question: Any fever?" in shown.output and "SIG 0.250" in shown.output
+    assert "final answer C: correct" in shown.output
+    assert run("traces", "show", "99", "--db", seeded).exit_code == 1
+    out = tmp_path / "out" / "traces.jsonl"
+    exported = run("traces", "export", "--format", "jsonl", out, "--db", seeded)
+    assert exported.exit_code == 0 and "wrote 2 episode(s)" in exported.output
+    assert len(out.read_text().splitlines()) == 2
+    unknown = run("traces", "export", out, "--experiment", "nope", "--db", seeded)
+    assert unknown.exit_code == 1 and "no experiment named 'nope'" in unknown.stderr
+
+
+def test_db_from_environment(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'env.db'}"
+    result = run("cases", "import", bundled_sample_path(), "--limit", "2",
+                 env={"PROMED_DB": url})
+    assert result.exit_code == 0, result.output
+    assert counts(url)[0] == 2
+
+
+def test_demo_imports_the_bundled_sample_and_summarises(tmp_path):
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    first = run("demo", "--db", url)
+    assert first.exit_code == 0, first.output
+    assert "50 case(s) added" in first.output
+    assert "imedqa-0" in first.output and "policy half-facts" in first.output
+    second = run("demo", "--db", url)
+    assert "0 case(s) added, 50 already stored" in second.output
