@@ -28,7 +28,7 @@ import uuid
 from array import array
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, select, text
 
 from promed_agents.loader import bundled_sample_path, load_cases
 from promed_agents.storage import TraceStore

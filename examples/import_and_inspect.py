@@ -11,8 +11,7 @@ from __future__ import annotations
 import argparse
 from datetime import datetime, timezone
 
-from promed_agents import EpisodeRecord, TurnRecord, bundled_sample_path, load_cases
-from promed_agents import partial_view
+from promed_agents import EpisodeRecord, TurnRecord, bundled_sample_path, load_cases, partial_view
 from promed_agents.storage import TraceStore
 
 

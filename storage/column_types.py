@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import sys
 from array import array
-from datetime import datetime, timezone
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import DateTime, LargeBinary

@@ -5,8 +5,8 @@ case -> consultation graph -> **trace in SQL** -> Shapley/SIG -> MCTS-SFT / GRPO
 Tables: cases and their facts; experiments (runs, with their config); episodes (one
 consultation each) and their turns; Shapley values of facts; training datasets and their
 samples; checkpoints. JSON columns are portable (JSON on SQLite, JSONB on PostgreSQL);
-per-token arrays are packed binary (:class:`~promed_agents.storage.column_types.PackedArray`); timestamps are
-UTC-aware everywhere (:class:`~promed_agents.storage.column_types.UtcDateTime`).
+per-token arrays are packed binary and timestamps UTC-aware on every backend (see
+:mod:`promed_agents.storage.column_types`).
 The schema is created and changed only by the Alembic migrations in ``migrations/``;
 a test checks that they match these models.
 """

@@ -3,14 +3,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import shared_file
-from malformed_inputs import MALFORMED
-from test_trace_store import episode
 from typer.testing import CliRunner
 
 from promed_agents.cli import app
 from promed_agents.loader import bundled_sample_path, load_cases
 from promed_agents.storage import TraceStore
+
+from conftest import shared_file
+from malformed_inputs import MALFORMED
+from test_trace_store import episode
 
 runner = CliRunner()
 

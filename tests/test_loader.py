@@ -3,8 +3,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import MEDIQ_RECORD, shared_file
-from malformed_inputs import MALFORMED
 
 from promed_agents.errors import CaseFormatError
 from promed_agents.loader import (
@@ -14,6 +12,9 @@ from promed_agents.loader import (
     iter_located_cases,
     load_cases,
 )
+
+from conftest import MEDIQ_RECORD, shared_file
+from malformed_inputs import MALFORMED
 
 
 def test_imedqa_dev_loads_all_1000_cases():

@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from conftest import ROOT
 
 HEAVY = ("torch", "trl", "transformers", "sqlalchemy", "alembic")

@@ -3,12 +3,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_trace_store import episode
 
 from promed_agents.loader import bundled_sample_path, load_cases
 from promed_agents.storage import TraceStore
 from promed_agents.storage.trace_export import export_jsonl
 from promed_agents.trace import EpisodeStatus
+
+from test_trace_store import episode
 
 
 @pytest.fixture
