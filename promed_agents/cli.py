@@ -238,10 +238,8 @@ def traces_list(
                    "answer", "correct"):
         table.add_column(column)
     for ep in episodes:
-        table.add_row(str(ep.id), ep.case_id, ep.graph, ep.mode.value, ep.partial_policy.value,
-                      ep.status.value, str(ep.metadata.get("num_questions", "-"))
-                      if not ep.turns else str(ep.num_questions),
-                      ",".join(ep.final_answer or []) or "-",
+        table.add_row(str(ep.id), ep.case_id, ep.graph, ep.mode, ep.partial_policy, ep.status,
+                      str(ep.num_questions), ",".join(ep.final_answer or []) or "-",
                       "-" if ep.correct is None else ("yes" if ep.correct else "no"))
     console.print(table)
 

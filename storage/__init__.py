@@ -6,6 +6,12 @@ Import as ``promed_agents.storage`` (the folder ``storage/`` installs under that
 """
 
 from promed_agents.storage.database import make_engine, resolve_url, upgrade
-from promed_agents.storage.trace_store import CaseGroup, ImportReport, TraceStore
+from promed_agents.storage.trace_store import (
+    CaseGroup,
+    EpisodeSummary,
+    ImportReport,
+    TraceStore,
+)
 
-__all__ = ["CaseGroup", "ImportReport", "TraceStore", "make_engine", "resolve_url", "upgrade"]
+__all__ = ["CaseGroup", "EpisodeSummary", "ImportReport", "TraceStore", "make_engine",
+           "resolve_url", "upgrade"]

@@ -24,6 +24,7 @@ from promed_agents.storage.models import CaseRow, EpisodeRow, ExperimentRow, Fac
 from promed_agents.trace import EpisodeRecord, EpisodeStatus, TurnRecord
 
 _CHUNK = 500
+_IMPORT_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,26 @@ class CaseGroup:
     facts: int
 
 
+@dataclass(frozen=True)
+class EpisodeSummary:
+    """One stored consultation without its turns, as listings show it."""
+
+    id: int
+    case_id: str
+    experiment_id: int | None
+    graph: str
+    mode: str
+    partial_policy: str
+    status: str
+    failure_reason: str | None
+    num_turns: int
+    num_questions: int
+    final_answer: list[str] | None
+    correct: bool | None
+    total_reward: float | None
+    duration_s: float | None
+
+
 def _case_from_row(row: CaseRow) -> Case:
     return Case(id=row.id, source=row.source, language=row.language, split=row.split,
                 question=row.question, options=row.options, answer=row.answer,
@@ -60,7 +81,7 @@ def _turn_from_row(row: TurnRow) -> TurnRecord:
                       sig=row.sig, latency_s=row.latency_s)
 
 
-def _episode_from_row(row: EpisodeRow, with_turns: bool) -> EpisodeRecord:
+def _episode_from_row(row: EpisodeRow) -> EpisodeRecord:
     return EpisodeRecord(
         id=row.id, case_id=row.case_id, experiment_id=row.experiment_id, graph=row.graph,
         mode=row.mode, partial_policy=row.partial_policy, known_fact_ids=row.known_fact_ids,
@@ -69,7 +90,7 @@ def _episode_from_row(row: EpisodeRow, with_turns: bool) -> EpisodeRecord:
         failure_reason=row.failure_reason, started_at=row.started_at,
         finished_at=row.finished_at, final_answer=row.final_answer, correct=row.correct,
         total_reward=row.total_reward, metadata=row.extra,
-        turns=[_turn_from_row(t) for t in row.turns] if with_turns else [])
+        turns=[_turn_from_row(t) for t in row.turns])
 
 
 class TraceStore:
@@ -117,6 +138,18 @@ class TraceStore:
         :class:`CaseConflictError` and nothing is written.
         """
         cases = list(cases)
+        for attempt in range(_IMPORT_ATTEMPTS):
+            try:
+                return self._import_once(cases, progress)
+            except IntegrityError:
+                # Another process stored some of these cases after we looked: look again,
+                # they now count as stored (or as conflicts).
+                if attempt == _IMPORT_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _import_once(self, cases: list[Case],
+                     progress: Callable[[int], None] | None) -> ImportReport:
         added = unchanged = 0
         with self._session() as session, session.begin():
             stored: dict[str, str] = {}
@@ -271,7 +304,7 @@ class TraceStore:
             if row is None:
                 raise NotFoundError(f"episode {episode_id} is not in the store {self.url}; "
                                     "see `promed traces list`")
-            return _episode_from_row(row, with_turns=True)
+            return _episode_from_row(row)
 
     def _episode_query(self, experiment_id: int | None, case_id: str | None,
                        status: EpisodeStatus | str | None) -> Any:
@@ -286,11 +319,17 @@ class TraceStore:
 
     def list_episodes(self, experiment_id: int | None = None, case_id: str | None = None,
                       status: EpisodeStatus | str | None = None,
-                      limit: int | None = None) -> list[EpisodeRecord]:
-        """Episodes without their turns (``turns == []``), oldest first."""
+                      limit: int | None = None) -> list[EpisodeSummary]:
+        """Summaries of the matching episodes, oldest first (no turns are read)."""
         query = self._episode_query(experiment_id, case_id, status).limit(limit)
         with self._session() as session:
-            return [_episode_from_row(row, with_turns=False) for row in session.scalars(query)]
+            return [EpisodeSummary(
+                id=row.id, case_id=row.case_id, experiment_id=row.experiment_id,
+                graph=row.graph, mode=row.mode, partial_policy=row.partial_policy,
+                status=row.status, failure_reason=row.failure_reason, num_turns=row.num_turns,
+                num_questions=row.num_questions, final_answer=row.final_answer,
+                correct=row.correct, total_reward=row.total_reward, duration_s=row.duration_s)
+                for row in session.scalars(query)]
 
     def iter_episodes(self, experiment_id: int | None = None, case_id: str | None = None,
                       status: EpisodeStatus | str | None = None,
@@ -303,7 +342,7 @@ class TraceStore:
                      .options(selectinload(EpisodeRow.turns)))
             with self._session() as session:
                 rows = list(session.scalars(query))
-                batch = [_episode_from_row(row, with_turns=True) for row in rows]
+                batch = [_episode_from_row(row) for row in rows]
             if not batch:
                 return
             yield from batch

@@ -105,7 +105,10 @@ def test_queries_filter_and_iterate_in_batches(store):
     assert store.count_episodes(experiment_id=first) == 5
     failed = store.list_episodes(status="failed")
     assert [e.failure_reason for e in failed] == ["doctor backend timed out"]
-    assert failed[0].turns == []
+    assert (failed[0].num_turns, failed[0].num_questions) == (0, 0)
+    (summary, *_) = store.list_episodes(experiment_id=first)
+    assert (summary.num_turns, summary.num_questions, summary.final_answer) == (3, 1, ["C"])
+    assert summary.duration_s == 3.0 and summary.mode == "proactive"
     streamed = list(store.iter_episodes(experiment_id=first, batch_size=2))
     assert [e.case_id for e in streamed] == [f"imedqa-{i}" for i in range(5)]
     assert all(len(e.turns) == 3 for e in streamed)
@@ -120,3 +123,21 @@ def test_experiment_names_are_unique(store):
         store.create_experiment("grpo", "grpo")
     with pytest.raises(NotFoundError, match="no experiment named 'x'"):
         store.experiment_id("x")
+
+
+def _import_sample(url: str) -> tuple[int, int]:
+    with TraceStore(url) as store:
+        report = store.import_cases(load_cases(bundled_sample_path()))
+    return report.added, report.unchanged
+
+
+def test_concurrent_imports_of_the_same_file_store_each_case_once(db_url):
+    import multiprocessing
+
+    TraceStore(db_url).close()  # migrate first; concurrent migration has its own test
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        reports = pool.map(_import_sample, [db_url] * 4)
+    assert sum(added for added, _ in reports) == 50
+    assert all(added + unchanged == 50 for added, unchanged in reports)
+    with TraceStore(db_url) as store:
+        assert store.count_cases() == 50
