@@ -25,6 +25,7 @@ from rich.table import Table
 from promed_agents.errors import CaseConflictError, PromedError
 from promed_agents.loader import CaseFormat, bundled_sample_path, iter_located_cases
 from promed_agents.partial_view import DEFAULT_POLICY, PartialInfoPolicy, partial_view
+from promed_agents.trace import ConsultationMode
 
 app = typer.Typer(help="ProMed Agents: teach medical LLMs to ask before they answer.",
                   no_args_is_help=True, add_completion=False)
@@ -309,12 +310,57 @@ def traces_export(
     console.print(f"wrote {count} episode(s) to {out}")
 
 
+# -- consult -------------------------------------------------------------------------------
+
+@app.command("consult")
+@_reports_errors
+def consult_command(
+    cases: Annotated[int | None, typer.Option(min=1, help="Run the first N stored cases.")] =
+    None,
+    case_ids: Annotated[str | None, typer.Option(help="Comma-separated case ids.")] = None,
+    split: Annotated[str | None, typer.Option(help="Only cases of this split.")] = None,
+    mode: Annotated[ConsultationMode, typer.Option(help="Ask first, or answer at once.")] =
+    ConsultationMode.PROACTIVE,
+    doctor: Annotated[str, typer.Option(help="Doctor model spec.")] = "local:smollm2",
+    patient: Annotated[str, typer.Option(help="fact-select or llm:MODEL_SPEC.")] =
+    "fact-select",
+    max_questions: Annotated[int, typer.Option(min=0, help="Question budget.")] = 10,
+    concurrency: Annotated[int, typer.Option(min=1, help="Consultations at once.")] = 8,
+    experiment: Annotated[str | None, typer.Option(help="Experiment name (new).")] = None,
+    policy: Annotated[PartialInfoPolicy, typer.Option(help="Partial-information policy.")] =
+    DEFAULT_POLICY,
+    temperature: Annotated[float, typer.Option(min=0.0, help="Doctor sampling.")] = 0.0,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Per doctor turn.")] = 64,
+    db: DbOption = None,
+) -> None:
+    """Run consultations on stored cases; every episode is recorded with its turns."""
+    from promed_agents.consult_command import ConsultSettings, consult
+
+    settings = ConsultSettings(
+        cases=cases, case_ids=[c.strip() for c in case_ids.split(",")] if case_ids else [],
+        split=split, mode=mode, doctor=doctor, patient=patient, max_questions=max_questions,
+        concurrency=concurrency, experiment=experiment, policy=policy,
+        temperature=temperature, max_new_tokens=max_new_tokens)
+    store = _open_store(db)
+    try:
+        consult(store, settings, console, err_console)
+    finally:
+        store.close()
+
+
 # -- demo --------------------------------------------------------------------------------
 
 @app.command("demo")
 @_reports_errors
-def demo(db: DbOption = None) -> None:
-    """Import the bundled sample cases and summarise them (grows with the pipeline).
+def demo(
+    doctor: Annotated[str, typer.Option(help="Doctor model spec; 'none' skips consulting.")]
+    = "local:smollm2",
+    cases: Annotated[int, typer.Option(min=1, help="Cases to consult.")] = 8,
+    max_questions: Annotated[int, typer.Option(min=0, help="Question budget.")] = 3,
+    db: DbOption = None,
+) -> None:
+    """Import the bundled sample, then run proactive and reactive consultations on a few
+    cases with the embedded model and summarise (grows with the pipeline).
 
     Uses its own database, promed-demo.db, unless --db or PROMED_DB says otherwise."""
     db = db or DEMO_DB
@@ -337,6 +383,21 @@ def demo(db: DbOption = None) -> None:
     console.print(table)
     if first:
         show_case(first[0], PartialInfoPolicy.HALF_FACTS)
+    if doctor != "none":
+        from promed_agents.consult_command import ConsultSettings, consult
+
+        store = _open_store(db)
+        try:
+            for mode in (ConsultationMode.PROACTIVE, ConsultationMode.REACTIVE):
+                consult(store, ConsultSettings(
+                    cases=cases, case_ids=[], split="sample", mode=mode, doctor=doctor,
+                    patient="fact-select", max_questions=max_questions, concurrency=8,
+                    experiment=None, policy=PartialInfoPolicy.HALF_FACTS, temperature=0.0,
+                    max_new_tokens=48), console, err_console)
+        finally:
+            store.close()
+        console.print("see the episodes with `promed traces list --db "
+                      f"{db}` and `promed traces show ID --db {db}`")
 
 
 def main() -> None:

@@ -16,7 +16,6 @@ Policies:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from enum import Enum
 
@@ -24,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from promed_agents.case import Case
 from promed_agents.errors import PartialInfoError
+from promed_agents.text_similarity import content_tokens
 
 
 class PartialInfoPolicy(str, Enum):
@@ -38,28 +38,6 @@ DEFAULT_POLICY = PartialInfoPolicy.HALF_FACTS
 FactMatcher = Callable[[str, str], bool]
 """``matcher(fact, text) -> bool``: does ``text`` state ``fact``?"""
 
-_TOKEN = re.compile(r"(?P<num>\d+(?:\.\d+)?)|(?P<cjk>[\u4e00-\u9fff]+)|(?P<word>[^\W\d_]+)")
-_STOPWORDS = frozenset(
-    "a an the of and or in on at to for with by is are was were be been has have had his her "
-    "their its this that patient patients he she they it who which as from 患者".split()
-)
-
-
-def _tokens(text: str) -> tuple[set[str], set[str]]:
-    """(content tokens, numbers): words, numbers, and character bigrams of Chinese runs."""
-    tokens: set[str] = set()
-    numbers: set[str] = set()
-    for m in _TOKEN.finditer(text.lower()):
-        if m.group("num"):
-            numbers.add(m.group("num"))
-        elif m.group("cjk"):
-            run = m.group("cjk").replace("患者", "")
-            tokens.update(run[i : i + 2] for i in range(max(len(run) - 1, 1)) if run[i : i + 2])
-        elif m.group("word") not in _STOPWORDS:
-            tokens.add(m.group("word"))
-    return tokens, numbers
-
-
 def token_overlap_matcher(threshold: float = 0.75) -> FactMatcher:
     """A matcher that accepts a fact when every number in it occurs in the text and at
     least ``threshold`` of its other content tokens (words; character bigrams for Chinese)
@@ -68,8 +46,8 @@ def token_overlap_matcher(threshold: float = 0.75) -> FactMatcher:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
 
     def matches(fact: str, text: str) -> bool:
-        fact_tokens, fact_numbers = _tokens(fact)
-        text_tokens, text_numbers = _tokens(text)
+        fact_tokens, fact_numbers = content_tokens(fact)
+        text_tokens, text_numbers = content_tokens(text)
         if not fact_numbers <= text_numbers:
             return False
         if not fact_tokens:

@@ -64,6 +64,8 @@ class TurnRecord(BaseModel):
     reward: float | None = Field(default=None, description="Scalar reward of the turn.")
     token_rewards: list[float] | None = Field(default=None, description="Per-token rewards.")
     sig: float | None = Field(default=None, description="Shapley Information Gain of a question.")
+    format_score: float | None = Field(
+        default=None, description="Doctor turns: 1 well-formed, 0.5 marker not first, 0 invalid.")
     latency_s: float | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")

@@ -148,6 +148,7 @@ class TurnRow(Base):
     disclosed_fact_ids: Mapped[list[Any]]
     reward: Mapped[float | None] = mapped_column(Float)
     sig: Mapped[float | None] = mapped_column(Float)
+    format_score: Mapped[float | None] = mapped_column(Float)
     latency_s: Mapped[float | None] = mapped_column(Float)
 
     episode: Mapped[EpisodeRow] = relationship(back_populates="turns")

@@ -32,7 +32,7 @@ def episode_to_json(episode: EpisodeRecord, with_tokens: bool = False) -> dict[s
             "index": turn.index, "role": turn.role.value, "text": turn.text,
             "kind": turn.kind.value if turn.kind else None,
             "disclosed_fact_ids": turn.disclosed_fact_ids, "reward": turn.reward,
-            "sig": turn.sig,
+            "sig": turn.sig, "format_score": turn.format_score,
         }
         if with_tokens:
             item.update(token_ids=turn.token_ids, logprobs=turn.logprobs,

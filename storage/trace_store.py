@@ -78,7 +78,7 @@ def _turn_from_row(row: TurnRow) -> TurnRecord:
                       token_ids=row.token_ids, logprobs=row.logprobs,
                       token_rewards=row.token_rewards,
                       disclosed_fact_ids=row.disclosed_fact_ids, reward=row.reward,
-                      sig=row.sig, latency_s=row.latency_s)
+                      sig=row.sig, format_score=row.format_score, latency_s=row.latency_s)
 
 
 def _episode_from_row(row: EpisodeRow) -> EpisodeRecord:
@@ -295,7 +295,8 @@ class TraceStore:
                          kind=t.kind.value if t.kind else None, token_ids=t.token_ids,
                          logprobs=t.logprobs, token_rewards=t.token_rewards,
                          disclosed_fact_ids=t.disclosed_fact_ids, reward=t.reward,
-                         sig=t.sig, latency_s=t.latency_s) for t in episode.turns])
+                         sig=t.sig, format_score=t.format_score, latency_s=t.latency_s)
+                    for t in episode.turns])
             return episode_id
 
     def get_episode(self, episode_id: int) -> EpisodeRecord:

@@ -158,6 +158,7 @@ def upgrade() -> None:
     sa.Column('disclosed_fact_ids', JSON, nullable=False),
     sa.Column('reward', sa.Float(), nullable=True),
     sa.Column('sig', sa.Float(), nullable=True),
+    sa.Column('format_score', sa.Float(), nullable=True),
     sa.Column('latency_s', sa.Float(), nullable=True),
     sa.ForeignKeyConstraint(['episode_id'], ['episodes.id'], name=op.f('fk_turns_episode_id_episodes'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_turns')),

@@ -1,0 +1,188 @@
+"""The consultation graph: doctor, patient and evaluator as LangGraph nodes.
+
+case -> **consultation graph** -> trace in SQL -> Shapley/SIG -> MCTS-SFT / GRPO -> evaluation
+
+:func:`build_consultation_graph` returns an *uncompiled* ``StateGraph``: add nodes, change
+edges, compile with the checkpointer you like. Models and settings travel in the runtime
+context (:class:`ConsultationContext`), not in the state, so one compiled graph serves any
+doctor, patient or evaluator. The state holds the doctor's conversation (``messages``,
+with ``add_messages``), an explicit doctor-turn counter, the question budget used, the
+facts acquired so far, and the turns as they will be stored.
+
+Flow: ``start -> doctor -> (patient -> evaluate_reply -> doctor)* -> evaluate_final``.
+The doctor's rules (format, budget, invalid turns) are in :mod:`promed_agents.doctor`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal, TypedDict
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import add_messages
+from langgraph.runtime import Runtime
+from langgraph.types import RetryPolicy
+
+from promed_agents.case import Case
+from promed_agents.doctor import (
+    FINAL_REQUEST,
+    FORMAT_REMINDER,
+    opening_messages,
+    parse_doctor_turn,
+    recover_answer,
+)
+from promed_agents.evaluator import Evaluator
+from promed_agents.partial_view import PartialView
+from promed_agents.patient import FactSelectPatient, Patient
+from promed_agents.trace import ConsultationMode, EpisodeStatus, Role, TurnKind, TurnRecord
+
+DEFAULT_MAX_QUESTIONS = 10
+MODEL_RETRY = RetryPolicy(max_attempts=3, initial_interval=0.2, max_interval=2.0)
+
+
+def merge_turns(left: list[TurnRecord], right: list[TurnRecord]) -> list[TurnRecord]:
+    """Reducer: a turn whose index exists replaces it (the evaluator adds the gain to a
+    question after the reply); a new index is appended."""
+    merged = list(left)
+    for turn in right:
+        if turn.index < len(merged):
+            merged[turn.index] = turn
+        else:
+            assert turn.index == len(merged), "turns are added in order"
+            merged.append(turn)
+    return merged
+
+
+class ConsultationState(TypedDict, total=False):
+    case: Case
+    view: PartialView
+    messages: Annotated[list[AnyMessage], add_messages]
+    turns: Annotated[list[TurnRecord], merge_turns]
+    turn: int
+    questions: int
+    acquired: list[int]
+    pending_question: str | None
+    final_requested: bool
+    final_answer: list[str] | None
+    status: str
+    correct: bool | None
+    format_score: float
+    fact_recall: float
+    information_gain: float
+    started_at: datetime
+
+
+@dataclass
+class ConsultationContext:
+    """What a run needs besides the case: models, patient, evaluator, budget."""
+
+    doctor: BaseChatModel
+    patient: Patient = field(default_factory=FactSelectPatient)
+    evaluator: Evaluator = field(default_factory=Evaluator)
+    mode: ConsultationMode = ConsultationMode.PROACTIVE
+    max_questions: int = DEFAULT_MAX_QUESTIONS
+    # The format allows one line per turn; stopping there also saves generation time.
+    doctor_kwargs: dict[str, Any] = field(default_factory=lambda: {"stop": ["\n"]})
+
+
+def _start(state: ConsultationState, runtime: Runtime[ConsultationContext]) -> dict:
+    proactive = runtime.context.mode is ConsultationMode.PROACTIVE
+    return {"messages": opening_messages(state["case"], state["view"], proactive),
+            "turns": [], "turn": 0, "questions": 0, "pending_question": None,
+            "acquired": list(state["view"].known_fact_ids), "final_requested": not proactive,
+            "final_answer": None, "information_gain": 0.0,
+            "started_at": datetime.now(timezone.utc)}
+
+
+async def _doctor(state: ConsultationState, runtime: Runtime[ConsultationContext]) -> dict:
+    ctx = runtime.context
+    update: dict[str, Any] = {}
+    messages = list(state["messages"])
+    final = state.get("final_requested", False)
+    if not final and state["questions"] >= ctx.max_questions:
+        final = True
+        request = HumanMessage(FINAL_REQUEST)
+        messages.append(request)
+        update["messages"] = [request]
+    started = time.perf_counter()
+    reply = await ctx.doctor.ainvoke(messages, **ctx.doctor_kwargs)
+    latency = time.perf_counter() - started
+    text = str(reply.content)
+    parsed = parse_doctor_turn(text, state["case"])
+    meta = reply.response_metadata or {}
+    turn = TurnRecord(index=len(state["turns"]), role=Role.DOCTOR, text=text, kind=parsed.kind,
+                      token_ids=meta.get("completion_token_ids"),
+                      logprobs=meta.get("logprobs"), latency_s=latency,
+                      format_score=parsed.format_score)
+    update.update(turns=[turn], turn=state["turn"] + 1, final_requested=final,
+                  messages=update.get("messages", []) + [AIMessage(text)])
+    recovered = recover_answer(text, state["case"]) if final and \
+        parsed.kind is TurnKind.INVALID else None
+    if parsed.kind is TurnKind.ANSWER or recovered:
+        update.update(final_answer=list(recovered or parsed.letters),
+                      status=EpisodeStatus.COMPLETED.value)
+    elif final:  # a question or an invalid turn when only an answer is allowed
+        update.update(status=EpisodeStatus.TIMEOUT.value, pending_question=None)
+    elif parsed.kind is TurnKind.QUESTION:
+        update.update(questions=state["questions"] + 1, pending_question=parsed.question)
+    else:
+        update.update(questions=state["questions"] + 1, pending_question=None)
+        update["messages"].append(HumanMessage(FORMAT_REMINDER))
+    return update
+
+
+def _after_doctor(state: ConsultationState) -> Literal["patient", "doctor", "evaluate_final"]:
+    if state.get("status"):
+        return "evaluate_final"
+    return "patient" if state.get("pending_question") else "doctor"
+
+
+async def _patient(state: ConsultationState, runtime: Runtime[ConsultationContext]) -> dict:
+    started = time.perf_counter()
+    reply = await runtime.context.patient.reply(state["case"], state["pending_question"])
+    turn = TurnRecord(index=len(state["turns"]), role=Role.PATIENT, text=reply.text,
+                      kind=TurnKind.REPLY, disclosed_fact_ids=reply.disclosed_fact_ids,
+                      token_ids=reply.token_ids, latency_s=time.perf_counter() - started)
+    return {"turns": [turn], "pending_question": None,
+            "messages": [HumanMessage(f"Patient: {reply.text}")]}
+
+
+def _evaluate_reply(state: ConsultationState, runtime: Runtime[ConsultationContext]) -> dict:
+    reply, question = state["turns"][-1], state["turns"][-2]
+    score = runtime.context.evaluator.score_reply(state["case"], state["acquired"],
+                                                  reply.disclosed_fact_ids)
+    return {"turns": [question.model_copy(update={"sig": score.gain})],
+            "acquired": sorted(set(state["acquired"]) | set(score.new_fact_ids)),
+            "information_gain": state.get("information_gain", 0.0) + score.gain}
+
+
+def _evaluate_final(state: ConsultationState, runtime: Runtime[ConsultationContext]) -> dict:
+    doctor_turns = [t for t in state["turns"] if t.role is Role.DOCTOR]
+    score = runtime.context.evaluator.score_final(
+        state["case"], state.get("final_answer"), [t.format_score or 0.0 for t in doctor_turns],
+        sum(1 for t in doctor_turns if t.kind is TurnKind.QUESTION), state["acquired"])
+    return {"correct": score.correct, "format_score": score.format_score,
+            "fact_recall": score.fact_recall}
+
+
+def build_consultation_graph(retry_policy: RetryPolicy | None = MODEL_RETRY
+                             ) -> StateGraph[ConsultationState, ConsultationContext]:
+    """The consultation graph, uncompiled. Compile it, then run it with
+    ``graph.ainvoke({"case": case, "view": view}, context=ConsultationContext(...))``."""
+    graph = StateGraph(ConsultationState, context_schema=ConsultationContext)
+    graph.add_node("start", _start)
+    graph.add_node("doctor", _doctor, retry_policy=retry_policy)
+    graph.add_node("patient", _patient, retry_policy=retry_policy)
+    graph.add_node("evaluate_reply", _evaluate_reply)
+    graph.add_node("evaluate_final", _evaluate_final)
+    graph.add_edge(START, "start")
+    graph.add_edge("start", "doctor")
+    graph.add_conditional_edges("doctor", _after_doctor)
+    graph.add_edge("patient", "evaluate_reply")
+    graph.add_edge("evaluate_reply", "doctor")
+    graph.add_edge("evaluate_final", END)
+    return graph

@@ -1,0 +1,126 @@
+"""Running consultations in bulk: many cases, bounded concurrency, one record per episode.
+
+case -> **consultation graph (run)** -> trace in SQL -> Shapley/SIG -> training -> evaluation
+
+:func:`arun_consultations` compiles the graph (optionally with a LangGraph checkpointer
+for resuming), runs the cases through ``abatch_as_completed`` with ``max_concurrency``,
+and turns each final state into an :class:`~promed_agents.trace.EpisodeRecord`, handed to
+``on_episode`` as soon as it finishes (``promed_agents.storage.TraceRecorder`` writes it
+to the store). A case whose graph still fails after the nodes' retries becomes a ``failed``
+episode with the reason: it never disappears.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from langgraph.graph import StateGraph
+
+from promed_agents.backends import spec_name
+from promed_agents.case import Case
+from promed_agents.graphs.consultation import (
+    ConsultationContext,
+    ConsultationState,
+    build_consultation_graph,
+)
+from promed_agents.partial_view import DEFAULT_POLICY, PartialInfoPolicy, PartialView, partial_view
+from promed_agents.patient import LLMPatient
+from promed_agents.trace import EpisodeRecord, EpisodeStatus
+
+EpisodeSink = Callable[[EpisodeRecord], Any]
+
+
+def patient_spec(context: ConsultationContext) -> str:
+    patient = context.patient
+    if isinstance(patient, LLMPatient):
+        return f"llm:{spec_name(patient.model)}"
+    return patient.name
+
+
+def _common(case: Case, view: PartialView, context: ConsultationContext, graph_name: str,
+            experiment_id: int | None) -> dict[str, Any]:
+    return dict(case_id=case.id, experiment_id=experiment_id, graph=graph_name,
+                mode=context.mode, partial_policy=view.policy,
+                known_fact_ids=view.known_fact_ids, doctor_spec=spec_name(context.doctor),
+                patient_spec=patient_spec(context), evaluator_spec=context.evaluator.name)
+
+
+def episode_from_state(state: ConsultationState, context: ConsultationContext,
+                       graph_name: str = "consultation",
+                       experiment_id: int | None = None) -> EpisodeRecord:
+    """The trace of a finished consultation."""
+    return EpisodeRecord(
+        **_common(state["case"], state["view"], context, graph_name, experiment_id),
+        status=EpisodeStatus(state.get("status") or EpisodeStatus.TIMEOUT.value),
+        started_at=state.get("started_at"), finished_at=datetime.now(timezone.utc),
+        final_answer=state.get("final_answer"), correct=state.get("correct"),
+        metadata={"max_questions": context.max_questions,
+                  "format_score": state.get("format_score"),
+                  "fact_recall": state.get("fact_recall"),
+                  "information_gain": state.get("information_gain"),
+                  "doctor_kwargs": context.doctor_kwargs},
+        turns=state.get("turns", []))
+
+
+def failed_episode(case: Case, view: PartialView, context: ConsultationContext,
+                   error: BaseException, graph_name: str = "consultation",
+                   experiment_id: int | None = None) -> EpisodeRecord:
+    now = datetime.now(timezone.utc)
+    return EpisodeRecord(**_common(case, view, context, graph_name, experiment_id),
+                         status=EpisodeStatus.FAILED,
+                         failure_reason=f"{type(error).__name__}: {error}"[:2000],
+                         started_at=now, finished_at=now,
+                         metadata={"max_questions": context.max_questions})
+
+
+def recursion_limit(max_questions: int) -> int:
+    """Graph steps a consultation may take: 3 per question, invalid turns, start, end."""
+    return 4 * (max_questions + 2) + 10
+
+
+async def arun_consultations(
+    cases: Sequence[Case],
+    context: ConsultationContext,
+    *,
+    policy: PartialInfoPolicy | str = DEFAULT_POLICY,
+    concurrency: int = 8,
+    graph: StateGraph | Any | None = None,
+    graph_name: str = "consultation",
+    checkpointer: Any = None,
+    experiment_id: int | None = None,
+    on_episode: EpisodeSink | None = None,
+) -> list[EpisodeRecord]:
+    """Run every case once; returns the episodes in the order of ``cases``."""
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    if graph is None:
+        graph = build_consultation_graph()
+    compiled = graph.compile(checkpointer=checkpointer) if isinstance(graph, StateGraph) \
+        else graph
+    views = [partial_view(case, policy) for case in cases]
+    inputs = [{"case": case, "view": view} for case, view in zip(cases, views)]
+    configs = [{"max_concurrency": concurrency,
+                "recursion_limit": recursion_limit(context.max_questions),
+                "configurable": {"thread_id": f"{experiment_id}-{case.id}-{i}"}}
+               for i, case in enumerate(cases)]
+    episodes: list[EpisodeRecord | None] = [None] * len(cases)
+    async for index, output in compiled.abatch_as_completed(
+            inputs, configs, return_exceptions=True, context=context):
+        if isinstance(output, BaseException):
+            episode = failed_episode(cases[index], views[index], context, output, graph_name,
+                                     experiment_id)
+        else:
+            episode = episode_from_state(output, context, graph_name, experiment_id)
+        episodes[index] = episode
+        if on_episode is not None:
+            on_episode(episode)
+    return [e for e in episodes if e is not None]
+
+
+def run_consultations(cases: Sequence[Case], context: ConsultationContext,
+                      **kwargs: Any) -> list[EpisodeRecord]:
+    """Synchronous :func:`arun_consultations`."""
+    return asyncio.run(arun_consultations(cases, context, **kwargs))

@@ -1,0 +1,130 @@
+"""``promed consult``: run consultations on stored cases and record every episode.
+
+case -> **consultation graph** -> **trace in SQL** -> Shapley/SIG -> training -> evaluation
+
+The command behind the CLI entry (kept apart from :mod:`promed_agents.cli` so that each
+stays one concept): pick cases from the store (importing the bundled sample into an empty
+store), build the models from their specs, run the graph with bounded concurrency and a
+progress bar, record each episode in its own transaction, and summarise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from promed_agents.case import Case
+from promed_agents.errors import ConsultationError
+from promed_agents.loader import bundled_sample_path, load_cases
+from promed_agents.partial_view import PartialInfoPolicy
+from promed_agents.trace import ConsultationMode, EpisodeRecord, EpisodeStatus
+
+
+@dataclass(frozen=True)
+class ConsultSettings:
+    cases: int | None
+    case_ids: Sequence[str]
+    split: str | None
+    mode: ConsultationMode
+    doctor: str
+    patient: str
+    max_questions: int
+    concurrency: int
+    experiment: str | None
+    policy: PartialInfoPolicy
+    temperature: float
+    max_new_tokens: int
+
+
+def _patient(spec: str) -> Any:
+    from promed_agents.backends import resolve_chat_model
+    from promed_agents.patient import FactSelectPatient, LLMPatient
+
+    if spec == "fact-select":
+        return FactSelectPatient()
+    if spec.startswith("llm:"):
+        return LLMPatient(model=resolve_chat_model(spec[len("llm:"):]))
+    raise ConsultationError(f"--patient {spec!r}: use fact-select or llm:MODEL_SPEC")
+
+
+def _select_cases(store: Any, settings: ConsultSettings, console: Console) -> list[Case]:
+    if settings.case_ids:
+        return [store.get_case(case_id) for case_id in settings.case_ids]
+    if store.count_cases() == 0:
+        report = store.import_cases(load_cases(bundled_sample_path(), split="sample"))
+        console.print(f"the store was empty: imported the bundled sample ({report.added} "
+                      "iMedQA cases, CC BY 4.0)")
+    cases = store.list_cases(split=settings.split, limit=settings.cases)
+    if not cases:
+        raise ConsultationError(f"no stored cases match (split {settings.split!r}); see "
+                                "`promed cases list`")
+    return cases
+
+
+def summary_table(episodes: Sequence[EpisodeRecord], seconds: float, title: str) -> Table:
+    done = [e for e in episodes if e.status is not EpisodeStatus.FAILED]
+    table = Table(title=title)
+    for column in ("episodes", "done", "timeout", "failed", "accuracy", "questions",
+                   "recall", "format", "ep/s"):
+        table.add_column(column, justify="right")
+
+    def mean(values: list[float]) -> str:
+        return f"{sum(values) / len(values):.3f}" if values else "-"
+
+    table.add_row(
+        str(len(episodes)),
+        str(sum(e.status is EpisodeStatus.COMPLETED for e in episodes)),
+        str(sum(e.status is EpisodeStatus.TIMEOUT for e in episodes)),
+        str(sum(e.status is EpisodeStatus.FAILED for e in episodes)),
+        mean([1.0 if e.correct else 0.0 for e in done]),
+        mean([float(e.num_questions) for e in done]),
+        mean([e.metadata.get("fact_recall") or 0.0 for e in done]),
+        mean([e.metadata.get("format_score") or 0.0 for e in done]),
+        f"{len(episodes) / seconds:.2f}" if seconds > 0 else "-")
+    return table
+
+
+def consult(store: Any, settings: ConsultSettings, console: Console,
+            progress_console: Console) -> list[EpisodeRecord]:
+    """Run the consultations ``settings`` describe, recording each episode in ``store``."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from promed_agents.backends import resolve_chat_model
+    from promed_agents.graphs import ConsultationContext, arun_consultations
+    from promed_agents.storage.trace_recorder import TraceRecorder
+
+    cases = _select_cases(store, settings, console)
+    doctor = resolve_chat_model(settings.doctor)
+    context = ConsultationContext(
+        doctor=doctor, patient=_patient(settings.patient), mode=settings.mode,
+        max_questions=settings.max_questions,
+        doctor_kwargs={"stop": ["\n"], "temperature": settings.temperature,
+                       "max_new_tokens": settings.max_new_tokens})
+    name = settings.experiment or f"consult-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
+    config = {k: (v.value if hasattr(v, "value") else v) for k, v in settings.__dict__.items()}
+    config["case_ids"] = [c.id for c in cases]
+    recorder = TraceRecorder(store, store.create_experiment(name, "consult", config))
+    started = time.perf_counter()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=progress_console, transient=True,
+                  disable=not progress_console.is_terminal) as progress:
+        task = progress.add_task(f"consulting ({settings.doctor})", total=len(cases))
+
+        def on_episode(episode: EpisodeRecord) -> None:
+            recorder(episode)
+            progress.advance(task)
+
+        episodes = asyncio.run(arun_consultations(
+            cases, context, policy=settings.policy, concurrency=settings.concurrency,
+            experiment_id=recorder.experiment_id, on_episode=on_episode))
+    elapsed = time.perf_counter() - started
+    console.print(summary_table(episodes, elapsed, f"experiment {name}: {settings.mode.value}, "
+                                f"doctor {settings.doctor}, patient {settings.patient}"))
+    return episodes

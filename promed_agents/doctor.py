@@ -1,0 +1,116 @@
+"""The doctor: its prompt and the parsing of its turns.
+
+case -> partial view -> **doctor** <-> patient -> evaluator -> trace in SQL -> training
+
+Each proactive turn must be ``question: <one question>`` or ``answer: <letter(s)>`` (the
+ProMed format). :func:`parse_doctor_turn` classifies a raw completion and scores its format
+as the ProMed reward does: 1 when the one marker starts the turn, 0.5 when it appears
+later, 0 when there are several markers or none (then the turn is invalid).
+
+Rule for invalid turns (documented, applied by the consultation graph): an invalid turn is
+recorded with kind ``invalid`` and format score 0, uses up one question of the budget, and
+the doctor is reminded of the format. Once the budget is spent (at once in reactive mode)
+the doctor is asked for its final answer. If that turn is malformed but still names an
+option (:func:`recover_answer`: "D. Trimethoprim", "The answer is D"), the option is taken
+as the final answer while the turn stays ``invalid`` with format score 0; otherwise the
+episode ends with status ``timeout`` and no answer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+
+from promed_agents.case import Case
+from promed_agents.partial_view import PartialView
+from promed_agents.trace import TurnKind
+
+PROACTIVE_SYSTEM = (
+    "You are a doctor answering a medical exam question about a patient. You know only part "
+    "of the patient's case. Each turn, do exactly one of two things:\n"
+    "- ask the patient ONE short question to learn missing information, written as\n"
+    "  question: <your question>\n"
+    "- or, when you are confident, give your final answer, written as\n"
+    "  answer: <option letter>\n"
+    "Write nothing else.")
+REACTIVE_SYSTEM = (
+    "You are a doctor answering a medical exam question about a patient. Answer now, "
+    "written as\n  answer: <option letter>\nWrite nothing else.")
+FORMAT_REMINDER = ("Reply with exactly one line: 'question: <your question>' or "
+                   "'answer: <option letter>'.")
+FINAL_REQUEST = ("You have no questions left. Give your final answer now, written as "
+                 "'answer: <option letter>'.")
+
+_MARKER = re.compile(r"\b(question|answer)\s*[:：]", re.IGNORECASE)
+_LETTERS = re.compile(r"^[\s(\[*]*([A-Z](?:\s*(?:,|/|&|and|、)?\s*[A-Z])*)(?![a-z])")
+
+
+@dataclass(frozen=True)
+class DoctorTurn:
+    """A parsed doctor completion."""
+
+    kind: TurnKind
+    question: str | None = None
+    letters: tuple[str, ...] = ()
+    format_score: float = 0.0
+
+
+def case_prompt(case: Case, view: PartialView) -> str:
+    """The first user message: what the doctor knows, the exam question, the options."""
+    known = view.opening_text(case) or "(nothing yet)"
+    options = "\n".join(f"{letter}. {text}" for letter, text in case.options.items())
+    return f"What you know about the patient: {known}\n\nQuestion: {case.question}\n" \
+           f"Options:\n{options}"
+
+
+def opening_messages(case: Case, view: PartialView, proactive: bool) -> list[BaseMessage]:
+    system = PROACTIVE_SYSTEM if proactive else REACTIVE_SYSTEM
+    return [SystemMessage(system), HumanMessage(case_prompt(case, view))]
+
+
+def _answer_letters(rest: str, case: Case) -> tuple[str, ...] | None:
+    line = rest.strip().splitlines()[0] if rest.strip() else ""
+    match = _LETTERS.match(line)
+    if match:
+        letters = tuple(dict.fromkeys(re.findall(r"[A-Z]", match.group(1))))
+        if letters and all(letter in case.options for letter in letters):
+            return letters
+    lowered = line.lower().strip(" .")
+    by_text = [k for k, v in case.options.items() if lowered and v.lower().strip(" .") == lowered]
+    return tuple(by_text) or None
+
+
+_LEADING_OPTION = re.compile(r"^[\s(\[*]*([A-Z])(?:[.):\]]|\s*$)")
+_ANSWER_IS = re.compile(r"answer\s+is\s*:?\s*\(?([A-Z])\b", re.IGNORECASE)
+
+
+def recover_answer(text: str, case: Case) -> tuple[str, ...] | None:
+    """The option a malformed final turn names, if any: a leading option letter, or
+    "the answer is X"."""
+    for pattern in (_LEADING_OPTION, _ANSWER_IS):
+        match = pattern.search(text.strip()) if pattern is _ANSWER_IS else \
+            pattern.match(text.strip())
+        if match and match.group(1) in case.options:
+            return (match.group(1),)
+    return None
+
+
+def parse_doctor_turn(text: str, case: Case) -> DoctorTurn:
+    """Classify ``text`` as a question, an answer or invalid, with its format score."""
+    markers = list(_MARKER.finditer(text))
+    if len(markers) != 1:
+        return DoctorTurn(TurnKind.INVALID)
+    marker = markers[0]
+    score = 1.0 if not text[: marker.start()].strip() else 0.5
+    rest = text[marker.end():]
+    if marker.group(1).lower() == "question":
+        question = rest.strip().splitlines()[0].strip() if rest.strip() else ""
+        if not question:
+            return DoctorTurn(TurnKind.INVALID)
+        return DoctorTurn(TurnKind.QUESTION, question=question, format_score=score)
+    letters = _answer_letters(rest, case)
+    if letters is None:
+        return DoctorTurn(TurnKind.INVALID)
+    return DoctorTurn(TurnKind.ANSWER, letters=letters, format_score=score)
