@@ -101,7 +101,7 @@ async def arun_consultations(
     compiled = graph.compile(checkpointer=checkpointer) if isinstance(graph, StateGraph) \
         else graph
     views = [partial_view(case, policy) for case in cases]
-    inputs = [{"case": case, "view": view} for case, view in zip(cases, views)]
+    inputs = [{"case": case, "view": view} for case, view in zip(cases, views, strict=True)]
     configs = [{"max_concurrency": concurrency,
                 "recursion_limit": recursion_limit(context.max_questions),
                 "configurable": {"thread_id": f"{experiment_id}-{case.id}-{i}"}}

@@ -19,6 +19,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -36,8 +37,8 @@ app.add_typer(cases_app, name="cases")
 app.add_typer(db_app, name="db")
 app.add_typer(traces_app, name="traces")
 
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+console = Console(soft_wrap=True, emoji=False)
+err_console = Console(stderr=True, soft_wrap=True, emoji=False)
 
 DbOption = Annotated[str | None, typer.Option(
     "--db", envvar="PROMED_DB", show_envvar=True,
@@ -56,7 +57,7 @@ def _reports_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except PromedError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
@@ -139,7 +140,7 @@ def cases_list(
         table.add_column(column, overflow="ellipsis", no_wrap=column != "question")
     for case in cases:
         table.add_row(case.id, case.split or "-", str(len(case.facts)), ",".join(case.answer),
-                      case.question)
+                      escape(case.question))
     console.print(table)
 
 
@@ -164,12 +165,12 @@ def show_case(case: Any, policy: PartialInfoPolicy) -> None:
     view = partial_view(case, policy)
     console.print(f"[bold]{case.id}[/] ({case.source}, {case.language}, split "
                   f"{case.split or '-'})")
-    console.print(f"[bold]Question:[/] {case.question}")
+    console.print(f"[bold]Question:[/] {escape(case.question)}")
     for letter, text in case.options.items():
         mark = "[green]*[/]" if letter in case.answer else " "
-        console.print(f" {mark} {letter}. {text}", highlight=False)
+        console.print(f" {mark} {letter}. {escape(text)}", highlight=False)
     if view.given_text is not None:
-        console.print(f"[bold]Given at start ({policy.value}):[/] {view.given_text}")
+        console.print(f"[bold]Given at start ({policy.value}):[/] {escape(view.given_text)}")
     table = Table(title=f"facts ({len(view.known_fact_ids)} of {len(case.facts)} known "
                         f"at start, policy {policy.value})")
     table.add_column("#", justify="right")
@@ -177,7 +178,7 @@ def show_case(case: Any, policy: PartialInfoPolicy) -> None:
     table.add_column("fact")
     known = set(view.known_fact_ids)
     for i, fact in enumerate(case.facts):
-        table.add_row(str(i), "yes" if i in known else "", fact)
+        table.add_row(str(i), "yes" if i in known else "", escape(fact))
     console.print(table)
 
 
@@ -271,7 +272,7 @@ def traces_show(episode_id: Annotated[int, typer.Argument(help="Episode id.")],
         if turn.reward is not None:
             extra.append(f"reward {turn.reward:.3f}")
         note = f" [dim]({'; '.join(extra)})[/]" if extra else ""
-        console.print(f"[bold]{turn.index:>2} {turn.role.value}:[/] {turn.text}{note}",
+        console.print(f"[bold]{turn.index:>2} {turn.role.value}:[/] {escape(turn.text)}{note}",
                       highlight=False)
     verdict = "-" if ep.correct is None else ("correct" if ep.correct else "wrong")
     console.print(f"final answer {','.join(ep.final_answer or []) or '-'}: {verdict}")

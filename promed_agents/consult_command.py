@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from promed_agents.case import Case
@@ -107,7 +109,9 @@ def consult(store: Any, settings: ConsultSettings, console: Console,
         max_questions=settings.max_questions,
         doctor_kwargs={"stop": ["\n"], "temperature": settings.temperature,
                        "max_new_tokens": settings.max_new_tokens})
-    name = settings.experiment or f"consult-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
+    name = settings.experiment or (f"consult-{settings.mode.value}-"
+                                   f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-"
+                                   f"{uuid.uuid4().hex[:4]}")
     config = {k: (v.value if hasattr(v, "value") else v) for k, v in settings.__dict__.items()}
     config["case_ids"] = [c.id for c in cases]
     recorder = TraceRecorder(store, store.create_experiment(name, "consult", config))
@@ -125,6 +129,7 @@ def consult(store: Any, settings: ConsultSettings, console: Console,
             cases, context, policy=settings.policy, concurrency=settings.concurrency,
             experiment_id=recorder.experiment_id, on_episode=on_episode))
     elapsed = time.perf_counter() - started
-    console.print(summary_table(episodes, elapsed, f"experiment {name}: {settings.mode.value}, "
-                                f"doctor {settings.doctor}, patient {settings.patient}"))
+    console.print(summary_table(episodes, elapsed, escape(
+        f"experiment {name}: {settings.mode.value}, doctor {settings.doctor}, "
+        f"patient {settings.patient}")))
     return episodes

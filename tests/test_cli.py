@@ -152,9 +152,28 @@ def test_db_from_environment(tmp_path, monkeypatch):
 
 def test_demo_imports_the_bundled_sample_and_summarises(tmp_path):
     url = f"sqlite:///{tmp_path / 'demo.db'}"
-    first = run("demo", "--db", url)
+    first = run("demo", "--doctor", "none", "--db", url)
     assert first.exit_code == 0, first.output
     assert "50 case(s) added" in first.output
     assert "imedqa-0" in first.output and "policy half-facts" in first.output
-    second = run("demo", "--db", url)
+    second = run("demo", "--doctor", "none", "--db", url)
     assert "0 case(s) added, 50 already stored" in second.output
+    assert counts(url)[1] == 0
+
+
+def test_demo_consults_in_both_modes(tmp_path):
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    result = run("demo", "--doctor", "fake:question: Do you have a fever?||answer: C",
+                 "--cases", "3", "--max-questions", "2", "--db", url)
+    assert result.exit_code == 0, result.output
+    assert "proactive" in result.output and "reactive" in result.output
+    with TraceStore(url) as store:
+        modes = sorted(e.mode for e in store.list_episodes())
+        assert modes == ["proactive"] * 3 + ["reactive"] * 3
+        episodes = store.list_episodes()
+        proactive = [e for e in episodes if e.mode == "proactive"]
+        reactive = [e for e in episodes if e.mode == "reactive"]
+        assert [e.status for e in proactive] == ["completed"] * 3
+        assert [e.num_questions for e in proactive] == [1] * 3
+        # asked a question when only an answer was allowed
+        assert [e.status for e in reactive] == ["timeout"] * 3

@@ -132,7 +132,7 @@ class _Batcher:
             for request in group:
                 request.future.set_exception(exc)
             return
-        for request, result in zip(group, results):
+        for request, result in zip(group, results, strict=True):
             request.future.set_result(result)
 
 

@@ -2,23 +2,22 @@
 
 case -> consultation graph (**doctor / patient models**) -> trace in SQL -> ...
 
-:class:`ScriptedChatModel` answers from a list of responses (cycled) or from a function of
-the messages, deterministically. Like the local backend, every reply carries prompt and
+:class:`ScriptedChatModel` answers from a list of responses or from a function of the
+messages, deterministically: with a list, the reply to a conversation that already holds
+k assistant messages is ``responses[k]`` (the last one repeats), so concurrent
+conversations sharing one model each follow the script. Like the local backend, every reply carries prompt and
 completion token ids and logprobs in ``response_metadata`` (here: UTF-8 bytes and zeros),
 so the whole data path, training included, can be tested without a model.
 """
 
 from __future__ import annotations
 
-import itertools
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
-from pydantic import PrivateAttr
 
 Responder = Callable[[Sequence[BaseMessage]], str]
 
@@ -29,18 +28,16 @@ def byte_tokens(text: str) -> list[int]:
 
 
 class ScriptedChatModel(BaseChatModel):
-    """Replies with ``responses`` in turn (cycling), or with ``responder(messages)``."""
+    """Replies with ``responses[k]`` at the conversation's k-th assistant turn (the last
+    repeats), or with ``responder(messages)``."""
 
     responses: list[str] = []
     responder: Responder | None = None
     spec: str | None = None
-    _counter: Any = PrivateAttr(default=None)
-    _lock: Any = PrivateAttr(default_factory=threading.Lock)
 
     def model_post_init(self, __context: Any) -> None:
         if not self.responses and self.responder is None:
             raise ValueError("ScriptedChatModel needs responses or a responder")
-        self._counter = itertools.count()
         if self.spec is None and self.responses:
             self.spec = "fake:" + "||".join(self.responses)
 
@@ -53,9 +50,8 @@ class ScriptedChatModel(BaseChatModel):
         if self.responder is not None:
             text = self.responder(messages)
         else:
-            with self._lock:
-                index = next(self._counter)
-            text = self.responses[index % len(self.responses)]
+            turn = sum(1 for m in messages if m.type == "ai")
+            text = self.responses[min(turn, len(self.responses) - 1)]
         prompt = "".join(str(m.content) for m in messages)
         completion = byte_tokens(text)
         metadata = {"prompt_token_ids": byte_tokens(prompt), "completion_token_ids": completion,
