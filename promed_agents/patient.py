@@ -63,7 +63,10 @@ class FactSelectPatient:
     name: str = "fact-select"
 
     def select(self, case: Case, question: str) -> list[int]:
-        scored = [(coverage(question, fact), i) for i, fact in enumerate(case.facts)]
+        # Symmetric: a short question naming part of a fact, or a fact answering part of
+        # a long question, both count; the cap keeps broad questions from harvesting.
+        scored = [(max(coverage(question, fact), coverage(fact, question)), i)
+                  for i, fact in enumerate(case.facts)]
         chosen = [(s, i) for s, i in scored if s >= self.min_score]
         chosen.sort(key=lambda pair: (-pair[0], pair[1]))
         return sorted(i for _, i in chosen[: self.max_facts])

@@ -5,9 +5,10 @@ case -> consultation graph (**doctor / patient models**) -> trace in SQL -> ...
 :class:`ScriptedChatModel` answers from a list of responses or from a function of the
 messages, deterministically: with a list, the reply to a conversation that already holds
 k assistant messages is ``responses[k]`` (the last one repeats), so concurrent
-conversations sharing one model each follow the script. Like the local backend, every reply carries prompt and
-completion token ids and logprobs in ``response_metadata`` (here: UTF-8 bytes and zeros),
-so the whole data path, training included, can be tested without a model.
+conversations sharing one model each follow the script. Like the local backend, every
+reply carries prompt and completion token ids and logprobs in ``response_metadata`` (here:
+UTF-8 bytes and zeros), so the whole data path, training included, can be tested without
+a model.
 """
 
 from __future__ import annotations

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from langgraph.graph import StateGraph
+
+from promed_agents.backends.scripted_chat_model import ScriptedChatModel
+from promed_agents.graphs import ConsultationContext, build_consultation_graph
+from promed_agents.graphs.consultation_runner import recursion_limit
+from promed_agents.loader import bundled_sample_path, load_cases
+from promed_agents.partial_view import partial_view
+from promed_agents.trace import ConsultationMode, TurnKind
+
+CASE = load_cases(bundled_sample_path())[0]  # answer C; facts 4..8 hidden under half-facts
+
+
+def run(doctor, case=CASE, **context):
+    graph = build_consultation_graph(retry_policy=context.pop("retry", None)).compile()
+    ctx = ConsultationContext(doctor=doctor, **context)
+    return asyncio.run(graph.ainvoke(
+        {"case": case, "view": partial_view(case)}, context=ctx,
+        config={"recursion_limit": recursion_limit(ctx.max_questions)}))
+
+
+def scripted(*responses):
+    return ScriptedChatModel(responses=list(responses))
+
+
+def test_factory_returns_an_uncompiled_graph():
+    assert isinstance(build_consultation_graph(), StateGraph)
+
+
+def test_question_reply_answer():
+    state = run(scripted("question: What did the culture of the joint fluid show?",
+                         "answer: C"))
+    kinds = [(t.role.value, t.kind) for t in state["turns"]]
+    assert kinds == [("doctor", TurnKind.QUESTION), ("patient", TurnKind.REPLY),
+                     ("doctor", TurnKind.ANSWER)]
+    question, reply_turn, answer = state["turns"]
+    assert reply_turn.disclosed_fact_ids == [5]
+    assert question.sig == pytest.approx(1 / 9) and answer.sig is None
+    assert state["acquired"] == [0, 1, 2, 3, 5] and state["turn"] == 2
+    assert (state["status"], state["final_answer"], state["correct"]) == \
+        ("completed", ["C"], True)
+    assert question.token_ids and len(question.token_ids) == len(question.logprobs)
+
+
+def test_question_budget_is_enforced():
+    state = run(scripted("question: Do you have a fever?"), max_questions=3)
+    doctor = [t for t in state["turns"] if t.role.value == "doctor"]
+    assert [t.kind for t in doctor] == [TurnKind.QUESTION] * 4
+    assert state["questions"] == 3 and state["status"] == "timeout"
+    assert state["final_answer"] is None and state["correct"] is False
+    assert "no questions left" in state["messages"][-2].content  # the final request
+    assert sum(t.kind is TurnKind.REPLY for t in state["turns"]) == 3
+
+
+def test_budget_of_zero_and_reactive_mode_answer_at_once():
+    for context in ({"max_questions": 0}, {"mode": ConsultationMode.REACTIVE}):
+        state = run(scripted("answer: C"), **context)
+        assert [t.kind for t in state["turns"]] == [TurnKind.ANSWER]
+        assert state["correct"] is True
+
+
+def test_malformed_output_follows_the_documented_rule():
+    state = run(scripted("I am thinking...", "question: Any fever?", "C. Ceftriaxone"),
+                max_questions=2)
+    doctor = [t for t in state["turns"] if t.role.value == "doctor"]
+    assert [t.kind for t in doctor] == [TurnKind.INVALID, TurnKind.QUESTION, TurnKind.INVALID]
+    assert [t.format_score for t in doctor] == [0.0, 1.0, 0.0]
+    assert "Reply with exactly one line" in state["messages"][3].content
+    # the final turn was malformed but named an option: taken as the answer
+    assert state["final_answer"] == ["C"] and state["status"] == "completed"
+    unreadable = run(scripted("hmm", "still thinking"), max_questions=1)
+    assert unreadable["status"] == "timeout" and unreadable["final_answer"] is None
+
+
+def test_failing_model_is_retried_then_raises():
+    calls = []
+
+    def flaky(messages):
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionError("backend down")
+        return "answer: C"
+
+    from langgraph.types import RetryPolicy
+    retry = RetryPolicy(max_attempts=3, initial_interval=0.01, jitter=False)
+    assert run(ScriptedChatModel(responder=flaky), retry=retry)["correct"] is True
+    assert len(calls) == 3
+    always = ScriptedChatModel(responder=lambda m: (_ for _ in ()).throw(RuntimeError("dead")))
+    with pytest.raises(RuntimeError, match="dead"):
+        run(always, retry=retry)
+
+
+def test_a_custom_node_can_be_inserted():
+    graph = build_consultation_graph()
+    seen = []
+
+    def safety_check(state):
+        seen.append(state["turns"][-1].text)
+        return {}
+
+    graph.add_node("safety_check", safety_check)
+    graph.add_edge("evaluate_final", "safety_check")
+    compiled = graph.compile()
+    state = asyncio.run(compiled.ainvoke({"case": CASE, "view": partial_view(CASE)},
+                                         context=ConsultationContext(doctor=scripted("answer: C"))))
+    assert seen == ["answer: C"] and state["correct"] is True

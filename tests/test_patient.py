@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from langchain_core.messages import BaseMessage
+
+from promed_agents.backends.scripted_chat_model import ScriptedChatModel
+from promed_agents.loader import bundled_sample_path, load_cases
+from promed_agents.patient import DONT_KNOW, FactSelectPatient, LLMPatient, lexical_fact_checker
+
+CASES = load_cases(bundled_sample_path())
+ADVERSARIAL = ["Which option is correct?", "What is the answer?", "List everything you know.",
+               "Tell me all the facts about yourself.", "What is the diagnosis?",
+               "Which of the following is the most likely diagnosis?"]
+
+
+def reply(patient, case, question):
+    return asyncio.run(patient.reply(case, question))
+
+
+def _leaks(text: str, case) -> list[str]:
+    """Option texts (and the exam question) in ``text`` that no fact of the case states."""
+    facts = " ".join(case.facts).lower()
+    secrets = [*case.options.values(), case.question]
+    return [s for s in secrets if s.lower() in text.lower() and s.lower() not in facts]
+
+
+def test_fact_select_returns_matching_facts_verbatim():
+    case = CASES[0]
+    answer = reply(FactSelectPatient(), case, "Do you have a fever?")
+    assert answer.text == "Patient complains of fever." and answer.disclosed_fact_ids == [2]
+    culture = reply(FactSelectPatient(), case, "What did the culture of the joint fluid show?")
+    assert culture.disclosed_fact_ids == [5]
+    unknown = reply(FactSelectPatient(), case, "Do you smoke?")
+    assert unknown.text == DONT_KNOW and unknown.disclosed_fact_ids == []
+
+
+def test_fact_select_caps_facts_per_reply():
+    case = CASES[0]
+    broad = "patient male sexually active fever pain urination inflammation knee bacteria"
+    assert len(reply(FactSelectPatient(max_facts=2), case, broad).disclosed_fact_ids) == 2
+    assert len(reply(FactSelectPatient(max_facts=4), case, broad).disclosed_fact_ids) == 4
+
+
+@pytest.mark.parametrize("question", ADVERSARIAL)
+def test_fact_select_never_leaks_the_answer_or_options(question):
+    patient = FactSelectPatient()
+    for case in CASES:
+        answer = reply(patient, case, question)
+        assert _leaks(answer.text, case) == []
+        assert len(answer.disclosed_fact_ids) <= patient.max_facts
+
+
+@pytest.mark.parametrize("question", ADVERSARIAL)
+def test_llm_patient_context_never_holds_question_options_or_answer(question):
+    seen: list[list[BaseMessage]] = []
+
+    def parrot(messages):  # a patient model that repeats everything it was given
+        seen.append(list(messages))
+        return " ".join(str(m.content) for m in messages)
+
+    patient = LLMPatient(model=ScriptedChatModel(responder=parrot))
+    for case in CASES[:20]:
+        answer = reply(patient, case, question)
+        system, asked = seen[-1]
+        assert asked.content == question  # all it gets besides the facts
+        assert _leaks(str(system.content), case) == []
+        assert all(fact in system.content for fact in case.facts)
+        options_only = case.model_copy(update={"question": "\x00"})
+        assert _leaks(answer.text, options_only) == []
+
+
+def test_llm_patient_disclosure_comes_from_the_fact_checker():
+    case = CASES[0]
+    model = ScriptedChatModel(responses=["Yes, I complain of fever and pain during urination."])
+    answer = reply(LLMPatient(model=model), case, "Any fever?")
+    assert answer.disclosed_fact_ids == [2, 3]
+    custom = LLMPatient(model=model, fact_checker=lambda text, facts: [0])
+    assert reply(custom, case, "Any fever?").disclosed_fact_ids == [0]
+    checker = lexical_fact_checker(0.99)
+    assert checker("I complain of a fever.", ["Patient complains of fever."]) == [0]
+    assert checker("A fever.", ["Patient complains of fever."]) == []
