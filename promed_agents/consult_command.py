@@ -98,7 +98,7 @@ def consult(store: Any, settings: ConsultSettings, console: Console,
     """Run the consultations ``settings`` describe, recording each episode in ``store``."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from promed_agents.backends import resolve_chat_model
+    from promed_agents.backends import resolve_chat_model, sampling_kwargs
     from promed_agents.graphs import ConsultationContext, arun_consultations
     from promed_agents.storage.trace_recorder import TraceRecorder
 
@@ -107,8 +107,8 @@ def consult(store: Any, settings: ConsultSettings, console: Console,
     context = ConsultationContext(
         doctor=doctor, patient=_patient(settings.patient), mode=settings.mode,
         max_questions=settings.max_questions,
-        doctor_kwargs={"stop": ["\n"], "temperature": settings.temperature,
-                       "max_new_tokens": settings.max_new_tokens})
+        doctor_kwargs=sampling_kwargs(doctor, max_tokens=settings.max_new_tokens,
+                                      temperature=settings.temperature, stop=["\n"]))
     name = settings.experiment or (f"consult-{settings.mode.value}-"
                                    f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-"
                                    f"{uuid.uuid4().hex[:4]}")

@@ -41,6 +41,7 @@ def test_openai_spec_points_at_the_server():
     assert isinstance(model, ChatOpenAI)
     assert model.openai_api_base == "http://127.0.0.1:9/v1"
     assert model.model_name == "served"
+    assert spec_name(model) == "openai:served@http://127.0.0.1:9/v1"
 
 
 def test_registered_provider_and_unknown_provider():

@@ -7,7 +7,9 @@ from promed_agents.backends.model_spec import (
     ModelSpec,
     register_backend,
     resolve_chat_model,
+    sampling_kwargs,
     spec_name,
 )
 
-__all__ = ["ModelSpec", "register_backend", "resolve_chat_model", "spec_name"]
+__all__ = ["ModelSpec", "register_backend", "resolve_chat_model", "sampling_kwargs",
+           "spec_name"]

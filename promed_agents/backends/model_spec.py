@@ -88,6 +88,7 @@ def _langchain(spec: ModelSpec) -> BaseChatModel:
 
 _REGISTRY: dict[str, BackendFactory] = {"local": _local, "fake": _fake, "openai": _openai}
 _CACHE: dict[str, BaseChatModel] = {}
+_SPEC_OF: dict[int, str] = {}  # id of a cached model -> its spec (cached models never die)
 _LOCK = threading.Lock()
 
 
@@ -107,11 +108,31 @@ def resolve_chat_model(spec: str | ModelSpec | BaseChatModel) -> BaseChatModel:
         if key not in _CACHE:
             factory = _REGISTRY.get(parsed.provider, _langchain)
             _CACHE[key] = factory(parsed)
+            _SPEC_OF[id(_CACHE[key])] = key
         return _CACHE[key]
 
 
 def spec_name(model: str | ModelSpec | BaseChatModel) -> str:
     """A string naming ``model`` for traces: its spec, or its class for an instance."""
     if isinstance(model, BaseChatModel):
-        return getattr(model, "spec", None) or f"instance:{type(model).__name__}"
+        return _SPEC_OF.get(id(model)) or getattr(model, "spec", None) or \
+            f"instance:{type(model).__name__}"
     return str(model if isinstance(model, ModelSpec) else ModelSpec.parse(model))
+
+
+def sampling_kwargs(model: BaseChatModel, *, max_tokens: int | None = None,
+                    temperature: float | None = None,
+                    stop: list[str] | None = None) -> dict[str, object]:
+    """Per-call sampling arguments under the names ``model``'s backend uses
+    (``max_new_tokens`` for local models, ``max_tokens`` for API clients)."""
+    from promed_agents.backends.local_chat_model import LocalChatModel
+
+    kwargs: dict[str, object] = {}
+    if stop:
+        kwargs["stop"] = stop
+    if temperature is not None:
+        kwargs["temperature"] = temperature
+    if max_tokens is not None:
+        kwargs["max_new_tokens" if isinstance(model, LocalChatModel) else "max_tokens"] = \
+            max_tokens
+    return kwargs

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from test_cli import run
+
+from promed_agents.storage import TraceStore
+
+
+def test_consult_on_an_empty_store_uses_the_bundled_sample(sqlite_url):
+    result = run("consult", "--cases", "4", "--doctor",
+                 "fake:question: Do you have a fever?||answer: C", "--max-questions", "3",
+                 "--experiment", "smoke", "--db", sqlite_url)
+    assert result.exit_code == 0, result.output
+    assert "imported the bundled sample" in result.output
+    assert "experiment smoke" in result.output
+    with TraceStore(sqlite_url) as store:
+        experiment = store.experiment_id("smoke")
+        episodes = list(store.iter_episodes(experiment_id=experiment))
+    assert sorted(e.case_id for e in episodes) == ["imedqa-0", "imedqa-1", "imedqa-2",
+                                                   "imedqa-3"]
+    assert all(len(e.turns) == 3 and e.num_questions == 1 for e in episodes)
+
+
+def test_consult_reactive_case_ids_and_errors(sqlite_url):
+    ok = run("consult", "--case-ids", "imedqa-3,imedqa-7", "--mode", "reactive",
+             "--doctor", "fake:answer: B", "--db", sqlite_url)
+    assert ok.exit_code == 1 and "case 'imedqa-3' is not in the store" in ok.stderr
+    run("cases", "import", __import__("promed_agents").bundled_sample_path(), "--db", sqlite_url)
+    ok = run("consult", "--case-ids", "imedqa-3,imedqa-7", "--mode", "reactive",
+             "--doctor", "fake:answer: B", "--db", sqlite_url)
+    assert ok.exit_code == 0, ok.output
+    with TraceStore(sqlite_url) as store:
+        assert sorted(e.case_id for e in store.list_episodes()) == ["imedqa-3", "imedqa-7"]
+        assert {e.mode for e in store.list_episodes()} == {"reactive"}
+    bad = run("consult", "--cases", "2", "--patient", "oracle", "--doctor", "fake:answer: B",
+              "--db", sqlite_url)
+    assert bad.exit_code == 1 and "use fact-select or llm:MODEL_SPEC" in bad.stderr
+    spec = run("consult", "--cases", "1", "--doctor", "smollm2", "--db", sqlite_url)
+    assert spec.exit_code == 1 and "provider:model" in spec.stderr

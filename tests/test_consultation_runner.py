@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import asyncio
+
+from promed_agents.backends.scripted_chat_model import ScriptedChatModel
+from promed_agents.graphs import ConsultationContext, arun_consultations, run_consultations
+from promed_agents.loader import bundled_sample_path, load_cases
+from promed_agents.storage import TraceStore
+from promed_agents.storage.trace_recorder import TraceRecorder
+from promed_agents.trace import EpisodeStatus
+
+CASES = load_cases(bundled_sample_path())[:6]
+
+
+def doctor_failing_on(case_word: str) -> ScriptedChatModel:
+    def respond(messages):
+        if case_word in str(messages[1].content):
+            raise RuntimeError(f"backend crashed on {case_word}")
+        return "answer: A" if len(messages) > 2 else "question: Do you have a fever?"
+    return ScriptedChatModel(responder=respond)
+
+
+def test_runs_every_case_in_order_with_bounded_concurrency():
+    active, peak = [0], [0]
+
+    class Counting(ScriptedChatModel):
+        async def _agenerate(self, messages, stop=None, run_manager=None, **kwargs):
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+            await asyncio.sleep(0.01)
+            active[0] -= 1
+            return self._generate(messages, stop, run_manager, **kwargs)
+
+    context = ConsultationContext(doctor=Counting(responses=["question: Any fever?",
+                                                             "answer: C"]))
+    episodes = run_consultations(CASES, context, concurrency=2)
+    assert [e.case_id for e in episodes] == [c.id for c in CASES]
+    assert all(e.status is EpisodeStatus.COMPLETED for e in episodes)
+    assert peak[0] == 2
+    first = episodes[0]
+    assert first.doctor_spec == "fake:question: Any fever?||answer: C"
+    assert first.patient_spec == "fact-select" and first.evaluator_spec == "uniform-gain"
+    assert first.correct is True and first.num_questions == 1
+    assert first.metadata["max_questions"] == 10 and first.duration_s >= 0
+
+
+def test_a_failing_case_becomes_a_failed_episode(sqlite_url):
+    doctor = doctor_failing_on("blocks cell wall synthesis")  # imedqa-0 only
+    with TraceStore(sqlite_url) as store:
+        store.import_cases(CASES)
+        recorder = TraceRecorder(store, store.create_experiment("runs", "consult"))
+        from langgraph.types import RetryPolicy
+
+        from promed_agents.graphs import build_consultation_graph
+        graph = build_consultation_graph(RetryPolicy(max_attempts=2, initial_interval=0.01))
+        episodes = asyncio.run(arun_consultations(
+            CASES, ConsultationContext(doctor=doctor), graph=graph, concurrency=3,
+            experiment_id=recorder.experiment_id, on_episode=recorder))
+        assert len(recorder.episode_ids) == len(CASES)
+        failed = store.list_episodes(status="failed")
+        assert [e.case_id for e in failed] == ["imedqa-0"]
+        assert "RuntimeError: backend crashed" in failed[0].failure_reason
+        assert store.count_episodes(experiment_id=recorder.experiment_id) == len(CASES)
+        assert episodes[0].status is EpisodeStatus.FAILED
+
+
+def test_recorded_episodes_round_trip_with_their_turns(db_url):
+    context = ConsultationContext(doctor=ScriptedChatModel(
+        responses=["question: What did the culture of the joint fluid show?", "answer: C"]))
+    with TraceStore(db_url) as store:
+        store.import_cases(CASES[:2])
+        recorder = TraceRecorder(store, store.create_experiment("rt", "consult"))
+        episodes = run_consultations(CASES[:2], context, on_episode=recorder)
+        # recorded as they finish: find the episode of the first case
+        (stored,) = [store.get_episode(i) for i in recorder.episode_ids
+                     if store.get_episode(i).case_id == CASES[0].id]
+        assert stored.model_dump(exclude={"id", "experiment_id"}) == \
+            episodes[0].model_dump(exclude={"id", "experiment_id"})
+        assert stored.experiment_id == recorder.experiment_id
+        assert stored.turns[1].disclosed_fact_ids == [5]
+        assert stored.turns[0].sig > 0
