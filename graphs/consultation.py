@@ -115,6 +115,7 @@ async def _doctor(state: ConsultationState, runtime: Runtime[ConsultationContext
     parsed = parse_doctor_turn(text, state["case"])
     meta = reply.response_metadata or {}
     turn = TurnRecord(index=len(state["turns"]), role=Role.DOCTOR, text=text, kind=parsed.kind,
+                      prompt_token_ids=meta.get("prompt_token_ids"),
                       token_ids=meta.get("completion_token_ids"),
                       logprobs=meta.get("logprobs"), latency_s=latency,
                       format_score=parsed.format_score)

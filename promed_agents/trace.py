@@ -57,6 +57,8 @@ class TurnRecord(BaseModel):
     role: Role
     text: str
     kind: TurnKind | None = None
+    prompt_token_ids: list[int] | None = Field(
+        default=None, description="Doctor turns: the token ids of the prompt it answered.")
     token_ids: list[int] | None = Field(default=None, description="Policy token ids.")
     logprobs: list[float] | None = Field(default=None, description="Per-token log-probs.")
     disclosed_fact_ids: list[int] = Field(

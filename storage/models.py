@@ -142,6 +142,7 @@ class TurnRow(Base):
     role: Mapped[str] = mapped_column(String(16))
     text: Mapped[str] = mapped_column(Text)
     kind: Mapped[str | None] = mapped_column(String(16))
+    prompt_token_ids: Mapped[list[int] | None] = mapped_column(PackedArray("int32"))
     token_ids: Mapped[list[int] | None] = mapped_column(PackedArray("int32"))
     logprobs: Mapped[list[float] | None] = mapped_column(PackedArray("float32"))
     token_rewards: Mapped[list[float] | None] = mapped_column(PackedArray("float32"))

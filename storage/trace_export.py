@@ -35,7 +35,8 @@ def episode_to_json(episode: EpisodeRecord, with_tokens: bool = False) -> dict[s
             "sig": turn.sig, "format_score": turn.format_score,
         }
         if with_tokens:
-            item.update(token_ids=turn.token_ids, logprobs=turn.logprobs,
+            item.update(prompt_token_ids=turn.prompt_token_ids, token_ids=turn.token_ids,
+                        logprobs=turn.logprobs,
                         token_rewards=turn.token_rewards)
         turns.append(item)
     return {

@@ -75,7 +75,8 @@ def _case_from_row(row: CaseRow) -> Case:
 
 def _turn_from_row(row: TurnRow) -> TurnRecord:
     return TurnRecord(index=row.index, role=row.role, text=row.text, kind=row.kind,
-                      token_ids=row.token_ids, logprobs=row.logprobs,
+                      prompt_token_ids=row.prompt_token_ids, token_ids=row.token_ids,
+                      logprobs=row.logprobs,
                       token_rewards=row.token_rewards,
                       disclosed_fact_ids=row.disclosed_fact_ids, reward=row.reward,
                       sig=row.sig, format_score=row.format_score, latency_s=row.latency_s)
@@ -292,7 +293,8 @@ class TraceStore:
             if episode.turns:
                 session.execute(insert(TurnRow.__table__), [
                     dict(episode_id=episode_id, index=t.index, role=t.role.value, text=t.text,
-                         kind=t.kind.value if t.kind else None, token_ids=t.token_ids,
+                         kind=t.kind.value if t.kind else None,
+                         prompt_token_ids=t.prompt_token_ids, token_ids=t.token_ids,
                          logprobs=t.logprobs, token_rewards=t.token_rewards,
                          disclosed_fact_ids=t.disclosed_fact_ids, reward=t.reward,
                          sig=t.sig, format_score=t.format_score, latency_s=t.latency_s)

@@ -71,7 +71,7 @@ def test_sampling_parameters_are_honoured(model):
 
 
 def test_a_generation_error_reaches_the_caller(model):
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="max_new_tokens"):
         model.invoke(chat(PROMPTS[0]), max_new_tokens=0)
     assert model.invoke(chat(PROMPTS[0])).content is not None  # the batcher survives
 

@@ -152,6 +152,7 @@ def upgrade() -> None:
     sa.Column('role', sa.String(length=16), nullable=False),
     sa.Column('text', sa.Text(), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=True),
+    sa.Column('prompt_token_ids', sa.LargeBinary(), nullable=True),
     sa.Column('token_ids', sa.LargeBinary(), nullable=True),
     sa.Column('logprobs', sa.LargeBinary(), nullable=True),
     sa.Column('token_rewards', sa.LargeBinary(), nullable=True),
