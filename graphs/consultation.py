@@ -16,9 +16,10 @@ The doctor's rules (format, budget, invalid turns) are in :mod:`promed_agents.do
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, TypedDict
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
@@ -136,10 +137,13 @@ async def _doctor(state: ConsultationState, runtime: Runtime[ConsultationContext
     return update
 
 
-def _after_doctor(state: ConsultationState) -> Literal["patient", "doctor", "evaluate_final"]:
-    if state.get("status"):
-        return "evaluate_final"
-    return "patient" if state.get("pending_question") else "doctor"
+def _route_question(next_node: str) -> Callable[[ConsultationState], str]:
+    def route(state: ConsultationState) -> str:
+        if state.get("status"):
+            return "evaluate_final"
+        return next_node if state.get("pending_question") else "doctor"
+
+    return route
 
 
 async def _patient(state: ConsultationState, runtime: Runtime[ConsultationContext]) -> dict:
@@ -170,10 +174,18 @@ def _evaluate_final(state: ConsultationState, runtime: Runtime[ConsultationConte
             "fact_recall": score.fact_recall}
 
 
-def build_consultation_graph(retry_policy: RetryPolicy | None = MODEL_RETRY
-                             ) -> StateGraph[ConsultationState, ConsultationContext]:
+def build_consultation_graph(
+    retry_policy: RetryPolicy | None = MODEL_RETRY,
+    question_hooks: Sequence[tuple[str, Callable[..., Any]]] = (),
+) -> StateGraph[ConsultationState, ConsultationContext]:
     """The consultation graph, uncompiled. Compile it, then run it with
-    ``graph.ainvoke({"case": case, "view": view}, context=ConsultationContext(...))``."""
+    ``graph.ainvoke({"case": case, "view": view}, context=ConsultationContext(...))``.
+
+    ``question_hooks`` are ``(name, node)`` pairs run in order between a doctor's question
+    and the patient (a safety check, a question rewriter, a logger). A hook that sets
+    ``pending_question`` to None answers in the patient's stead (append its own turn) and
+    the doctor goes next. Nodes can also be added after ``evaluate_final``.
+    """
     graph = StateGraph(ConsultationState, context_schema=ConsultationContext)
     graph.add_node("start", _start)
     graph.add_node("doctor", _doctor, retry_policy=retry_policy)
@@ -182,7 +194,14 @@ def build_consultation_graph(retry_policy: RetryPolicy | None = MODEL_RETRY
     graph.add_node("evaluate_final", _evaluate_final)
     graph.add_edge(START, "start")
     graph.add_edge("start", "doctor")
-    graph.add_conditional_edges("doctor", _after_doctor)
+    chain = [name for name, _ in question_hooks] + ["patient"]
+    for name, node in question_hooks:
+        graph.add_node(name, node)
+    graph.add_conditional_edges("doctor", _route_question(chain[0]),
+                                [chain[0], "doctor", "evaluate_final"])
+    for name, next_node in zip(chain, chain[1:], strict=False):
+        graph.add_conditional_edges(name, _route_question(next_node),
+                                    [next_node, "doctor", "evaluate_final"])
     graph.add_edge("patient", "evaluate_reply")
     graph.add_edge("evaluate_reply", "doctor")
     graph.add_edge("evaluate_final", END)

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import subprocess
+import sys
+import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,3 +122,39 @@ def tiny_model_folder(tmp_path_factory: pytest.TempPathFactory, smollm2_folder: 
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def served_url(smollm2_folder: Path) -> Iterator[str]:
+    """An OpenAI-compatible server (`transformers serve`, embedded SmolLM2) on loopback."""
+    cli = Path(sys.executable).parent / "transformers"
+    if not cli.exists() and shutil.which("transformers") is None:
+        pytest.skip("the transformers CLI is not installed")
+    pytest.importorskip("fastapi")
+    pytest.importorskip("uvicorn")
+    port = _free_port()
+    server = subprocess.Popen(
+        [str(cli if cli.exists() else "transformers"), "serve", "--host", "127.0.0.1",
+         "--port", str(port), str(smollm2_folder)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"transformers serve did not start: {server.stderr.read()}")
+                time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

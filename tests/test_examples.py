@@ -16,3 +16,26 @@ def test_import_and_inspect_example_runs_twice(tmp_path):
     second = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert "0 case(s) added, 50 already stored" in second.stdout
     assert "recorded episode 2" in second.stdout
+
+
+def test_compose_graph_example_refuses_the_leading_question():
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "compose_graph.py")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "patient: I can only tell you about my symptoms and history." in lines[2]
+    assert "patient: Patient complains of fever." in lines[4]
+    assert lines[0].startswith("audit: 2 question(s)")
+    assert lines[-1] == "final answer ['C'], correct True"
+
+
+def test_swap_backends_example_runs_one_graph_on_three_backends(served_url, smollm2_folder):
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "swap_backends.py"),
+                             "--openai-url", served_url, "--openai-model", str(smollm2_folder)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == [
+        "fake:question:", "local:smollm2", f"openai:{smollm2_folder}"]
+    assert "1/2 correct  [completed,completed]" in lines[0]  # always C; case 1 is not C
+    assert all("failed" not in line for line in lines)

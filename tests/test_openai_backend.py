@@ -3,54 +3,7 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from promed_agents.backends import resolve_chat_model, sampling_kwargs
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def served_url(smollm2_folder: Path) -> Iterator[str]:
-    cli = Path(sys.executable).parent / "transformers"
-    if not cli.exists() and shutil.which("transformers") is None:
-        pytest.skip("the transformers CLI is not installed")
-    pytest.importorskip("fastapi")
-    pytest.importorskip("uvicorn")
-    port = _free_port()
-    server = subprocess.Popen(
-        [str(cli if cli.exists() else "transformers"), "serve", "--host", "127.0.0.1",
-         "--port", str(port), str(smollm2_folder)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"transformers serve did not start: {server.stderr.read()}")
-                time.sleep(0.5)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_openai_backend_talks_to_a_real_server(served_url, smollm2_folder):
