@@ -79,3 +79,15 @@ def test_recorded_episodes_round_trip_with_their_turns(db_url):
         assert stored.experiment_id == recorder.experiment_id
         assert stored.turns[1].disclosed_fact_ids == [5]
         assert stored.turns[0].sig > 0
+
+
+def test_runs_with_a_checkpointer_keep_each_episode_in_its_own_thread():
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    saver = InMemorySaver()
+    context = ConsultationContext(doctor=ScriptedChatModel(
+        responses=["question: Do you have a fever?", "answer: C"]))
+    episodes = run_consultations(CASES[:3], context, checkpointer=saver, experiment_id=7)
+    assert [e.status for e in episodes] == [EpisodeStatus.COMPLETED] * 3
+    threads = {c.config["configurable"]["thread_id"] for c in saver.list(None)}
+    assert threads == {f"7-{case.id}-{i}" for i, case in enumerate(CASES[:3])}

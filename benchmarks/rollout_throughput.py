@@ -1,0 +1,98 @@
+"""Rollout throughput: consultations per second with the embedded model, batched vs
+sequential, and LangGraph's overhead per node step.
+
+1. The same cases, budget and greedy decoding, run (a) one episode at a time in a plain
+   loop, and (b) through ``arun_consultations`` at concurrency 8 and 16, where the local
+   backend batches concurrent doctor turns into one ``generate``. Ratio: batched/sequential.
+2. Graph overhead: consultations with a scripted doctor (no model time); wall time per
+   node step (start, doctor, patient, evaluate_reply, ..., evaluate_final).
+
+    python benchmarks/rollout_throughput.py --cases 16 --max-questions 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import time
+
+from promed_agents.backends import resolve_chat_model, sampling_kwargs
+from promed_agents.backends.scripted_chat_model import ScriptedChatModel
+from promed_agents.graphs import ConsultationContext, arun_consultations, build_consultation_graph
+from promed_agents.loader import bundled_sample_path, load_cases
+
+
+def context_for(doctor, max_questions: int, max_tokens: int) -> ConsultationContext:
+    return ConsultationContext(doctor=doctor, max_questions=max_questions,
+                               doctor_kwargs=sampling_kwargs(doctor, max_tokens=max_tokens,
+                                                             temperature=0.0, stop=["\n"]))
+
+
+async def sequential(cases, context, graph) -> tuple[float, list]:
+    start = time.perf_counter()
+    episodes = []
+    for case in cases:
+        episodes += await arun_consultations([case], context, graph=graph, concurrency=1)
+    return time.perf_counter() - start, episodes
+
+
+async def batched(cases, context, graph, concurrency) -> tuple[float, list]:
+    start = time.perf_counter()
+    episodes = await arun_consultations(cases, context, graph=graph, concurrency=concurrency)
+    return time.perf_counter() - start, episodes
+
+
+def summary(name: str, seconds: float, episodes: list) -> dict:
+    turns = sum(len(e.turns) for e in episodes)
+    return {"run": name, "episodes": len(episodes), "turns": turns,
+            "seconds": round(seconds, 2), "episodes_per_s": round(len(episodes) / seconds, 3),
+            "failed": sum(e.status.value == "failed" for e in episodes)}
+
+
+async def main_async(args) -> dict:
+    cases = load_cases(bundled_sample_path())[: args.cases]
+    graph = build_consultation_graph().compile()
+    doctor = resolve_chat_model("local:smollm2")
+    context = context_for(doctor, args.max_questions, args.max_tokens)
+    await batched(cases[:2], context, graph, 2)  # warm-up: load weights, first calls
+    results = []
+    seq_s, seq_eps = await sequential(cases, context, graph)
+    results.append(summary("sequential", seq_s, seq_eps))
+    for concurrency in (8, 16):
+        secs, eps = await batched(cases, context, graph, concurrency)
+        run = summary(f"batched-{concurrency}", secs, eps)
+        run["speedup_vs_sequential"] = round(seq_s / secs, 2)
+        run["same_answers_as_sequential"] = [e.final_answer for e in eps] == \
+            [e.final_answer for e in seq_eps]
+        results.append(run)
+    # Graph overhead with a scripted doctor: steps = 2 + 3 * questions + 1 per episode.
+    fake = ScriptedChatModel(responses=["question: Do you have a fever?"] * args.max_questions
+                             + ["answer: A"])
+    fake_context = context_for(fake, args.max_questions, args.max_tokens)
+    many = load_cases(bundled_sample_path()) * 4
+    secs, eps = await batched(many, fake_context, graph, 16)
+    steps = sum(3 + 3 * e.num_questions for e in eps)
+    results.append({"run": "graph-overhead (scripted doctor)", "episodes": len(eps),
+                    "node_steps": steps, "seconds": round(secs, 3),
+                    "ms_per_step": round(1000 * secs / steps, 3)})
+    return {"machine": f"{platform.machine()} {os.cpu_count()} cpus, "
+                       f"Python {platform.python_version()}",
+            "cases": args.cases, "max_questions": args.max_questions, "runs": results}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=16)
+    parser.add_argument("--max-questions", type=int, default=2)
+    parser.add_argument("--max-tokens", type=int, default=32)
+    args = parser.parse_args()
+    report = asyncio.run(main_async(args))
+    for run in report["runs"]:
+        print(json.dumps(run), flush=True)
+
+
+if __name__ == "__main__":
+    main()
