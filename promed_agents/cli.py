@@ -129,12 +129,9 @@ def cases_list(
     db: DbOption = None,
 ) -> None:
     """List stored cases."""
-    store = _open_store(db)
-    try:
+    with _open_store(db) as store:
         total = store.count_cases(source=source, split=split)
         cases = store.list_cases(source=source, split=split, limit=limit, offset=offset)
-    finally:
-        store.close()
     table = Table(title=f"{len(cases)} of {total} case(s)")
     for column in ("id", "split", "facts", "answer", "question"):
         table.add_column(column, overflow="ellipsis", no_wrap=column != "question")
@@ -153,11 +150,8 @@ def cases_show(
     db: DbOption = None,
 ) -> None:
     """Show one case, marking the facts the doctor knows at the start."""
-    store = _open_store(db)
-    try:
+    with _open_store(db) as store:
         case = store.get_case(case_id)
-    finally:
-        store.close()
     show_case(case, policy)
 
 
@@ -229,12 +223,9 @@ def traces_list(
     db: DbOption = None,
 ) -> None:
     """List recorded consultations."""
-    store = _open_store(db)
-    try:
+    with _open_store(db) as store:
         episodes = store.list_episodes(experiment_id=_experiment_id(store, experiment),
                                        case_id=case, status=status, limit=limit)
-    finally:
-        store.close()
     table = Table(title=f"{len(episodes)} episode(s)")
     for column in ("id", "case", "graph", "mode", "policy", "status", "questions",
                    "answer", "correct"):
@@ -251,11 +242,8 @@ def traces_list(
 def traces_show(episode_id: Annotated[int, typer.Argument(help="Episode id.")],
                 db: DbOption = None) -> None:
     """Show one consultation turn by turn."""
-    store = _open_store(db)
-    try:
+    with _open_store(db) as store:
         ep = store.get_episode(episode_id)
-    finally:
-        store.close()
     console.print(f"[bold]episode {ep.id}[/]: case {ep.case_id}, graph {ep.graph}, mode "
                   f"{ep.mode.value}, policy {ep.partial_policy.value}, status {ep.status.value}"
                   + (f" ({ep.failure_reason})" if ep.failure_reason else ""))
@@ -297,8 +285,7 @@ def traces_export(
     """Export consultations (loadable with datasets.load_dataset('json', ...))."""
     from promed_agents.storage.trace_export import export_jsonl
 
-    store = _open_store(db)
-    try:
+    with _open_store(db) as store:
         experiment_id = _experiment_id(store, experiment)
         with _progress() as progress:
             task = progress.add_task("exporting", total=store.count_episodes(
@@ -306,8 +293,6 @@ def traces_export(
             count = export_jsonl(store, out, experiment_id=experiment_id, status=status,
                                  with_tokens=with_tokens,
                                  progress=lambda n: progress.advance(task, n))
-    finally:
-        store.close()
     console.print(f"wrote {count} episode(s) to {out}")
 
 
@@ -342,11 +327,8 @@ def consult_command(
         split=split, mode=mode, doctor=doctor, patient=patient, max_questions=max_questions,
         concurrency=concurrency, experiment=experiment, policy=policy,
         temperature=temperature, max_new_tokens=max_new_tokens)
-    store = _open_store(db)
-    try:
+    with _open_store(db) as store:
         consult(store, settings, console, err_console)
-    finally:
-        store.close()
 
 
 # -- demo --------------------------------------------------------------------------------
@@ -369,12 +351,9 @@ def demo(
     added, unchanged = import_file(sample, CaseFormat.AUTO, "sample", None, db)
     console.print(f"bundled sample: {added} case(s) added, {unchanged} already stored "
                   "(iMedQA from MediQ, CC BY 4.0)")
-    store = _open_store(db)
-    try:
+    with _open_store(db) as store:
         groups = store.case_groups()
         first = store.list_cases(source="imedqa", split="sample", limit=1)
-    finally:
-        store.close()
     table = Table(title=f"cases in {db}")
     for column in ("source", "split", "language", "cases", "facts", "facts/case"):
         table.add_column(column)
@@ -387,16 +366,13 @@ def demo(
     if doctor != "none":
         from promed_agents.consult_command import ConsultSettings, consult
 
-        store = _open_store(db)
-        try:
+        with _open_store(db) as store:
             for mode in (ConsultationMode.PROACTIVE, ConsultationMode.REACTIVE):
                 consult(store, ConsultSettings(
                     cases=cases, case_ids=[], split="sample", mode=mode, doctor=doctor,
                     patient="fact-select", max_questions=max_questions, concurrency=8,
                     experiment=None, policy=PartialInfoPolicy.HALF_FACTS, temperature=0.0,
                     max_new_tokens=48), console, err_console)
-        finally:
-            store.close()
         console.print("see the episodes with `promed traces list --db "
                       f"{db}` and `promed traces show ID --db {db}`")
 
