@@ -2,12 +2,18 @@
 
 case -> **consultation graph (run)** -> trace in SQL -> Shapley/SIG -> training -> evaluation
 
-:func:`arun_consultations` compiles the graph (optionally with a LangGraph checkpointer
-for resuming), runs the cases through ``abatch_as_completed`` with ``max_concurrency``,
-and turns each final state into an :class:`~promed_agents.trace.EpisodeRecord`, handed to
-``on_episode`` as soon as it finishes (``promed_agents.storage.TraceRecorder`` writes it
-to the store). A case whose graph still fails after the nodes' retries becomes a ``failed``
-episode with the reason: it never disappears.
+:func:`arun_consultations` compiles the graph, runs the cases through
+``abatch_as_completed`` with ``max_concurrency``, and turns each final state into an
+:class:`~promed_agents.trace.EpisodeRecord`, handed to ``on_episode`` as soon as it
+finishes (``promed_agents.storage.TraceRecorder`` writes it to the store). A case whose
+graph still fails after the nodes' retries becomes a ``failed`` episode with the reason:
+it never disappears.
+
+Resuming: with a LangGraph checkpointer (``AsyncSqliteSaver``, ``AsyncPostgresSaver``,
+``InMemorySaver``) each case runs in the thread ``"{experiment_id}-{case_id}-{position}"``.
+Run the same cases again with the same experiment id and checkpointer, and a finished
+thread is returned from its checkpoint (not run, not handed to ``on_episode`` again), while
+an interrupted one (a crash, a node that failed for good) resumes from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -101,14 +107,29 @@ async def arun_consultations(
     compiled = graph.compile(checkpointer=checkpointer) if isinstance(graph, StateGraph) \
         else graph
     views = [partial_view(case, policy) for case in cases]
-    inputs = [{"case": case, "view": view} for case, view in zip(cases, views, strict=True)]
+    inputs: list[dict | None] = [{"case": case, "view": view}
+                                 for case, view in zip(cases, views, strict=True)]
     configs = [{"max_concurrency": concurrency,
                 "recursion_limit": recursion_limit(context.max_questions),
                 "configurable": {"thread_id": f"{experiment_id}-{case.id}-{i}"}}
                for i, case in enumerate(cases)]
     episodes: list[EpisodeRecord | None] = [None] * len(cases)
-    async for index, output in compiled.abatch_as_completed(
-            inputs, configs, return_exceptions=True, context=context):
+    pending = list(range(len(cases)))
+    if getattr(compiled, "checkpointer", None):
+        pending = []
+        for i, config in enumerate(configs):
+            saved = await compiled.aget_state(config)
+            if saved.values and not saved.next:  # finished in an earlier run
+                episodes[i] = episode_from_state(saved.values, context, graph_name,
+                                                 experiment_id)
+                continue
+            if saved.values:  # interrupted: resume from the last checkpoint
+                inputs[i] = None
+            pending.append(i)
+    async for position, output in compiled.abatch_as_completed(
+            [inputs[i] for i in pending], [configs[i] for i in pending],
+            return_exceptions=True, context=context):
+        index = pending[position]
         if isinstance(output, BaseException):
             episode = failed_episode(cases[index], views[index], context, output, graph_name,
                                      experiment_id)

@@ -317,6 +317,11 @@ def consult_command(
     DEFAULT_POLICY,
     temperature: Annotated[float, typer.Option(min=0.0, help="Doctor sampling.")] = 0.0,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Per doctor turn.")] = 64,
+    checkpoints: Annotated[str | None, typer.Option(
+        help="SQLite file for LangGraph checkpoints (makes the run resumable).")] = None,
+    resume: Annotated[bool, typer.Option(
+        help="Continue --experiment from --checkpoints: finished cases are kept, "
+             "interrupted ones resume.")] = False,
     db: DbOption = None,
 ) -> None:
     """Run consultations on stored cases; every episode is recorded with its turns."""
@@ -326,7 +331,8 @@ def consult_command(
         cases=cases, case_ids=[c.strip() for c in case_ids.split(",")] if case_ids else [],
         split=split, mode=mode, doctor=doctor, patient=patient, max_questions=max_questions,
         concurrency=concurrency, experiment=experiment, policy=policy,
-        temperature=temperature, max_new_tokens=max_new_tokens)
+        temperature=temperature, max_new_tokens=max_new_tokens, checkpoints=checkpoints,
+        resume=resume)
     with _open_store(db) as store:
         consult(store, settings, console, err_console)
 

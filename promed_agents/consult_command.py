@@ -43,6 +43,8 @@ class ConsultSettings:
     policy: PartialInfoPolicy
     temperature: float
     max_new_tokens: int
+    checkpoints: str | None = None
+    resume: bool = False
 
 
 def _patient(spec: str) -> Any:
@@ -102,7 +104,16 @@ def consult(store: Any, settings: ConsultSettings, console: Console,
     from promed_agents.graphs import ConsultationContext, arun_consultations
     from promed_agents.storage.trace_recorder import TraceRecorder
 
-    cases = _select_cases(store, settings, console)
+    if settings.resume:
+        if not settings.experiment:
+            raise ConsultationError("--resume needs --experiment NAME (the run to continue)")
+        if not settings.checkpoints:
+            raise ConsultationError("--resume needs --checkpoints PATH (where the run kept "
+                                    "its LangGraph checkpoints)")
+        experiment_id, saved = store.experiment_config(settings.experiment)
+        cases = [store.get_case(case_id) for case_id in saved.get("case_ids", [])]
+    else:
+        cases = _select_cases(store, settings, console)
     doctor = resolve_chat_model(settings.doctor)
     context = ConsultationContext(
         doctor=doctor, patient=_patient(settings.patient), mode=settings.mode,
@@ -114,7 +125,9 @@ def consult(store: Any, settings: ConsultSettings, console: Console,
                                    f"{uuid.uuid4().hex[:4]}")
     config = {k: (v.value if hasattr(v, "value") else v) for k, v in settings.__dict__.items()}
     config["case_ids"] = [c.id for c in cases]
-    recorder = TraceRecorder(store, store.create_experiment(name, "consult", config))
+    if not settings.resume:
+        experiment_id = store.create_experiment(name, "consult", config)
+    recorder = TraceRecorder(store, experiment_id)
     started = time.perf_counter()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=progress_console, transient=True,
@@ -125,9 +138,17 @@ def consult(store: Any, settings: ConsultSettings, console: Console,
             recorder(episode)
             progress.advance(task)
 
-        episodes = asyncio.run(arun_consultations(
-            cases, context, policy=settings.policy, concurrency=settings.concurrency,
-            experiment_id=recorder.experiment_id, on_episode=on_episode))
+        async def run() -> list[EpisodeRecord]:
+            kwargs = dict(policy=settings.policy, concurrency=settings.concurrency,
+                          experiment_id=experiment_id, on_episode=on_episode)
+            if not settings.checkpoints:
+                return await arun_consultations(cases, context, **kwargs)
+            from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+            async with AsyncSqliteSaver.from_conn_string(settings.checkpoints) as saver:
+                return await arun_consultations(cases, context, checkpointer=saver, **kwargs)
+
+        episodes = asyncio.run(run())
     elapsed = time.perf_counter() - started
     console.print(summary_table(episodes, elapsed, escape(
         f"experiment {name}: {settings.mode.value}, doctor {settings.doctor}, "

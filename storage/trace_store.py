@@ -246,6 +246,14 @@ class TraceStore:
                                  "choose another name") from None
             return row.id
 
+    def experiment_config(self, name: str) -> tuple[int, dict[str, Any]]:
+        """``(id, config)`` of the experiment called ``name``."""
+        with self._session() as session:
+            row = session.scalar(select(ExperimentRow).where(ExperimentRow.name == name))
+        if row is None:
+            raise NotFoundError(f"no experiment named {name!r} in {self.url}")
+        return row.id, row.config
+
     def experiment_id(self, name: str) -> int:
         with self._session() as session:
             found = session.scalar(select(ExperimentRow.id).where(ExperimentRow.name == name))

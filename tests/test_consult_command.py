@@ -36,3 +36,19 @@ def test_consult_reactive_case_ids_and_errors(sqlite_url):
     assert bad.exit_code == 1 and "use fact-select or llm:MODEL_SPEC" in bad.stderr
     spec = run("consult", "--cases", "1", "--doctor", "smollm2", "--db", sqlite_url)
     assert spec.exit_code == 1 and "provider:model" in spec.stderr
+
+
+def test_consult_resumes_an_experiment_from_its_checkpoints(sqlite_url, tmp_path):
+    checkpoints = str(tmp_path / "ckpt.db")
+    first = run("consult", "--cases", "3", "--doctor", "fake:question: Any fever?||answer: C",
+                "--experiment", "long", "--checkpoints", checkpoints, "--db", sqlite_url)
+    assert first.exit_code == 0, first.output
+    again = run("consult", "--doctor", "fake:answer: A", "--experiment", "long", "--resume",
+                "--checkpoints", checkpoints, "--db", sqlite_url)
+    assert again.exit_code == 0, again.output
+    with TraceStore(sqlite_url) as store:
+        episodes = store.list_episodes(experiment_id=store.experiment_id("long"))
+    # every case had finished: nothing ran again, nothing was recorded twice
+    assert len(episodes) == 3 and {tuple(e.final_answer) for e in episodes} == {("C",)}
+    missing = run("consult", "--resume", "--experiment", "long", "--db", sqlite_url)
+    assert missing.exit_code == 1 and "--resume needs --checkpoints" in missing.stderr

@@ -91,3 +91,45 @@ def test_runs_with_a_checkpointer_keep_each_episode_in_its_own_thread():
     assert [e.status for e in episodes] == [EpisodeStatus.COMPLETED] * 3
     threads = {c.config["configurable"]["thread_id"] for c in saver.list(None)}
     assert threads == {f"7-{case.id}-{i}" for i, case in enumerate(CASES[:3])}
+
+
+def test_an_interrupted_run_resumes_from_its_sqlite_checkpoints(tmp_path):
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    calls = {"broken": 0, "fixed": 0}
+
+    def broken(messages):  # imedqa-0 crashes on its second doctor turn
+        calls["broken"] += 1
+        if "blocks cell wall synthesis" in str(messages[1].content) and len(messages) > 2:
+            raise RuntimeError("power cut")
+        return "answer: A" if len(messages) > 2 else \
+            "question: What did the culture of the joint fluid show?"
+
+    def fixed(messages):
+        calls["fixed"] += 1
+        return "answer: C"
+
+    from langgraph.types import RetryPolicy
+
+    from promed_agents.graphs import build_consultation_graph
+    graph = build_consultation_graph(RetryPolicy(max_attempts=1))
+    seen = []
+
+    async def run(doctor):
+        async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "ckpt.db")) as saver:
+            return await arun_consultations(
+                CASES[:3], ConsultationContext(doctor=ScriptedChatModel(responder=doctor)),
+                graph=graph, checkpointer=saver, experiment_id=5, on_episode=seen.append)
+
+    first = asyncio.run(run(broken))
+    assert [e.status for e in first] == [EpisodeStatus.FAILED, EpisodeStatus.COMPLETED,
+                                         EpisodeStatus.COMPLETED]
+    second = asyncio.run(run(fixed))
+    assert calls["fixed"] == 1  # only the interrupted case ran again
+    assert len(seen) == 4  # finished episodes were not handed over twice
+    resumed = second[0]
+    assert resumed.status is EpisodeStatus.COMPLETED and resumed.final_answer == ["C"]
+    assert [t.text for t in resumed.turns][:2] == [
+        "question: What did the culture of the joint fluid show?",
+        "Culture of joint fluid shows a bacteria."]  # kept from the first run
+    assert [e.final_answer for e in second[1:]] == [e.final_answer for e in first[1:]]
