@@ -102,7 +102,9 @@ def test_wheel_contains_the_namespaced_packages_and_data(wheel):
                      "promed_agents/storage/migrations/env.py",
                      "promed_agents/storage/migrations/script.py.mako",
                      "promed_agents/storage/migrations/versions/0001_initial_schema.py",
-                     "promed_agents/graphs/__init__.py", "promed_agents/trainers/__init__.py"):
+                     "promed_agents/graphs/__init__.py", "promed_agents/trainers/__init__.py",
+                     "promed_agents/backends/local_chat_model.py",
+                     "promed_agents/graphs/consultation.py"):
         assert expected in names
     tops = {name.split("/")[0] for name in names}
     assert not tops & {"storage", "graphs", "trainers", "tests", "examples", "benchmarks"}
@@ -113,6 +115,7 @@ def test_installed_wheel_imports_and_migrates(wheel, tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
                     str(site), str(wheel)], check=True, timeout=300)
     code = ("import promed_agents.storage as s\n"
+            "import promed_agents.backends, promed_agents.graphs.rollout\n"
             "from promed_agents.loader import bundled_sample_path, load_cases\n"
             "print(s.__file__)\n"
             "store = s.TraceStore('sqlite:///w.db')\n"
