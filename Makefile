@@ -41,6 +41,7 @@ lint: install
 
 bench: install
 	$(PY) benchmarks/storage_throughput.py
+	$(PY) benchmarks/rollout_throughput.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
