@@ -189,24 +189,27 @@ class TraceStore:
                                     "see `promed cases list`")
             return _case_from_row(row)
 
+    @staticmethod
+    def _case_filters(source: str | None, split: str | None) -> list[Any]:
+        filters = []
+        if source is not None:
+            filters.append(CaseRow.source == source)
+        if split is not None:
+            filters.append(CaseRow.split == split)
+        return filters
+
     def list_cases(self, source: str | None = None, split: str | None = None,
                    limit: int | None = None, offset: int = 0) -> list[Case]:
-        query = select(CaseRow).options(selectinload(CaseRow.facts)).order_by(
-            CaseRow.source, func.length(CaseRow.id), CaseRow.id)
-        if source is not None:
-            query = query.where(CaseRow.source == source)
-        if split is not None:
-            query = query.where(CaseRow.split == split)
-        query = query.offset(offset).limit(limit)
+        query = (select(CaseRow).options(selectinload(CaseRow.facts))
+                 .where(*self._case_filters(source, split))
+                 .order_by(CaseRow.source, func.length(CaseRow.id), CaseRow.id)
+                 .offset(offset).limit(limit))
         with self._session() as session:
             return [_case_from_row(row) for row in session.scalars(query)]
 
     def count_cases(self, source: str | None = None, split: str | None = None) -> int:
-        query = select(func.count()).select_from(CaseRow)
-        if source is not None:
-            query = query.where(CaseRow.source == source)
-        if split is not None:
-            query = query.where(CaseRow.split == split)
+        query = select(func.count()).select_from(CaseRow).where(
+            *self._case_filters(source, split))
         with self._session() as session:
             return session.scalar(query) or 0
 
@@ -255,11 +258,7 @@ class TraceStore:
         return row.id, row.config
 
     def experiment_id(self, name: str) -> int:
-        with self._session() as session:
-            found = session.scalar(select(ExperimentRow.id).where(ExperimentRow.name == name))
-        if found is None:
-            raise NotFoundError(f"no experiment named {name!r} in {self.url}")
-        return found
+        return self.experiment_config(name)[0]
 
     # -- episodes ------------------------------------------------------------------------
 
@@ -317,16 +316,22 @@ class TraceStore:
                                     "see `promed traces list`")
             return _episode_from_row(row)
 
+    @staticmethod
+    def _episode_filters(experiment_id: int | None, case_id: str | None = None,
+                         status: EpisodeStatus | str | None = None) -> list[Any]:
+        filters = []
+        if experiment_id is not None:
+            filters.append(EpisodeRow.experiment_id == experiment_id)
+        if case_id is not None:
+            filters.append(EpisodeRow.case_id == case_id)
+        if status is not None:
+            filters.append(EpisodeRow.status == EpisodeStatus(status).value)
+        return filters
+
     def _episode_query(self, experiment_id: int | None, case_id: str | None,
                        status: EpisodeStatus | str | None) -> Any:
-        query = select(EpisodeRow).order_by(EpisodeRow.id)
-        if experiment_id is not None:
-            query = query.where(EpisodeRow.experiment_id == experiment_id)
-        if case_id is not None:
-            query = query.where(EpisodeRow.case_id == case_id)
-        if status is not None:
-            query = query.where(EpisodeRow.status == EpisodeStatus(status).value)
-        return query
+        return select(EpisodeRow).where(
+            *self._episode_filters(experiment_id, case_id, status)).order_by(EpisodeRow.id)
 
     def list_episodes(self, experiment_id: int | None = None, case_id: str | None = None,
                       status: EpisodeStatus | str | None = None,
@@ -361,11 +366,8 @@ class TraceStore:
 
     def count_episodes(self, experiment_id: int | None = None,
                        status: EpisodeStatus | str | None = None) -> int:
-        query = select(func.count()).select_from(EpisodeRow)
-        if experiment_id is not None:
-            query = query.where(EpisodeRow.experiment_id == experiment_id)
-        if status is not None:
-            query = query.where(EpisodeRow.status == EpisodeStatus(status).value)
+        query = select(func.count()).select_from(EpisodeRow).where(
+            *self._episode_filters(experiment_id, status=status))
         with self._session() as session:
             return session.scalar(query) or 0
 
