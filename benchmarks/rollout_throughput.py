@@ -19,16 +19,17 @@ import os
 import platform
 import time
 
-from promed_agents.backends import resolve_chat_model, sampling_kwargs
+from promed_agents.backends import resolve_chat_model
 from promed_agents.backends.scripted_chat_model import ScriptedChatModel
+from promed_agents.doctor import doctor_sampling
 from promed_agents.graphs import ConsultationContext, arun_consultations, build_consultation_graph
 from promed_agents.loader import bundled_sample_path, load_cases
 
 
 def context_for(doctor, max_questions: int, max_tokens: int) -> ConsultationContext:
     return ConsultationContext(doctor=doctor, max_questions=max_questions,
-                               doctor_kwargs=sampling_kwargs(doctor, max_tokens=max_tokens,
-                                                             temperature=0.0, stop=["\n"]))
+                               doctor_kwargs=doctor_sampling(doctor, max_tokens=max_tokens,
+                                                             temperature=0.0))
 
 
 async def sequential(cases, context, graph) -> tuple[float, list]:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 
 from promed_agents import bundled_sample_path, load_cases
-from promed_agents.backends import resolve_chat_model, sampling_kwargs
+from promed_agents.backends import resolve_chat_model
+from promed_agents.doctor import doctor_sampling
 from promed_agents.graphs import ConsultationContext, build_consultation_graph, run_consultations
 
 
@@ -29,8 +30,8 @@ def main() -> None:
     graph = build_consultation_graph()  # one graph for every backend
     for spec in specs:
         doctor = resolve_chat_model(spec)
-        context = ConsultationContext(doctor=doctor, max_questions=2, doctor_kwargs=sampling_kwargs(
-            doctor, max_tokens=32, temperature=0.0, stop=["\n"]))
+        context = ConsultationContext(doctor=doctor, max_questions=2, doctor_kwargs=doctor_sampling(
+            doctor, max_tokens=32, temperature=0.0))
         episodes = run_consultations(cases, context, graph=graph)
         correct = sum(bool(e.correct) for e in episodes)
         statuses = ",".join(e.status.value for e in episodes)

@@ -30,6 +30,7 @@ from langgraph.types import RetryPolicy
 
 from promed_agents.case import Case
 from promed_agents.doctor import (
+    DOCTOR_STOP,
     FINAL_REQUEST,
     FORMAT_REMINDER,
     opening_messages,
@@ -86,8 +87,7 @@ class ConsultationContext:
     evaluator: Evaluator = field(default_factory=Evaluator)
     mode: ConsultationMode = ConsultationMode.PROACTIVE
     max_questions: int = DEFAULT_MAX_QUESTIONS
-    # The format allows one line per turn; stopping there also saves generation time.
-    doctor_kwargs: dict[str, Any] = field(default_factory=lambda: {"stop": ["\n"]})
+    doctor_kwargs: dict[str, Any] = field(default_factory=lambda: {"stop": list(DOCTOR_STOP)})
 
 
 def _start(state: ConsultationState, runtime: Runtime[ConsultationContext]) -> dict:

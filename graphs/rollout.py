@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 
 from langchain_core.language_models import BaseChatModel
 
-from promed_agents.backends import sampling_kwargs
 from promed_agents.case import Case
+from promed_agents.doctor import doctor_sampling
 from promed_agents.evaluator import Evaluator
 from promed_agents.graphs.consultation import DEFAULT_MAX_QUESTIONS, ConsultationContext
 from promed_agents.graphs.consultation_runner import EpisodeSink, arun_consultations
@@ -102,8 +102,7 @@ async def arollout(cases: Sequence[Case], policy: BaseChatModel, group_size: int
     context = ConsultationContext(
         doctor=policy, patient=patient or FactSelectPatient(),
         evaluator=evaluator or Evaluator(), max_questions=max_questions,
-        doctor_kwargs=sampling_kwargs(policy, max_tokens=max_tokens, temperature=temperature,
-                                      stop=["\n"]))
+        doctor_kwargs=doctor_sampling(policy, max_tokens=max_tokens, temperature=temperature))
     repeated = [case for case in cases for _ in range(group_size)]
     episodes = await arun_consultations(repeated, context, policy=partial_policy,
                                         concurrency=concurrency, on_episode=on_episode,

@@ -100,7 +100,8 @@ def consult(store: Any, settings: ConsultSettings, console: Console,
     """Run the consultations ``settings`` describe, recording each episode in ``store``."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from promed_agents.backends import resolve_chat_model, sampling_kwargs
+    from promed_agents.backends import resolve_chat_model
+    from promed_agents.doctor import doctor_sampling
     from promed_agents.graphs import ConsultationContext, arun_consultations
     from promed_agents.storage.trace_recorder import TraceRecorder
 
@@ -118,8 +119,8 @@ def consult(store: Any, settings: ConsultSettings, console: Console,
     context = ConsultationContext(
         doctor=doctor, patient=_patient(settings.patient), mode=settings.mode,
         max_questions=settings.max_questions,
-        doctor_kwargs=sampling_kwargs(doctor, max_tokens=settings.max_new_tokens,
-                                      temperature=settings.temperature, stop=["\n"]))
+        doctor_kwargs=doctor_sampling(doctor, max_tokens=settings.max_new_tokens,
+                                      temperature=settings.temperature))
     name = settings.experiment or (f"consult-{settings.mode.value}-"
                                    f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-"
                                    f"{uuid.uuid4().hex[:4]}")

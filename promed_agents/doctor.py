@@ -21,8 +21,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
+from promed_agents.backends import sampling_kwargs
 from promed_agents.case import Case
 from promed_agents.partial_view import PartialView
 from promed_agents.trace import TurnKind
@@ -42,6 +44,18 @@ FORMAT_REMINDER = ("Reply with exactly one line: 'question: <your question>' or 
                    "'answer: <option letter>'.")
 FINAL_REQUEST = ("You have no questions left. Give your final answer now, written as "
                  "'answer: <option letter>'.")
+
+DOCTOR_STOP = ("\n",)
+"""The format allows one line per turn; stopping there also saves generation time."""
+
+
+def doctor_sampling(model: BaseChatModel, *, max_tokens: int | None = None,
+                    temperature: float | None = None) -> dict[str, object]:
+    """Per-call arguments for a doctor model: stop at the end of the line, plus the given
+    budget and temperature under the names ``model``'s backend uses."""
+    return sampling_kwargs(model, max_tokens=max_tokens, temperature=temperature,
+                           stop=list(DOCTOR_STOP))
+
 
 _MARKER = re.compile(r"\b(question|answer)\s*[:：]", re.IGNORECASE)
 _LETTERS = re.compile(r"^[\s(\[*]*([A-Z](?:\s*(?:,|/|&|and|、)?\s*[A-Z])*)(?![a-z])")
