@@ -20,12 +20,12 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from promed_agents.errors import CaseConflictError, PromedError
 from promed_agents.loader import CaseFormat, bundled_sample_path, iter_located_cases
 from promed_agents.partial_view import DEFAULT_POLICY, PartialInfoPolicy, partial_view
+from promed_agents.progress_bar import progress_bar
 from promed_agents.trace import ConsultationMode
 
 app = typer.Typer(help="ProMed Agents: teach medical LLMs to ask before they answer.",
@@ -63,12 +63,6 @@ def _reports_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=err_console, transient=True,
-                    disable=not err_console.is_terminal)
-
-
 def _open_store(db: str | None) -> Any:
     from promed_agents.storage import TraceStore
 
@@ -93,7 +87,7 @@ def import_file(path: Path, fmt: CaseFormat, split: str | None, limit: int | Non
     where = {case.id: location for location, case in located}
     store = _open_store(db)
     try:
-        with _progress() as progress:
+        with progress_bar(err_console) as progress:
             task = progress.add_task(f"importing {path.name}", total=len(located))
             report = store.import_cases((case for _, case in located),
                                         progress=lambda n: progress.advance(task, n))
@@ -287,7 +281,7 @@ def traces_export(
 
     with _open_store(db) as store:
         experiment_id = _experiment_id(store, experiment)
-        with _progress() as progress:
+        with progress_bar(err_console) as progress:
             task = progress.add_task("exporting", total=store.count_episodes(
                 experiment_id=experiment_id, status=status))
             count = export_jsonl(store, out, experiment_id=experiment_id, status=status,

@@ -26,6 +26,7 @@ from promed_agents.case import Case
 from promed_agents.errors import ConsultationError
 from promed_agents.loader import bundled_sample_path, load_cases
 from promed_agents.partial_view import PartialInfoPolicy
+from promed_agents.progress_bar import progress_bar
 from promed_agents.trace import ConsultationMode, EpisodeRecord, EpisodeStatus
 
 
@@ -98,8 +99,6 @@ def summary_table(episodes: Sequence[EpisodeRecord], seconds: float, title: str)
 def consult(store: Any, settings: ConsultSettings, console: Console,
             progress_console: Console) -> list[EpisodeRecord]:
     """Run the consultations ``settings`` describe, recording each episode in ``store``."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from promed_agents.backends import resolve_chat_model
     from promed_agents.doctor import doctor_sampling
     from promed_agents.graphs import ConsultationContext, arun_consultations
@@ -130,9 +129,7 @@ def consult(store: Any, settings: ConsultSettings, console: Console,
         experiment_id = store.create_experiment(name, "consult", config)
     recorder = TraceRecorder(store, experiment_id)
     started = time.perf_counter()
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=progress_console, transient=True,
-                  disable=not progress_console.is_terminal) as progress:
+    with progress_bar(progress_console) as progress:
         task = progress.add_task(f"consulting ({settings.doctor})", total=len(cases))
 
         def on_episode(episode: EpisodeRecord) -> None:
