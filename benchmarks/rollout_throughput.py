@@ -4,10 +4,12 @@ sequential, and LangGraph's overhead per node step.
 1. The same cases, budget and greedy decoding, run (a) one episode at a time in a plain
    loop, and (b) through ``arun_consultations`` at concurrency 8 and 16, where the local
    backend batches concurrent doctor turns into one ``generate``. Ratio: batched/sequential.
+   The backend's prefix cache is emptied before each run, so no run reuses another's
+   states; ``--no-prefix-cache`` measures both without it.
 2. Graph overhead: consultations with a scripted doctor (no model time); wall time per
    node step (start, doctor, patient, evaluate_reply, ..., evaluate_final).
 
-    python benchmarks/rollout_throughput.py --cases 16 --max-questions 2
+    python benchmarks/rollout_throughput.py --cases 16 --max-questions 10
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import os
 import platform
 import time
 
-from promed_agents.backends import resolve_chat_model
+from promed_agents.backends.local_chat_model import LocalChatModel
 from promed_agents.backends.scripted_chat_model import ScriptedChatModel
 from promed_agents.doctor import doctor_sampling
 from promed_agents.graphs import ConsultationContext, arun_consultations, build_consultation_graph
@@ -32,7 +34,14 @@ def context_for(doctor, max_questions: int, max_tokens: int) -> ConsultationCont
                                                              temperature=0.0))
 
 
+def fresh(doctor) -> None:
+    if doctor.batcher.cache is not None:
+        doctor.batcher.cache.clear()
+        doctor.batcher.cache.hits_tokens = doctor.batcher.cache.computed_tokens = 0
+
+
 async def sequential(cases, context, graph) -> tuple[float, list]:
+    fresh(context.doctor)
     start = time.perf_counter()
     episodes = []
     for case in cases:
@@ -41,30 +50,38 @@ async def sequential(cases, context, graph) -> tuple[float, list]:
 
 
 async def batched(cases, context, graph, concurrency) -> tuple[float, list]:
+    if hasattr(context.doctor, "batcher"):
+        fresh(context.doctor)
     start = time.perf_counter()
     episodes = await arun_consultations(cases, context, graph=graph, concurrency=concurrency)
     return time.perf_counter() - start, episodes
 
 
-def summary(name: str, seconds: float, episodes: list) -> dict:
+def summary(name: str, seconds: float, episodes: list, doctor) -> dict:
     turns = sum(len(e.turns) for e in episodes)
-    return {"run": name, "episodes": len(episodes), "turns": turns,
-            "seconds": round(seconds, 2), "episodes_per_s": round(len(episodes) / seconds, 3),
-            "failed": sum(e.status.value == "failed" for e in episodes)}
+    run = {"run": name, "episodes": len(episodes), "turns": turns,
+           "seconds": round(seconds, 2), "episodes_per_s": round(len(episodes) / seconds, 3),
+           "failed": sum(e.status.value == "failed" for e in episodes)}
+    cache = doctor.batcher.cache
+    if cache is not None:
+        run["prompt_tokens_reused"] = round(
+            cache.hits_tokens / max(1, cache.hits_tokens + cache.computed_tokens), 3)
+    return run
 
 
 async def main_async(args) -> dict:
     cases = load_cases(bundled_sample_path())[: args.cases]
     graph = build_consultation_graph().compile()
-    doctor = resolve_chat_model("local:smollm2")
+    doctor = LocalChatModel(model_ref="smollm2",
+                            prefix_cache_mb=0 if args.no_prefix_cache else 1024)
     context = context_for(doctor, args.max_questions, args.max_tokens)
     await batched(cases[:2], context, graph, 2)  # warm-up: load weights, first calls
     results = []
     seq_s, seq_eps = await sequential(cases, context, graph)
-    results.append(summary("sequential", seq_s, seq_eps))
+    results.append(summary("sequential", seq_s, seq_eps, doctor))
     for concurrency in (8, 16):
         secs, eps = await batched(cases, context, graph, concurrency)
-        run = summary(f"batched-{concurrency}", secs, eps)
+        run = summary(f"batched-{concurrency}", secs, eps, doctor)
         run["speedup_vs_sequential"] = round(seq_s / secs, 2)
         run["same_answers_as_sequential"] = [e.final_answer for e in eps] == \
             [e.final_answer for e in seq_eps]
@@ -81,16 +98,20 @@ async def main_async(args) -> dict:
                     "ms_per_step": round(1000 * secs / steps, 3)})
     return {"machine": f"{platform.machine()} {os.cpu_count()} cpus, "
                        f"Python {platform.python_version()}",
-            "cases": args.cases, "max_questions": args.max_questions, "runs": results}
+            "cases": args.cases, "max_questions": args.max_questions,
+            "prefix_cache": not args.no_prefix_cache, "runs": results}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=16)
-    parser.add_argument("--max-questions", type=int, default=2)
+    parser.add_argument("--max-questions", type=int, default=10)
     parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--no-prefix-cache", action="store_true",
+                        help="re-read every prompt in full (the backend's reuse turned off)")
     args = parser.parse_args()
     report = asyncio.run(main_async(args))
+    print(json.dumps({k: v for k, v in report.items() if k != "runs"}), flush=True)
     for run in report["runs"]:
         print(json.dumps(run), flush=True)
 

@@ -1,0 +1,221 @@
+"""The local backend's engine: concurrent generation requests decoded together.
+
+case -> consultation graph (**doctor / patient models**) -> trace in SQL -> training
+
+One :class:`BatchGenerator` (a thread) serves each loaded model. Requests arriving within
+a few milliseconds of each other are grouped by sampling parameters and decoded by one
+left-padded ``generate``. Each row starts from the longest prefix of its prompt that the
+:class:`~promed_agents.backends.prefix_cache.PrefixCache` holds, so a consultation's
+earlier turns and the shared system prompt are not re-read; ``generate`` reads the
+uncached parts of all rows together in its first step.
+
+Decoding runs in chunks of ``chunk_tokens`` when several rows share a batch: a row that
+is done (end of turn or a stop string) leaves after its chunk, and one that is not goes
+back to the queue, where it joins the next batch with whatever else has arrived, resuming
+from its cached states. So one long reply does not hold every other row of its batch,
+which on CPU costs the whole batch a decoding step per token. A request alone in its batch
+is decoded in one go.
+
+Each result holds the prompt token ids, the completion token ids (with the end-of-turn
+token) and their log-probabilities under the raw policy (temperature 1, before sampling
+warpers), so a trace is exact training data.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
+from itertools import groupby
+from typing import Any
+
+from promed_agents.backends.prefix_cache import PrefixCache, left_pad, row_states
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    stop: tuple[str, ...]
+    seed: int | None
+
+
+@dataclass
+class _Request:
+    prompt_ids: list[int]
+    params: GenerationParams
+    future: Future
+    completion_ids: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+
+    @property
+    def remaining(self) -> int:
+        return self.params.max_new_tokens - len(self.completion_ids)
+
+
+def _layout(prompts: list[list[int]], cached: list[int], pad: int):
+    """Input ids and attention mask for a batch whose first ``max(cached)`` positions are
+    served from cache: per row, [padding, cached prefix, padding, uncached rest]. The
+    padding in the middle is masked like any padding; positions follow the mask."""
+    import torch
+
+    head = max(cached)
+    tail = max(len(ids) - c for ids, c in zip(prompts, cached, strict=True))
+    input_ids = torch.full((len(prompts), head + tail), pad, dtype=torch.long)
+    attention = torch.zeros_like(input_ids)
+    for row, (ids, c) in enumerate(zip(prompts, cached, strict=True)):
+        input_ids[row, head - c:head] = torch.tensor(ids[:c], dtype=torch.long)
+        input_ids[row, head + tail - (len(ids) - c):] = torch.tensor(ids[c:], dtype=torch.long)
+        attention[row, head - c:head] = 1
+        attention[row, head + tail - (len(ids) - c):] = 1
+    return input_ids, attention, head
+
+
+def generate_batch(model: Any, tokenizer: Any, prompts: list[list[int]],
+                   params: GenerationParams, cache: PrefixCache | None = None,
+                   stop_criteria: Any = None) -> list[dict[str, Any]]:
+    """One ``generate`` for ``prompts``: per row, the new token ids (cut after the end of
+    turn, padding dropped), their log-probabilities, and whether the row ended (end of
+    turn or stop string). With ``cache``, each row's longest cached prefix is reused and
+    its prompt and completion states are stored back. ``stop_criteria`` is a prepared
+    ``StopStringCriteria`` for ``params.stop`` (building one scans the vocabulary)."""
+    import torch
+    from transformers import DynamicCache, StoppingCriteriaList, StopStringCriteria
+
+    pad = tokenizer.pad_token_id
+    hits = [cache.lookup(ids, len(ids) - 1) if cache else (0, None) for ids in prompts]
+    input_ids, attention, head = _layout(prompts, [c for c, _ in hits], pad)
+    kwargs: dict[str, Any] = dict(max_new_tokens=params.max_new_tokens, pad_token_id=pad,
+                                  return_dict_in_generate=True, output_logits=True,
+                                  do_sample=params.temperature > 0)
+    if head:
+        kwargs["past_key_values"] = DynamicCache(
+            ddp_cache_data=left_pad([kv for _, kv in hits], head))
+    if params.temperature > 0:
+        kwargs.update(temperature=params.temperature, top_p=params.top_p)
+    else:
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    if params.stop:
+        kwargs["stopping_criteria"] = StoppingCriteriaList(
+            [stop_criteria or StopStringCriteria(tokenizer, list(params.stop))])
+    if params.seed is not None:
+        torch.manual_seed(params.seed)
+    with torch.inference_mode():
+        out = model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
+        width = input_ids.shape[1]
+        new = out.sequences[:, width:]
+        logits = torch.stack(out.logits, dim=1).float()
+        logprobs = torch.log_softmax(logits, dim=-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)
+    eos = model.generation_config.eos_token_id
+    eos_ids = set(eos if isinstance(eos, list) else [eos]) | {tokenizer.eos_token_id}
+    results = []
+    for row, prompt in enumerate(prompts):
+        ids = new[row].tolist()
+        end = next((i + 1 for i, t in enumerate(ids) if t in eos_ids), None)
+        if end is not None:
+            ids = ids[:end]
+        elif pad not in eos_ids:  # a row stopped by a stop string is padded afterwards
+            while ids and ids[-1] == pad:
+                ids.pop()
+        if cache is not None:  # states exist for the prompt and all new tokens but the last
+            kept = min(len(ids), new.shape[1] - 1)
+            positions = torch.cat([attention[row].nonzero().squeeze(1),
+                                   torch.arange(width, width + kept)])
+            cache.store(prompt + ids[:kept], row_states(out.past_key_values, row, positions))
+            cache.hits_tokens += hits[row][0]
+            cache.computed_tokens += len(prompt) - hits[row][0]
+        text = tokenizer.decode(ids, skip_special_tokens=True)
+        results.append({"ids": ids, "logprobs": logprobs[row, : len(ids)].tolist(),
+                        "ended": end is not None or any(s in text for s in params.stop)})
+    return results
+
+
+def _sampling_key(request: _Request) -> str:
+    """Requests that can share a ``generate``: equal parameters but the token budget."""
+    return repr(replace(request.params, max_new_tokens=0))
+
+
+class BatchGenerator:
+    """Gathers concurrent requests for one model and decodes them in batches."""
+
+    def __init__(self, model: Any, tokenizer: Any, max_batch_size: int = 16,
+                 wait_s: float = 0.01, cache_mb: int = 1024, chunk_tokens: int = 8):
+        self.model, self.tokenizer = model, tokenizer
+        self.max_batch_size, self.wait_s, self.chunk_tokens = max_batch_size, wait_s, chunk_tokens
+        self.cache: PrefixCache | None = PrefixCache(cache_mb << 20) if cache_mb > 0 else None
+        self.queue: queue.Queue[_Request] = queue.Queue()
+        self.batch_sizes: list[int] = []
+        self._weights_version = self._version()
+        self._stop_criteria: dict[tuple[str, ...], Any] = {}
+        threading.Thread(target=self._loop, name="promed-local-batcher", daemon=True).start()
+
+    def submit(self, prompt_ids: list[int], params: GenerationParams) -> Future:
+        future: Future = Future()
+        self.queue.put(_Request(prompt_ids, params, future))
+        return future
+
+    def _version(self) -> int:
+        """Changes whenever a weight is modified in place (an optimizer step, a
+        ``load_state_dict``), so cached states never outlive the weights they came from."""
+        return sum(p._version for p in self.model.parameters())
+
+    def _loop(self) -> None:
+        while True:
+            batch = [self.queue.get()]
+            deadline = time.monotonic() + self.wait_s
+            while len(batch) < self.max_batch_size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(self.queue.get(timeout=remaining))
+                except queue.Empty:
+                    break
+            batch.sort(key=_sampling_key)
+            for _, group in groupby(batch, key=_sampling_key):
+                self._run(list(group))
+
+    def _run(self, group: list[_Request]) -> None:
+        self.batch_sizes.append(len(group))
+        if self.cache is not None and (version := self._version()) != self._weights_version:
+            self.cache.clear()
+            self._weights_version = version
+        params = group[0].params
+        if any(r.completion_ids for r in group):  # seeded once, at the first chunk
+            params = replace(params, seed=None)
+        steps = min(r.remaining for r in group)
+        if len(group) > 1:
+            steps = min(steps, self.chunk_tokens)
+        try:
+            if params.stop and params.stop not in self._stop_criteria:
+                from transformers import StopStringCriteria
+
+                self._stop_criteria[params.stop] = StopStringCriteria(self.tokenizer,
+                                                                      list(params.stop))
+            results = generate_batch(
+                self.model, self.tokenizer, [r.prompt_ids + r.completion_ids for r in group],
+                replace(params, max_new_tokens=steps), self.cache,
+                self._stop_criteria.get(params.stop))
+        except Exception as exc:  # handed to each caller, which decides what to do
+            for request in group:
+                request.future.set_exception(exc)
+            return
+        for request, result in zip(group, results, strict=True):
+            request.completion_ids += result["ids"]
+            request.logprobs += result["logprobs"]
+            if result["ended"] or request.remaining <= 0:
+                request.future.set_result(self._finish(request, result["ended"]))
+            else:
+                self.queue.put(request)  # decodes on in a later batch
+
+    def _finish(self, request: _Request, ended: bool) -> dict[str, Any]:
+        text = self.tokenizer.decode(request.completion_ids, skip_special_tokens=True)
+        for stop in request.params.stop:
+            if stop in text:
+                text = text[: text.index(stop)]
+        return {"text": text.strip(), "prompt_token_ids": request.prompt_ids,
+                "completion_token_ids": request.completion_ids, "logprobs": request.logprobs,
+                "finish_reason": "stop" if ended else "length"}

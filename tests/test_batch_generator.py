@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+from concurrent.futures import wait
+
+import pytest
+
+from promed_agents.backends.batch_generator import (
+    BatchGenerator,
+    GenerationParams,
+    generate_batch,
+)
+from promed_agents.backends.local_weights import load_local_model
+from promed_agents.backends.prefix_cache import PrefixCache
+
+GREEDY = GenerationParams(max_new_tokens=12, temperature=0.0, top_p=1.0, stop=(), seed=None)
+
+
+@pytest.fixture
+def tiny(tiny_model_folder):
+    return load_local_model(str(tiny_model_folder))
+
+
+def prompts(tokenizer) -> list[list[int]]:
+    texts = ["Do you have a fever?", "Where does the pain start and where does it go?",
+             "Any rash?", "How much do you drink, and since when have you been drinking?"]
+    return [tokenizer.apply_chat_template([{"role": "user", "content": t}],
+                                          add_generation_prompt=True, tokenize=True,
+                                          return_dict=True)["input_ids"] for t in texts]
+
+
+def run_together(generator: BatchGenerator, inputs, params) -> list[dict]:
+    futures = [generator.submit(list(ids), params) for ids in inputs]
+    wait(futures, timeout=120)
+    return [f.result() for f in futures]
+
+
+def test_chunked_batches_give_the_same_tokens_as_one_request_at_a_time(tiny):
+    model, tokenizer = tiny
+    alone = BatchGenerator(model, tokenizer, cache_mb=0)
+    singles = [run_together(alone, [ids], GREEDY)[0] for ids in prompts(tokenizer)]
+    chunked = BatchGenerator(model, tokenizer, wait_s=0.2, chunk_tokens=3)
+    joint = run_together(chunked, prompts(tokenizer), GREEDY)
+    # 12 tokens in chunks of 3: the rows went back to the queue and were batched again.
+    assert len(chunked.batch_sizes) >= 4 and max(chunked.batch_sizes) > 1
+    for one, many in zip(singles, joint, strict=True):
+        assert many["prompt_token_ids"] == one["prompt_token_ids"]
+        assert many["completion_token_ids"] == one["completion_token_ids"]
+        assert many["logprobs"] == pytest.approx(one["logprobs"], abs=1e-4)
+        assert many["finish_reason"] == one["finish_reason"]
+        assert len(many["completion_token_ids"]) <= 12
+    assert chunked.cache.hits_tokens > 0  # continuations resumed from cached states
+
+
+def test_reused_states_equal_a_full_forward_pass(tiny):
+    import torch
+    from transformers import DynamicCache
+
+    model, tokenizer = tiny
+    cache = PrefixCache(max_bytes=1 << 26)
+    first, second = list(range(100, 140)), list(range(100, 130)) + list(range(500, 530))
+    params = GenerationParams(5, 0.0, 1.0, (), None)
+    generate_batch(model, tokenizer, [first], params, cache)
+    assert cache.hits_tokens == 0 and cache.computed_tokens == 40
+    reply = generate_batch(model, tokenizer, [second], params, cache)[0]
+    assert cache.hits_tokens == 30  # the common prefix was not run again
+    assert reply["ids"] == generate_batch(model, tokenizer, [second], params)[0]["ids"]
+    sequence = second + reply["ids"]
+    length, kv = cache.lookup(sequence, len(sequence))
+    assert length == len(second) + len(reply["ids"]) - 1
+    full = DynamicCache(config=model.config)
+    with torch.inference_mode():
+        model(input_ids=torch.tensor([sequence[:length]]), past_key_values=full)
+    for (k, v), layer in zip(kv, full.layers, strict=True):
+        torch.testing.assert_close(k, layer.keys, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(v, layer.values, atol=1e-5, rtol=1e-4)
+
+
+def test_a_stop_string_ends_its_row_early_and_cuts_the_text(tiny):
+    model, tokenizer = tiny
+    generator = BatchGenerator(model, tokenizer, wait_s=0.2, chunk_tokens=2)
+    sampled = GenerationParams(12, 1.0, 1.0, (), seed=3)  # varied text from a random model
+    free = run_together(generator, prompts(tokenizer), sampled)
+    ids = free[0]["completion_token_ids"]
+    stop = tokenizer.decode(ids[3:5])  # a piece of row 0's reply, mid-way
+    assert stop.strip() and len(ids) == 12, "pick another seed: no text to stop on"
+    stopped = run_together(generator, prompts(tokenizer),
+                           GenerationParams(12, 1.0, 1.0, (stop,), seed=3))
+    first = stopped[0]
+    assert first["finish_reason"] == "stop" and stop not in first["text"]
+    assert first["text"] == tokenizer.decode(ids, skip_special_tokens=True).split(stop)[0].strip()
+    assert 5 <= len(first["completion_token_ids"]) < 12
+    # Up to the stop, the same tokens; then the end of turn (SmolLM2 pads with it).
+    kept = first["completion_token_ids"]
+    assert kept[:-1] == ids[: len(kept) - 1] and kept[-1] == tokenizer.eos_token_id
+    assert all(len(r["completion_token_ids"]) <= 12 for r in stopped)
+
+
+def test_seeded_sampling_is_reproducible_across_chunks(tiny):
+    model, tokenizer = tiny
+    generator = BatchGenerator(model, tokenizer, wait_s=0.2, chunk_tokens=4)
+    params = GenerationParams(12, 1.0, 1.0, (), seed=7)
+    first = run_together(generator, prompts(tokenizer), params)
+    second = run_together(generator, prompts(tokenizer), params)
+    assert [r["completion_token_ids"] for r in first] == \
+        [r["completion_token_ids"] for r in second]
+    unseeded = GenerationParams(12, 1.0, 1.0, (), seed=None)
+    draws = {tuple(run_together(generator, prompts(tokenizer)[:1], unseeded)[0]
+                   ["completion_token_ids"]) for _ in range(3)}
+    assert len(draws) > 1  # temperature 1 on a random model: draws differ
+
+
+def test_a_failing_generate_fails_every_request_of_its_batch(tiny, monkeypatch):
+    model, tokenizer = tiny
+    generator = BatchGenerator(model, tokenizer, wait_s=0.2)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory, say")
+
+    monkeypatch.setattr(model, "generate", broken)
+    futures = [generator.submit(ids, GREEDY) for ids in prompts(tokenizer)]
+    wait(futures, timeout=60)
+    for future in futures:
+        with pytest.raises(RuntimeError, match="out of memory"):
+            future.result()
