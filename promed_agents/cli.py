@@ -36,6 +36,8 @@ traces_app = typer.Typer(help="Inspect and export consultation traces.", no_args
 app.add_typer(cases_app, name="cases")
 app.add_typer(db_app, name="db")
 app.add_typer(traces_app, name="traces")
+shapley_app = typer.Typer(help="Shapley values of case facts (the weights behind SIG).")
+app.add_typer(shapley_app, name="shapley")
 
 console = Console(soft_wrap=True, emoji=False)
 err_console = Console(stderr=True, soft_wrap=True, emoji=False)
@@ -316,6 +318,9 @@ def consult_command(
     resume: Annotated[bool, typer.Option(
         help="Continue --experiment from --checkpoints: finished cases are kept, "
              "interrupted ones resume.")] = False,
+    sig_scorer: Annotated[str | None, typer.Option(
+        help="Weigh facts by this scorer's stored Shapley values (SIG) [default: the "
+             "doctor's model]; cases without values get uniform weights.")] = None,
     db: DbOption = None,
 ) -> None:
     """Run consultations on stored cases; every episode is recorded with its turns."""
@@ -326,9 +331,68 @@ def consult_command(
         split=split, mode=mode, doctor=doctor, patient=patient, max_questions=max_questions,
         concurrency=concurrency, experiment=experiment, policy=policy,
         temperature=temperature, max_new_tokens=max_new_tokens, checkpoints=checkpoints,
-        resume=resume)
+        resume=resume, sig_scorer=sig_scorer)
     with _open_store(db) as store:
         consult(store, settings, console, err_console)
+
+
+# -- shapley -----------------------------------------------------------------------------
+
+@shapley_app.callback(invoke_without_command=True)
+@_reports_errors
+def shapley_compute(
+    ctx: typer.Context,
+    cases: Annotated[int | None, typer.Option(min=1, help="The first N stored cases.")] = None,
+    case_ids: Annotated[str | None, typer.Option(help="Comma-separated case ids.")] = None,
+    split: Annotated[str | None, typer.Option(help="Only cases of this split.")] = None,
+    scorer: Annotated[str, typer.Option(help="Scorer model spec (local:...).")] =
+    "local:smollm2",
+    method: Annotated[str, typer.Option(
+        help="exact, permutation, or auto (exact up to 10 facts).")] = "auto",
+    permutations: Annotated[int, typer.Option(min=1, help="At most M permutations.")] = 50,
+    min_permutations: Annotated[int, typer.Option(min=1, help="At least this many.")] = 3,
+    antithetic: Annotated[bool, typer.Option(help="Pair permutations with reverses.")] =
+    False,
+    temperature: Annotated[float, typer.Option(min=1e-6, help="Softmax temperature of the "
+                                               "stored weights.")] = 2.0,
+    target: Annotated[str, typer.Option(help="Scored answer: text or letter-text.")] = "text",
+    seed: Annotated[int, typer.Option(help="Permutation sampling seed.")] = 0,
+    db: DbOption = None,
+) -> None:
+    """Estimate and store fact Shapley values (cases already stored are skipped);
+    `promed shapley show CASE` prints them."""
+    from promed_agents.shapley_command import ShapleySettings, compute
+
+    if ctx.invoked_subcommand is not None:
+        return
+    if method not in ("exact", "permutation", "auto"):
+        raise typer.BadParameter(f"{method!r}: use exact, permutation or auto",
+                                 param_hint="--method")
+    if target not in ("text", "letter-text"):
+        raise typer.BadParameter(f"{target!r}: use text or letter-text", param_hint="--target")
+    settings = ShapleySettings(
+        cases=cases, case_ids=[c.strip() for c in case_ids.split(",")] if case_ids else [],
+        split=split, scorer=scorer, method=method, permutations=permutations,
+        min_permutations=min_permutations, antithetic=antithetic, temperature=temperature,
+        target=target, seed=seed)
+    with _open_store(db) as store:
+        compute(store, settings, console, err_console)
+
+
+@shapley_app.command("show")
+@_reports_errors
+def shapley_show(
+    case_id: Annotated[str, typer.Argument(help="Case id.")],
+    scorer: Annotated[str, typer.Option(help="Scorer model spec.")] = "local:smollm2",
+    method: Annotated[str | None, typer.Option(help="exact, permutation, ... "
+                                               "[default: the latest stored]")] = None,
+    db: DbOption = None,
+) -> None:
+    """Print a case's facts with Shapley value, weight and standard error."""
+    from promed_agents.shapley_command import show
+
+    with _open_store(db) as store:
+        show(store, case_id, scorer, method, console)
 
 
 # -- demo --------------------------------------------------------------------------------

@@ -46,6 +46,8 @@ class ConsultSettings:
     max_new_tokens: int
     checkpoints: str | None = None
     resume: bool = False
+    sig_scorer: str | None = None
+    """Whose stored Shapley values weigh the facts (default: the doctor's model)."""
 
 
 def _patient(spec: str) -> Any:
@@ -59,18 +61,37 @@ def _patient(spec: str) -> Any:
     raise ConsultationError(f"--patient {spec!r}: use fact-select or llm:MODEL_SPEC")
 
 
-def _select_cases(store: Any, settings: ConsultSettings, console: Console) -> list[Case]:
-    if settings.case_ids:
-        return [store.get_case(case_id) for case_id in settings.case_ids]
+def select_cases(store: Any, console: Console, count: int | None = None,
+                 case_ids: Sequence[str] = (), split: str | None = None) -> list[Case]:
+    """The cases a command names: by id, else the first ``count`` stored (of ``split``).
+    An empty store first gets the bundled sample."""
+    if case_ids:
+        return [store.get_case(case_id) for case_id in case_ids]
     if store.count_cases() == 0:
         report = store.import_cases(load_cases(bundled_sample_path(), split="sample"))
         console.print(f"the store was empty: imported the bundled sample ({report.added} "
                       "iMedQA cases, CC BY 4.0)")
-    cases = store.list_cases(split=settings.split, limit=settings.cases)
+    cases = store.list_cases(split=split, limit=count)
     if not cases:
-        raise ConsultationError(f"no stored cases match (split {settings.split!r}); see "
+        raise ConsultationError(f"no stored cases match (split {split!r}); see "
                                 "`promed cases list`")
     return cases
+
+
+def sig_evaluator(store: Any, scorer_spec: str, cases: Sequence[Case],
+                  console: Console) -> Any:
+    """The evaluator: SIG from stored Shapley values of ``scorer_spec`` where the cases
+    have them (uniform gain otherwise), with a line saying which."""
+    from promed_agents.evaluator import Evaluator
+    from promed_agents.storage import StoredWeights
+
+    weights = StoredWeights(store, scorer_spec)
+    with_values = sum(weights.has_values(case) for case in cases)
+    if not with_values:
+        return Evaluator()
+    console.print(f"SIG from stored Shapley values ({escape(scorer_spec)}) for {with_values} "
+                  f"of {len(cases)} cases; uniform gain for the rest")
+    return Evaluator(weights=weights, name=f"sig:{scorer_spec}")
 
 
 def summary_table(episodes: Sequence[EpisodeRecord], seconds: float, title: str) -> Table:
@@ -113,10 +134,11 @@ def consult(store: Any, settings: ConsultSettings, console: Console,
         experiment_id, saved = store.experiment_config(settings.experiment)
         cases = [store.get_case(case_id) for case_id in saved.get("case_ids", [])]
     else:
-        cases = _select_cases(store, settings, console)
+        cases = select_cases(store, console, settings.cases, settings.case_ids, settings.split)
     doctor = resolve_chat_model(settings.doctor)
     context = ConsultationContext(
         doctor=doctor, patient=_patient(settings.patient), mode=settings.mode,
+        evaluator=sig_evaluator(store, settings.sig_scorer or settings.doctor, cases, console),
         max_questions=settings.max_questions,
         doctor_kwargs=doctor_sampling(doctor, max_tokens=settings.max_new_tokens,
                                       temperature=settings.temperature))
@@ -125,6 +147,7 @@ def consult(store: Any, settings: ConsultSettings, console: Console,
                                    f"{uuid.uuid4().hex[:4]}")
     config = {k: (v.value if hasattr(v, "value") else v) for k, v in settings.__dict__.items()}
     config["case_ids"] = [c.id for c in cases]
+    config["evaluator"] = context.evaluator.name
     if not settings.resume:
         experiment_id = store.create_experiment(name, "consult", config)
     recorder = TraceRecorder(store, experiment_id)

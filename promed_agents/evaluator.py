@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from promed_agents.case import Case
+from promed_agents.fact_weights import shapley_information_gain
 
 FactWeights = Callable[[Case], Sequence[float]]
 
@@ -44,10 +45,8 @@ class Evaluator:
 
     def score_reply(self, case: Case, acquired: Iterable[int],
                     disclosed: Iterable[int]) -> ReplyScore:
-        known = set(acquired)
-        new = sorted(set(disclosed) - known)
-        weights = self.weights(case)
-        return ReplyScore(new_fact_ids=new, gain=float(sum(weights[i] for i in new)))
+        new, gain = shapley_information_gain(self.weights(case), acquired, disclosed)
+        return ReplyScore(new_fact_ids=new, gain=gain)
 
     def score_final(self, case: Case, answer: Sequence[str] | None,
                     format_scores: Sequence[float], num_questions: int,

@@ -6,6 +6,7 @@ Import as ``promed_agents.storage`` (the folder ``storage/`` installs under that
 """
 
 from promed_agents.storage.database import make_engine, resolve_url, upgrade
+from promed_agents.storage.shapley_records import ShapleyRecord, StoredWeights
 from promed_agents.storage.trace_store import (
     CaseGroup,
     EpisodeSummary,
@@ -13,5 +14,5 @@ from promed_agents.storage.trace_store import (
     TraceStore,
 )
 
-__all__ = ["CaseGroup", "EpisodeSummary", "ImportReport", "TraceStore", "make_engine",
-           "resolve_url", "upgrade"]
+__all__ = ["CaseGroup", "EpisodeSummary", "ImportReport", "ShapleyRecord", "StoredWeights",
+           "TraceStore", "make_engine", "resolve_url", "upgrade"]

@@ -21,6 +21,7 @@ from promed_agents.case import Case
 from promed_agents.errors import CaseConflictError, NotFoundError, TraceError
 from promed_agents.storage.database import ensure_schema, make_engine
 from promed_agents.storage.models import CaseRow, EpisodeRow, ExperimentRow, FactRow, TurnRow
+from promed_agents.storage.shapley_records import ShapleyRecords
 from promed_agents.trace import EpisodeRecord, EpisodeStatus, TurnRecord
 
 _CHUNK = 500
@@ -94,7 +95,7 @@ def _episode_from_row(row: EpisodeRow) -> EpisodeRecord:
         turns=[_turn_from_row(t) for t in row.turns])
 
 
-class TraceStore:
+class TraceStore(ShapleyRecords):
     """Cases, consultations and training artefacts in one SQL database.
 
     ``TraceStore()`` opens ``$PROMED_DB`` or ``sqlite:///promed.db``; pass a URL or an

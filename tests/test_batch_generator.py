@@ -122,3 +122,21 @@ def test_a_failing_generate_fails_every_request_of_its_batch(tiny, monkeypatch):
     for future in futures:
         with pytest.raises(RuntimeError, match="out of memory"):
             future.result()
+
+
+def test_a_long_new_prompt_among_cached_ones_gives_the_same_tokens(tiny):
+    model, tokenizer = tiny
+    cache = PrefixCache(max_bytes=1 << 26)
+    params = GenerationParams(6, 0.0, 1.0, (), None)
+    short = [list(range(200 + 10 * i, 240 + 10 * i)) for i in range(3)]
+    first = generate_batch(model, tokenizer, short, params, cache)
+    continued = [ids + r["ids"] + [300, 301, 302] for ids, r in zip(short, first, strict=True)]
+    fresh = list(range(1000, 1200))  # 200 uncached tokens against 4 for the others
+    batch = [fresh] + continued
+    before = cache.computed_tokens
+    joint = generate_batch(model, tokenizer, batch, params, cache)
+    alone = [generate_batch(model, tokenizer, [ids], params)[0] for ids in batch]
+    for a, b in zip(joint, alone, strict=True):
+        assert a["ids"] == b["ids"]
+        assert a["logprobs"] == pytest.approx(b["logprobs"], abs=1e-4)
+    assert cache.computed_tokens - before < 200 + 3 * 12  # the cached parts were reused

@@ -4,5 +4,5 @@ GRPO, all reading traces from ``promed_agents.storage``. Import as
 
 case -> consultation graph -> trace in SQL -> **Shapley/SIG -> MCTS-SFT / GRPO** -> evaluation
 
-Empty until the trainers land (issues #4-#6).
+- :mod:`.shapley_job`: Shapley values of case facts under a scorer, stored per case.
 """

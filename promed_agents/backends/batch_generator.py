@@ -31,7 +31,10 @@ from dataclasses import dataclass, field, replace
 from itertools import groupby
 from typing import Any
 
-from promed_agents.backends.prefix_cache import PrefixCache, left_pad, row_states
+from promed_agents.backends.prefix_cache import PrefixCache, extend, left_pad, row_states
+
+READ_ALONE_TOKENS = 64
+"""In a batch, a prompt with more uncached tokens than this is read on its own first."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,16 @@ def generate_batch(model: Any, tokenizer: Any, prompts: list[list[int]],
 
     pad = tokenizer.pad_token_id
     hits = [cache.lookup(ids, len(ids) - 1) if cache else (0, None) for ids in prompts]
+    reused = [c for c, _ in hits]
+    if len(prompts) > 1:
+        # The batch reads every row's uncached part padded to the longest one. Long
+        # uncached parts (a new consultation's first prompt) are read row by row first:
+        # that wastes no padding, and at that length a row alone is compute-bound anyway.
+        for row, ids in enumerate(prompts):
+            if len(ids) - reused[row] > READ_ALONE_TOKENS:
+                with torch.inference_mode():
+                    kv = extend(model, ids[:-1], reused[row], hits[row][1])
+                hits[row] = (len(ids) - 1, kv)
     input_ids, attention, head = _layout(prompts, [c for c, _ in hits], pad)
     kwargs: dict[str, Any] = dict(max_new_tokens=params.max_new_tokens, pad_token_id=pad,
                                   return_dict_in_generate=True, output_logits=True,
@@ -125,8 +138,8 @@ def generate_batch(model: Any, tokenizer: Any, prompts: list[list[int]],
             positions = torch.cat([attention[row].nonzero().squeeze(1),
                                    torch.arange(width, width + kept)])
             cache.store(prompt + ids[:kept], row_states(out.past_key_values, row, positions))
-            cache.hits_tokens += hits[row][0]
-            cache.computed_tokens += len(prompt) - hits[row][0]
+            cache.hits_tokens += reused[row]
+            cache.computed_tokens += len(prompt) - reused[row]
         text = tokenizer.decode(ids, skip_special_tokens=True)
         results.append({"ids": ids, "logprobs": logprobs[row, : len(ids)].tolist(),
                         "ended": end is not None or any(s in text for s in params.stop)})
@@ -142,7 +155,7 @@ class BatchGenerator:
     """Gathers concurrent requests for one model and decodes them in batches."""
 
     def __init__(self, model: Any, tokenizer: Any, max_batch_size: int = 16,
-                 wait_s: float = 0.01, cache_mb: int = 1024, chunk_tokens: int = 8):
+                 wait_s: float = 0.01, cache_mb: int = 1024, chunk_tokens: int = 16):
         self.model, self.tokenizer = model, tokenizer
         self.max_batch_size, self.wait_s, self.chunk_tokens = max_batch_size, wait_s, chunk_tokens
         self.cache: PrefixCache | None = PrefixCache(cache_mb << 20) if cache_mb > 0 else None

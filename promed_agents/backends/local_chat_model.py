@@ -52,7 +52,7 @@ class LocalChatModel(BaseChatModel):
     max_batch_size: int = 16
     batch_wait_ms: float = 10.0
     prefix_cache_mb: int = 1024
-    chunk_tokens: int = 8
+    chunk_tokens: int = 16
 
     @property
     def _llm_type(self) -> str:

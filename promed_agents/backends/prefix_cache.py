@@ -106,6 +106,19 @@ class PrefixCache:
             self._entries.clear()
 
 
+def extend(model: Any, ids: list[int], start: int, kv: KV | None) -> KV:
+    """States for all of ``ids``, given those of its first ``start`` tokens (``kv``):
+    one forward pass over the rest."""
+    from transformers import DynamicCache
+
+    states = DynamicCache(ddp_cache_data=kv) if kv else DynamicCache(config=model.config)
+    rest = torch.tensor([ids[start:]], dtype=torch.long)
+    positions = torch.arange(start, len(ids), dtype=torch.long).unsqueeze(0)
+    model(input_ids=rest, position_ids=positions, past_key_values=states, use_cache=True,
+          logits_to_keep=1)
+    return [(layer.keys, layer.values) for layer in states.layers]
+
+
 def left_pad(rows: list[KV | None], width: int) -> KV:
     """Stack per-row states into one batch, each row right-aligned in ``width`` positions
     (left padding, matching the attention mask ``generate`` is given). A row without

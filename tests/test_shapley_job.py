@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import pytest
+
+from promed_agents.loader import bundled_sample_path, load_cases
+from promed_agents.shapley import PermutationSettings
+from promed_agents.storage import TraceStore
+from promed_agents.trainers.shapley_job import ShapleyConfig, compute_shapley, method_name
+
+
+class AdditiveScorer:
+    """v(S) = sum of the lengths of the facts in S: Shapley value = own length."""
+
+    spec = "test:additive"
+
+    def __init__(self):
+        self.cases = []
+
+    def value_function(self, case):
+        self.cases.append(case.id)
+        return lambda coalitions: [float(sum(len(case.facts[i]) for i in c))
+                                   for c in coalitions]
+
+
+@pytest.fixture
+def store(sqlite_url):
+    with TraceStore(sqlite_url) as opened:
+        opened.import_cases(load_cases(bundled_sample_path())[:6])
+        yield opened
+
+
+def test_values_are_stored_and_a_rerun_skips_done_cases(store):
+    cases = store.list_cases()
+    scorer = AdditiveScorer()
+    seen = []
+    report = compute_shapley(store, cases[:4], scorer, ShapleyConfig(max_exact_facts=8),
+                             on_case=lambda case, estimate: seen.append(estimate is None))
+    assert report.computed == [c.id for c in cases[:4]] and seen == [False] * 4
+    for case in cases[:4]:
+        record = store.get_shapley(case.id, scorer.spec)
+        assert record.values == pytest.approx([float(len(f)) for f in case.facts])
+        assert record.method == method_name(len(case.facts), ShapleyConfig(max_exact_facts=8))
+    again = compute_shapley(store, cases, scorer, ShapleyConfig(max_exact_facts=8))
+    assert again.skipped == [c.id for c in cases[:4]]
+    assert again.computed == [c.id for c in cases[4:]]
+    assert scorer.cases.count(cases[0].id) == 1  # not scored twice
+
+
+def test_auto_uses_exact_up_to_the_bound_then_permutations(store):
+    case = max(store.list_cases(), key=lambda c: len(c.facts))
+    n = len(case.facts)
+    config = ShapleyConfig(max_exact_facts=n - 1,
+                           permutations=PermutationSettings(max_permutations=5,
+                                                            min_permutations=5))
+    assert method_name(n, config) == "permutation"
+    compute_shapley(store, [case], AdditiveScorer(), config)
+    record = store.get_shapley(case.id, "test:additive")
+    assert record.method == "permutation" and record.samples == 5
+    assert record.values == pytest.approx([float(len(f)) for f in case.facts])
+    assert record.std_errors == pytest.approx([0.0] * n)

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import pytest
+
+from promed_agents.errors import NotFoundError
+from promed_agents.evaluator import Evaluator
+from promed_agents.fact_weights import shapley_weights
+from promed_agents.loader import bundled_sample_path, load_cases
+from promed_agents.shapley import ShapleyEstimate
+from promed_agents.storage import StoredWeights, TraceStore
+
+
+@pytest.fixture
+def store(db_url):
+    with TraceStore(db_url) as opened:
+        opened.import_cases(load_cases(bundled_sample_path())[:3])
+        yield opened
+
+
+def estimate(n, method="exact", scale=1.0):
+    values = [scale * (i - n / 2) for i in range(n)]
+    errors = [0.1] * n if method != "exact" else None
+    return ShapleyEstimate(values=values, method=method, std_errors=errors,
+                           permutations=7 if errors else 0, evaluations=2 ** n)
+
+
+def test_values_round_trip_and_a_resave_replaces_them(store):
+    case = store.list_cases()[0]
+    n = len(case.facts)
+    first = estimate(n)
+    store.save_shapley(case.id, "local:smollm2", first, shapley_weights(first.values, 2.0), 2.0)
+    record = store.get_shapley(case.id, "local:smollm2")
+    assert record.values == pytest.approx(first.values) and record.method == "exact"
+    assert sum(record.weights) == pytest.approx(1.0) and record.std_errors == [None] * n
+    assert record.samples == 2 ** n
+    second = estimate(n, scale=3.0)
+    store.save_shapley(case.id, "local:smollm2", second, [1.0 / n] * n, 1.0)
+    record = store.get_shapley(case.id, "local:smollm2", "exact")
+    assert record.values == pytest.approx(second.values) and record.temperature == 1.0
+    assert store.get_shapley(case.id, "local:other") is None
+    assert store.shapley_case_ids("local:smollm2") == {case.id}
+    assert store.shapley_case_ids("local:smollm2", "permutation") == set()
+
+
+def test_methods_are_kept_apart_and_the_latest_is_the_default(store):
+    case = store.list_cases()[1]
+    n = len(case.facts)
+    store.save_shapley(case.id, "s", estimate(n), [1.0 / n] * n, 2.0)
+    store.save_shapley(case.id, "s", estimate(n, "permutation", 2.0), [1.0 / n] * n, 2.0)
+    assert store.get_shapley(case.id, "s").method == "permutation"
+    assert store.get_shapley(case.id, "s").std_errors == [0.1] * n
+    assert store.get_shapley(case.id, "s", "exact").values == pytest.approx(estimate(n).values)
+
+
+def test_saving_is_all_or_nothing(store):
+    case = store.list_cases()[0]
+    n = len(case.facts)
+    with pytest.raises(ValueError, match="weights for"):
+        store.save_shapley(case.id, "s", estimate(n), [1.0] * (n - 1), 2.0)
+    with pytest.raises(NotFoundError, match="'nope-1' is not in the store"):
+        store.save_shapley("nope-1", "s", estimate(n), [1.0 / n] * n, 2.0)
+    assert store.get_shapley(case.id, "s") is None
+
+
+def test_stored_weights_turn_the_evaluator_gain_into_sig(store):
+    with_values, without = store.list_cases()[:2]
+    n = len(with_values.facts)
+    values = estimate(n).values
+    store.save_shapley(with_values.id, "s", estimate(n), shapley_weights(values), 1.0)
+    weights = StoredWeights(store, "s", temperature=2.0)
+    assert weights(with_values) == pytest.approx(shapley_weights(values, 2.0))
+    assert weights(without) == pytest.approx([1 / len(without.facts)] * len(without.facts))
+    evaluator = Evaluator(weights=weights)
+    score = evaluator.score_reply(with_values, acquired=[0], disclosed=[0, n - 1])
+    assert score.new_fact_ids == [n - 1]
+    assert score.gain == pytest.approx(shapley_weights(values, 2.0)[n - 1])
+    assert score.gain > 1 / n  # the last fact has the largest value

@@ -1,0 +1,90 @@
+"""Shapley values for many cases, stored: the first trainer step.
+
+case -> consultation graph -> trace in SQL -> **Shapley** / SIG -> MCTS-SFT / GRPO
+
+:func:`compute_shapley` estimates each case's fact values under a scorer
+(:mod:`promed_agents.answer_scorer`), turns them into weights and stores both, one
+transaction per case. Cases already stored for the same scorer and method are skipped, so
+an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from promed_agents.answer_scorer import AnswerScorer
+from promed_agents.case import Case
+from promed_agents.fact_weights import WeightMethod, shapley_weights
+from promed_agents.shapley import (
+    PermutationSettings,
+    ShapleyEstimate,
+    exact_shapley,
+    permutation_shapley,
+)
+from promed_agents.storage import TraceStore
+
+ShapleyMethod = Literal["exact", "permutation", "auto"]
+
+
+@dataclass(frozen=True)
+class ShapleyConfig:
+    """How values are estimated and weighted."""
+
+    method: ShapleyMethod = "auto"
+    """exact, permutation, or auto: exact up to ``max_exact_facts`` facts."""
+    max_exact_facts: int = 10
+    permutations: PermutationSettings = field(default_factory=PermutationSettings)
+    temperature: float = 2.0
+    weight_method: WeightMethod = "softmax"
+
+
+def estimate_case(case: Case, scorer: AnswerScorer, config: ShapleyConfig) -> ShapleyEstimate:
+    """The Shapley values of ``case``'s facts under ``scorer``."""
+    n = len(case.facts)
+    value = scorer.value_function(case) if n else (lambda coalitions: [0.0] * len(coalitions))
+    use_exact = config.method == "exact" or (config.method == "auto"
+                                             and n <= config.max_exact_facts)
+    if use_exact:
+        return exact_shapley(n, value, max(config.max_exact_facts, n)
+                             if config.method == "exact" else config.max_exact_facts)
+    return permutation_shapley(n, value, config.permutations)
+
+
+def method_name(n_facts: int, config: ShapleyConfig) -> str:
+    """The method :func:`estimate_case` uses for a case with ``n_facts`` facts."""
+    if config.method == "exact" or (config.method == "auto" and n_facts <= config.max_exact_facts):
+        return "exact"
+    return "permutation-antithetic" if config.permutations.antithetic else "permutation"
+
+
+@dataclass
+class ShapleyReport:
+    computed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def compute_shapley(store: TraceStore, cases: Iterable[Case], scorer: AnswerScorer,
+                    config: ShapleyConfig | None = None,
+                    on_case: Callable[[Case, ShapleyEstimate | None], None] | None = None,
+                    ) -> ShapleyReport:
+    """Estimate and store values for ``cases`` not yet stored under this scorer and
+    method. ``on_case`` is called after each case (with None for a skipped one)."""
+    config = config or ShapleyConfig()
+    report = ShapleyReport()
+    done = {m: store.shapley_case_ids(scorer.spec, m)
+            for m in ("exact", "permutation", "permutation-antithetic")}
+    for case in cases:
+        if case.id in done[method_name(len(case.facts), config)]:
+            report.skipped.append(case.id)
+            if on_case:
+                on_case(case, None)
+            continue
+        estimate = estimate_case(case, scorer, config)
+        weights = shapley_weights(estimate.values, config.temperature, config.weight_method)
+        store.save_shapley(case.id, scorer.spec, estimate, weights, config.temperature)
+        report.computed.append(case.id)
+        if on_case:
+            on_case(case, estimate)
+    return report
