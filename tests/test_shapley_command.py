@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import pytest
+from test_cli import run
+
+from promed_agents.fact_weights import shapley_weights
+from promed_agents.storage import TraceStore
+
+
+@pytest.fixture
+def scorer(tiny_model_folder) -> str:
+    return f"local:{tiny_model_folder}"
+
+
+def test_shapley_stores_values_resumes_and_shows_them(sqlite_url, scorer):
+    first = run("shapley", "--cases", "2", "--scorer", scorer, "--db", sqlite_url)
+    assert first.exit_code == 0, first.output
+    assert "stored Shapley values for 2 cases (0 already stored" in first.output
+    with TraceStore(sqlite_url) as store:
+        cases = store.list_cases(limit=2)
+        records = [store.get_shapley(c.id, scorer) for c in cases]
+    for case, record in zip(cases, records, strict=True):
+        assert len(record.values) == len(case.facts)
+        assert record.method == ("exact" if len(case.facts) <= 10 else "permutation")
+        assert record.weights == pytest.approx(shapley_weights(record.values, 2.0))
+    again = run("shapley", "--cases", "3", "--scorer", scorer, "--db", sqlite_url)
+    assert "stored Shapley values for 1 cases (2 already stored, skipped)" in again.output
+    shown = run("shapley", "show", cases[0].id, "--scorer", scorer, "--db", sqlite_url)
+    assert shown.exit_code == 0, shown.output
+    assert cases[0].facts[0][:30] in shown.output and records[0].method in shown.output
+    assert f"{records[0].values[0]:+.4f}" in shown.output
+
+
+def test_permutation_method_records_standard_errors(sqlite_url, scorer):
+    result = run("shapley", "--case-ids", "imedqa-0", "--method", "permutation",
+                 "--permutations", "4", "--min-permutations", "4", "--antithetic",
+                 "--scorer", scorer, "--db", sqlite_url)
+    assert result.exit_code == 1 and "not in the store" in result.stderr
+    run("cases", "import", __import__("promed_agents").bundled_sample_path(), "--db",
+        sqlite_url)
+    result = run("shapley", "--case-ids", "imedqa-0", "--method", "permutation",
+                 "--permutations", "4", "--min-permutations", "4", "--antithetic",
+                 "--scorer", scorer, "--db", sqlite_url)
+    assert result.exit_code == 0, result.output
+    with TraceStore(sqlite_url) as store:
+        record = store.get_shapley("imedqa-0", scorer)
+    assert record.method == "permutation-antithetic" and record.samples == 4
+    assert all(e is not None and e >= 0 for e in record.std_errors)
+
+
+def test_bad_options_and_missing_values_are_reported(sqlite_url, scorer):
+    bad = run("shapley", "--method", "owen", "--db", sqlite_url)
+    assert bad.exit_code == 2 and "use exact, permutation or auto" in bad.output
+    remote = run("shapley", "--cases", "1", "--scorer", "openai:gpt@http://127.0.0.1:9/v1",
+                 "--db", sqlite_url)
+    assert remote.exit_code == 1 and "only local models" in remote.stderr
+    missing = run("shapley", "show", "imedqa-1", "--scorer", scorer, "--db", sqlite_url)
+    assert missing.exit_code == 1 and "no Shapley values for case 'imedqa-1'" in missing.stderr
+
+
+def test_consult_reports_sig_from_stored_values(sqlite_url, scorer):
+    run("shapley", "--cases", "2", "--scorer", scorer, "--db", sqlite_url)
+    result = run("consult", "--cases", "3", "--doctor",
+                 "fake:question: What symptoms do you have?||answer: A", "--max-questions",
+                 "2", "--sig-scorer", scorer, "--experiment", "sig", "--db", sqlite_url)
+    assert result.exit_code == 0, result.output
+    assert "SIG from stored Shapley values" in result.output and "for 2 of 3 cases" in \
+        result.output
+    with TraceStore(sqlite_url) as store:
+        _, config = store.experiment_config("sig")
+        assert config["evaluator"] == f"sig:{scorer}"
+        for episode in store.iter_episodes(experiment_id=store.experiment_id("sig")):
+            case = store.get_case(episode.case_id)
+            record = store.get_shapley(case.id, scorer)
+            weights = shapley_weights(record.values, 2.0) if record else \
+                [1 / len(case.facts)] * len(case.facts)
+            known = set(episode.known_fact_ids)
+            for i, turn in enumerate(episode.turns):
+                if turn.sig is None:
+                    continue
+                new = set(episode.turns[i + 1].disclosed_fact_ids) - known
+                assert turn.sig == pytest.approx(sum(weights[j] for j in new))
+                known |= new
