@@ -5,9 +5,11 @@ case -> consultation graph -> trace in SQL -> **Shapley** / SIG -> MCTS-SFT / GR
 v(S) is the mean log-probability of the correct answer's tokens (the option text, or
 letter and text) after a chat prompt holding the exam question, the options and the facts
 in S, in the case's order. The prompt is laid out so that everything before the facts is
-shared by all coalitions of a case: :class:`LocalAnswerScorer` runs that prefix once,
-then scores coalitions in right-padded batches on top of its key/value states, in float32
-(bfloat16 results depend on the batch composition, which would make v depend on it too).
+shared by all coalitions of a case: :class:`LocalAnswerScorer` runs that prefix once, and
+keeps the key/value states of the coalitions it scores, so a coalition whose first facts
+(in the case's order) were scored before, such as {0, 2, 5} after {0, 2}, reads only the
+rest. Coalitions are scored in batches, in float32 (bfloat16 results depend on the batch
+composition, which would make v depend on it too).
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ class LocalAnswerScorer:
     model_ref: str = "smollm2"
     target: AnswerTarget = "text"
     batch_size: int = 32
+    reuse_mb: int = 1024
+    """Memory for the states of scored coalitions, reused by later coalitions that start
+    with the same facts (0: only the shared prompt prefix is reused)."""
 
     @property
     def spec(self) -> str:
@@ -89,47 +94,63 @@ class LocalAnswerScorer:
         import torch
 
         from promed_agents.backends.local_weights import load_local_model
+        from promed_agents.backends.prefix_cache import PrefixCache, extend
 
         model, tokenizer = load_local_model(self.model_ref)
         prefix, middle, answer = self._segments(tokenizer, case)
+        cache = PrefixCache(max(self.reuse_mb, 1) << 20)
         with torch.inference_mode():
-            shared = model(input_ids=torch.tensor([prefix]), use_cache=True,
-                           logits_to_keep=1).past_key_values
+            cache.store(prefix, extend(model, prefix, 0, None))
 
         def value(coalitions: Sequence[Coalition]) -> list[float]:
-            rows = [tokenizer(" " + facts_text(case, c), add_special_tokens=False)["input_ids"]
-                    + middle + answer for c in coalitions]
+            rows = [prefix + tokenizer(" " + facts_text(case, c),
+                                       add_special_tokens=False)["input_ids"]
+                    for c in coalitions]
             out: list[float] = []
             for start in range(0, len(rows), self.batch_size):
-                out += _score(model, shared, len(prefix), rows[start:start + self.batch_size],
-                              len(answer), tokenizer.pad_token_id)
+                out += _score(model, cache, rows[start:start + self.batch_size],
+                              middle + answer, len(answer), tokenizer.pad_token_id,
+                              keep=self.reuse_mb > 0)
             return out
 
         return value
 
 
-def _score(model: Any, shared: Any, prefix_len: int, rows: list[list[int]], n_answer: int,
-           pad: int) -> list[float]:
-    """Mean log-probability of each row's last ``n_answer`` tokens, the rows continuing
-    the shared prefix states. Rows are left-padded after the prefix, so every row's
-    answer ends the batch and only those positions go through the output layer."""
+def _score(model: Any, cache: Any, rows: list[list[int]], suffix: list[int], n_answer: int,
+           pad: int, keep: bool) -> list[float]:
+    """Mean log-probability of the last ``n_answer`` tokens of each ``row + suffix``.
+
+    Each row starts from the longest prefix whose states ``cache`` holds (at least the
+    shared prompt prefix; with ``keep``, also the facts of coalitions scored before, in
+    the same order). The batch is laid out as [padding, cached part, padding, rest], so
+    every row's answer ends the batch and only those positions go through the output
+    layer; with ``keep``, each row's states up to its last fact are stored back."""
     import torch
     from transformers import DynamicCache
 
-    width = max(len(r) for r in rows)
+    from promed_agents.backends.prefix_cache import left_pad, row_states
+
+    hits = [cache.lookup(row, len(row)) for row in rows]
+    head = max(c for c, _ in hits)
+    tails = [row[c:] + suffix for row, (c, _) in zip(rows, hits, strict=True)]
+    width = max(len(t) for t in tails)
     ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), prefix_len + width), dtype=torch.long)
-    mask[:, :prefix_len] = 1
-    for i, row in enumerate(rows):
-        ids[i, width - len(row):] = torch.tensor(row)
-        mask[i, prefix_len + width - len(row):] = 1
-    positions = (mask.cumsum(-1) - 1)[:, prefix_len:].clamp(min=0)
-    states = DynamicCache(ddp_cache_data=[
-        (layer.keys.expand(len(rows), -1, -1, -1), layer.values.expand(len(rows), -1, -1, -1))
-        for layer in shared.layers])
+    mask = torch.zeros((len(rows), head + width), dtype=torch.long)
+    for i, ((c, _), tail) in enumerate(zip(hits, tails, strict=True)):
+        mask[i, head - c:head] = 1
+        ids[i, width - len(tail):] = torch.tensor(tail)
+        mask[i, head + width - len(tail):] = 1
+    positions = (mask.cumsum(-1) - 1)[:, head:].clamp(min=0)
+    states = DynamicCache(ddp_cache_data=left_pad([kv for _, kv in hits], head))
     with torch.inference_mode():
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                       past_key_values=states, logits_to_keep=n_answer + 1).logits
-    logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+        out = model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                    past_key_values=states, use_cache=keep, logits_to_keep=n_answer + 1)
+        if keep:
+            for i, ((c, _), row) in enumerate(zip(hits, rows, strict=True)):
+                start = head + width - len(tails[i])
+                kept = torch.cat([mask[i, :head].nonzero().squeeze(1),
+                                  torch.arange(start, start + len(row) - c)])
+                cache.store(row, row_states(out.past_key_values, i, kept))
+    logprobs = torch.log_softmax(out.logits[:, :-1].float(), dim=-1)
     picked = logprobs.gather(-1, ids[:, width - n_answer:].unsqueeze(-1)).squeeze(-1)
     return picked.mean(dim=-1).tolist()

@@ -14,7 +14,9 @@ that evaluates each distinct coalition once.
   running estimates change by less than ``tolerance`` on average, and cutting a
   permutation short once its value is within ``truncation`` of v(all facts). It evaluates
   a round of permutations level by level, so a round's coalitions of one size go to the
-  model as one batch; antithetic rounds pair each permutation with its reverse.
+  model as one batch (the stopping rule is checked after each permutation, and the run
+  ends with the round in which it is met); antithetic rounds pair each permutation with
+  its reverse.
 """
 
 from __future__ import annotations
@@ -109,7 +111,10 @@ class PermutationSettings:
     tolerance: float = 1e-2
     truncation: float | None = 1e-2
     antithetic: bool = False
-    round_size: int = 10
+    round_size: int = 5
+    """Permutations per round after the first (which has ``min_permutations``): a round's
+    coalitions of one size are one batch, and the stopping rule ends the run at the end
+    of a round. Larger rounds batch better (GPU); smaller ones waste fewer permutations."""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -164,7 +169,8 @@ def permutation_shapley(n: int, value: ValueFunction | CoalitionCache,
     means = [0.0] * n
     done = False
     while not done and len(samples) < settings.max_permutations:
-        count = min(settings.round_size, settings.max_permutations - len(samples))
+        count = min(settings.round_size if samples else settings.min_permutations,
+                    settings.max_permutations - len(samples))
         perms = _round_permutations(n, count, settings, rng)
         for gains in _marginals(perms, n, cache, v_empty, v_full, settings.truncation):
             samples.append(gains)

@@ -38,6 +38,22 @@ def test_batched_values_equal_one_unbatched_forward_each(tiny_model_folder, case
     assert one_by_one.value_function(case)(coalitions) == pytest.approx(values, abs=1e-5)
 
 
+def test_reused_fact_states_give_the_same_values(tiny_model_folder, case):
+    model, tokenizer = load_local_model(str(tiny_model_folder))
+    reusing = LocalAnswerScorer(model_ref=str(tiny_model_folder), batch_size=4)
+    plain = LocalAnswerScorer(model_ref=str(tiny_model_folder), batch_size=4, reuse_mb=0)
+    n = len(case.facts)
+    rounds = [[frozenset({0}), frozenset({1}), frozenset({0, 1})],
+              [frozenset({0, 1, 2}), frozenset({0, 2}), frozenset({1, 3}),
+               frozenset(range(n)), frozenset()]]
+    value, baseline = reusing.value_function(case), plain.value_function(case)
+    for coalitions in rounds:  # the second round starts from the first round's states
+        got = value(coalitions)
+        assert got == pytest.approx(baseline(coalitions), abs=1e-4)
+        expected = [naive_value(model, tokenizer, reusing, case, c) for c in coalitions]
+        assert got == pytest.approx(expected, abs=1e-4)
+
+
 def test_the_scored_answer_is_the_option_text_or_letter_and_text(case):
     letter = case.answer[0]
     assert answer_text(case, "text") == case.options[letter]
