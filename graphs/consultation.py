@@ -156,12 +156,20 @@ async def _patient(state: ConsultationState, runtime: Runtime[ConsultationContex
             "messages": [HumanMessage(f"Patient: {reply.text}")]}
 
 
-def _evaluate_reply(state: ConsultationState, runtime: Runtime[ConsultationContext]) -> dict:
+def _dialogue(turns: list[TurnRecord]) -> list[tuple[str, str]]:
+    """(question, reply) pairs so far."""
+    return [(q.text, r.text) for q, r in zip(turns, turns[1:], strict=False)
+            if q.kind is TurnKind.QUESTION and r.role is Role.PATIENT]
+
+
+async def _evaluate_reply(state: ConsultationState,
+                          runtime: Runtime[ConsultationContext]) -> dict:
     reply, question = state["turns"][-1], state["turns"][-2]
-    score = runtime.context.evaluator.score_reply(state["case"], state["acquired"],
-                                                  reply.disclosed_fact_ids)
+    score = await runtime.context.evaluator.ascore_reply(
+        state["case"], state["acquired"], reply.disclosed_fact_ids,
+        state["view"].known_fact_ids, _dialogue(state["turns"]))
     return {"turns": [question.model_copy(update={"sig": score.gain})],
-            "acquired": sorted(set(state["acquired"]) | set(score.new_fact_ids)),
+            "acquired": score.acquired,
             "information_gain": state.get("information_gain", 0.0) + score.gain}
 
 

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from promed_agents.case import Case
-from promed_agents.fact_weights import shapley_information_gain
+from promed_agents.fact_weights import information_state, shapley_information_gain
+
+if TYPE_CHECKING:
+    from promed_agents.knowledge_summary import KnowledgeSummary
 
 FactWeights = Callable[[Case], Sequence[float]]
 
@@ -28,6 +32,8 @@ def uniform_weights(case: Case) -> list[float]:
 class ReplyScore:
     new_fact_ids: list[int]
     gain: float
+    acquired: list[int] = field(default_factory=list)
+    """The facts known after the reply (the information state's facts)."""
 
 
 @dataclass(frozen=True)
@@ -40,13 +46,34 @@ class FinalScore:
 
 @dataclass
 class Evaluator:
+    """Scores replies and episodes. ``weights`` weigh facts (uniform, or Shapley weights,
+    which make the gain SIG). With ``summary``, a fact is acquired when an LLM summary of
+    the dialogue contains it (:mod:`promed_agents.knowledge_summary`) rather than when the
+    patient discloses it."""
+
     weights: FactWeights = field(default=uniform_weights)
     name: str = "uniform-gain"
+    summary: KnowledgeSummary | None = None
 
     def score_reply(self, case: Case, acquired: Iterable[int],
                     disclosed: Iterable[int]) -> ReplyScore:
-        new, gain = shapley_information_gain(self.weights(case), acquired, disclosed)
-        return ReplyScore(new_fact_ids=new, gain=gain)
+        """Gain by disclosure: the weight of the disclosed facts not acquired before."""
+        before = set(acquired)
+        new, gain = shapley_information_gain(self.weights(case), before, disclosed)
+        return ReplyScore(new_fact_ids=new, gain=gain, acquired=sorted(before | set(new)))
+
+    async def ascore_reply(self, case: Case, acquired: Iterable[int],
+                           disclosed: Iterable[int], known_at_start: Sequence[int],
+                           dialogue: Sequence[tuple[str, str]]) -> ReplyScore:
+        """:meth:`score_reply`, or with ``summary`` the change of the information state
+        the summary of ``dialogue`` gives (may be negative)."""
+        if self.summary is None:
+            return self.score_reply(case, acquired, disclosed)
+        before = set(acquired)
+        after = await self.summary.known_facts(case, known_at_start, dialogue)
+        weights = self.weights(case)
+        gain = information_state(weights, after) - information_state(weights, before)
+        return ReplyScore(new_fact_ids=sorted(set(after) - before), gain=gain, acquired=after)
 
     def score_final(self, case: Case, answer: Sequence[str] | None,
                     format_scores: Sequence[float], num_questions: int,

@@ -58,3 +58,18 @@ def test_auto_uses_exact_up_to_the_bound_then_permutations(store):
     assert record.method == "permutation" and record.samples == 5
     assert record.values == pytest.approx([float(len(f)) for f in case.facts])
     assert record.std_errors == pytest.approx([0.0] * n)
+
+
+def test_scorer_weights_compute_once_until_refreshed(store):
+    from promed_agents.fact_weights import shapley_weights
+    from promed_agents.trainers.shapley_job import ScorerWeights
+
+    case = store.list_cases()[0]
+    scorer = AdditiveScorer()
+    weights = ScorerWeights(scorer, ShapleyConfig(temperature=1.0))
+    expected = shapley_weights([float(len(f)) for f in case.facts], 1.0)
+    assert weights(case) == pytest.approx(expected) and weights(case) == weights(case)
+    assert weights.estimates == 1
+    weights.refresh()
+    weights(case)
+    assert weights.estimates == 2 and scorer.cases == [case.id, case.id]

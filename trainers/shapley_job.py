@@ -88,3 +88,31 @@ def compute_shapley(store: TraceStore, cases: Iterable[Case], scorer: AnswerScor
         if on_case:
             on_case(case, estimate)
     return report
+
+
+class ScorerWeights:
+    """Fact weights computed on demand with a scorer, without the store.
+
+    The reference recomputes Shapley values with the current policy at every rollout;
+    this offers that: values are computed the first time a case is weighed and kept until
+    :meth:`refresh` (a trainer calls it after each policy update; the scorer then sees the
+    new weights). Off by default: :class:`~promed_agents.storage.StoredWeights` reads
+    values computed once per case and scorer.
+    """
+
+    def __init__(self, scorer: AnswerScorer, config: ShapleyConfig | None = None):
+        self.scorer = scorer
+        self.config = config or ShapleyConfig()
+        self._weights: dict[str, list[float]] = {}
+        self.estimates = 0
+
+    def refresh(self) -> None:
+        self._weights.clear()
+
+    def __call__(self, case: Case) -> list[float]:
+        if case.id not in self._weights:
+            estimate = estimate_case(case, self.scorer, self.config)
+            self.estimates += 1
+            self._weights[case.id] = shapley_weights(estimate.values, self.config.temperature,
+                                                     self.config.weight_method)
+        return self._weights[case.id]
