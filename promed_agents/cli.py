@@ -314,7 +314,8 @@ def consult_command(
     temperature: Annotated[float, typer.Option(min=0.0, help="Doctor sampling.")] = 0.0,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Per doctor turn.")] = 64,
     checkpoints: Annotated[str | None, typer.Option(
-        help="SQLite file for LangGraph checkpoints (makes the run resumable).")] = None,
+        help="LangGraph checkpoints (makes the run resumable): a SQLite file, or a "
+             "postgresql:// URL (postgres extra).")] = None,
     resume: Annotated[bool, typer.Option(
         help="Continue --experiment from --checkpoints: finished cases are kept, "
              "interrupted ones resume.")] = False,

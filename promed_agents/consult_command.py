@@ -11,9 +11,10 @@ progress bar, record each episode in its own transaction, and summarise.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -76,6 +77,24 @@ def select_cases(store: Any, console: Console, count: int | None = None,
         raise ConsultationError(f"no stored cases match (split {split!r}); see "
                                 "`promed cases list`")
     return cases
+
+
+@contextlib.asynccontextmanager
+async def checkpointer(where: str) -> AsyncIterator[Any]:
+    """LangGraph's checkpointer for ``where``: a PostgreSQL URL (``postgresql://...``,
+    with the ``postgres`` extra) or a SQLite file path."""
+    if where.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+        conninfo = where.replace("postgresql+psycopg://", "postgresql://", 1)
+        async with AsyncPostgresSaver.from_conn_string(conninfo) as saver:
+            await saver.setup()
+            yield saver
+        return
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    async with AsyncSqliteSaver.from_conn_string(where) as saver:
+        yield saver
 
 
 def sig_evaluator(store: Any, scorer_spec: str, cases: Sequence[Case],
@@ -164,9 +183,7 @@ def consult(store: Any, settings: ConsultSettings, console: Console,
                           experiment_id=experiment_id, on_episode=on_episode)
             if not settings.checkpoints:
                 return await arun_consultations(cases, context, **kwargs)
-            from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-
-            async with AsyncSqliteSaver.from_conn_string(settings.checkpoints) as saver:
+            async with checkpointer(settings.checkpoints) as saver:
                 return await arun_consultations(cases, context, checkpointer=saver, **kwargs)
 
         episodes = asyncio.run(run())

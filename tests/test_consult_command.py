@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from test_cli import run
 
 from promed_agents.storage import TraceStore
@@ -38,8 +39,12 @@ def test_consult_reactive_case_ids_and_errors(sqlite_url):
     assert spec.exit_code == 1 and "provider:model" in spec.stderr
 
 
-def test_consult_resumes_an_experiment_from_its_checkpoints(sqlite_url, tmp_path):
-    checkpoints = str(tmp_path / "ckpt.db")
+@pytest.mark.parametrize("where", ["sqlite", pytest.param("postgres",
+                                                          marks=pytest.mark.postgres)])
+def test_consult_resumes_an_experiment_from_its_checkpoints(where, sqlite_url, tmp_path,
+                                                            request):
+    checkpoints = str(tmp_path / "ckpt.db") if where == "sqlite" else \
+        request.getfixturevalue("postgres_url")  # checkpoints in PostgreSQL
     first = run("consult", "--cases", "3", "--doctor", "fake:question: Any fever?||answer: C",
                 "--experiment", "long", "--checkpoints", checkpoints, "--db", sqlite_url)
     assert first.exit_code == 0, first.output

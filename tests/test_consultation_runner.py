@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+
+import pytest
 
 from promed_agents.backends.scripted_chat_model import ScriptedChatModel
 from promed_agents.graphs import ConsultationContext, arun_consultations, run_consultations
@@ -93,9 +96,28 @@ def test_runs_with_a_checkpointer_keep_each_episode_in_its_own_thread():
     assert threads == {f"7-{case.id}-{i}" for i, case in enumerate(CASES[:3])}
 
 
-def test_an_interrupted_run_resumes_from_its_sqlite_checkpoints(tmp_path):
-    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def checkpoint_saver(request, tmp_path):
+    """An async context manager opening a LangGraph checkpointer, on SQLite or PostgreSQL
+    (the same database each time it is opened within one test)."""
+    if request.param == "sqlite":
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
+        return lambda: AsyncSqliteSaver.from_conn_string(str(tmp_path / "ckpt.db"))
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+    conninfo = request.getfixturevalue("postgres_url").replace("postgresql+psycopg", "postgresql")
+
+    @contextlib.asynccontextmanager
+    async def opened():
+        async with AsyncPostgresSaver.from_conn_string(conninfo) as saver:
+            await saver.setup()
+            yield saver
+
+    return opened
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoints(checkpoint_saver):
     calls = {"broken": 0, "fixed": 0}
 
     def broken(messages):  # imedqa-0 crashes on its second doctor turn
@@ -116,7 +138,7 @@ def test_an_interrupted_run_resumes_from_its_sqlite_checkpoints(tmp_path):
     seen = []
 
     async def run(doctor):
-        async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "ckpt.db")) as saver:
+        async with checkpoint_saver() as saver:
             return await arun_consultations(
                 CASES[:3], ConsultationContext(doctor=ScriptedChatModel(responder=doctor)),
                 graph=graph, checkpointer=saver, experiment_id=5, on_episode=seen.append)
