@@ -28,6 +28,7 @@ from langgraph.graph.message import add_messages
 from langgraph.runtime import Runtime
 from langgraph.types import RetryPolicy
 
+from promed_agents.backends.token_metadata import token_metadata
 from promed_agents.case import Case
 from promed_agents.doctor import (
     DOCTOR_STOP,
@@ -114,11 +115,10 @@ async def _doctor(state: ConsultationState, runtime: Runtime[ConsultationContext
     latency = time.perf_counter() - started
     text = str(reply.content)
     parsed = parse_doctor_turn(text, state["case"])
-    meta = reply.response_metadata or {}
+    tokens = token_metadata(reply.response_metadata)
     turn = TurnRecord(index=len(state["turns"]), role=Role.DOCTOR, text=text, kind=parsed.kind,
-                      prompt_token_ids=meta.get("prompt_token_ids"),
-                      token_ids=meta.get("completion_token_ids"),
-                      logprobs=meta.get("logprobs"), latency_s=latency,
+                      prompt_token_ids=tokens.prompt_ids, token_ids=tokens.completion_ids,
+                      logprobs=tokens.logprobs, latency_s=latency,
                       format_score=parsed.format_score)
     update.update(turns=[turn], turn=state["turn"] + 1, final_requested=final,
                   messages=update.get("messages", []) + [AIMessage(text)])

@@ -6,7 +6,10 @@ A spec is ``provider:model`` with an optional ``@base_url``:
 
 - ``local:smollm2``: the embedded SmolLM2-135M-Instruct (see :mod:`.local_weights`);
 - ``local:PATH``: a local transformers causal LM directory (a trainer's checkpoint, say);
-- ``openai:MODEL@http://host:port/v1``: an OpenAI-compatible server (vLLM included);
+- ``openai:MODEL@http://host:port/v1``: an OpenAI-compatible server (vLLM included),
+  with logprobs when the server gives them;
+- ``vllm:MODEL@http://host:port/v1``: a vLLM server, also asked for the completion's token
+  ids (``return_tokens_as_token_ids``; see :mod:`.token_metadata`);
 - ``fake:RESPONSE||RESPONSE...``: a scripted model for tests (see :mod:`.scripted_chat_model`);
 - any other LangChain provider (``anthropic:...``, ``ollama:...``) through LangChain's
   ``init_chat_model``.
@@ -74,6 +77,15 @@ def _openai(spec: ModelSpec) -> BaseChatModel:
                       logprobs=True, temperature=0.0)
 
 
+def _vllm(spec: ModelSpec) -> BaseChatModel:
+    from langchain_openai import ChatOpenAI
+
+    # vLLM's OpenAI server: logprobs with each token written as "token_id:<id>".
+    return ChatOpenAI(model=spec.model, base_url=spec.base_url, api_key="not-needed",
+                      logprobs=True, temperature=0.0,
+                      extra_body={"return_tokens_as_token_ids": True})
+
+
 def _langchain(spec: ModelSpec) -> BaseChatModel:
     try:
         from langchain.chat_models import init_chat_model
@@ -86,7 +98,8 @@ def _langchain(spec: ModelSpec) -> BaseChatModel:
         raise BackendError(f"cannot create a chat model for {spec}: {exc}") from None
 
 
-_REGISTRY: dict[str, BackendFactory] = {"local": _local, "fake": _fake, "openai": _openai}
+_REGISTRY: dict[str, BackendFactory] = {"local": _local, "fake": _fake, "openai": _openai,
+                                         "vllm": _vllm}
 _CACHE: dict[str, BaseChatModel] = {}
 _SPEC_OF: dict[int, str] = {}  # id of a cached model -> its spec (cached models never die)
 _LOCK = threading.Lock()
