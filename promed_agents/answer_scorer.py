@@ -48,13 +48,22 @@ class AnswerScorer(Protocol):
 
 
 def resolve_scorer(spec: str, target: AnswerTarget = "text") -> AnswerScorer:
-    """The scorer a model spec names: ``local:smollm2`` or ``local:PATH``."""
-    provider, _, name = spec.partition(":")
-    if provider == "local" and name:
-        return LocalAnswerScorer(model_ref=name, target=target)
+    """The scorer a model spec names: ``local:smollm2``, ``local:PATH``, or a server that
+    echoes prompt logprobs, ``vllm:MODEL@URL`` / ``openai:MODEL@URL``
+    (:mod:`promed_agents.served_answer_scorer`)."""
+    from promed_agents.backends import ModelSpec
+
+    parsed = ModelSpec.parse(spec)
+    if parsed.provider == "local":
+        return LocalAnswerScorer(model_ref=parsed.model, target=target)
+    if parsed.provider in ("vllm", "openai") and parsed.base_url:
+        from promed_agents.served_answer_scorer import ServedAnswerScorer
+
+        return ServedAnswerScorer(model=parsed.model, base_url=parsed.base_url,
+                                  provider=parsed.provider, target=target)
     raise BackendError(f"scorer {spec!r}: Shapley values need the prompt's token "
-                       f"log-probabilities, which only local models give here; use "
-                       f"'local:smollm2' or 'local:PATH' (a transformers model directory)")
+                       f"log-probabilities: use 'local:smollm2', 'local:PATH' (a "
+                       f"transformers model directory) or 'vllm:MODEL@http://host:port/v1'")
 
 
 @dataclass

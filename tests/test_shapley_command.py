@@ -51,9 +51,9 @@ def test_permutation_method_records_standard_errors(sqlite_url, scorer):
 def test_bad_options_and_missing_values_are_reported(sqlite_url, scorer):
     bad = run("shapley", "--method", "owen", "--db", sqlite_url)
     assert bad.exit_code == 2 and "use exact, permutation or auto" in bad.output
-    remote = run("shapley", "--cases", "1", "--scorer", "openai:gpt@http://127.0.0.1:9/v1",
+    remote = run("shapley", "--cases", "1", "--scorer", "anthropic:claude",
                  "--db", sqlite_url)
-    assert remote.exit_code == 1 and "only local models" in remote.stderr
+    assert remote.exit_code == 1 and "token log-probabilities" in remote.stderr
     missing = run("shapley", "show", "imedqa-1", "--scorer", scorer, "--db", sqlite_url)
     assert missing.exit_code == 1 and "no Shapley values for case 'imedqa-1'" in missing.stderr
 

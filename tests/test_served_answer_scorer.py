@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from promed_agents.answer_scorer import answer_text, resolve_scorer
+from promed_agents.errors import BackendError
+from promed_agents.loader import bundled_sample_path, load_cases
+from promed_agents.served_answer_scorer import ServedAnswerScorer, served_prompt
+from promed_agents.shapley import exact_shapley
+
+TOKEN = re.compile(r"\s*\S+")
+
+
+def fake_logprob(text: str, offset: int) -> float:
+    """The fake server's rule: a token's logprob falls with the text before it."""
+    return -offset / 1000 - 0.01 * len(text)
+
+
+class EchoServer(BaseHTTPRequestHandler):
+    """/v1/completions with echo=True and logprobs=0, as vLLM answers it."""
+
+    requests: list[dict] = []
+    with_logprobs = True
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        EchoServer.requests.append(body)
+        choices = []
+        for index, prompt in enumerate(body["prompt"]):
+            tokens = [(m.group(), m.start()) for m in TOKEN.finditer(prompt)]
+            logprobs = {"tokens": [t for t, _ in tokens] + [" x"],
+                        "token_logprobs": [None] + [fake_logprob(prompt, o)
+                                                    for _, o in tokens[1:]] + [-1.0],
+                        "text_offset": [o for _, o in tokens] + [len(prompt)],
+                        "top_logprobs": None}
+            choices.append({"index": index, "text": prompt + " x", "finish_reason": "length",
+                            "logprobs": logprobs if EchoServer.with_logprobs else None})
+        data = json.dumps({"id": "c", "object": "text_completion", "created": 0,
+                           "model": body["model"], "choices": choices}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def server_url():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), EchoServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    EchoServer.requests, EchoServer.with_logprobs = [], True
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def case():
+    return next(c for c in load_cases(bundled_sample_path()) if 4 <= len(c.facts) <= 6)
+
+
+def expected_value(case, coalition) -> float:
+    prompt = served_prompt(case, coalition)
+    full = prompt + " " + answer_text(case, "text")
+    picked = [fake_logprob(full, m.start()) for m in TOKEN.finditer(full)
+              if m.start() >= len(prompt)]
+    return sum(picked) / len(picked)
+
+
+def test_values_are_the_answer_tokens_mean_logprob_one_request_per_batch(server_url, case):
+    scorer = resolve_scorer(f"vllm:served@{server_url}")
+    assert isinstance(scorer, ServedAnswerScorer) and scorer.spec.startswith("vllm:served@")
+    scorer.batch_size = 3
+    coalitions = [frozenset(), frozenset({0}), frozenset({0, 2}), frozenset({1}),
+                  frozenset(range(len(case.facts)))]
+    values = scorer.value_function(case)(coalitions)
+    assert values == pytest.approx([expected_value(case, c) for c in coalitions])
+    assert len(set(values)) == len(values)
+    assert [len(r["prompt"]) for r in EchoServer.requests] == [3, 2]
+    request = EchoServer.requests[0]
+    assert request["echo"] is True and request["logprobs"] == 0
+    ending = "\nAnswer: " + answer_text(case, "text")
+    assert all(p.startswith(f"Question: {case.question}") and p.endswith(ending)
+               for p in request["prompt"])
+
+
+def test_exact_shapley_runs_against_the_server(server_url, case):
+    scorer = resolve_scorer(f"openai:served@{server_url}")
+    estimate = exact_shapley(len(case.facts), scorer.value_function(case))
+    assert estimate.efficiency_gap == pytest.approx(0.0, abs=1e-9)
+    assert len(EchoServer.requests) == -(-2 ** len(case.facts) // 64)  # batches of 64
+
+
+def test_a_server_without_prompt_logprobs_is_a_clear_error(server_url, case):
+    EchoServer.with_logprobs = False
+    scorer = resolve_scorer(f"vllm:served@{server_url}")
+    with pytest.raises(BackendError, match="returned no prompt logprobs"):
+        scorer.value_function(case)([frozenset()])
