@@ -42,6 +42,7 @@ lint: install
 bench: install
 	$(PY) benchmarks/storage_throughput.py
 	$(PY) benchmarks/rollout_throughput.py
+	$(PY) benchmarks/shapley_speed.py --cases 3
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
