@@ -9,23 +9,29 @@ the only module that configures logging.
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 from rich.table import Table
 
-from promed_agents.errors import CaseConflictError, PromedError
+from promed_agents.cli_options import (
+    DEMO_DB,
+    DbOption,
+    console,
+    err_console,
+    open_store,
+    reports_errors,
+)
+from promed_agents.errors import CaseConflictError
 from promed_agents.loader import CaseFormat, bundled_sample_path, iter_located_cases
 from promed_agents.partial_view import DEFAULT_POLICY, PartialInfoPolicy, partial_view
 from promed_agents.progress_bar import progress_bar
+from promed_agents.shapley_command import shapley_app
 from promed_agents.trace import ConsultationMode
 
 app = typer.Typer(help="ProMed Agents: teach medical LLMs to ask before they answer.",
@@ -36,40 +42,7 @@ traces_app = typer.Typer(help="Inspect and export consultation traces.", no_args
 app.add_typer(cases_app, name="cases")
 app.add_typer(db_app, name="db")
 app.add_typer(traces_app, name="traces")
-shapley_app = typer.Typer(help="Shapley values of case facts (the weights behind SIG).")
 app.add_typer(shapley_app, name="shapley")
-
-console = Console(soft_wrap=True, emoji=False)
-err_console = Console(stderr=True, soft_wrap=True, emoji=False)
-
-DbOption = Annotated[str | None, typer.Option(
-    "--db", envvar="PROMED_DB", show_envvar=True,
-    help="Database URL or SQLite path [default: sqlite:///promed.db].")]
-
-DEMO_DB = "sqlite:///promed-demo.db"
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _reports_errors(func: F) -> F:
-    """Turn ProMed errors into one red line on stderr and exit status 1."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except PromedError as exc:
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _open_store(db: str | None) -> Any:
-    from promed_agents.storage import TraceStore
-
-    return TraceStore(db)
-
 
 @app.callback()
 def _main(verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
@@ -87,7 +60,7 @@ def import_file(path: Path, fmt: CaseFormat, split: str | None, limit: int | Non
     """Validate every case of ``path``, then store them in one transaction."""
     located = list(iter_located_cases(path, fmt, split=split, limit=limit))
     where = {case.id: location for location, case in located}
-    store = _open_store(db)
+    store = open_store(db)
     try:
         with progress_bar(err_console) as progress:
             task = progress.add_task(f"importing {path.name}", total=len(located))
@@ -101,7 +74,7 @@ def import_file(path: Path, fmt: CaseFormat, split: str | None, limit: int | Non
 
 
 @cases_app.command("import")
-@_reports_errors
+@reports_errors
 def cases_import(
     path: Annotated[Path, typer.Argument(help="Case file (JSON Lines or JSON array).")],
     fmt: Annotated[CaseFormat, typer.Option("--format", help="File format.")] = CaseFormat.AUTO,
@@ -116,7 +89,7 @@ def cases_import(
 
 
 @cases_app.command("list")
-@_reports_errors
+@reports_errors
 def cases_list(
     source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
     split: Annotated[str | None, typer.Option(help="Only this split.")] = None,
@@ -125,7 +98,7 @@ def cases_list(
     db: DbOption = None,
 ) -> None:
     """List stored cases."""
-    with _open_store(db) as store:
+    with open_store(db) as store:
         total = store.count_cases(source=source, split=split)
         cases = store.list_cases(source=source, split=split, limit=limit, offset=offset)
     table = Table(title=f"{len(cases)} of {total} case(s)")
@@ -138,7 +111,7 @@ def cases_list(
 
 
 @cases_app.command("show")
-@_reports_errors
+@reports_errors
 def cases_show(
     case_id: Annotated[str, typer.Argument(help="Case id, e.g. imedqa-0.")],
     policy: Annotated[PartialInfoPolicy, typer.Option(
@@ -146,7 +119,7 @@ def cases_show(
     db: DbOption = None,
 ) -> None:
     """Show one case, marking the facts the doctor knows at the start."""
-    with _open_store(db) as store:
+    with open_store(db) as store:
         case = store.get_case(case_id)
     show_case(case, policy)
 
@@ -175,7 +148,7 @@ def show_case(case: Any, policy: PartialInfoPolicy) -> None:
 # -- db ----------------------------------------------------------------------------------
 
 @db_app.command("upgrade")
-@_reports_errors
+@reports_errors
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
                db: DbOption = None) -> None:
     """Apply the schema migrations (the store also does this when it opens)."""
@@ -190,7 +163,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
 
 
 @db_app.command("current")
-@_reports_errors
+@reports_errors
 def db_current(db: DbOption = None) -> None:
     """Print the schema revision of the database and the newest one known."""
     from promed_agents.storage.database import current_revision, head_revision, make_engine
@@ -210,7 +183,7 @@ def _experiment_id(store: Any, experiment: str | None) -> int | None:
 
 
 @traces_app.command("list")
-@_reports_errors
+@reports_errors
 def traces_list(
     experiment: Annotated[str | None, typer.Option(help="Only this experiment.")] = None,
     case: Annotated[str | None, typer.Option(help="Only this case id.")] = None,
@@ -219,7 +192,7 @@ def traces_list(
     db: DbOption = None,
 ) -> None:
     """List recorded consultations."""
-    with _open_store(db) as store:
+    with open_store(db) as store:
         episodes = store.list_episodes(experiment_id=_experiment_id(store, experiment),
                                        case_id=case, status=status, limit=limit)
     table = Table(title=f"{len(episodes)} episode(s)")
@@ -234,11 +207,11 @@ def traces_list(
 
 
 @traces_app.command("show")
-@_reports_errors
+@reports_errors
 def traces_show(episode_id: Annotated[int, typer.Argument(help="Episode id.")],
                 db: DbOption = None) -> None:
     """Show one consultation turn by turn."""
-    with _open_store(db) as store:
+    with open_store(db) as store:
         ep = store.get_episode(episode_id)
     console.print(f"[bold]episode {ep.id}[/]: case {ep.case_id}, graph {ep.graph}, mode "
                   f"{ep.mode.value}, policy {ep.partial_policy.value}, status {ep.status.value}"
@@ -267,7 +240,7 @@ class ExportFormat(str, Enum):
 
 
 @traces_app.command("export")
-@_reports_errors
+@reports_errors
 def traces_export(
     out: Annotated[Path, typer.Argument(help="Output file.")],
     fmt: Annotated[ExportFormat, typer.Option("--format", help="Output format.")] =
@@ -281,7 +254,7 @@ def traces_export(
     """Export consultations (loadable with datasets.load_dataset('json', ...))."""
     from promed_agents.storage.trace_export import export_jsonl
 
-    with _open_store(db) as store:
+    with open_store(db) as store:
         experiment_id = _experiment_id(store, experiment)
         with progress_bar(err_console) as progress:
             task = progress.add_task("exporting", total=store.count_episodes(
@@ -295,7 +268,7 @@ def traces_export(
 # -- consult -------------------------------------------------------------------------------
 
 @app.command("consult")
-@_reports_errors
+@reports_errors
 def consult_command(
     cases: Annotated[int | None, typer.Option(min=1, help="Run the first N stored cases.")] =
     None,
@@ -333,73 +306,14 @@ def consult_command(
         concurrency=concurrency, experiment=experiment, policy=policy,
         temperature=temperature, max_new_tokens=max_new_tokens, checkpoints=checkpoints,
         resume=resume, sig_scorer=sig_scorer)
-    with _open_store(db) as store:
+    with open_store(db) as store:
         consult(store, settings, console, err_console)
-
-
-# -- shapley -----------------------------------------------------------------------------
-
-@shapley_app.callback(invoke_without_command=True)
-@_reports_errors
-def shapley_compute(
-    ctx: typer.Context,
-    cases: Annotated[int | None, typer.Option(min=1, help="The first N stored cases.")] = None,
-    case_ids: Annotated[str | None, typer.Option(help="Comma-separated case ids.")] = None,
-    split: Annotated[str | None, typer.Option(help="Only cases of this split.")] = None,
-    scorer: Annotated[str, typer.Option(help="Scorer model spec (local:...).")] =
-    "local:smollm2",
-    method: Annotated[str, typer.Option(
-        help="exact, permutation, or auto (exact up to 10 facts).")] = "auto",
-    permutations: Annotated[int, typer.Option(min=1, help="At most M permutations.")] = 50,
-    min_permutations: Annotated[int, typer.Option(min=1, help="At least this many.")] = 3,
-    antithetic: Annotated[bool, typer.Option(help="Pair permutations with reverses.")] =
-    False,
-    temperature: Annotated[float, typer.Option(min=1e-6, help="Softmax temperature of the "
-                                               "stored weights.")] = 2.0,
-    target: Annotated[str, typer.Option(help="Scored answer: text or letter-text.")] = "text",
-    seed: Annotated[int, typer.Option(help="Permutation sampling seed.")] = 0,
-    db: DbOption = None,
-) -> None:
-    """Estimate and store fact Shapley values (cases already stored are skipped);
-    `promed shapley show CASE` prints them."""
-    from promed_agents.shapley_command import ShapleySettings, compute
-
-    if ctx.invoked_subcommand is not None:
-        return
-    if method not in ("exact", "permutation", "auto"):
-        raise typer.BadParameter(f"{method!r}: use exact, permutation or auto",
-                                 param_hint="--method")
-    if target not in ("text", "letter-text"):
-        raise typer.BadParameter(f"{target!r}: use text or letter-text", param_hint="--target")
-    settings = ShapleySettings(
-        cases=cases, case_ids=[c.strip() for c in case_ids.split(",")] if case_ids else [],
-        split=split, scorer=scorer, method=method, permutations=permutations,
-        min_permutations=min_permutations, antithetic=antithetic, temperature=temperature,
-        target=target, seed=seed)
-    with _open_store(db) as store:
-        compute(store, settings, console, err_console)
-
-
-@shapley_app.command("show")
-@_reports_errors
-def shapley_show(
-    case_id: Annotated[str, typer.Argument(help="Case id.")],
-    scorer: Annotated[str, typer.Option(help="Scorer model spec.")] = "local:smollm2",
-    method: Annotated[str | None, typer.Option(help="exact, permutation, ... "
-                                               "[default: the latest stored]")] = None,
-    db: DbOption = None,
-) -> None:
-    """Print a case's facts with Shapley value, weight and standard error."""
-    from promed_agents.shapley_command import show
-
-    with _open_store(db) as store:
-        show(store, case_id, scorer, method, console)
 
 
 # -- demo --------------------------------------------------------------------------------
 
 @app.command("demo")
-@_reports_errors
+@reports_errors
 def demo(
     doctor: Annotated[str, typer.Option(help="Doctor model spec; 'none' skips consulting.")]
     = "local:smollm2",
@@ -416,7 +330,7 @@ def demo(
     added, unchanged = import_file(sample, CaseFormat.AUTO, "sample", None, db)
     console.print(f"bundled sample: {added} case(s) added, {unchanged} already stored "
                   "(iMedQA from MediQ, CC BY 4.0)")
-    with _open_store(db) as store:
+    with open_store(db) as store:
         groups = store.case_groups()
         first = store.list_cases(source="imedqa", split="sample", limit=1)
     table = Table(title=f"cases in {db}")
@@ -431,7 +345,7 @@ def demo(
     if doctor != "none":
         from promed_agents.consult_command import ConsultSettings, consult
 
-        with _open_store(db) as store:
+        with open_store(db) as store:
             for mode in (ConsultationMode.PROACTIVE, ConsultationMode.REACTIVE):
                 consult(store, ConsultSettings(
                     cases=cases, case_ids=[], split="sample", mode=mode, doctor=doctor,

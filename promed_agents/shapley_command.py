@@ -13,12 +13,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from promed_agents.cli_options import DbOption, console, err_console, open_store, reports_errors
 from promed_agents.consult_command import select_cases
 from promed_agents.errors import NotFoundError
 from promed_agents.progress_bar import progress_bar
@@ -83,3 +85,61 @@ def show(store: Any, case_id: str, scorer: str, method: str | None, console: Con
         table.add_row(str(i), escape(fact), f"{record.values[i]:+.4f}",
                       f"{record.weights[i]:.3f}", "-" if error is None else f"{error:.4f}")
     console.print(table)
+
+
+# -- the CLI entries ---------------------------------------------------------------------
+
+shapley_app = typer.Typer(help="Shapley values of case facts (the weights behind SIG).")
+
+
+@shapley_app.callback(invoke_without_command=True)
+@reports_errors
+def shapley_compute(
+    ctx: typer.Context,
+    cases: Annotated[int | None, typer.Option(min=1, help="The first N stored cases.")] = None,
+    case_ids: Annotated[str | None, typer.Option(help="Comma-separated case ids.")] = None,
+    split: Annotated[str | None, typer.Option(help="Only cases of this split.")] = None,
+    scorer: Annotated[str, typer.Option(help="Scorer model spec (local:...).")] =
+    "local:smollm2",
+    method: Annotated[str, typer.Option(
+        help="exact, permutation, or auto (exact up to 10 facts).")] = "auto",
+    permutations: Annotated[int, typer.Option(min=1, help="At most M permutations.")] = 50,
+    min_permutations: Annotated[int, typer.Option(min=1, help="At least this many.")] = 3,
+    antithetic: Annotated[bool, typer.Option(help="Pair permutations with reverses.")] =
+    False,
+    temperature: Annotated[float, typer.Option(min=1e-6, help="Softmax temperature of the "
+                                               "stored weights.")] = 2.0,
+    target: Annotated[str, typer.Option(help="Scored answer: text or letter-text.")] = "text",
+    seed: Annotated[int, typer.Option(help="Permutation sampling seed.")] = 0,
+    db: DbOption = None,
+) -> None:
+    """Estimate and store fact Shapley values (cases already stored are skipped);
+    `promed shapley show CASE` prints them."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if method not in ("exact", "permutation", "auto"):
+        raise typer.BadParameter(f"{method!r}: use exact, permutation or auto",
+                                 param_hint="--method")
+    if target not in ("text", "letter-text"):
+        raise typer.BadParameter(f"{target!r}: use text or letter-text", param_hint="--target")
+    settings = ShapleySettings(
+        cases=cases, case_ids=[c.strip() for c in case_ids.split(",")] if case_ids else [],
+        split=split, scorer=scorer, method=method, permutations=permutations,
+        min_permutations=min_permutations, antithetic=antithetic, temperature=temperature,
+        target=target, seed=seed)
+    with open_store(db) as store:
+        compute(store, settings, console, err_console)
+
+
+@shapley_app.command("show")
+@reports_errors
+def shapley_show(
+    case_id: Annotated[str, typer.Argument(help="Case id.")],
+    scorer: Annotated[str, typer.Option(help="Scorer model spec.")] = "local:smollm2",
+    method: Annotated[str | None, typer.Option(help="exact, permutation, ... "
+                                               "[default: the latest stored]")] = None,
+    db: DbOption = None,
+) -> None:
+    """Print a case's facts with Shapley value, weight and standard error."""
+    with open_store(db) as store:
+        show(store, case_id, scorer, method, console)

@@ -1,0 +1,50 @@
+"""Shared pieces of the ``promed`` command line: consoles, ``--db``, error reporting.
+
+case -> consultation graph -> trace in SQL -> Shapley/SIG -> MCTS-SFT / GRPO -> evaluation
+
+Used by :mod:`promed_agents.cli` and the command modules that define their own sub-apps
+(:mod:`promed_agents.shapley_command`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from promed_agents.errors import PromedError
+
+console = Console(soft_wrap=True, emoji=False)
+err_console = Console(stderr=True, soft_wrap=True, emoji=False)
+
+DbOption = Annotated[str | None, typer.Option(
+    "--db", envvar="PROMED_DB", show_envvar=True,
+    help="Database URL or SQLite path [default: sqlite:///promed.db].")]
+
+DEMO_DB = "sqlite:///promed-demo.db"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def reports_errors(func: F) -> F:
+    """Turn ProMed errors into one red line on stderr and exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except PromedError as exc:
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def open_store(db: str | None) -> Any:
+    from promed_agents.storage import TraceStore
+
+    return TraceStore(db)
