@@ -140,3 +140,16 @@ def test_a_long_new_prompt_among_cached_ones_gives_the_same_tokens(tiny):
         assert a["ids"] == b["ids"]
         assert a["logprobs"] == pytest.approx(b["logprobs"], abs=1e-4)
     assert cache.computed_tokens - before < 200 + 3 * 12  # the cached parts were reused
+
+
+def test_a_cancelled_request_is_dropped_and_the_generator_keeps_serving(tiny):
+    model, tokenizer = tiny
+    generator = BatchGenerator(model, tokenizer, wait_s=0.3)
+    inputs = prompts(tokenizer)
+    cancelled = generator.submit(inputs[0], GREEDY)
+    assert cancelled.cancel()  # the caller gave up before the batch started
+    kept = generator.submit(inputs[1], GREEDY)
+    assert kept.result(timeout=60)["completion_token_ids"]
+    assert generator.batch_sizes[-1] == 1 and cancelled.cancelled()
+    after = generator.submit(inputs[2], GREEDY)  # the serving thread is still alive
+    assert after.result(timeout=60)["finish_reason"] in ("stop", "length")

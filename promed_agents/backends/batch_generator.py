@@ -187,9 +187,18 @@ class BatchGenerator:
                     batch.append(self.queue.get(timeout=remaining))
                 except queue.Empty:
                     break
+            # A caller that gave up (a cancelled task) is dropped; a request taken up can
+            # no longer be cancelled, so its result always finds its future.
+            batch = [r for r in batch if r.future.running() or
+                     r.future.set_running_or_notify_cancel()]
             batch.sort(key=_sampling_key)
             for _, group in groupby(batch, key=_sampling_key):
-                self._run(list(group))
+                try:
+                    self._run(list(group))
+                except Exception as exc:  # never let the serving thread die
+                    for request in group:
+                        if not request.future.done():
+                            request.future.set_exception(exc)
 
     def _run(self, group: list[_Request]) -> None:
         self.batch_sizes.append(len(group))
