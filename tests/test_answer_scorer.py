@@ -6,7 +6,7 @@ import torch
 from promed_agents.answer_scorer import LocalAnswerScorer, answer_text, facts_text
 from promed_agents.backends.local_weights import load_local_model
 from promed_agents.loader import bundled_sample_path, load_cases
-from promed_agents.shapley import exact_shapley
+from promed_agents.shapley import PermutationSettings, exact_shapley, permutation_shapley
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +73,16 @@ def test_the_prompt_holds_question_options_and_only_the_coalitions_facts(tiny_mo
     assert tokenizer.decode(answer) == answer_text(case, "letter-text")
 
 
-def test_smollm2_values_of_a_shared_case_satisfy_efficiency(case):
+def test_smollm2_values_of_shared_cases_satisfy_efficiency(case):
     scorer = LocalAnswerScorer()
     estimate = exact_shapley(len(case.facts), scorer.value_function(case))
     assert all(v == v and abs(v) < 50 for v in estimate.values)  # finite, log-prob scale
     assert estimate.efficiency_gap == pytest.approx(0.0, abs=1e-6)
     assert estimate.v_full != pytest.approx(estimate.v_empty, abs=1e-4)
+    # a second case, by permutations: efficiency holds per permutation (no truncation)
+    other = next(c for c in load_cases(bundled_sample_path()) if 7 <= len(c.facts) <= 9)
+    sampled = permutation_shapley(len(other.facts), scorer.value_function(other),
+                                  PermutationSettings(max_permutations=4, min_permutations=4,
+                                                      truncation=None))
+    assert sampled.permutations == 4 and all(e >= 0 for e in sampled.std_errors)
+    assert sampled.efficiency_gap == pytest.approx(0.0, abs=1e-6)

@@ -192,9 +192,10 @@ class BatchGenerator:
             batch = [r for r in batch if r.future.running() or
                      r.future.set_running_or_notify_cancel()]
             batch.sort(key=_sampling_key)
-            for _, group in groupby(batch, key=_sampling_key):
+            for _, grouped in groupby(batch, key=_sampling_key):
+                group = list(grouped)
                 try:
-                    self._run(list(group))
+                    self._run(group)
                 except Exception as exc:  # never let the serving thread die
                     for request in group:
                         if not request.future.done():
