@@ -153,3 +153,15 @@ def test_a_cancelled_request_is_dropped_and_the_generator_keeps_serving(tiny):
     assert generator.batch_sizes[-1] == 1 and cancelled.cancelled()
     after = generator.submit(inputs[2], GREEDY)  # the serving thread is still alive
     assert after.result(timeout=60)["finish_reason"] in ("stop", "length")
+
+
+def test_an_unexpected_error_outside_generate_fails_the_batch_not_the_thread(tiny):
+    model, tokenizer = tiny
+    generator = BatchGenerator(model, tokenizer, wait_s=0.05)
+    real_version = generator._version
+    generator._version = lambda: (_ for _ in ()).throw(RuntimeError("version check broke"))
+    failing = generator.submit(prompts(tokenizer)[0], GREEDY)
+    with pytest.raises(RuntimeError, match="version check broke"):
+        failing.result(timeout=60)
+    generator._version = real_version
+    assert generator.submit(prompts(tokenizer)[1], GREEDY).result(timeout=60)["text"] is not None
