@@ -21,7 +21,11 @@ from rich.table import Table
 
 from promed_agents.cli_options import (
     DEMO_DB,
+    CaseIdsOption,
+    CasesOption,
     DbOption,
+    SplitOption,
+    case_id_list,
     console,
     err_console,
     open_store,
@@ -270,10 +274,9 @@ def traces_export(
 @app.command("consult")
 @reports_errors
 def consult_command(
-    cases: Annotated[int | None, typer.Option(min=1, help="Run the first N stored cases.")] =
-    None,
-    case_ids: Annotated[str | None, typer.Option(help="Comma-separated case ids.")] = None,
-    split: Annotated[str | None, typer.Option(help="Only cases of this split.")] = None,
+    cases: CasesOption = None,
+    case_ids: CaseIdsOption = None,
+    split: SplitOption = None,
     mode: Annotated[ConsultationMode, typer.Option(help="Ask first, or answer at once.")] =
     ConsultationMode.PROACTIVE,
     doctor: Annotated[str, typer.Option(help="Doctor model spec.")] = "local:smollm2",
@@ -301,8 +304,8 @@ def consult_command(
     from promed_agents.consult_command import ConsultSettings, consult
 
     settings = ConsultSettings(
-        cases=cases, case_ids=[c.strip() for c in case_ids.split(",")] if case_ids else [],
-        split=split, mode=mode, doctor=doctor, patient=patient, max_questions=max_questions,
+        cases=cases, case_ids=case_id_list(case_ids), split=split, mode=mode, doctor=doctor,
+        patient=patient, max_questions=max_questions,
         concurrency=concurrency, experiment=experiment, policy=policy,
         temperature=temperature, max_new_tokens=max_new_tokens, checkpoints=checkpoints,
         resume=resume, sig_scorer=sig_scorer)

@@ -27,6 +27,16 @@ DbOption = Annotated[str | None, typer.Option(
 
 DEMO_DB = "sqlite:///promed-demo.db"
 
+# Which stored cases a command works on (with select_cases in consult_command).
+CasesOption = Annotated[int | None, typer.Option(min=1, help="The first N stored cases.")]
+CaseIdsOption = Annotated[str | None, typer.Option(help="Comma-separated case ids.")]
+SplitOption = Annotated[str | None, typer.Option(help="Only cases of this split.")]
+
+
+def case_id_list(text: str | None) -> list[str]:
+    """``--case-ids a, b`` as a list."""
+    return [c.strip() for c in text.split(",") if c.strip()] if text else []
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

@@ -20,7 +20,17 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from promed_agents.cli_options import DbOption, console, err_console, open_store, reports_errors
+from promed_agents.cli_options import (
+    CaseIdsOption,
+    CasesOption,
+    DbOption,
+    SplitOption,
+    case_id_list,
+    console,
+    err_console,
+    open_store,
+    reports_errors,
+)
 from promed_agents.consult_command import select_cases
 from promed_agents.errors import NotFoundError
 from promed_agents.progress_bar import progress_bar
@@ -96,9 +106,9 @@ shapley_app = typer.Typer(help="Shapley values of case facts (the weights behind
 @reports_errors
 def shapley_compute(
     ctx: typer.Context,
-    cases: Annotated[int | None, typer.Option(min=1, help="The first N stored cases.")] = None,
-    case_ids: Annotated[str | None, typer.Option(help="Comma-separated case ids.")] = None,
-    split: Annotated[str | None, typer.Option(help="Only cases of this split.")] = None,
+    cases: CasesOption = None,
+    case_ids: CaseIdsOption = None,
+    split: SplitOption = None,
     scorer: Annotated[str, typer.Option(help="Scorer model spec (local:...).")] =
     "local:smollm2",
     method: Annotated[str, typer.Option(
@@ -123,8 +133,8 @@ def shapley_compute(
     if target not in ("text", "letter-text"):
         raise typer.BadParameter(f"{target!r}: use text or letter-text", param_hint="--target")
     settings = ShapleySettings(
-        cases=cases, case_ids=[c.strip() for c in case_ids.split(",")] if case_ids else [],
-        split=split, scorer=scorer, method=method, permutations=permutations,
+        cases=cases, case_ids=case_id_list(case_ids), split=split, scorer=scorer,
+        method=method, permutations=permutations,
         min_permutations=min_permutations, antithetic=antithetic, temperature=temperature,
         target=target, seed=seed)
     with open_store(db) as store:

@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from fake_http import JsonHandler, serve
 
 from promed_agents.answer_scorer import answer_text, resolve_scorer
 from promed_agents.errors import BackendError
@@ -21,17 +19,13 @@ def fake_logprob(text: str, offset: int) -> float:
     return -offset / 1000 - 0.01 * len(text)
 
 
-class EchoServer(BaseHTTPRequestHandler):
+class EchoServer(JsonHandler):
     """/v1/completions with echo=True and logprobs=0, as vLLM answers it."""
 
     requests: list[dict] = []
     with_logprobs = True
 
-    def log_message(self, *args):
-        pass
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+    def respond(self, body):
         EchoServer.requests.append(body)
         choices = []
         for index, prompt in enumerate(body["prompt"]):
@@ -43,22 +37,15 @@ class EchoServer(BaseHTTPRequestHandler):
                         "top_logprobs": None}
             choices.append({"index": index, "text": prompt + " x", "finish_reason": "length",
                             "logprobs": logprobs if EchoServer.with_logprobs else None})
-        data = json.dumps({"id": "c", "object": "text_completion", "created": 0,
-                           "model": body["model"], "choices": choices}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        return {"id": "c", "object": "text_completion", "created": 0, "model": body["model"],
+                "choices": choices}
 
 
 @pytest.fixture
 def server_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), EchoServer)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     EchoServer.requests, EchoServer.with_logprobs = [], True
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
+    with serve(EchoServer) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

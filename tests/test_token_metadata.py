@@ -1,10 +1,7 @@
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
+from fake_http import JsonHandler, serve
 
 from promed_agents.backends import resolve_chat_model
 from promed_agents.backends.token_metadata import token_metadata
@@ -33,43 +30,31 @@ def test_openai_logprobs_become_floats_and_vllm_token_ids_become_ids():
     assert token_metadata({"logprobs": {"content": None}}).logprobs is None
 
 
-class VllmLikeServer(BaseHTTPRequestHandler):
+class VllmLikeServer(JsonHandler):
     """Speaks vLLM's /v1/chat/completions: with return_tokens_as_token_ids, tokens come
     as "token_id:<id>" (vLLM itself needs a GPU, so CI uses this)."""
 
     bodies: list[dict] = []
 
-    def log_message(self, *args):
-        pass
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+    def respond(self, body):
         VllmLikeServer.bodies.append(body)
         as_ids = body.get("return_tokens_as_token_ids", False)
         pieces = [("answer", 101), (":", 102), (" C", 103)]
         content = [{"token": f"token_id:{i}" if as_ids else text, "logprob": -0.5 * n,
                     "bytes": list(text.encode()), "top_logprobs": []}
                    for n, (text, i) in enumerate(pieces)]
-        reply = {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                 "choices": [{"index": 0, "finish_reason": "stop", "logprobs": {
-                     "content": content},
-                     "message": {"role": "assistant", "content": "answer: C"}}],
-                 "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}
-        data = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        return {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "logprobs": {"content": content},
+                             "message": {"role": "assistant", "content": "answer: C"}}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}
 
 
 @pytest.fixture
 def vllm_like_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), VllmLikeServer)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     VllmLikeServer.bodies = []
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
+    with serve(VllmLikeServer) as url:
+        yield url
 
 
 @pytest.mark.parametrize("provider", ["vllm", "openai"])
