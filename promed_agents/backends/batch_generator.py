@@ -147,8 +147,10 @@ def generate_batch(model: Any, tokenizer: Any, prompts: list[list[int]],
 
 
 def _sampling_key(request: _Request) -> str:
-    """Requests that can share a ``generate``: equal parameters but the token budget."""
-    return repr(replace(request.params, max_new_tokens=0))
+    """Requests that can share a ``generate``: equal parameters but the token budget (and
+    a seeded request starts apart from continuations, which are not seeded again)."""
+    first_seeded = request.params.seed is not None and not request.completion_ids
+    return repr(replace(request.params, max_new_tokens=0)) + ("/seeded" if first_seeded else "")
 
 
 class BatchGenerator:
@@ -207,7 +209,7 @@ class BatchGenerator:
             self.cache.clear()
             self._weights_version = version
         params = group[0].params
-        if any(r.completion_ids for r in group):  # seeded once, at the first chunk
+        if group[0].completion_ids:  # seeded once, at the first chunk
             params = replace(params, seed=None)
         steps = min(r.remaining for r in group)
         if len(group) > 1:
