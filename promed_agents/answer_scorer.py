@@ -107,9 +107,11 @@ class LocalAnswerScorer:
 
         model, tokenizer = load_local_model(self.model_ref)
         prefix, middle, answer = self._segments(tokenizer, case)
-        cache = PrefixCache(max(self.reuse_mb, 1) << 20)
         with torch.inference_mode():
-            cache.store(prefix, extend(model, prefix, 0, None))
+            shared = extend(model, prefix, 0, None)
+        # The shared prefix always stays; reuse_mb is what coalitions may add to it.
+        cache = PrefixCache((self.reuse_mb << 20) + sum(k.nbytes + v.nbytes for k, v in shared))
+        cache.store(prefix, shared)
 
         def value(coalitions: Sequence[Coalition]) -> list[float]:
             rows = [prefix + tokenizer(" " + facts_text(case, c),
@@ -122,6 +124,7 @@ class LocalAnswerScorer:
                               keep=self.reuse_mb > 0)
             return out
 
+        value.cache = cache  # type: ignore[attr-defined]  # for inspection
         return value
 
 

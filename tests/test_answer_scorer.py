@@ -52,6 +52,8 @@ def test_reused_fact_states_give_the_same_values(tiny_model_folder, case):
         assert got == pytest.approx(baseline(coalitions), abs=1e-4)
         expected = [naive_value(model, tokenizer, reusing, case, c) for c in coalitions]
         assert got == pytest.approx(expected, abs=1e-4)
+    assert len(baseline.cache) == 1  # without reuse, only the shared prefix is kept
+    assert len(value.cache) > 1
 
 
 def test_the_scored_answer_is_the_option_text_or_letter_and_text(case):
