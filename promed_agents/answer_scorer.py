@@ -140,18 +140,12 @@ def _score(model: Any, cache: Any, rows: list[list[int]], suffix: list[int], n_a
     import torch
     from transformers import DynamicCache
 
-    from promed_agents.backends.prefix_cache import left_pad, row_states
+    from promed_agents.backends.prefix_cache import cached_layout, left_pad, row_states
 
     hits = [cache.lookup(row, len(row)) for row in rows]
-    head = max(c for c, _ in hits)
-    tails = [row[c:] + suffix for row, (c, _) in zip(rows, hits, strict=True)]
-    width = max(len(t) for t in tails)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), head + width), dtype=torch.long)
-    for i, ((c, _), tail) in enumerate(zip(hits, tails, strict=True)):
-        mask[i, head - c:head] = 1
-        ids[i, width - len(tail):] = torch.tensor(tail)
-        mask[i, head + width - len(tail):] = 1
+    full, mask, head = cached_layout([row + suffix for row in rows], [c for c, _ in hits], pad)
+    ids, width = full[:, head:], full.shape[1] - head
+    tails = [len(row) + len(suffix) - c for row, (c, _) in zip(rows, hits, strict=True)]
     positions = (mask.cumsum(-1) - 1)[:, head:].clamp(min=0)
     states = DynamicCache(ddp_cache_data=left_pad([kv for _, kv in hits], head))
     with torch.inference_mode():
@@ -159,7 +153,7 @@ def _score(model: Any, cache: Any, rows: list[list[int]], suffix: list[int], n_a
                     past_key_values=states, use_cache=keep, logits_to_keep=n_answer + 1)
         if keep:
             for i, ((c, _), row) in enumerate(zip(hits, rows, strict=True)):
-                start = head + width - len(tails[i])
+                start = head + width - tails[i]
                 kept = torch.cat([mask[i, :head].nonzero().squeeze(1),
                                   torch.arange(start, start + len(row) - c)])
                 cache.store(row, row_states(out.past_key_values, i, kept))

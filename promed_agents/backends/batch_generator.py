@@ -31,7 +31,13 @@ from dataclasses import dataclass, field, replace
 from itertools import groupby
 from typing import Any
 
-from promed_agents.backends.prefix_cache import PrefixCache, extend, left_pad, row_states
+from promed_agents.backends.prefix_cache import (
+    PrefixCache,
+    cached_layout,
+    extend,
+    left_pad,
+    row_states,
+)
 
 READ_ALONE_TOKENS = 64
 """In a batch, a prompt with more uncached tokens than this is read on its own first."""
@@ -59,24 +65,6 @@ class _Request:
         return self.params.max_new_tokens - len(self.completion_ids)
 
 
-def _layout(prompts: list[list[int]], cached: list[int], pad: int):
-    """Input ids and attention mask for a batch whose first ``max(cached)`` positions are
-    served from cache: per row, [padding, cached prefix, padding, uncached rest]. The
-    padding in the middle is masked like any padding; positions follow the mask."""
-    import torch
-
-    head = max(cached)
-    tail = max(len(ids) - c for ids, c in zip(prompts, cached, strict=True))
-    input_ids = torch.full((len(prompts), head + tail), pad, dtype=torch.long)
-    attention = torch.zeros_like(input_ids)
-    for row, (ids, c) in enumerate(zip(prompts, cached, strict=True)):
-        input_ids[row, head - c:head] = torch.tensor(ids[:c], dtype=torch.long)
-        input_ids[row, head + tail - (len(ids) - c):] = torch.tensor(ids[c:], dtype=torch.long)
-        attention[row, head - c:head] = 1
-        attention[row, head + tail - (len(ids) - c):] = 1
-    return input_ids, attention, head
-
-
 def generate_batch(model: Any, tokenizer: Any, prompts: list[list[int]],
                    params: GenerationParams, cache: PrefixCache | None = None,
                    stop_criteria: Any = None) -> list[dict[str, Any]]:
@@ -100,7 +88,7 @@ def generate_batch(model: Any, tokenizer: Any, prompts: list[list[int]],
                 with torch.inference_mode():
                     kv = extend(model, ids[:-1], reused[row], hits[row][1])
                 hits[row] = (len(ids) - 1, kv)
-    input_ids, attention, head = _layout(prompts, [c for c, _ in hits], pad)
+    input_ids, attention, head = cached_layout(prompts, [c for c, _ in hits], pad)
     kwargs: dict[str, Any] = dict(max_new_tokens=params.max_new_tokens, pad_token_id=pad,
                                   return_dict_in_generate=True, output_logits=True,
                                   do_sample=params.temperature > 0)

@@ -119,6 +119,23 @@ def extend(model: Any, ids: list[int], start: int, kv: KV | None) -> KV:
     return [(layer.keys, layer.values) for layer in states.layers]
 
 
+def cached_layout(prompts: list[list[int]], cached: list[int],
+                  pad: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Input ids and attention mask for a batch whose first ``max(cached)`` positions are
+    served from cache: per row, [padding, cached prefix, padding, uncached rest]. The
+    padding in the middle is masked like any padding; positions follow the mask."""
+    head = max(cached)
+    tail = max(len(ids) - c for ids, c in zip(prompts, cached, strict=True))
+    input_ids = torch.full((len(prompts), head + tail), pad, dtype=torch.long)
+    attention = torch.zeros_like(input_ids)
+    for row, (ids, c) in enumerate(zip(prompts, cached, strict=True)):
+        input_ids[row, head - c:head] = torch.tensor(ids[:c], dtype=torch.long)
+        input_ids[row, head + tail - (len(ids) - c):] = torch.tensor(ids[c:], dtype=torch.long)
+        attention[row, head - c:head] = 1
+        attention[row, head + tail - (len(ids) - c):] = 1
+    return input_ids, attention, head
+
+
 def left_pad(rows: list[KV | None], width: int) -> KV:
     """Stack per-row states into one batch, each row right-aligned in ``width`` positions
     (left padding, matching the attention mask ``generate`` is given). A row without
