@@ -44,6 +44,12 @@ from promed_agents.patient import FactSelectPatient, Patient
 from promed_agents.trace import ConsultationMode, EpisodeStatus, Role, TurnKind, TurnRecord
 
 DEFAULT_MAX_QUESTIONS = 10
+STATE_TYPES = (("promed_agents.case", "Case"), ("promed_agents.partial_view", "PartialView"),
+               ("promed_agents.partial_view", "PartialInfoPolicy"),
+               ("promed_agents.trace", "TurnRecord"), ("promed_agents.trace", "Role"),
+               ("promed_agents.trace", "TurnKind"))
+"""The classes a consultation state holds besides messages: what a checkpointer may
+rebuild from a checkpoint (see :func:`checkpoint_serializer`), and nothing else."""
 MODEL_RETRY = RetryPolicy(max_attempts=3, initial_interval=0.2, max_interval=2.0)
 
 
@@ -89,11 +95,14 @@ class ConsultationContext:
     mode: ConsultationMode = ConsultationMode.PROACTIVE
     max_questions: int = DEFAULT_MAX_QUESTIONS
     doctor_kwargs: dict[str, Any] = field(default_factory=lambda: {"stop": list(DOCTOR_STOP)})
+    demonstration: bool = False
+    """Show the doctor a worked example consultation before the case (small models)."""
 
 
 def _start(state: ConsultationState, runtime: Runtime[ConsultationContext]) -> dict:
     proactive = runtime.context.mode is ConsultationMode.PROACTIVE
-    return {"messages": opening_messages(state["case"], state["view"], proactive),
+    return {"messages": opening_messages(state["case"], state["view"], proactive,
+                                         runtime.context.demonstration),
             "turns": [], "turn": 0, "questions": 0, "pending_question": None,
             "acquired": list(state["view"].known_fact_ids), "final_requested": not proactive,
             "final_answer": None, "information_gain": 0.0,
@@ -180,6 +189,14 @@ def _evaluate_final(state: ConsultationState, runtime: Runtime[ConsultationConte
         sum(1 for t in doctor_turns if t.kind is TurnKind.QUESTION), state["acquired"])
     return {"correct": score.correct, "format_score": score.format_score,
             "fact_recall": score.fact_recall}
+
+
+def checkpoint_serializer() -> Any:
+    """LangGraph's serializer allowing exactly :data:`STATE_TYPES` (and LangGraph's own
+    safe types) to be rebuilt from checkpoints: give it to a checkpointer as ``serde``."""
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+    return JsonPlusSerializer(allowed_msgpack_modules=list(STATE_TYPES))
 
 
 def build_consultation_graph(

@@ -63,10 +63,30 @@ class TrajectoryGroup:
     trajectories: list[Trajectory]
 
 
-def _stitch(trajectory: Trajectory) -> None:
-    samples = trajectory.samples
+@dataclass(frozen=True)
+class StitchedSequence:
+    """A consultation as one token sequence: ``prompt_ids`` then ``completion_ids``, where
+    ``policy_mask`` is 1 on the policy's tokens and 0 on the environment's."""
+
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    policy_mask: list[int]
+    logprobs: list[float]
+
+
+def policy_samples(episode: EpisodeRecord) -> list[PolicySample]:
+    """The doctor turns of ``episode`` as policy samples (exact token ids and logprobs)."""
+    return [PolicySample(prompt_ids=t.prompt_token_ids or [], completion_ids=t.token_ids or [],
+                         logprobs=t.logprobs or [], kind=t.kind or TurnKind.INVALID, sig=t.sig)
+            for t in episode.turns if t.role is Role.DOCTOR]
+
+
+def stitch(samples: Sequence[PolicySample]) -> StitchedSequence | None:
+    """``samples`` as one sequence, or None when a turn's prompt does not extend the
+    previous prompt and completion token for token (a chat template that re-renders
+    earlier turns differently) or there is nothing to stitch."""
     if not samples:
-        return
+        return None
     sequence = list(samples[0].prompt_ids)
     completion: list[int] = []
     mask: list[int] = []
@@ -74,7 +94,7 @@ def _stitch(trajectory: Trajectory) -> None:
     for k, sample in enumerate(samples):
         if k > 0:
             if sample.prompt_ids[: len(sequence)] != sequence:
-                return  # re-rendering changed earlier tokens: not stitchable
+                return None
             environment = sample.prompt_ids[len(sequence):]
             completion += environment
             mask += [0] * len(environment)
@@ -84,10 +104,19 @@ def _stitch(trajectory: Trajectory) -> None:
         mask += [1] * len(sample.completion_ids)
         logprobs += sample.logprobs
         sequence += sample.completion_ids
-    trajectory.stitched = True
-    trajectory.prompt_ids = list(samples[0].prompt_ids)
-    trajectory.completion_ids, trajectory.policy_mask = completion, mask
-    trajectory.logprobs = logprobs
+    return StitchedSequence(list(samples[0].prompt_ids), completion, mask, logprobs)
+
+
+def _trajectory(episode: EpisodeRecord) -> Trajectory:
+    samples = policy_samples(episode)
+    trajectory = Trajectory(episode=episode, samples=samples)
+    stitched = stitch(samples)
+    if stitched is not None:
+        trajectory.stitched = True
+        trajectory.prompt_ids, trajectory.completion_ids = stitched.prompt_ids, \
+            stitched.completion_ids
+        trajectory.policy_mask, trajectory.logprobs = stitched.policy_mask, stitched.logprobs
+    return trajectory
 
 
 async def arollout(cases: Sequence[Case], policy: BaseChatModel, group_size: int, *,
@@ -109,14 +138,6 @@ async def arollout(cases: Sequence[Case], policy: BaseChatModel, group_size: int
                                         graph_name="rollout")
     groups = []
     for start in range(0, len(episodes), group_size):
-        trajectories = []
-        for episode in episodes[start:start + group_size]:
-            samples = [PolicySample(prompt_ids=t.prompt_token_ids or [],
-                                    completion_ids=t.token_ids or [], logprobs=t.logprobs or [],
-                                    kind=t.kind or TurnKind.INVALID, sig=t.sig)
-                       for t in episode.turns if t.role is Role.DOCTOR]
-            trajectory = Trajectory(episode=episode, samples=samples)
-            _stitch(trajectory)
-            trajectories.append(trajectory)
+        trajectories = [_trajectory(e) for e in episodes[start:start + group_size]]
         groups.append(TrajectoryGroup(case=repeated[start], trajectories=trajectories))
     return groups

@@ -24,6 +24,7 @@ from promed_agents.cli_options import (
     CaseIdsOption,
     CasesOption,
     DbOption,
+    DemonstrationOption,
     SplitOption,
     case_id_list,
     console,
@@ -33,10 +34,12 @@ from promed_agents.cli_options import (
 )
 from promed_agents.errors import CaseConflictError
 from promed_agents.loader import CaseFormat, bundled_sample_path, iter_located_cases
+from promed_agents.mcts_command import mcts_app
 from promed_agents.partial_view import DEFAULT_POLICY, PartialInfoPolicy, partial_view
 from promed_agents.progress_bar import progress_bar
 from promed_agents.shapley_command import shapley_app
 from promed_agents.trace import ConsultationMode
+from promed_agents.train_command import train_app
 
 app = typer.Typer(help="ProMed Agents: teach medical LLMs to ask before they answer.",
                   no_args_is_help=True, add_completion=False)
@@ -47,6 +50,8 @@ app.add_typer(cases_app, name="cases")
 app.add_typer(db_app, name="db")
 app.add_typer(traces_app, name="traces")
 app.add_typer(shapley_app, name="shapley")
+app.add_typer(mcts_app, name="mcts")
+app.add_typer(train_app, name="train")
 
 @app.callback()
 def _main(verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
@@ -298,6 +303,7 @@ def consult_command(
     sig_scorer: Annotated[str | None, typer.Option(
         help="Weigh facts by this scorer's stored Shapley values (SIG) [default: the "
              "doctor's model]; cases without values get uniform weights.")] = None,
+    demonstration: DemonstrationOption = False,
     db: DbOption = None,
 ) -> None:
     """Run consultations on stored cases; every episode is recorded with its turns."""
@@ -308,7 +314,7 @@ def consult_command(
         patient=patient, max_questions=max_questions,
         concurrency=concurrency, experiment=experiment, policy=policy,
         temperature=temperature, max_new_tokens=max_new_tokens, checkpoints=checkpoints,
-        resume=resume, sig_scorer=sig_scorer)
+        resume=resume, sig_scorer=sig_scorer, demonstration=demonstration)
     with open_store(db) as store:
         consult(store, settings, console, err_console)
 

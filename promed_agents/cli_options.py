@@ -31,6 +31,9 @@ DEMO_DB = "sqlite:///promed-demo.db"
 CasesOption = Annotated[int | None, typer.Option(min=1, help="The first N stored cases.")]
 CaseIdsOption = Annotated[str | None, typer.Option(help="Comma-separated case ids.")]
 SplitOption = Annotated[str | None, typer.Option(help="Only cases of this split.")]
+DemonstrationOption = Annotated[bool, typer.Option(
+    help="Show the doctor a worked example consultation first (small models need it to "
+         "follow the turn format).")]
 
 
 def case_id_list(text: str | None) -> list[str]:

@@ -49,9 +49,10 @@ class ConsultSettings:
     resume: bool = False
     sig_scorer: str | None = None
     """Whose stored Shapley values weigh the facts (default: the doctor's model)."""
+    demonstration: bool = False
 
 
-def _patient(spec: str) -> Any:
+def patient_from_spec(spec: str) -> Any:
     from promed_agents.backends import resolve_chat_model
     from promed_agents.patient import FactSelectPatient, LLMPatient
 
@@ -83,17 +84,24 @@ def select_cases(store: Any, console: Console, count: int | None = None,
 async def checkpointer(where: str) -> AsyncIterator[Any]:
     """LangGraph's checkpointer for ``where``: a PostgreSQL URL (``postgresql://...``,
     with the ``postgres`` extra) or a SQLite file path."""
+    from langgraph.checkpoint.serde.base import maybe_add_typed_methods
+
+    from promed_agents.graphs.consultation import checkpoint_serializer
+
+    serde = maybe_add_typed_methods(checkpoint_serializer())
     if where.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
         conninfo = where.replace("postgresql+psycopg://", "postgresql://", 1)
         async with AsyncPostgresSaver.from_conn_string(conninfo) as saver:
+            saver.serde = serde
             await saver.setup()
             yield saver
         return
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
     async with AsyncSqliteSaver.from_conn_string(where) as saver:
+        saver.serde = serde
         yield saver
 
 
@@ -117,7 +125,7 @@ def summary_table(episodes: Sequence[EpisodeRecord], seconds: float, title: str)
     done = [e for e in episodes if e.status is not EpisodeStatus.FAILED]
     table = Table(title=title)
     for column in ("episodes", "done", "timeout", "failed", "accuracy", "questions",
-                   "recall", "format", "ep/s"):
+                   "recall", "SIG", "format", "ep/s"):
         table.add_column(column, justify="right")
 
     def mean(values: list[float]) -> str:
@@ -131,6 +139,7 @@ def summary_table(episodes: Sequence[EpisodeRecord], seconds: float, title: str)
         mean([1.0 if e.correct else 0.0 for e in done]),
         mean([float(e.num_questions) for e in done]),
         mean([e.metadata.get("fact_recall") or 0.0 for e in done]),
+        mean([e.metadata.get("information_gain") or 0.0 for e in done]),
         mean([e.metadata.get("format_score") or 0.0 for e in done]),
         f"{len(episodes) / seconds:.2f}" if seconds > 0 else "-")
     return table
@@ -156,9 +165,9 @@ def consult(store: Any, settings: ConsultSettings, console: Console,
         cases = select_cases(store, console, settings.cases, settings.case_ids, settings.split)
     doctor = resolve_chat_model(settings.doctor)
     context = ConsultationContext(
-        doctor=doctor, patient=_patient(settings.patient), mode=settings.mode,
+        doctor=doctor, patient=patient_from_spec(settings.patient), mode=settings.mode,
         evaluator=sig_evaluator(store, settings.sig_scorer or settings.doctor, cases, console),
-        max_questions=settings.max_questions,
+        max_questions=settings.max_questions, demonstration=settings.demonstration,
         doctor_kwargs=doctor_sampling(doctor, max_tokens=settings.max_new_tokens,
                                       temperature=settings.temperature))
     name = settings.experiment or (f"consult-{settings.mode.value}-"

@@ -72,3 +72,8 @@ class BackendError(PromedError):
 
 class ConsultationError(PromedError):
     """A consultation cannot run (bad configuration, a model node failing for good)."""
+
+
+class TrainingError(PromedError):
+    """Training data or a training run cannot be prepared: no samples, an unknown
+    experiment or dataset, an output folder that holds something else."""

@@ -13,6 +13,8 @@ from promed_agents.storage.trace_store import (
     ImportReport,
     TraceStore,
 )
+from promed_agents.storage.training_records import CheckpointRecord, TrainingSample
 
-__all__ = ["CaseGroup", "EpisodeSummary", "ImportReport", "ShapleyRecord", "StoredWeights",
-           "TraceStore", "make_engine", "resolve_url", "upgrade"]
+__all__ = ["CaseGroup", "CheckpointRecord", "EpisodeSummary", "ImportReport", "ShapleyRecord",
+           "StoredWeights", "TraceStore", "TrainingSample", "make_engine", "resolve_url",
+           "upgrade"]

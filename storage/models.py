@@ -3,10 +3,10 @@
 case -> consultation graph -> **trace in SQL** -> Shapley/SIG -> MCTS-SFT / GRPO -> evaluation
 
 Tables: cases and their facts; experiments (runs, with their config); episodes (one
-consultation each) and their turns; Shapley values of facts; training datasets and their
-samples; checkpoints. JSON columns are portable (JSON on SQLite, JSONB on PostgreSQL);
-per-token arrays are packed binary and timestamps UTC-aware on every backend (see
-:mod:`promed_agents.storage.column_types`).
+consultation each) and their turns; Shapley values of facts; MCTS search trees (one row per
+node); training datasets and their samples; checkpoints. JSON columns are portable (JSON
+on SQLite, JSONB on PostgreSQL); per-token arrays are packed binary and timestamps
+UTC-aware on every backend (see :mod:`promed_agents.storage.column_types`).
 The schema is created and changed only by the Alembic migrations in ``migrations/``;
 a test checks that they match these models.
 """
@@ -171,6 +171,34 @@ class ShapleyValueRow(Base):
     temperature: Mapped[float] = mapped_column(Float)
     samples: Mapped[int] = mapped_column(Integer)
     std_error: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class SearchNodeRow(Base):
+    """One node of an MCTS search over a case's consultations: the dialogue state after a
+    doctor turn (the root: before the first), as a LangGraph checkpoint."""
+
+    __tablename__ = "search_nodes"
+    __table_args__ = (Index("ix_search_nodes_experiment_case", "experiment_id", "case_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"))
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("search_nodes.id", ondelete="CASCADE"))
+    depth: Mapped[int] = mapped_column(Integer)
+    thread_id: Mapped[str] = mapped_column(String(256))
+    checkpoint_id: Mapped[str] = mapped_column(String(128))
+    turn_text: Mapped[str | None] = mapped_column(Text)
+    turn_kind: Mapped[str | None] = mapped_column(String(16))
+    reward: Mapped[float] = mapped_column(Float)
+    sig: Mapped[float | None] = mapped_column(Float)
+    disclosed_fact_ids: Mapped[list[Any]]
+    terminal: Mapped[bool] = mapped_column(Boolean)
+    correct: Mapped[bool | None] = mapped_column(Boolean)
+    visits: Mapped[float] = mapped_column(Float)
+    value_sum: Mapped[float] = mapped_column(Float)
+    episode_id: Mapped[int | None] = mapped_column(ForeignKey("episodes.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 

@@ -21,7 +21,9 @@ from promed_agents.case import Case
 from promed_agents.errors import CaseConflictError, NotFoundError, TraceError
 from promed_agents.storage.database import ensure_schema, make_engine
 from promed_agents.storage.models import CaseRow, EpisodeRow, ExperimentRow, FactRow, TurnRow
+from promed_agents.storage.search_records import SearchRecords
 from promed_agents.storage.shapley_records import ShapleyRecords
+from promed_agents.storage.training_records import TrainingRecords
 from promed_agents.trace import EpisodeRecord, EpisodeStatus, TurnRecord
 
 _CHUNK = 500
@@ -95,7 +97,7 @@ def _episode_from_row(row: EpisodeRow) -> EpisodeRecord:
         turns=[_turn_from_row(t) for t in row.turns])
 
 
-class TraceStore(ShapleyRecords):
+class TraceStore(ShapleyRecords, SearchRecords, TrainingRecords):
     """Cases, consultations and training artefacts in one SQL database.
 
     ``TraceStore()`` opens ``$PROMED_DB`` or ``sqlite:///promed.db``; pass a URL or an
@@ -266,48 +268,52 @@ class TraceStore(ShapleyRecords):
     def record_episode(self, episode: EpisodeRecord) -> int:
         """Write one consultation and its turns in one transaction; returns its id."""
         with self._session() as session, session.begin():
-            n_facts = self._fact_count(session, episode.case_id)
-            for where, ids in [("known_fact_ids", episode.known_fact_ids)] + [
-                    (f"turns[{t.index}].disclosed_fact_ids", t.disclosed_fact_ids)
-                    for t in episode.turns]:
-                bad = [i for i in ids if not 0 <= i < n_facts]
-                if bad:
-                    raise TraceError(f"episode of case {episode.case_id}: {where} has fact "
-                                     f"ids {bad} but the case has {n_facts} facts")
-            if episode.experiment_id is not None and \
-                    episode.experiment_id not in self._known_experiments:
-                if session.get(ExperimentRow, episode.experiment_id) is None:
-                    raise NotFoundError(f"experiment {episode.experiment_id} does not exist; "
-                                        "create it with TraceStore.create_experiment")
-                self._known_experiments.add(episode.experiment_id)
-            completion_tokens = sum(len(t.token_ids or ()) for t in episode.turns)
-            # Core statements, not ORM objects: one INSERT .. RETURNING for the episode and
-            # one executemany for its turns. (The ORM bulk path groups rows by which values
-            # are None, so alternating doctor/patient turns would go row by row.)
-            episode_id = session.execute(insert(EpisodeRow.__table__).returning(
-                EpisodeRow.__table__.c.id).values(
-                experiment_id=episode.experiment_id, case_id=episode.case_id,
-                graph=episode.graph, mode=episode.mode.value,
-                partial_policy=episode.partial_policy.value,
-                known_fact_ids=episode.known_fact_ids, doctor_spec=episode.doctor_spec,
-                patient_spec=episode.patient_spec, evaluator_spec=episode.evaluator_spec,
-                status=episode.status.value, failure_reason=episode.failure_reason,
-                started_at=episode.started_at, finished_at=episode.finished_at,
-                duration_s=episode.duration_s, num_turns=len(episode.turns),
-                num_questions=episode.num_questions, final_answer=episode.final_answer,
-                correct=episode.correct, total_reward=episode.total_reward,
-                prompt_tokens=int(episode.metadata.get("prompt_tokens", 0)),
-                completion_tokens=completion_tokens, extra=episode.metadata)).scalar_one()
-            if episode.turns:
-                session.execute(insert(TurnRow.__table__), [
-                    dict(episode_id=episode_id, index=t.index, role=t.role.value, text=t.text,
-                         kind=t.kind.value if t.kind else None,
-                         prompt_token_ids=t.prompt_token_ids, token_ids=t.token_ids,
-                         logprobs=t.logprobs, token_rewards=t.token_rewards,
-                         disclosed_fact_ids=t.disclosed_fact_ids, reward=t.reward,
-                         sig=t.sig, format_score=t.format_score, latency_s=t.latency_s)
-                    for t in episode.turns])
-            return episode_id
+            return self._write_episode(session, episode)
+
+    def _write_episode(self, session: Session, episode: EpisodeRecord) -> int:
+        """Insert ``episode`` and its turns in the caller's transaction."""
+        n_facts = self._fact_count(session, episode.case_id)
+        for where, ids in [("known_fact_ids", episode.known_fact_ids)] + [
+                (f"turns[{t.index}].disclosed_fact_ids", t.disclosed_fact_ids)
+                for t in episode.turns]:
+            bad = [i for i in ids if not 0 <= i < n_facts]
+            if bad:
+                raise TraceError(f"episode of case {episode.case_id}: {where} has fact "
+                                 f"ids {bad} but the case has {n_facts} facts")
+        if episode.experiment_id is not None and \
+                episode.experiment_id not in self._known_experiments:
+            if session.get(ExperimentRow, episode.experiment_id) is None:
+                raise NotFoundError(f"experiment {episode.experiment_id} does not exist; "
+                                    "create it with TraceStore.create_experiment")
+            self._known_experiments.add(episode.experiment_id)
+        completion_tokens = sum(len(t.token_ids or ()) for t in episode.turns)
+        # Core statements, not ORM objects: one INSERT .. RETURNING for the episode and
+        # one executemany for its turns. (The ORM bulk path groups rows by which values
+        # are None, so alternating doctor/patient turns would go row by row.)
+        episode_id = session.execute(insert(EpisodeRow.__table__).returning(
+            EpisodeRow.__table__.c.id).values(
+            experiment_id=episode.experiment_id, case_id=episode.case_id,
+            graph=episode.graph, mode=episode.mode.value,
+            partial_policy=episode.partial_policy.value,
+            known_fact_ids=episode.known_fact_ids, doctor_spec=episode.doctor_spec,
+            patient_spec=episode.patient_spec, evaluator_spec=episode.evaluator_spec,
+            status=episode.status.value, failure_reason=episode.failure_reason,
+            started_at=episode.started_at, finished_at=episode.finished_at,
+            duration_s=episode.duration_s, num_turns=len(episode.turns),
+            num_questions=episode.num_questions, final_answer=episode.final_answer,
+            correct=episode.correct, total_reward=episode.total_reward,
+            prompt_tokens=int(episode.metadata.get("prompt_tokens", 0)),
+            completion_tokens=completion_tokens, extra=episode.metadata)).scalar_one()
+        if episode.turns:
+            session.execute(insert(TurnRow.__table__), [
+                dict(episode_id=episode_id, index=t.index, role=t.role.value, text=t.text,
+                     kind=t.kind.value if t.kind else None,
+                     prompt_token_ids=t.prompt_token_ids, token_ids=t.token_ids,
+                     logprobs=t.logprobs, token_rewards=t.token_rewards,
+                     disclosed_fact_ids=t.disclosed_fact_ids, reward=t.reward,
+                     sig=t.sig, format_score=t.format_score, latency_s=t.latency_s)
+                for t in episode.turns])
+        return episode_id
 
     def get_episode(self, episode_id: int) -> EpisodeRecord:
         with self._session() as session:

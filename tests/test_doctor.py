@@ -63,3 +63,20 @@ def test_prompt_holds_known_facts_question_and_options_only():
     reactive = opening_messages(CASE, view, proactive=False)
     assert "question: <your question>" in proactive[0].content
     assert "question:" not in reactive[0].content
+
+
+def test_demonstration_comes_before_the_case_and_parses_as_valid_turns():
+    view = partial_view(CASE, "half-facts")
+    plain = opening_messages(CASE, view, proactive=True)
+    shown = opening_messages(CASE, view, proactive=True, demonstration=True)
+    assert len(shown) == len(plain) + 4
+    assert shown[0].content == plain[0].content and shown[-1].content == plain[-1].content
+    example = Case(id="x", source="test", question="q", options={"A": "Influenza",
+                                                                   "B": "Migraine"},
+                   answer=["B"], facts=[])
+    kinds = [parse_doctor_turn(m.content, example).kind for m in shown[1:-1]
+             if m.type == "ai"]
+    assert kinds == [TurnKind.QUESTION, TurnKind.ANSWER]
+    reactive = opening_messages(CASE, view, proactive=False, demonstration=True)
+    assert [m.type for m in reactive] == ["system", "human", "ai", "human"]
+    assert "question:" not in "".join(str(m.content) for m in reactive[:-1])

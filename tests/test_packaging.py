@@ -50,7 +50,8 @@ def test_folders_import_only_under_the_promed_agents_namespace(tmp_path):
 
 LAYERS = {"promed_agents": 0, "graphs": 1, "storage": 2, "trainers": 3}
 # the CLI sits on top of every layer
-CLI_MODULES = {"cli.py", "cli_options.py", "consult_command.py", "shapley_command.py"}
+CLI_MODULES = {"cli.py", "cli_options.py", "consult_command.py", "shapley_command.py",
+               "mcts_command.py", "train_command.py"}
 NAMES = {"promed_agents.graphs": "graphs", "promed_agents.storage": "storage",
          "promed_agents.trainers": "trainers"}
 
@@ -103,6 +104,7 @@ def test_wheel_contains_the_namespaced_packages_and_data(wheel):
                      "promed_agents/storage/migrations/env.py",
                      "promed_agents/storage/migrations/script.py.mako",
                      "promed_agents/storage/migrations/versions/0001_initial_schema.py",
+                     "promed_agents/storage/migrations/versions/0002_search_nodes.py",
                      "promed_agents/graphs/__init__.py", "promed_agents/trainers/__init__.py",
                      "promed_agents/backends/local_chat_model.py",
                      "promed_agents/graphs/consultation.py"):

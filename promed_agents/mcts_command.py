@@ -1,0 +1,265 @@
+"""``promed mcts``: search consultations with SIG-guided MCTS and store the trees.
+
+case -> consultation graph -> trace in SQL -> Shapley/SIG -> **MCTS** -> SFT -> evaluation
+
+The commands behind the CLI entries: pick cases as ``promed consult`` does, build the
+doctor, patient and SIG evaluator from their specs, and run
+:func:`promed_agents.trainers.mcts_search.run_mcts` with a progress bar. Running the same
+command again with the same ``--experiment`` resumes the search: finished iterations are
+in the store, the dialogue states in the LangGraph checkpoints (``--checkpoints``, by
+default a SQLite file beside a SQLite store, or the PostgreSQL store itself).
+``promed mcts show CASE --experiment NAME`` prints a case's tree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.tree import Tree
+
+from promed_agents.cli_options import (
+    CaseIdsOption,
+    CasesOption,
+    DbOption,
+    DemonstrationOption,
+    SplitOption,
+    case_id_list,
+    console,
+    err_console,
+    open_store,
+    reports_errors,
+)
+from promed_agents.errors import ConsultationError, NotFoundError
+from promed_agents.progress_bar import progress_bar
+
+KIND = "mcts"
+
+
+@dataclass(frozen=True)
+class MctsSettings:
+    cases: int | None
+    case_ids: Sequence[str]
+    split: str | None
+    doctor: str
+    patient: str
+    experiment: str
+    iterations: int
+    width: int
+    exploration: float
+    decay: float
+    correct_bonus: float
+    temperature: float
+    max_new_tokens: int
+    max_questions: int
+    concurrency: int
+    weight_temperature: float
+    sig_scorer: str | None = None
+    checkpoints: str | None = None
+    demonstration: bool = False
+
+
+def default_checkpoints(store_url: str) -> str:
+    """Where a search keeps its LangGraph checkpoints unless told: the PostgreSQL store
+    itself, or a SQLite file beside the SQLite store."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(store_url)
+    if url.get_backend_name() == "postgresql":
+        return store_url
+    path = url.database
+    if not path or path == ":memory:":
+        raise ConsultationError("an in-memory store cannot keep a resumable search; give "
+                                "--checkpoints PATH or a database file")
+    return f"{path.rsplit('.', 1)[0] if path.endswith('.db') else path}.mcts-checkpoints.sqlite"
+
+
+def _experiment(store: Any, settings: MctsSettings, console: Console) -> tuple[int, list[Any]]:
+    """The experiment to run (created, or resumed when it exists) and its cases."""
+    from promed_agents.consult_command import select_cases
+
+    try:
+        experiment_id, saved = store.experiment_config(settings.experiment)
+    except NotFoundError:
+        cases = select_cases(store, console, settings.cases, settings.case_ids,
+                             settings.split)
+        config = {**asdict(settings), "case_ids": [c.id for c in cases], "kind": KIND}
+        return store.create_experiment(settings.experiment, KIND, config), cases
+    if saved.get("kind") != KIND:
+        raise ConsultationError(f"experiment {settings.experiment!r} exists and is not an "
+                                "MCTS search; choose another --experiment name")
+    done = store.search_progress(experiment_id)
+    console.print(f"resuming search {escape(settings.experiment)}: {len(done)} of "
+                  f"{len(saved['case_ids'])} cases started")
+    return experiment_id, [store.get_case(case_id) for case_id in saved["case_ids"]]
+
+
+def search(store: Any, settings: MctsSettings, console: Console,
+           progress_console: Console) -> list[Any]:
+    """Run (or resume) the search ``settings`` describe; returns the per-case reports."""
+    from promed_agents.backends import resolve_chat_model
+    from promed_agents.consult_command import checkpointer, patient_from_spec
+    from promed_agents.doctor import doctor_sampling
+    from promed_agents.evaluator import Evaluator
+    from promed_agents.graphs import ConsultationContext
+    from promed_agents.storage import StoredWeights
+    from promed_agents.trainers.mcts_search import ConsultationEnvironment, MctsConfig, run_mcts
+
+    config = MctsConfig(iterations=settings.iterations, width=settings.width,
+                        exploration=settings.exploration, decay=settings.decay,
+                        correct_bonus=settings.correct_bonus)
+    experiment_id, cases = _experiment(store, settings, console)
+    doctor = resolve_chat_model(settings.doctor)
+    scorer = settings.sig_scorer or settings.doctor
+    weights = StoredWeights(store, scorer, temperature=settings.weight_temperature)
+    with_values = sum(weights.has_values(case) for case in cases)
+    console.print(f"SIG from stored Shapley values ({escape(scorer)}, T="
+                  f"{settings.weight_temperature:g}) for {with_values} of {len(cases)} "
+                  "cases; uniform weights for the rest")
+    context = ConsultationContext(
+        doctor=doctor, patient=patient_from_spec(settings.patient),
+        evaluator=Evaluator(weights=weights, name=f"sig:{scorer}"),
+        max_questions=settings.max_questions, demonstration=settings.demonstration,
+        doctor_kwargs=doctor_sampling(doctor, max_tokens=settings.max_new_tokens,
+                                      temperature=settings.temperature))
+    # The real URL (with its password) is used, never printed.
+    where = settings.checkpoints or default_checkpoints(
+        store.engine.url.render_as_string(hide_password=False))
+    done = store.search_progress(experiment_id)
+    started = time.perf_counter()
+    with progress_bar(progress_console) as progress:
+        task = progress.add_task(f"MCTS ({settings.doctor})",
+                                 total=len(cases) * settings.iterations,
+                                 completed=sum(min(done.get(c.id, 0), settings.iterations)
+                                               for c in cases))
+
+        async def run() -> list[Any]:
+            async with checkpointer(where) as saver:
+                env = ConsultationEnvironment(context, saver, config,
+                                              experiment_id=experiment_id)
+                return await run_mcts(cases, env, store, experiment_id, config,
+                                      settings.concurrency,
+                                      on_iteration=lambda _: progress.advance(task))
+
+        reports = asyncio.run(run())
+    console.print(report_table(reports, time.perf_counter() - started, settings.experiment))
+    failed = [r for r in reports if r.error]
+    for report in failed:
+        err_console.print(f"[red]case {escape(report.case_id)} failed:[/] "
+                          f"{escape(report.error or '')}; rerun the command to resume it")
+    return reports
+
+
+def report_table(reports: Sequence[Any], seconds: float, experiment: str) -> Table:
+    table = Table(title=escape(f"MCTS {experiment} ({seconds:.0f} s)"))
+    for column in ("case", "iterations", "nodes", "leaves", "best reward", "best correct"):
+        table.add_column(column, justify="left" if column == "case" else "right")
+    for r in reports:
+        table.add_row(escape(r.case_id), str(r.iterations), str(r.nodes), str(r.leaves),
+                      f"{r.best_reward:.3f}",
+                      "failed" if r.error else {True: "yes", False: "no", None: "-"}[
+                          r.best_correct])
+    return table
+
+
+def show_tree(store: Any, case_id: str, experiment: str, console: Console) -> None:
+    experiment_id = store.experiment_id(experiment)
+    root = store.load_search_tree(experiment_id, case_id)
+    if root is None:
+        raise NotFoundError(f"experiment {experiment!r} has no search tree for case "
+                            f"{case_id!r}; see `promed mcts --experiment {experiment}`")
+
+    def label(node: Any) -> str:
+        stats = f"[dim]visits {node.visits:g}, Q {node.value:.3f}[/]"
+        if node.parent is None:
+            return f"[bold]{escape(case_id)}[/] {stats}"
+        sig = f"SIG {node.sig:.3f}, " if node.sig is not None else ""
+        end = ""
+        if node.terminal:
+            end = " [green]correct[/]" if node.correct else " [red]wrong[/]"
+            end += f" (path reward {node.path_reward():.3f})"
+        return f"{escape(node.turn_text or '')} [dim]({sig}{node.turn_kind})[/]{end} {stats}"
+
+    def grow(branch: Tree, node: Any) -> None:
+        for child in node.children:
+            grow(branch.add(label(child)), child)
+
+    tree = Tree(label(root))
+    grow(tree, root)
+    console.print(tree)
+
+
+# -- the CLI entries ---------------------------------------------------------------------
+
+mcts_app = typer.Typer(help="SIG-guided MCTS over consultations (stage 1 of ProMed).")
+
+
+@mcts_app.callback(invoke_without_command=True)
+@reports_errors
+def mcts_search(
+    ctx: typer.Context,
+    experiment: Annotated[str | None, typer.Option(
+        help="Name of the search; an existing one is resumed.")] = None,
+    cases: CasesOption = None,
+    case_ids: CaseIdsOption = None,
+    split: SplitOption = None,
+    doctor: Annotated[str, typer.Option(help="Doctor model spec.")] = "local:smollm2",
+    patient: Annotated[str, typer.Option(help="fact-select or llm:MODEL_SPEC.")] =
+    "fact-select",
+    iterations: Annotated[int, typer.Option(min=1, help="Iterations per case.")] = 8,
+    width: Annotated[int, typer.Option(min=1, help="Most children per node.")] = 8,
+    exploration: Annotated[float, typer.Option(min=0.0, help="UCB exploration.")] = 2.2,
+    decay: Annotated[float, typer.Option(min=1e-6, max=1.0, help="Backprop decay.")] = 0.9,
+    correct_bonus: Annotated[float, typer.Option(help="Reward of a right answer.")] = 2.0,
+    temperature: Annotated[float, typer.Option(min=0.0, help="Doctor sampling.")] = 1.0,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Tokens per doctor turn.")] = 48,
+    max_questions: Annotated[int, typer.Option(min=0, help="Question budget.")] = 10,
+    concurrency: Annotated[int, typer.Option(min=1, help="Cases searched at once.")] = 8,
+    weight_temperature: Annotated[float, typer.Option(
+        min=1e-6, help="Softmax temperature of the SIG weights (reference: 1.0 in MCTS).")] =
+    1.0,
+    sig_scorer: Annotated[str | None, typer.Option(
+        help="Whose stored Shapley values weigh facts [default: the doctor].")] = None,
+    checkpoints: Annotated[str | None, typer.Option(
+        help="LangGraph checkpoints (SQLite path or postgresql:// URL) [default: beside "
+             "the store].")] = None,
+    demonstration: DemonstrationOption = False,
+    db: DbOption = None,
+) -> None:
+    """Search consultations and store the trees; rerun with the same --experiment to
+    resume. `promed mcts show CASE --experiment NAME` prints a tree."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not experiment:
+        raise typer.BadParameter("name the search, so that it can be resumed and trained "
+                                 "from", param_hint="--experiment")
+    settings = MctsSettings(
+        cases=cases, case_ids=case_id_list(case_ids), split=split, doctor=doctor,
+        patient=patient, experiment=experiment, iterations=iterations, width=width,
+        exploration=exploration, decay=decay, correct_bonus=correct_bonus,
+        temperature=temperature, max_new_tokens=max_new_tokens, max_questions=max_questions,
+        concurrency=concurrency, weight_temperature=weight_temperature,
+        sig_scorer=sig_scorer, checkpoints=checkpoints, demonstration=demonstration)
+    with open_store(db) as store:
+        reports = search(store, settings, console, err_console)
+    if any(r.error for r in reports):
+        raise typer.Exit(1)
+
+
+@mcts_app.command("show")
+@reports_errors
+def mcts_show(
+    case_id: Annotated[str, typer.Argument(help="Case id.")],
+    experiment: Annotated[str, typer.Option(help="Name of the search.")],
+    db: DbOption = None,
+) -> None:
+    """Print a case's search tree: each doctor turn with SIG, visits and value."""
+    with open_store(db) as store:
+        show_tree(store, case_id, experiment, console)

@@ -1,0 +1,166 @@
+"""``promed train``: train doctor models from what the store holds.
+
+case -> consultation graph -> trace in SQL -> Shapley/SIG -> MCTS -> **SFT** -> evaluation
+
+``promed train sft --from EXPERIMENT --output DIR``: the best paths of an MCTS search
+(:mod:`promed_agents.trainers.sft_dataset`) become a training dataset in the store (made
+once; a rerun reuses it) and a JSON Lines file in ``DIR``; TRL's ``SFTTrainer`` then
+fine-tunes the doctor (:mod:`promed_agents.trainers.sft_trainer`). A rerun after an
+interruption resumes from the last checkpoint in ``DIR``. The result runs as a doctor
+with ``--doctor local:DIR``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from promed_agents.cli_options import DbOption, console, err_console, open_store, reports_errors
+from promed_agents.errors import NotFoundError, TrainingError
+from promed_agents.progress_bar import progress_bar
+
+
+@dataclass(frozen=True)
+class SftSettings:
+    source: str
+    output: Path
+    model: str | None
+    dataset: str | None
+    min_reward: float | None
+    correct_only: bool
+    epochs: float
+    max_steps: int
+    learning_rate: float
+    batch_size: int
+    max_length: int
+    lora: bool
+    seed: int
+
+
+def local_ref(spec: str) -> str:
+    """The local model behind ``spec`` (``local:NAME`` or ``local:PATH``)."""
+    if not spec.startswith("local:"):
+        raise TrainingError(f"--model {spec!r}: training needs a local model "
+                            "(local:smollm2 or local:PATH)")
+    return spec[len("local:"):]
+
+
+def dataset_samples(store: Any, settings: SftSettings, console: Console
+                    ) -> tuple[int, int, list[Any]]:
+    """``(experiment id, dataset id, samples)``: the stored dataset named for this
+    export, made from the search on first use."""
+    from promed_agents.trainers.sft_dataset import ExportConfig, search_samples
+
+    experiment_id, config = store.experiment_config(settings.source)
+    if config.get("kind") != "mcts":
+        raise TrainingError(f"experiment {settings.source!r} is not an MCTS search; give "
+                            "the --experiment name of a `promed mcts` run")
+    name = settings.dataset or f"{settings.source}-sft"
+    try:
+        dataset_id, samples = store.load_training_dataset(name)
+        console.print(f"training dataset {escape(name)}: {len(samples)} samples (stored)")
+        return experiment_id, dataset_id, samples
+    except NotFoundError:
+        pass
+    export = ExportConfig(min_reward=settings.min_reward, correct_only=settings.correct_only)
+    samples, counts = search_samples(store, experiment_id, export)
+    if not samples:
+        raise TrainingError(f"search {settings.source!r} has no finished consultations to "
+                            "train on; run `promed mcts` first")
+    dataset_id = store.save_training_dataset(
+        name, "sft", samples, experiment_id=experiment_id,
+        config={"min_reward": settings.min_reward, "correct_only": settings.correct_only,
+                **counts})
+    console.print(f"training dataset {escape(name)}: {counts['samples']} samples from "
+                  f"{counts['leaves']} paths of {counts['cases']} cases")
+    return experiment_id, dataset_id, samples
+
+
+def progress_callback(progress: Any, task: Any) -> Any:
+    """A transformers ``TrainerCallback`` that moves a rich progress bar with the steps
+    (transformers is imported only when training)."""
+    from transformers import TrainerCallback
+
+    class ProgressCallback(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            progress.update(task, completed=state.global_step, total=state.max_steps)
+
+    return ProgressCallback()
+
+
+def train_sft_command(store: Any, settings: SftSettings, console: Console,
+                      progress_console: Console) -> Any:
+    from promed_agents.trainers.sft_dataset import export_jsonl
+    from promed_agents.trainers.sft_trainer import DoctorSFTConfig, train_sft
+
+    experiment_id, dataset_id, samples = dataset_samples(store, settings, console)
+    model_spec = settings.model or store.experiment_config(settings.source)[1]["doctor"]
+    ref = local_ref(model_spec)
+    settings.output.mkdir(parents=True, exist_ok=True)
+    data_file = export_jsonl(samples, settings.output / "sft_data.jsonl")
+    config = DoctorSFTConfig(
+        output_dir=str(settings.output), num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps, learning_rate=settings.learning_rate,
+        per_device_train_batch_size=settings.batch_size, max_length=settings.max_length,
+        logging_steps=1, save_strategy="epoch", save_total_limit=1, report_to="none",
+        use_lora=settings.lora, seed=settings.seed, disable_tqdm=True)
+    started = time.perf_counter()
+    with progress_bar(progress_console) as progress:
+        task = progress.add_task(f"SFT ({model_spec})", total=None)
+        result = train_sft(ref, samples, config, store=store, base_model_spec=model_spec,
+                           dataset_id=dataset_id, experiment_id=experiment_id,
+                           callbacks=[progress_callback(progress, task)])
+    losses = result.losses
+    console.print(f"trained {result.steps} steps in {time.perf_counter() - started:.0f} s"
+                  + (f" (resumed from {escape(result.resumed_from)})" if result.resumed_from
+                     else "")
+                  + (f"; loss {losses[0]:.3f} -> {losses[-1]:.3f}" if losses else ""))
+    console.print(f"data: {escape(str(data_file))}\nmodel: {escape(str(result.output_dir))} "
+                  f"(use it with --doctor local:{escape(str(result.output_dir))})")
+    return result
+
+
+# -- the CLI entries ---------------------------------------------------------------------
+
+train_app = typer.Typer(help="Train doctor models from stored searches and traces.")
+
+
+@train_app.command("sft")
+@reports_errors
+def sft(
+    source: Annotated[str, typer.Option("--from", help="The MCTS search (experiment name).")],
+    output: Annotated[Path, typer.Option(help="Folder of the trained model.")],
+    model: Annotated[str | None, typer.Option(
+        help="Base model spec (local:...) [default: the search's doctor].")] = None,
+    dataset: Annotated[str | None, typer.Option(
+        help="Name of the stored dataset [default: EXPERIMENT-sft].")] = None,
+    min_reward: Annotated[float | None, typer.Option(
+        help="Also train on every path with at least this reward [default: best only].")] =
+    None,
+    correct_only: Annotated[bool, typer.Option(help="Only paths with the right answer.")] =
+    False,
+    epochs: Annotated[float, typer.Option(min=0.0, help="Training epochs.")] = 3.0,
+    max_steps: Annotated[int, typer.Option(help="Stop after N steps (-1: by epochs).")] = -1,
+    learning_rate: Annotated[float, typer.Option(min=0.0, help="Learning rate.")] = 1e-5,
+    batch_size: Annotated[int, typer.Option(min=1, help="Sequences per step.")] = 4,
+    max_length: Annotated[int, typer.Option(min=16, help="Longest sequence (tokens).")] =
+    2048,
+    lora: Annotated[bool, typer.Option(help="Train a LoRA adapter (merged on save).")] =
+    False,
+    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    db: DbOption = None,
+) -> None:
+    """SFT the doctor on the best paths of an MCTS search (only the doctor's turns are
+    trained); a rerun resumes from the last checkpoint."""
+    settings = SftSettings(source=source, output=output, model=model, dataset=dataset,
+                           min_reward=min_reward, correct_only=correct_only, epochs=epochs,
+                           max_steps=max_steps, learning_rate=learning_rate,
+                           batch_size=batch_size, max_length=max_length, lora=lora, seed=seed)
+    with open_store(db) as store:
+        train_sft_command(store, settings, console, err_console)

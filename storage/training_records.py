@@ -1,0 +1,124 @@
+"""Stored training data and checkpoints: SFT datasets exported from searches, trained
+checkpoints registered with what they were trained on.
+
+case -> consultation graph -> trace in SQL -> Shapley/SIG -> MCTS -> **SFT data** ->
+**checkpoints** -> evaluation
+
+:class:`TrainingRecords` is part of :class:`~promed_agents.storage.TraceStore`. A dataset
+and all its samples are written in one transaction; a sample keeps the readable turns
+(``messages``), the exact token ids and loss mask it trains on, its episode and weight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from promed_agents.errors import NotFoundError, TrainingError
+from promed_agents.storage.models import CheckpointRow, TrainingDatasetRow, TrainingSampleRow
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+
+@dataclass(frozen=True)
+class TrainingSample:
+    """One training sequence: ``input_ids`` with ``assistant_masks`` (1 on the tokens
+    the loss is taken on), from episode ``episode_id``."""
+
+    input_ids: list[int]
+    assistant_masks: list[int]
+    messages: list[dict[str, str]] = field(default_factory=list)
+    episode_id: int | None = None
+    weight: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.input_ids) != len(self.assistant_masks):
+            raise ValueError(f"{len(self.assistant_masks)} mask entries for "
+                             f"{len(self.input_ids)} tokens")
+
+
+@dataclass(frozen=True)
+class CheckpointRecord:
+    id: int
+    path: str
+    base_model_spec: str
+    step: int
+    metrics: dict[str, Any]
+    experiment_id: int | None
+    dataset_id: int | None
+
+
+class TrainingRecords:
+    """Training dataset and checkpoint methods of the trace store."""
+
+    def _session(self) -> Session:  # provided by TraceStore
+        raise NotImplementedError
+
+    def save_training_dataset(self, name: str, kind: str, samples: Sequence[TrainingSample],
+                              experiment_id: int | None = None,
+                              config: dict[str, Any] | None = None) -> int:
+        """Store a dataset and its samples in one transaction; its name must be new."""
+        with self._session() as session:
+            try:
+                with session.begin():
+                    row = TrainingDatasetRow(name=name, kind=kind, experiment_id=experiment_id,
+                                             config=config or {})
+                    session.add(row)
+                    session.flush()
+                    if samples:
+                        session.execute(insert(TrainingSampleRow.__table__), [
+                            dict(dataset_id=row.id, index=i, episode_id=s.episode_id,
+                                 messages=s.messages, weight=s.weight,
+                                 extra={**s.extra, "input_ids": s.input_ids,
+                                        "assistant_masks": s.assistant_masks})
+                            for i, s in enumerate(samples)])
+            except IntegrityError:
+                raise TrainingError(f"a training dataset named {name!r} already exists; "
+                                    "choose another name") from None
+            return row.id
+
+    def load_training_dataset(self, name: str) -> tuple[int, list[TrainingSample]]:
+        """``(id, samples)`` of the dataset called ``name``, samples in order."""
+        with self._session() as session:
+            dataset = session.scalar(select(TrainingDatasetRow)
+                                     .where(TrainingDatasetRow.name == name))
+            if dataset is None:
+                raise NotFoundError(f"no training dataset named {name!r}")
+            rows = session.scalars(select(TrainingSampleRow).where(
+                TrainingSampleRow.dataset_id == dataset.id)
+                .order_by(TrainingSampleRow.index)).all()
+        samples = []
+        for row in rows:
+            extra = dict(row.extra)
+            samples.append(TrainingSample(
+                input_ids=extra.pop("input_ids"), assistant_masks=extra.pop("assistant_masks"),
+                messages=row.messages, episode_id=row.episode_id, weight=row.weight,
+                extra=extra))
+        return dataset.id, samples
+
+    def register_checkpoint(self, path: str, base_model_spec: str, step: int,
+                            metrics: dict[str, Any] | None = None,
+                            experiment_id: int | None = None,
+                            dataset_id: int | None = None) -> int:
+        with self._session() as session, session.begin():
+            row = CheckpointRow(path=path, base_model_spec=base_model_spec, step=step,
+                                metrics=metrics or {}, experiment_id=experiment_id,
+                                dataset_id=dataset_id)
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def list_checkpoints(self, dataset_id: int | None = None) -> list[CheckpointRecord]:
+        with self._session() as session:
+            query = select(CheckpointRow).order_by(CheckpointRow.id)
+            if dataset_id is not None:
+                query = query.where(CheckpointRow.dataset_id == dataset_id)
+            return [CheckpointRecord(r.id, r.path, r.base_model_spec, r.step, r.metrics,
+                                     r.experiment_id, r.dataset_id)
+                    for r in session.scalars(query)]

@@ -1,0 +1,56 @@
+"""`promed mcts` and `promed mcts show`: search, store, resume, print a tree."""
+
+from __future__ import annotations
+
+import pytest
+from test_cli import run
+
+from promed_agents.errors import ConsultationError
+from promed_agents.mcts_command import default_checkpoints
+from promed_agents.storage import TraceStore
+
+FAKE = "fake:question: Do you have a fever?||answer: A"
+
+
+def test_search_is_stored_resumed_and_shown(sqlite_url, tmp_path):
+    args = ["mcts", "--experiment", "e", "--cases", "2", "--iterations", "3",
+            "--max-questions", "2", "--doctor", FAKE, "--db", sqlite_url]
+    first = run(*args)
+    assert first.exit_code == 0, first.output
+    assert "MCTS e" in first.output and "imedqa-1" in first.output
+    with TraceStore(sqlite_url) as store:
+        experiment = store.experiment_id("e")
+        assert store.search_progress(experiment) == {"imedqa-0": 3.0, "imedqa-1": 3.0}
+        root = store.load_search_tree(experiment, "imedqa-0")
+    # A scripted doctor always says the same: one path, revisited (no duplicate children).
+    assert [n.turn_text for n in root.walk()[1:]] == ["question: Do you have a fever?",
+                                                      "answer: A"]
+    assert (tmp_path / "store.mcts-checkpoints.sqlite").exists()
+    more = run(*[a if a != "3" else "5" for a in args])
+    assert more.exit_code == 0, more.output
+    assert "resuming search e: 2 of 2 cases started" in more.output
+    with TraceStore(sqlite_url) as store:
+        assert store.search_progress(store.experiment_id("e"))["imedqa-0"] == 5.0
+    shown = run("mcts", "show", "imedqa-0", "--experiment", "e", "--db", sqlite_url)
+    assert shown.exit_code == 0, shown.output
+    assert "question: Do you have a fever?" in shown.output and "visits 5" in shown.output
+
+
+def test_bad_requests_get_one_line_errors(sqlite_url):
+    missing = run("mcts", "--cases", "1", "--db", sqlite_url)
+    assert missing.exit_code == 2 and "--experiment" in missing.output
+    run("consult", "--cases", "1", "--doctor", "fake:answer: A", "--experiment", "c",
+        "--db", sqlite_url)
+    clash = run("mcts", "--experiment", "c", "--cases", "1", "--db", sqlite_url)
+    assert clash.exit_code == 1 and "is not an MCTS search" in clash.stderr
+    shown = run("mcts", "show", "imedqa-0", "--experiment", "c", "--db", sqlite_url)
+    assert shown.exit_code == 1 and "no search tree" in shown.stderr
+
+
+def test_default_checkpoints_sit_beside_the_store():
+    assert default_checkpoints("sqlite:////data/promed.db") == \
+        "/data/promed.mcts-checkpoints.sqlite"
+    assert default_checkpoints("postgresql+psycopg://u:p@h/db") == \
+        "postgresql+psycopg://u:p@h/db"
+    with pytest.raises(ConsultationError, match="in-memory"):
+        default_checkpoints("sqlite://")

@@ -1,0 +1,92 @@
+"""SFT samples from search paths: exact token ids, only well-formed doctor turns trained."""
+
+from __future__ import annotations
+
+import pytest
+
+from promed_agents.errors import TrainingError
+from promed_agents.search_tree import SearchNode
+from promed_agents.trace import EpisodeRecord, Role, TurnKind, TurnRecord
+from promed_agents.trainers.sft_dataset import (
+    ExportConfig,
+    chosen_leaves,
+    episode_samples,
+    export_jsonl,
+)
+
+
+def doctor(index, prompt, completion, kind):
+    return TurnRecord(index=index, role=Role.DOCTOR, text=f"turn {index}", kind=kind,
+                      prompt_token_ids=prompt, token_ids=completion,
+                      logprobs=[-0.5] * len(completion))
+
+
+def patient(index):
+    return TurnRecord(index=index, role=Role.PATIENT, text="I don't know.", kind=TurnKind.REPLY)
+
+
+def episode(second_prompt=(1, 2, 3, 10, 11, 20, 21)):
+    return EpisodeRecord(id=7, case_id="c", graph="mcts", doctor_spec="local:x", turns=[
+        doctor(0, [1, 2, 3], [10, 11], TurnKind.QUESTION), patient(1),
+        doctor(2, list(second_prompt), [12], TurnKind.INVALID),
+        doctor(3, list(second_prompt) + [12, 22], [13, 14], TurnKind.ANSWER)])
+
+
+def test_a_stitched_consultation_is_one_sample_masking_all_but_valid_doctor_turns():
+    (sample,) = episode_samples(episode(), weight=2.5)
+    assert sample.input_ids == [1, 2, 3, 10, 11, 20, 21, 12, 22, 13, 14]
+    assert sample.assistant_masks == [0, 0, 0, 1, 1, 0, 0, 0, 0, 1, 1]  # invalid turn 12: 0
+    assert sample.episode_id == 7 and sample.weight == 2.5
+    assert sample.extra == {"case_id": "c"}
+    assert [m["role"] for m in sample.messages] == ["assistant", "user", "assistant",
+                                                    "assistant"]
+
+
+def test_turns_that_do_not_stitch_become_one_sample_each():
+    samples = episode_samples(episode(second_prompt=(1, 2, 99, 10, 11, 20, 21)))
+    assert [s.input_ids for s in samples] == [
+        [1, 2, 3, 10, 11], [1, 2, 99, 10, 11, 20, 21, 12, 22, 13, 14]]
+    assert [s.assistant_masks for s in samples] == [
+        [0, 0, 0, 1, 1], [0] * 9 + [1, 1]]
+    assert [s.extra["turn"] for s in samples] == [0, 2]  # the invalid turn is left out
+
+
+def test_doctor_turns_without_token_ids_are_an_error():
+    bare = episode()
+    bare.turns[0] = bare.turns[0].model_copy(update={"token_ids": None, "logprobs": None})
+    with pytest.raises(TrainingError, match="without token ids"):
+        episode_samples(bare)
+
+
+def leaf(root, reward, correct, episode_id):
+    node = SearchNode(case_id="c", thread_id="t", checkpoint_id="x", depth=1, parent=root,
+                      reward=reward, terminal=True, correct=correct, episode_id=episode_id)
+    root.children.append(node)
+    return node
+
+
+def test_leaves_chosen_by_reward_threshold_and_correctness():
+    root = SearchNode(case_id="c", thread_id="t", checkpoint_id="r")
+    low = leaf(root, 0.2, False, 1)
+    high = leaf(root, 2.3, True, 2)
+    mid = leaf(root, 1.1, False, 3)
+    leaf(root, 9.0, True, None)  # no stored episode: not exportable
+    assert chosen_leaves(root, ExportConfig()) == [high]
+    assert chosen_leaves(root, ExportConfig(min_reward=1.0)) == [high, mid]
+    assert chosen_leaves(root, ExportConfig(min_reward=0.0, correct_only=True)) == [high]
+    assert chosen_leaves(SearchNode(case_id="c", thread_id="t", checkpoint_id="r"),
+                         ExportConfig()) == []
+    assert low not in chosen_leaves(root, ExportConfig(min_reward=1.0))
+
+
+def test_export_loads_with_datasets(tmp_path):
+    from datasets import load_dataset
+
+    samples = episode_samples(episode(), 1.0) + episode_samples(
+        episode(second_prompt=(1, 2, 99, 10, 11, 20, 21)))
+    path = export_jsonl(samples, tmp_path / "out" / "sft.jsonl")
+    data = load_dataset("json", data_files=str(path), split="train")
+    assert data.num_rows == 3
+    assert data[0]["input_ids"] == samples[0].input_ids
+    assert data[2]["assistant_masks"] == samples[2].assistant_masks
+    assert [p.name for p in path.parent.iterdir()] == ["sft.jsonl"]  # no temporary left

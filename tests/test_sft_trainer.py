@@ -1,0 +1,93 @@
+"""SFT of the doctor: TRL's SFTTrainer on exported samples, resumable, usable as local:DIR."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from promed_agents.errors import TrainingError
+from promed_agents.storage import TraceStore, TrainingSample
+from promed_agents.trainers.sft_trainer import RECEIPT, DoctorSFTConfig, train_sft
+
+
+def _samples(tokenizer) -> list[TrainingSample]:
+    samples = []
+    for question in ("question: Do you have a fever?", "answer: B"):
+        prompt = tokenizer.apply_chat_template(
+            [{"role": "user", "content": "Case: cough for a week."}], add_generation_prompt=True)
+        prompt = list(prompt["input_ids"] if hasattr(prompt, "keys") else prompt)
+        completion = tokenizer(question + "\n", add_special_tokens=False)["input_ids"]
+        samples.append(TrainingSample(prompt + completion,
+                                      [0] * len(prompt) + [1] * len(completion)))
+    return samples
+
+
+def _config(tmp_path, **kwargs) -> DoctorSFTConfig:
+    defaults = dict(output_dir=str(tmp_path / "sft"), max_steps=8, learning_rate=2e-3,
+                    per_device_train_batch_size=2, logging_steps=1, save_strategy="no",
+                    report_to="none", use_cpu=True, seed=0)
+    return DoctorSFTConfig(**{**defaults, **kwargs})
+
+
+def test_loss_falls_and_the_output_is_a_usable_doctor(tiny_model_folder, tmp_path, sqlite_url):
+    from transformers import AutoTokenizer
+
+    from promed_agents.backends import resolve_chat_model
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_folder)
+    with TraceStore(sqlite_url) as store:
+        result = train_sft(str(tiny_model_folder), _samples(tokenizer), _config(tmp_path),
+                           store=store, base_model_spec="local:tiny")
+        (checkpoint,) = store.list_checkpoints()
+    assert result.steps == 8 and len(result.losses) == 8
+    assert result.losses[-1] < result.losses[0] - 1.0  # a fixed batch is learnt
+    assert checkpoint.step == 8 and checkpoint.path == str(result.output_dir.resolve())
+    receipt = json.loads((result.output_dir / RECEIPT).read_text())
+    assert receipt["checkpoint_id"] == checkpoint.id and receipt["trained_tokens"] > 0
+    doctor = resolve_chat_model(f"local:{result.output_dir}")
+    reply = doctor.invoke("Case: cough for a week.", max_tokens=4)
+    assert reply.response_metadata["completion_token_ids"]
+
+
+def test_only_masked_tokens_are_trained(tiny_model_folder, tmp_path):
+    """With every mask 0 there is nothing to learn: a clear error, no training."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_folder)
+    unmasked = [TrainingSample(s.input_ids, [0] * len(s.input_ids))
+                for s in _samples(tokenizer)]
+    with pytest.raises(TrainingError, match="no trained tokens"):
+        train_sft(str(tiny_model_folder), unmasked, _config(tmp_path))
+    with pytest.raises(TrainingError, match="empty"):
+        train_sft(str(tiny_model_folder), [], _config(tmp_path))
+
+
+def test_lora_resume_and_refusal_to_overwrite(tiny_model_folder, tmp_path):
+    from transformers import AutoTokenizer, TrainerCallback
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_folder)
+    samples = _samples(tokenizer)
+    first = _config(tmp_path, max_steps=2, save_strategy="steps", save_steps=2, use_lora=True,
+                    lora_r=4)
+    result = train_sft(str(tiny_model_folder), samples, first)
+    assert result.resumed_from is None and result.steps == 2
+    assert (result.output_dir / "config.json").exists()  # merged, a plain model folder
+    assert not (result.output_dir / "adapter_config.json").exists()
+    with pytest.raises(TrainingError, match="already holds a trained model"):
+        train_sft(str(tiny_model_folder), samples, first)
+    # An interrupted run (checkpoint written, no receipt) resumes from its checkpoint.
+    (result.output_dir / RECEIPT).unlink()
+    longer = _config(tmp_path, max_steps=4, save_strategy="steps", save_steps=2,
+                     use_lora=True, lora_r=4)
+    steps_run = []
+
+    class Count(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            steps_run.append(state.global_step)
+
+    resumed = train_sft(str(tiny_model_folder), samples, longer, callbacks=[Count()])
+    assert steps_run == [3, 4]
+    assert resumed.resumed_from.endswith("checkpoint-2") and resumed.steps == 4
+    # The first two steps come from the checkpoint's history, not from running again.
+    assert len(resumed.losses) == 4 and resumed.losses[:2] == result.losses

@@ -1,0 +1,51 @@
+"""`promed train sft`: from a stored search to a doctor checkpoint, end to end."""
+
+from __future__ import annotations
+
+import json
+
+from test_cli import run
+from test_mcts_command import FAKE
+
+from promed_agents.storage import TraceStore
+
+
+def test_sft_from_a_search_gives_a_usable_doctor(sqlite_url, tmp_path, tiny_model_folder):
+    searched = run("mcts", "--experiment", "e", "--cases", "2", "--iterations", "2",
+                   "--max-questions", "2", "--doctor", FAKE, "--db", sqlite_url)
+    assert searched.exit_code == 0, searched.output
+    out = tmp_path / "doctor"
+    args = ["train", "sft", "--from", "e", "--output", out, "--model",
+            f"local:{tiny_model_folder}", "--max-steps", "2", "--batch-size", "2",
+            "--learning-rate", "1e-3", "--db", sqlite_url]
+    trained = run(*args)
+    assert trained.exit_code == 0, trained.output
+    assert "training dataset e-sft: 2 samples from 2 paths of 2 cases" in trained.output
+    assert "trained 2 steps" in trained.output and f"local:{out}" in trained.output
+    rows = [json.loads(line) for line in (out / "sft_data.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(sum(r["assistant_masks"]) > 0 for r in rows)
+    with TraceStore(sqlite_url) as store:
+        dataset_id, samples = store.load_training_dataset("e-sft")
+        (checkpoint,) = store.list_checkpoints(dataset_id)
+    assert checkpoint.step == 2 and checkpoint.base_model_spec == f"local:{tiny_model_folder}"
+    consulted = run("consult", "--cases", "1", "--doctor", f"local:{out}", "--max-questions",
+                    "1", "--max-new-tokens", "4", "--db", sqlite_url)
+    assert consulted.exit_code == 0, consulted.output
+    again = run(*args)  # the stored dataset is reused; the finished folder is not touched
+    assert again.exit_code == 1 and "already holds a trained model" in again.stderr
+    assert "e-sft: 2 samples (stored)" in again.output
+
+
+def test_bad_sources_and_models_are_one_line_errors(sqlite_url, tmp_path):
+    missing = run("train", "sft", "--from", "nope", "--output", tmp_path / "x", "--db",
+                  sqlite_url)
+    assert missing.exit_code == 1 and "no experiment named 'nope'" in missing.stderr
+    run("mcts", "--experiment", "e", "--cases", "1", "--iterations", "1", "--max-questions",
+        "1", "--doctor", FAKE, "--db", sqlite_url)
+    remote = run("train", "sft", "--from", "e", "--output", tmp_path / "x", "--db",
+                 sqlite_url)  # the search's doctor is a fake model, not a local one
+    assert remote.exit_code == 1 and "training needs a local model" in remote.stderr
+    run("consult", "--cases", "1", "--doctor", "fake:answer: A", "--experiment", "c",
+        "--db", sqlite_url)
+    wrong = run("train", "sft", "--from", "c", "--output", tmp_path / "x", "--db", sqlite_url)
+    assert wrong.exit_code == 1 and "is not an MCTS search" in wrong.stderr

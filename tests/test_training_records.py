@@ -1,0 +1,49 @@
+"""Stored SFT datasets and checkpoints, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from promed_agents.errors import NotFoundError, TrainingError
+from promed_agents.storage import TraceStore, TrainingSample
+
+
+@pytest.fixture
+def store(db_url):
+    with TraceStore(db_url) as opened:
+        yield opened
+
+
+def test_a_dataset_round_trips_in_order(store):
+    samples = [TrainingSample([1, 2, 3, 4], [0, 0, 1, 1], [{"role": "assistant",
+                                                             "content": "answer: A"}],
+                              weight=2.5, extra={"case_id": "c"}),
+               TrainingSample([5, 6], [0, 1])]
+    dataset_id = store.save_training_dataset("d", "sft", samples, config={"min_reward": 1})
+    loaded_id, loaded = store.load_training_dataset("d")
+    assert loaded_id == dataset_id and loaded == samples
+
+
+def test_a_duplicate_name_writes_nothing(store):
+    store.save_training_dataset("d", "sft", [TrainingSample([1], [1])])
+    with pytest.raises(TrainingError, match="already exists"):
+        store.save_training_dataset("d", "sft", [TrainingSample([2], [1])] * 3)
+    assert store.load_training_dataset("d")[1] == [TrainingSample([1], [1])]
+    with pytest.raises(NotFoundError, match="no training dataset"):
+        store.load_training_dataset("missing")
+
+
+def test_samples_need_one_mask_entry_per_token():
+    with pytest.raises(ValueError, match="mask"):
+        TrainingSample([1, 2], [1])
+
+
+def test_checkpoints_are_registered_with_their_dataset(store):
+    dataset_id = store.save_training_dataset("d", "sft", [TrainingSample([1], [1])])
+    first = store.register_checkpoint("/models/a", "local:smollm2", 10, {"loss": 1.5},
+                                      dataset_id=dataset_id)
+    store.register_checkpoint("/models/b", "local:smollm2", 3)
+    (only,) = store.list_checkpoints(dataset_id)
+    assert (only.id, only.path, only.step, only.metrics) == (first, "/models/a", 10,
+                                                             {"loss": 1.5})
+    assert [c.path for c in store.list_checkpoints()] == ["/models/a", "/models/b"]

@@ -1,0 +1,213 @@
+"""SIG-guided MCTS over consultations, with the consultation graph as the environment.
+
+case -> consultation graph -> trace in SQL -> Shapley/SIG -> **MCTS** -> SFT -> evaluation
+
+Stage 1 of ProMed. A tree node (:class:`~promed_agents.search_tree.SearchNode`) is a
+LangGraph checkpoint of the consultation graph, compiled to pause before every doctor
+turn. Expanding a node forks the graph from that checkpoint: the doctor samples a turn
+(at ``temperature``), the patient replies and the evaluator scores the question's SIG,
+and the graph pauses again. One iteration selects a node by UCB, simulates from it to a
+final answer (each doctor turn on the way becomes a node, so the tree keeps the whole
+path), and backpropagates the path's discounted return. Rewards: a question's SIG, and
+``correct_bonus`` for a right final answer.
+
+Every iteration is stored in one transaction (its new nodes, the path's statistics and
+the finished consultation as an episode of the experiment), so a search stopped at any
+point resumes after its last whole iteration; the checkpoints live in the LangGraph
+checkpointer given (SQLite file or PostgreSQL), which must be the same on resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from promed_agents.case import Case
+from promed_agents.errors import ConsultationError
+from promed_agents.graphs.consultation import ConsultationContext, build_consultation_graph
+from promed_agents.graphs.consultation_runner import episode_from_state, recursion_limit
+from promed_agents.partial_view import DEFAULT_POLICY, PartialInfoPolicy, partial_view
+from promed_agents.search_tree import (
+    SearchNode,
+    UcbSettings,
+    backpropagate,
+    fully_explored,
+    select,
+)
+from promed_agents.trace import EpisodeRecord, Role
+
+GRAPH_NAME = "mcts"
+
+
+@dataclass
+class MctsConfig:
+    """Search parameters; the defaults are the reference's (ProMed)."""
+
+    iterations: int = field(default=8, metadata={"help": "Iterations per case (ref 5-10)."})
+    width: int = field(default=8, metadata={"help": "Most children per node (ref 8)."})
+    exploration: float = field(default=2.2, metadata={"help": "UCB exploration weight."})
+    initial_visits: float = field(
+        default=0.01, metadata={"help": "Visits an unvisited child counts (ref 0.01)."})
+    optimistic_value: float = field(
+        default=0.0, metadata={"help": "Value assumed for an unvisited child."})
+    decay: float = field(default=0.9, metadata={"help": "Discount per level in backprop."})
+    correct_bonus: float = field(
+        default=2.0, metadata={"help": "Reward of a correct final answer (ref +2)."})
+
+    def __post_init__(self) -> None:
+        if self.iterations < 1:
+            raise ValueError(f"iterations must be >= 1, got {self.iterations}")
+        if not 0 < self.decay <= 1:
+            raise ValueError(f"decay must be in (0, 1], got {self.decay}")
+
+    @property
+    def ucb(self) -> UcbSettings:
+        return UcbSettings(self.exploration, self.width, self.initial_visits,
+                           self.optimistic_value)
+
+
+class ConsultationEnvironment:
+    """The consultation graph, paused before each doctor turn, as a tree environment."""
+
+    def __init__(self, context: ConsultationContext, checkpointer: Any, config: MctsConfig,
+                 policy: PartialInfoPolicy | str = DEFAULT_POLICY, graph: Any = None,
+                 experiment_id: int | None = None):
+        self.context, self.config, self.policy = context, config, policy
+        self.experiment_id = experiment_id
+        self.graph = (graph or build_consultation_graph()).compile(
+            checkpointer=checkpointer, interrupt_before=["doctor"])
+
+    def _config(self, thread_id: str, checkpoint_id: str | None = None) -> dict[str, Any]:
+        configurable = {"thread_id": thread_id}
+        if checkpoint_id:
+            configurable["checkpoint_id"] = checkpoint_id
+        return {"configurable": configurable,
+                "recursion_limit": recursion_limit(self.context.max_questions)}
+
+    async def root(self, case: Case, thread_id: str) -> SearchNode:
+        """The consultation of ``case`` before the doctor's first turn."""
+        view = partial_view(case, self.policy)
+        await self.graph.ainvoke({"case": case, "view": view}, self._config(thread_id),
+                                 context=self.context)
+        state = await self.graph.aget_state(self._config(thread_id))
+        return SearchNode(case_id=case.id, thread_id=thread_id,
+                          checkpoint_id=state.config["configurable"]["checkpoint_id"])
+
+    async def step(self, node: SearchNode) -> tuple[SearchNode, dict[str, Any]]:
+        """One doctor turn from ``node``: the child node and the graph state it reached."""
+        before = await self.graph.aget_state(self._config(node.thread_id, node.checkpoint_id))
+        if not before.values or not before.next:
+            raise ConsultationError(
+                f"checkpoint {node.checkpoint_id} of thread {node.thread_id} is missing or "
+                "finished; resume a search with the checkpointer it was started with")
+        seen = len(before.values.get("turns", []))
+        await self.graph.ainvoke(None, self._config(node.thread_id, node.checkpoint_id),
+                                 context=self.context)
+        state = await self.graph.aget_state(self._config(node.thread_id))
+        values = state.values
+        new_turns = values["turns"][seen:]
+        doctor = next(t for t in new_turns if t.role is Role.DOCTOR)
+        disclosed = [i for t in new_turns if t.role is Role.PATIENT
+                     for i in t.disclosed_fact_ids]
+        terminal = not state.next
+        correct = values.get("correct") if terminal else None
+        reward = (doctor.sig or 0.0) + (self.config.correct_bonus if correct else 0.0)
+        child = SearchNode(
+            case_id=node.case_id, thread_id=node.thread_id,
+            checkpoint_id=state.config["configurable"]["checkpoint_id"], depth=node.depth + 1,
+            parent=node, turn_text=doctor.text, turn_kind=doctor.kind.value if doctor.kind
+            else None, reward=reward, sig=doctor.sig, disclosed_fact_ids=disclosed,
+            terminal=terminal, correct=correct)
+        node.children.append(child)
+        return child, values
+
+    async def simulate(self, node: SearchNode
+                       ) -> tuple[SearchNode, list[SearchNode], EpisodeRecord | None]:
+        """Doctor turns from ``node`` to the end: the leaf, the new nodes and the new
+        episode. A sampled turn identical to a sibling's is not a new child: the
+        simulation goes on from that sibling (and ends with no new episode when the
+        sibling is a leaf), so the width is spent on distinct turns."""
+        new: list[SearchNode] = []
+        values = None
+        while not node.terminal:
+            child, values = await self.step(node)
+            twin = next((c for c in node.children if c is not child
+                         and c.turn_text == child.turn_text), None)
+            if twin is not None:
+                node.children.remove(child)
+                node, values = twin, None
+                continue
+            new.append(child)
+            node = child
+        if values is None:
+            return node, new, None
+        episode = episode_from_state(values, self.context, GRAPH_NAME, self.experiment_id)
+        return node, new, episode
+
+
+@dataclass(frozen=True)
+class SearchReport:
+    """What a search did for one case."""
+
+    case_id: str
+    iterations: int
+    nodes: int
+    leaves: int
+    best_reward: float
+    best_correct: bool | None
+    error: str | None = None
+
+
+async def search_case(case: Case, env: ConsultationEnvironment, store: Any,
+                      experiment_id: int, config: MctsConfig,
+                      on_iteration: Callable[[str], None] | None = None) -> SearchReport:
+    """Run (or resume) the search of ``case`` until its root has ``config.iterations``
+    visits or its tree is exhausted; every iteration is stored as it ends."""
+    root = store.load_search_tree(experiment_id, case.id)
+    if root is None:
+        root = await env.root(case, f"mcts-{experiment_id}-{case.id}")
+        store.save_search_step(experiment_id, [root])
+    settings = config.ucb
+    while root.visits < config.iterations and not fully_explored(root, settings.width):
+        node = select(root, settings)
+        episodes: list[tuple[SearchNode, EpisodeRecord]] = []
+        if node.terminal:
+            leaf = node
+        else:
+            leaf, _, episode = await env.simulate(node)
+            if episode is not None:
+                episodes.append((leaf, episode))
+        path = leaf.path()
+        backpropagate(path, config.decay)
+        store.save_search_step(experiment_id, path, episodes)
+        if on_iteration is not None:
+            on_iteration(case.id)
+    leaves = root.leaves()
+    best = max(leaves, key=lambda leaf: leaf.path_reward()) if leaves else None
+    return SearchReport(case.id, int(root.visits), len(root.walk()), len(leaves),
+                        best.path_reward() if best else 0.0, best.correct if best else None)
+
+
+async def run_mcts(cases: Sequence[Case], env: ConsultationEnvironment, store: Any,
+                   experiment_id: int, config: MctsConfig, concurrency: int = 8,
+                   on_iteration: Callable[[str], None] | None = None) -> list[SearchReport]:
+    """Search ``cases``, ``concurrency`` at a time (so a local doctor decodes their turns
+    together); reports in the order of ``cases``. A case whose search fails (a model
+    that still fails after the graph's retries) is reported with its error; what it had
+    stored stays, and a rerun resumes it."""
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(case: Case) -> SearchReport:
+        async with gate:
+            try:
+                return await search_case(case, env, store, experiment_id, config,
+                                         on_iteration)
+            except Exception as exc:  # one case's failure must not stop the others
+                return SearchReport(case.id, 0, 0, 0, 0.0, None,
+                                    error=f"{type(exc).__name__}: {exc}"[:500])
+
+    return list(await asyncio.gather(*(one(case) for case in cases)))

@@ -1,0 +1,126 @@
+"""SFT data from searches: the best consultations of each MCTS tree as training samples.
+
+case -> consultation graph -> trace in SQL -> Shapley/SIG -> MCTS -> **SFT data** -> SFT
+
+For each searched case, the leaf with the highest path reward (SIG sum plus the answer
+bonus), and every other leaf whose path reward reaches ``min_reward``, are taken; their
+consultations are episodes in the store. A sample is made of the doctor's exact token ids
+from the trace: the whole consultation as one sequence when its turns stitch token for
+token (:func:`promed_agents.graphs.rollout.stitch`), otherwise one sample per doctor turn
+(its prompt ids, then its completion). Only the doctor's well-formed turns (questions
+and answers) are trained (``assistant_masks`` is 1 on their tokens); prompts, patient
+replies, reminders and invalid turns are context only.
+
+:func:`export_jsonl` writes the samples as JSON Lines that
+``datasets.load_dataset("json", data_files=...)`` loads, with ``input_ids`` and
+``assistant_masks`` as TRL's ``SFTTrainer`` takes them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from promed_agents.errors import TrainingError
+from promed_agents.graphs.rollout import policy_samples, stitch
+from promed_agents.search_tree import SearchNode
+from promed_agents.storage.training_records import TrainingSample
+from promed_agents.trace import EpisodeRecord, Role, TurnKind
+
+TRAINED_KINDS = (TurnKind.QUESTION, TurnKind.ANSWER)
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Which search paths become samples."""
+
+    min_reward: float | None = None
+    """Also keep every leaf whose path reward is at least this (None: the best only)."""
+    correct_only: bool = False
+    """Keep only consultations that ended with the right answer."""
+
+
+def chosen_leaves(root: SearchNode, config: ExportConfig) -> list[SearchNode]:
+    """The leaves of ``root`` to train on: the best, then those above the threshold, in
+    the order they were found; only leaves with a stored episode."""
+    leaves = [leaf for leaf in root.leaves() if leaf.episode_id is not None
+              and (leaf.correct or not config.correct_only)]
+    if not leaves:
+        return []
+    best = max(leaves, key=lambda leaf: leaf.path_reward())
+    return [leaf for leaf in leaves if leaf is best or (
+        config.min_reward is not None and leaf.path_reward() >= config.min_reward)]
+
+
+def _messages(episode: EpisodeRecord) -> list[dict[str, str]]:
+    return [{"role": "assistant" if t.role is Role.DOCTOR else "user", "content": t.text}
+            for t in episode.turns]
+
+
+def episode_samples(episode: EpisodeRecord, weight: float | None = None
+                    ) -> list[TrainingSample]:
+    """Training samples from ``episode``'s doctor turns (see the module docstring)."""
+    turns = policy_samples(episode)
+    if any(not t.prompt_ids or not t.completion_ids for t in turns):
+        raise TrainingError(f"episode {episode.id} (case {episode.case_id}) has doctor turns "
+                            "without token ids; its doctor backend did not return them "
+                            "(use a local: model, or a server that returns token ids)")
+    extra = {"case_id": episode.case_id}
+    messages = _messages(episode)
+    stitched = stitch(turns)
+    if stitched is not None:
+        masks, position = [0] * len(stitched.prompt_ids), 0
+        for turn in turns:  # the policy tokens of each turn, in order
+            while not stitched.policy_mask[position]:
+                masks.append(0)
+                position += 1
+            trained = int(turn.kind in TRAINED_KINDS)
+            masks += [trained] * len(turn.completion_ids)
+            position += len(turn.completion_ids)
+        masks += [0] * (len(stitched.completion_ids) - position)
+        return [TrainingSample(stitched.prompt_ids + stitched.completion_ids, masks,
+                               messages, episode.id, weight, extra)]
+    return [TrainingSample(t.prompt_ids + t.completion_ids,
+                           [0] * len(t.prompt_ids) + [1] * len(t.completion_ids),
+                           messages, episode.id, weight, {**extra, "turn": k})
+            for k, t in enumerate(turns) if t.kind in TRAINED_KINDS]
+
+
+def search_samples(store: Any, experiment_id: int, config: ExportConfig
+                   ) -> tuple[list[TrainingSample], dict[str, int]]:
+    """Samples from every tree of experiment ``experiment_id``, and counts of what was
+    taken (cases, leaves, samples)."""
+    samples: list[TrainingSample] = []
+    case_ids = sorted(store.search_progress(experiment_id))
+    leaves_taken = 0
+    for case_id in case_ids:
+        root = store.load_search_tree(experiment_id, case_id)
+        for leaf in chosen_leaves(root, config):
+            leaves_taken += 1
+            samples += episode_samples(store.get_episode(leaf.episode_id), leaf.path_reward())
+    return samples, {"cases": len(case_ids), "leaves": leaves_taken, "samples": len(samples)}
+
+
+def export_jsonl(samples: Sequence[TrainingSample], path: str | Path) -> Path:
+    """Write ``samples`` to ``path`` as JSON Lines (atomically: a temporary file renamed
+    into place, so a failed export leaves no half-written file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            for sample in samples:
+                out.write(json.dumps({"input_ids": sample.input_ids,
+                                      "assistant_masks": sample.assistant_masks,
+                                      "episode_id": sample.episode_id,
+                                      "weight": sample.weight, **sample.extra}) + "\n")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
