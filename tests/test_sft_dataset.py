@@ -77,6 +77,9 @@ def test_leaves_chosen_by_reward_threshold_and_correctness():
     assert chosen_leaves(SearchNode(case_id="c", thread_id="t", checkpoint_id="r"),
                          ExportConfig()) == []
     assert low not in chosen_leaves(root, ExportConfig(min_reward=1.0))
+    nothing = SearchNode(case_id="c", thread_id="t", checkpoint_id="r")
+    leaf(nothing, 0.0, False, 4)
+    assert chosen_leaves(nothing, ExportConfig(min_reward=0.0)) == []  # nothing to teach
 
 
 def test_export_loads_with_datasets(tmp_path):
@@ -90,3 +93,4 @@ def test_export_loads_with_datasets(tmp_path):
     assert data[0]["input_ids"] == samples[0].input_ids
     assert data[2]["assistant_masks"] == samples[2].assistant_masks
     assert [p.name for p in path.parent.iterdir()] == ["sft.jsonl"]  # no temporary left
+    assert path.stat().st_mode & 0o044  # readable like any file the user writes

@@ -4,10 +4,12 @@ case -> consultation graph -> trace in SQL -> Shapley/SIG -> MCTS -> **SFT data*
 
 For each searched case, the leaf with the highest path reward (SIG sum plus the answer
 bonus), and every other leaf whose path reward reaches ``min_reward``, are taken; their
-consultations are episodes in the store. A sample is made of the doctor's exact token ids
-from the trace: the whole consultation as one sequence when its turns stitch token for
-token (:func:`promed_agents.graphs.rollout.stitch`), otherwise one sample per doctor turn
-(its prompt ids, then its completion). Only the doctor's well-formed turns (questions
+consultations are episodes in the store. A case whose best path earned nothing (no SIG,
+no bonus) gives no sample: it would only teach answering without asking. A sample is
+made of the doctor's exact token ids from the trace: the whole consultation as one
+sequence when its turns stitch token for token
+(:func:`promed_agents.graphs.rollout.stitch`), otherwise one sample per doctor turn (its
+prompt ids, then its completion). Only the doctor's well-formed turns (questions
 and answers) are trained (``assistant_masks`` is 1 on their tokens); prompts, patient
 replies, reminders and invalid turns are context only.
 
@@ -53,6 +55,8 @@ def chosen_leaves(root: SearchNode, config: ExportConfig) -> list[SearchNode]:
     if not leaves:
         return []
     best = max(leaves, key=lambda leaf: leaf.path_reward())
+    if best.path_reward() <= 0:
+        return []  # the search found nothing of value here: nothing to teach
     return [leaf for leaf in leaves if leaf is best or (
         config.min_reward is not None and leaf.path_reward() >= config.min_reward)]
 
@@ -119,6 +123,9 @@ def export_jsonl(samples: Sequence[TrainingSample], path: str | Path) -> Path:
                                       "assistant_masks": sample.assistant_masks,
                                       "episode_id": sample.episode_id,
                                       "weight": sample.weight, **sample.extra}) + "\n")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private; a plain file isn't
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
