@@ -51,35 +51,41 @@ def local_ref(spec: str) -> str:
     return spec[len("local:"):]
 
 
-def dataset_samples(store: Any, settings: SftSettings, console: Console
-                    ) -> tuple[int, int, list[Any]]:
-    """``(experiment id, dataset id, samples)``: the stored dataset named for this
-    export, made from the search on first use."""
+def search_experiment(store: Any, name: str) -> tuple[int, dict[str, Any]]:
+    """``(id, config)`` of the MCTS search called ``name``."""
+    experiment_id, config = store.experiment_config(name)
+    if config.get("kind") != "mcts":
+        raise TrainingError(f"experiment {name!r} is not an MCTS search; give the "
+                            "--experiment name of a `promed mcts` run")
+    return experiment_id, config
+
+
+def dataset_samples(store: Any, settings: SftSettings, experiment_id: int,
+                    console: Console) -> tuple[int, list[Any]]:
+    """``(dataset id, samples)``: the stored dataset named for this export, made from
+    the search on first use."""
     from promed_agents.trainers.sft_dataset import ExportConfig, search_samples
 
-    experiment_id, config = store.experiment_config(settings.source)
-    if config.get("kind") != "mcts":
-        raise TrainingError(f"experiment {settings.source!r} is not an MCTS search; give "
-                            "the --experiment name of a `promed mcts` run")
     name = settings.dataset or f"{settings.source}-sft"
     try:
         dataset_id, samples = store.load_training_dataset(name)
-        console.print(f"training dataset {escape(name)}: {len(samples)} samples (stored)")
-        return experiment_id, dataset_id, samples
+        console.print(f"training dataset {escape(name)}: {len(samples)} sample(s) (stored)")
+        return dataset_id, samples
     except NotFoundError:
         pass
     export = ExportConfig(min_reward=settings.min_reward, correct_only=settings.correct_only)
     samples, counts = search_samples(store, experiment_id, export)
     if not samples:
-        raise TrainingError(f"search {settings.source!r} has no finished consultations to "
-                            "train on; run `promed mcts` first")
+        raise TrainingError(f"search {settings.source!r} has no path that earned a reward "
+                            "(no question acquired a fact, no answer was right): nothing to "
+                            "train on; search more cases or iterations first")
     dataset_id = store.save_training_dataset(
         name, "sft", samples, experiment_id=experiment_id,
         config={"min_reward": settings.min_reward, "correct_only": settings.correct_only,
                 **counts})
-    console.print(f"training dataset {escape(name)}: {counts['samples']} samples from "
-                  f"{counts['leaves']} paths of {counts['cases']} cases")
-    return experiment_id, dataset_id, samples
+    console.print(f"training dataset {escape(name)}: {counts['samples']} sample(s) from "
+                  f"{counts['leaves']} path(s) of {counts['cases']} case(s)")
+    return dataset_id, samples
 
 
 def progress_callback(progress: Any, task: Any) -> Any:
@@ -99,9 +105,10 @@ def train_sft_command(store: Any, settings: SftSettings, console: Console,
     from promed_agents.trainers.sft_dataset import export_jsonl
     from promed_agents.trainers.sft_trainer import DoctorSFTConfig, train_sft
 
-    experiment_id, dataset_id, samples = dataset_samples(store, settings, console)
-    model_spec = settings.model or store.experiment_config(settings.source)[1]["doctor"]
+    experiment_id, config = search_experiment(store, settings.source)
+    model_spec = settings.model or config.get("doctor", "")
     ref = local_ref(model_spec)
+    dataset_id, samples = dataset_samples(store, settings, experiment_id, console)
     settings.output.mkdir(parents=True, exist_ok=True)
     data_file = export_jsonl(samples, settings.output / "sft_data.jsonl")
     config = DoctorSFTConfig(

@@ -120,9 +120,12 @@ def test_cases_list_and_show(seeded):
 
 def test_db_upgrade_and_current(sqlite_url):
     assert "(empty database)" in run("db", "current", "--db", sqlite_url).output
+    from promed_agents.storage.database import head_revision
+
+    head = head_revision()
     upgraded = run("db", "upgrade", "--db", sqlite_url)
-    assert upgraded.exit_code == 0 and "is at revision 0001" in upgraded.output
-    assert "current: 0001" in run("db", "current", "--db", sqlite_url).output
+    assert upgraded.exit_code == 0 and f"is at revision {head}" in upgraded.output
+    assert f"current: {head}" in run("db", "current", "--db", sqlite_url).output
 
 
 def test_traces_list_show_export(seeded, tmp_path):

@@ -20,10 +20,12 @@ def test_sft_from_a_search_gives_a_usable_doctor(sqlite_url, tmp_path, tiny_mode
             "--learning-rate", "1e-3", "--db", sqlite_url]
     trained = run(*args)
     assert trained.exit_code == 0, trained.output
-    assert "training dataset e-sft: 2 samples from 2 paths of 2 cases" in trained.output
+    # imedqa-1's answer A is right (+2); imedqa-0's path earns nothing, so gives no sample.
+    assert "training dataset e-sft: 1 sample(s) from 1 path(s) of 2 case(s)" in trained.output
     assert "trained 2 steps" in trained.output and f"local:{out}" in trained.output
     rows = [json.loads(line) for line in (out / "sft_data.jsonl").read_text().splitlines()]
-    assert len(rows) == 2 and all(sum(r["assistant_masks"]) > 0 for r in rows)
+    assert len(rows) == 1 and rows[0]["case_id"] == "imedqa-1" and rows[0]["weight"] >= 2
+    assert 0 < sum(rows[0]["assistant_masks"]) < len(rows[0]["input_ids"])
     with TraceStore(sqlite_url) as store:
         dataset_id, samples = store.load_training_dataset("e-sft")
         (checkpoint,) = store.list_checkpoints(dataset_id)
@@ -33,7 +35,7 @@ def test_sft_from_a_search_gives_a_usable_doctor(sqlite_url, tmp_path, tiny_mode
     assert consulted.exit_code == 0, consulted.output
     again = run(*args)  # the stored dataset is reused; the finished folder is not touched
     assert again.exit_code == 1 and "already holds a trained model" in again.stderr
-    assert "e-sft: 2 samples (stored)" in again.output
+    assert "e-sft: 1 sample(s) (stored)" in again.output
 
 
 def test_bad_sources_and_models_are_one_line_errors(sqlite_url, tmp_path):
@@ -49,3 +51,8 @@ def test_bad_sources_and_models_are_one_line_errors(sqlite_url, tmp_path):
         "--db", sqlite_url)
     wrong = run("train", "sft", "--from", "c", "--output", tmp_path / "x", "--db", sqlite_url)
     assert wrong.exit_code == 1 and "is not an MCTS search" in wrong.stderr
+    run("mcts", "--experiment", "nothing", "--case-ids", "imedqa-1", "--iterations", "1",
+        "--max-questions", "1", "--doctor", "fake:hello", "--db", sqlite_url)  # no format
+    empty = run("train", "sft", "--from", "nothing", "--model", "local:smollm2", "--output",
+                tmp_path / "x", "--db", sqlite_url)
+    assert empty.exit_code == 1 and "no path that earned a reward" in empty.stderr
