@@ -360,7 +360,7 @@ def demo(
                     cases=cases, case_ids=[], split="sample", mode=mode, doctor=doctor,
                     patient="fact-select", max_questions=max_questions, concurrency=8,
                     experiment=None, policy=PartialInfoPolicy.HALF_FACTS, temperature=0.0,
-                    max_new_tokens=48), console, err_console)
+                    max_new_tokens=48, demonstration=True), console, err_console)
         console.print("see the episodes with `promed traces list --db "
                       f"{db}` and `promed traces show ID --db {db}`")
 
