@@ -49,13 +49,16 @@ _EXAMPLE_CASE = ("What you know about the patient: Patient is a 30-year-old woma
                  "Question: What is the most likely diagnosis?\nOptions:\nA. Influenza\n"
                  "B. Migraine")
 DEMONSTRATION: tuple[BaseMessage, ...] = (
-    HumanMessage(_EXAMPLE_CASE), AIMessage("question: What symptoms do you have?"),
-    HumanMessage("Patient: I have a headache on one side and nausea."), AIMessage("answer: B"))
-"""A worked example consultation placed before the case when asked for: small models
+    HumanMessage(_EXAMPLE_CASE, example=True),
+    AIMessage("question: What symptoms do you have?", example=True),
+    HumanMessage("Patient: I have a headache on one side and nausea.", example=True),
+    AIMessage("answer: B", example=True))
+"""A worked example consultation placed before the case when asked for (LangChain's
+``example=True`` marks its messages as an example, not the conversation): small models
 follow the turn format far more often after one (SmolLM2-135M-Instruct: 23 of 32 first
 turns well-formed with it, 0 of 32 without, at temperature 0.7)."""
-REACTIVE_DEMONSTRATION: tuple[BaseMessage, ...] = (HumanMessage(_EXAMPLE_CASE),
-                                                   AIMessage("answer: B"))
+REACTIVE_DEMONSTRATION: tuple[BaseMessage, ...] = (HumanMessage(_EXAMPLE_CASE, example=True),
+                                                   AIMessage("answer: B", example=True))
 
 DOCTOR_STOP = ("\n",)
 """The format allows one line per turn; stopping there also saves generation time."""

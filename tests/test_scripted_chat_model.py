@@ -29,3 +29,11 @@ def test_responder_and_validation():
     assert model.invoke([HumanMessage("a"), HumanMessage("b")]).content == "n=2"
     with pytest.raises(ValueError, match="responses or a responder"):
         ScriptedChatModel()
+
+
+def test_example_messages_do_not_count_as_turns():
+    model = ScriptedChatModel(responses=["first", "second"])
+    shown = [HumanMessage("example case", example=True), AIMessage("answer: B", example=True),
+             HumanMessage("the case")]
+    assert model.invoke(shown).content == "first"
+    assert model.invoke(shown + [AIMessage("first"), HumanMessage("more")]).content == "second"

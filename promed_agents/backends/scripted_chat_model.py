@@ -30,7 +30,8 @@ def byte_tokens(text: str) -> list[int]:
 
 class ScriptedChatModel(BaseChatModel):
     """Replies with ``responses[k]`` at the conversation's k-th assistant turn (the last
-    repeats), or with ``responder(messages)``."""
+    repeats; example messages, ``example=True``, do not count), or with
+    ``responder(messages)``."""
 
     responses: list[str] = []
     responder: Responder | None = None
@@ -51,7 +52,7 @@ class ScriptedChatModel(BaseChatModel):
         if self.responder is not None:
             text = self.responder(messages)
         else:
-            turn = sum(1 for m in messages if m.type == "ai")
+            turn = sum(1 for m in messages if m.type == "ai" and not getattr(m, "example", False))
             text = self.responses[min(turn, len(self.responses) - 1)]
         prompt = "".join(str(m.content) for m in messages)
         completion = byte_tokens(text)
