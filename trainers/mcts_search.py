@@ -33,6 +33,7 @@ from promed_agents.search_tree import (
     SearchNode,
     UcbSettings,
     backpropagate,
+    best_leaf,
     fully_explored,
     select,
 )
@@ -184,9 +185,8 @@ async def search_case(case: Case, env: ConsultationEnvironment, store: Any,
         store.save_search_step(experiment_id, path, episodes)
         if on_iteration is not None:
             on_iteration(case.id)
-    leaves = root.leaves()
-    best = max(leaves, key=lambda leaf: leaf.path_reward()) if leaves else None
-    return SearchReport(case.id, int(root.visits), len(root.walk()), len(leaves),
+    best = best_leaf(root)
+    return SearchReport(case.id, int(root.visits), len(root.walk()), len(root.leaves()),
                         best.path_reward() if best else 0.0, best.correct if best else None)
 
 
