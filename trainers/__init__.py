@@ -9,4 +9,6 @@ case -> consultation graph -> trace in SQL -> **Shapley/SIG -> MCTS-SFT / GRPO**
 - :mod:`.sft_dataset`: the best search paths as SFT samples (exact token ids, doctor-only
   loss mask), stored and exported as JSON Lines.
 - :mod:`.sft_trainer`: TRL ``SFTTrainer`` on those samples (LoRA optional), resumable.
+- :mod:`.token_rewards`: SIG-guided token rewards and group-relative advantages (the
+  reward side of stage 2; the GRPO trainer is issue #6).
 """
