@@ -24,6 +24,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from promed_agents.case import Case
+from promed_agents.cli_options import without_password
 from promed_agents.errors import ConsultationError
 from promed_agents.loader import bundled_sample_path, load_cases
 from promed_agents.partial_view import PartialInfoPolicy
@@ -176,6 +177,7 @@ def consult(store: Any, settings: ConsultSettings, console: Console,
     config = {k: (v.value if hasattr(v, "value") else v) for k, v in settings.__dict__.items()}
     config["case_ids"] = [c.id for c in cases]
     config["evaluator"] = context.evaluator.name
+    config["checkpoints"] = without_password(settings.checkpoints)
     if not settings.resume:
         experiment_id = store.create_experiment(name, "consult", config)
     recorder = TraceRecorder(store, experiment_id)

@@ -36,6 +36,7 @@ from promed_agents.cli_options import (
     err_console,
     open_store,
     reports_errors,
+    without_password,
 )
 from promed_agents.errors import ConsultationError, NotFoundError
 from promed_agents.progress_bar import progress_bar
@@ -90,7 +91,8 @@ def _experiment(store: Any, settings: MctsSettings, console: Console) -> tuple[i
     except NotFoundError:
         cases = select_cases(store, console, settings.cases, settings.case_ids,
                              settings.split)
-        config = {**asdict(settings), "case_ids": [c.id for c in cases], "kind": KIND}
+        config = {**asdict(settings), "case_ids": [c.id for c in cases], "kind": KIND,
+                  "checkpoints": without_password(settings.checkpoints)}
         return store.create_experiment(settings.experiment, KIND, config), cases
     if saved.get("kind") != KIND:
         raise ConsultationError(f"experiment {settings.experiment!r} exists and is not an "

@@ -54,3 +54,16 @@ def test_default_checkpoints_sit_beside_the_store():
         "postgresql+psycopg://u:p@h/db"
     with pytest.raises(ConsultationError, match="in-memory"):
         default_checkpoints("sqlite://")
+
+
+def test_stored_settings_never_hold_a_database_password(sqlite_url):
+    from promed_agents.cli_options import without_password
+
+    assert without_password("postgresql://u:secret@h/db") == "postgresql://u:***@h/db"
+    assert without_password("/data/x.sqlite") == "/data/x.sqlite"
+    assert without_password(None) is None
+    run("mcts", "--experiment", "e", "--cases", "1", "--iterations", "1", "--doctor", FAKE,
+        "--checkpoints", "postgresql://u:secret@127.0.0.1:1/none", "--db", sqlite_url)
+    with TraceStore(sqlite_url) as store:
+        _, config = store.experiment_config("e")
+    assert config["checkpoints"] == "postgresql://u:***@127.0.0.1:1/none"
