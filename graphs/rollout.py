@@ -9,17 +9,17 @@ and the policy's tokens:
 
 - ``samples``: one :class:`PolicySample` per doctor turn (prompt ids, completion ids,
   logprobs, kind, SIG), exact training data from the backend's metadata;
-- ``prompt_ids`` / ``completion_ids`` / ``policy_mask`` / ``logprobs``: the whole
-  consultation as one sequence, where ``policy_mask`` is 1 on tokens the policy generated
-  and 0 on environment tokens (patient replies, reminders), as TRL's ``env_mask`` wants.
-  Built only when each turn's prompt extends the previous prompt and completion token for
-  token (``stitched`` says whether it is); otherwise use ``samples``.
+- ``sequence``: the whole consultation as one :class:`StitchedSequence` (first prompt,
+  then everything after it), where each completion token knows the doctor turn that
+  generated it, or is an environment token (patient replies, reminders), as TRL's
+  ``env_mask`` wants; None when the turns do not stitch (see :func:`stitch`), then use
+  ``samples``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from langchain_core.language_models import BaseChatModel
 
@@ -42,15 +42,38 @@ class PolicySample:
     sig: float | None
 
 
+@dataclass(frozen=True)
+class StitchedSequence:
+    """A consultation as one token sequence: ``prompt_ids`` then ``completion_ids``.
+
+    ``turn_index`` has one entry per completion token: the index of the doctor turn that
+    generated it (into the episode's doctor turns), or -1 for an environment token
+    (patient replies, reminders, the chat template's end-of-turn markers). ``logprobs``
+    are the sampling logprobs of policy tokens and 0 elsewhere. ``dropped`` counts sampled
+    tokens left out because the next prompt re-renders them differently (see
+    :func:`stitch`)."""
+
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    turn_index: list[int]
+    logprobs: list[float]
+    dropped: int = 0
+
+    @property
+    def policy_mask(self) -> list[int]:
+        """1 on the policy's tokens, 0 on the environment's (TRL's ``env_mask``)."""
+        return [int(i >= 0) for i in self.turn_index]
+
+
 @dataclass
 class Trajectory:
     episode: EpisodeRecord
     samples: list[PolicySample]
-    stitched: bool = False
-    prompt_ids: list[int] = field(default_factory=list)
-    completion_ids: list[int] = field(default_factory=list)
-    policy_mask: list[int] = field(default_factory=list)
-    logprobs: list[float] = field(default_factory=list)
+    sequence: StitchedSequence | None = None
+
+    @property
+    def stitched(self) -> bool:
+        return self.sequence is not None
 
     @property
     def correct(self) -> bool:
@@ -63,17 +86,6 @@ class TrajectoryGroup:
     trajectories: list[Trajectory]
 
 
-@dataclass(frozen=True)
-class StitchedSequence:
-    """A consultation as one token sequence: ``prompt_ids`` then ``completion_ids``, where
-    ``policy_mask`` is 1 on the policy's tokens and 0 on the environment's."""
-
-    prompt_ids: list[int]
-    completion_ids: list[int]
-    policy_mask: list[int]
-    logprobs: list[float]
-
-
 def policy_samples(episode: EpisodeRecord) -> list[PolicySample]:
     """The doctor turns of ``episode`` as policy samples (exact token ids and logprobs)."""
     return [PolicySample(prompt_ids=t.prompt_token_ids or [], completion_ids=t.token_ids or [],
@@ -81,42 +93,56 @@ def policy_samples(episode: EpisodeRecord) -> list[PolicySample]:
             for t in episode.turns if t.role is Role.DOCTOR]
 
 
-def stitch(samples: Sequence[PolicySample]) -> StitchedSequence | None:
-    """``samples`` as one sequence, or None when a turn's prompt does not extend the
-    previous prompt and completion token for token (a chat template that re-renders
-    earlier turns differently) or there is nothing to stitch."""
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def stitch(samples: Sequence[PolicySample], max_dropped: int = 2) -> StitchedSequence | None:
+    """``samples`` as one sequence, or None when it cannot be stitched.
+
+    Each turn's prompt must extend the previous turn's prompt token for token. The
+    previous completion is kept up to where the new prompt re-renders it differently: a
+    turn stopped at a stop string (the doctor's newline) is re-rendered by the chat
+    template with its end-of-turn marker instead, so its last sampled token is not in any
+    later context and is dropped (not trained); the re-rendered marker is an environment
+    token. More than ``max_dropped`` dropped tokens in a turn (a template that rewrites
+    the text itself) gives None."""
     if not samples:
         return None
-    sequence = list(samples[0].prompt_ids)
+    context = list(samples[0].prompt_ids)  # tokens before the current turn's completion
     completion: list[int] = []
-    mask: list[int] = []
+    turn_index: list[int] = []
     logprobs: list[float] = []
-    for k, sample in enumerate(samples):
-        if k > 0:
-            if sample.prompt_ids[: len(sequence)] != sequence:
-                return None
-            environment = sample.prompt_ids[len(sequence):]
-            completion += environment
-            mask += [0] * len(environment)
-            logprobs += [0.0] * len(environment)
-            sequence += environment
-        completion += sample.completion_ids
-        mask += [1] * len(sample.completion_ids)
-        logprobs += sample.logprobs
-        sequence += sample.completion_ids
-    return StitchedSequence(list(samples[0].prompt_ids), completion, mask, logprobs)
+    dropped = 0
+    for k, sample in enumerate(samples[1:], start=1):
+        previous = samples[k - 1]
+        if sample.prompt_ids[: len(context)] != context:
+            return None
+        rest = sample.prompt_ids[len(context):]
+        kept = _common_prefix(previous.completion_ids, rest)
+        if len(previous.completion_ids) - kept > max_dropped:
+            return None
+        dropped += len(previous.completion_ids) - kept
+        completion += rest
+        turn_index += [k - 1] * kept + [-1] * (len(rest) - kept)
+        logprobs += list(previous.logprobs[:kept]) + [0.0] * (len(rest) - kept)
+        context = list(sample.prompt_ids)
+    last = samples[-1]
+    completion += last.completion_ids
+    turn_index += [len(samples) - 1] * len(last.completion_ids)
+    logprobs += last.logprobs
+    return StitchedSequence(list(samples[0].prompt_ids), completion, turn_index, logprobs,
+                            dropped)
 
 
 def _trajectory(episode: EpisodeRecord) -> Trajectory:
     samples = policy_samples(episode)
-    trajectory = Trajectory(episode=episode, samples=samples)
-    stitched = stitch(samples)
-    if stitched is not None:
-        trajectory.stitched = True
-        trajectory.prompt_ids, trajectory.completion_ids = stitched.prompt_ids, \
-            stitched.completion_ids
-        trajectory.policy_mask, trajectory.logprobs = stitched.policy_mask, stitched.logprobs
-    return trajectory
+    return Trajectory(episode=episode, samples=samples, sequence=stitch(samples))
 
 
 async def arollout(cases: Sequence[Case], policy: BaseChatModel, group_size: int, *,

@@ -4,9 +4,10 @@ case -> consultation graph -> **trace in SQL** -> Shapley/SIG -> MCTS-SFT / GRPO
 
 Tables: cases and their facts; experiments (runs, with their config); episodes (one
 consultation each) and their turns; Shapley values of facts; MCTS search trees (one row per
-node); training datasets and their samples; checkpoints. JSON columns are portable (JSON
-on SQLite, JSONB on PostgreSQL); per-token arrays are packed binary and timestamps
-UTC-aware on every backend (see :mod:`promed_agents.storage.column_types`).
+node); training datasets and their samples; checkpoints; per-step training metrics. JSON
+columns are portable (JSON on SQLite, JSONB on PostgreSQL); per-token arrays are packed
+binary and timestamps UTC-aware on every backend (see
+:mod:`promed_agents.storage.column_types`).
 The schema is created and changed only by the Alembic migrations in ``migrations/``;
 a test checks that they match these models.
 """
@@ -238,6 +239,19 @@ class CheckpointRow(Base):
         ForeignKey("training_datasets.id", ondelete="SET NULL"))
     path: Mapped[str] = mapped_column(Text)
     base_model_spec: Mapped[str] = mapped_column(String(256))
+    step: Mapped[int] = mapped_column(Integer)
+    metrics: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class TrainingMetricRow(Base):
+    """The logged metrics of one training step of a run (an experiment)."""
+
+    __tablename__ = "training_metrics"
+    __table_args__ = (UniqueConstraint("experiment_id", "step"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
     step: Mapped[int] = mapped_column(Integer)
     metrics: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

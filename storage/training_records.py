@@ -1,8 +1,9 @@
-"""Stored training data and checkpoints: SFT datasets exported from searches, trained
-checkpoints registered with what they were trained on.
+"""Stored training data, checkpoints and training curves: SFT datasets exported from
+searches, trained checkpoints registered with what they were trained on, the metrics of
+each training step of a run.
 
 case -> consultation graph -> trace in SQL -> Shapley/SIG -> MCTS -> **SFT data** ->
-**checkpoints** -> evaluation
+**checkpoints**, **GRPO metrics** -> evaluation
 
 :class:`TrainingRecords` is part of :class:`~promed_agents.storage.TraceStore`. A dataset
 and all its samples are written in one transaction; a sample keeps the readable turns
@@ -15,11 +16,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from promed_agents.errors import NotFoundError, TrainingError
-from promed_agents.storage.models import CheckpointRow, TrainingDatasetRow, TrainingSampleRow
+from promed_agents.storage.models import (
+    CheckpointRow,
+    TrainingDatasetRow,
+    TrainingMetricRow,
+    TrainingSampleRow,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -122,3 +128,22 @@ class TrainingRecords:
             return [CheckpointRecord(r.id, r.path, r.base_model_spec, r.step, r.metrics,
                                      r.experiment_id, r.dataset_id)
                     for r in session.scalars(query)]
+
+    def save_training_metrics(self, experiment_id: int, step: int,
+                              metrics: dict[str, float]) -> None:
+        """Store the metrics of training step ``step`` of run ``experiment_id``; a step
+        logged again (a run resumed from an earlier checkpoint) replaces the old row."""
+        with self._session() as session, session.begin():
+            session.execute(delete(TrainingMetricRow).where(
+                TrainingMetricRow.experiment_id == experiment_id,
+                TrainingMetricRow.step == step))
+            session.add(TrainingMetricRow(experiment_id=experiment_id, step=step,
+                                          metrics=dict(metrics)))
+
+    def training_metrics(self, experiment_id: int) -> list[tuple[int, dict[str, float]]]:
+        """``(step, metrics)`` of every logged step of run ``experiment_id``, in step order."""
+        with self._session() as session:
+            rows = session.scalars(select(TrainingMetricRow).where(
+                TrainingMetricRow.experiment_id == experiment_id)
+                .order_by(TrainingMetricRow.step))
+            return [(row.step, dict(row.metrics)) for row in rows]

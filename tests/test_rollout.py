@@ -6,7 +6,7 @@ import pytest
 
 from promed_agents.backends.local_chat_model import LocalChatModel
 from promed_agents.backends.scripted_chat_model import ScriptedChatModel, byte_tokens
-from promed_agents.graphs.rollout import arollout
+from promed_agents.graphs.rollout import PolicySample, arollout, stitch
 from promed_agents.loader import bundled_sample_path, load_cases
 from promed_agents.trace import TurnKind
 
@@ -27,14 +27,16 @@ def test_groups_per_case_with_stitched_masks():
     assert trajectory.stitched
     question = byte_tokens("question: What did the culture of the joint fluid show?")
     answer = byte_tokens("answer: C")
-    masked = [t for t, m in zip(trajectory.completion_ids, trajectory.policy_mask, strict=True)
+    sequence = trajectory.sequence
+    masked = [t for t, m in zip(sequence.completion_ids, sequence.policy_mask, strict=True)
               if m]
     assert masked == question + answer
-    environment = [t for t, m in zip(trajectory.completion_ids, trajectory.policy_mask,
+    assert [i for i in sequence.turn_index if i >= 0] == [0] * len(question) + [1] * len(answer)
+    environment = [t for t, m in zip(sequence.completion_ids, sequence.policy_mask,
                                      strict=True) if not m]
     assert bytes(environment).decode() == "Patient: Culture of joint fluid shows a bacteria."
-    assert len(trajectory.logprobs) == len(trajectory.completion_ids)
-    assert trajectory.prompt_ids == trajectory.samples[0].prompt_ids
+    assert len(sequence.logprobs) == len(sequence.completion_ids) and sequence.dropped == 0
+    assert sequence.prompt_ids == trajectory.samples[0].prompt_ids
 
 
 def test_group_size_must_be_positive():
@@ -53,5 +55,28 @@ def test_sampled_group_with_a_local_policy(tiny_model_folder):
         for sample in trajectory.samples:
             assert sample.prompt_ids and len(sample.completion_ids) == len(sample.logprobs)
         if trajectory.stitched:
-            assert sum(trajectory.policy_mask) == sum(len(s.completion_ids)
-                                                      for s in trajectory.samples)
+            sequence = trajectory.sequence
+            assert sum(sequence.policy_mask) + sequence.dropped == \
+                sum(len(s.completion_ids) for s in trajectory.samples)
+
+
+def sample(prompt, completion, kind=TurnKind.QUESTION):
+    return PolicySample(prompt_ids=prompt, completion_ids=completion,
+                        logprobs=[-0.5] * len(completion), kind=kind, sig=None)
+
+
+def test_stitch_drops_a_stop_token_the_next_prompt_re_renders():
+    # turn 0 stopped at a newline token (9); the template re-rendered it as end-of-turn (2)
+    turns = [sample([1, 1], [5, 6, 9]), sample([1, 1, 5, 6, 2, 7, 7], [8, 2])]
+    sequence = stitch(turns)
+    assert sequence.completion_ids == [5, 6, 2, 7, 7, 8, 2]
+    assert sequence.turn_index == [0, 0, -1, -1, -1, 1, 1]
+    assert sequence.logprobs == [-0.5, -0.5, 0.0, 0.0, 0.0, -0.5, -0.5]
+    assert sequence.dropped == 1
+
+
+def test_stitch_refuses_prompts_that_do_not_extend_each_other():
+    assert stitch([sample([1, 1], [5]), sample([1, 3, 5], [6])]) is None
+    # a template that rewrites the turn's text drops more than max_dropped tokens
+    assert stitch([sample([1], [5, 6, 7, 9]), sample([1, 4, 4, 4, 4], [6])]) is None
+    assert stitch([]) is None

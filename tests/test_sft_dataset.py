@@ -42,6 +42,15 @@ def test_a_stitched_consultation_is_one_sample_masking_all_but_valid_doctor_turn
                                                     "assistant"]
 
 
+def test_a_stop_token_re_rendered_by_the_template_is_left_out():
+    stopped = episode()
+    stopped.turns[0] = stopped.turns[0].model_copy(update={"token_ids": [10, 11, 9],
+                                                           "logprobs": [-0.5] * 3})
+    (sample,) = episode_samples(stopped)
+    assert sample.input_ids == [1, 2, 3, 10, 11, 20, 21, 12, 22, 13, 14]
+    assert sample.assistant_masks == [0, 0, 0, 1, 1, 0, 0, 0, 0, 1, 1]
+
+
 def test_turns_that_do_not_stitch_become_one_sample_each():
     samples = episode_samples(episode(second_prompt=(1, 2, 99, 10, 11, 20, 21)))
     assert [s.input_ids for s in samples] == [

@@ -8,7 +8,8 @@ import pytest
 
 from promed_agents.errors import TrainingError
 from promed_agents.storage import TraceStore, TrainingSample
-from promed_agents.trainers.sft_trainer import RECEIPT, DoctorSFTConfig, train_sft
+from promed_agents.trainers.sft_trainer import DoctorSFTConfig, train_sft
+from promed_agents.trainers.training_output import RECEIPT
 
 
 def _samples(tokenizer) -> list[TrainingSample]:

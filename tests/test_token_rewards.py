@@ -7,7 +7,7 @@ import pytest
 from promed_agents.trace import EpisodeRecord, Role, TurnKind, TurnRecord
 from promed_agents.trainers.token_rewards import (
     RewardWeights,
-    episode_token_rewards,
+    episode_turn_rewards,
     group_advantages,
     sequence_token_rewards,
     turn_reward,
@@ -35,14 +35,12 @@ def dialogue(correct):
 def test_reference_weights_on_a_correct_dialogue():
     # q1: 2*0.25 + 1*0.25*1 + 1*1 = 1.75; invalid: 0; q2: 2*0.5 + 0.5 + 0.5 = 2.0;
     # answer: 3*1 + 1 = 4.
-    assert episode_token_rewards(dialogue(True)) == [[1.75] * 3, [0.0] * 2, [2.0] * 2,
-                                                     [4.0] * 2]
+    assert episode_turn_rewards(dialogue(True)) == [1.75, 0.0, 2.0, 4.0]
 
 
 def test_a_wrong_answer_keeps_only_alpha_sig_and_format():
     # q1: 0.5 + 1 = 1.5; q2: 1.0 + 0.5 = 1.5; answer: 0 + 1 = 1.
-    assert episode_token_rewards(dialogue(False)) == [[1.5] * 3, [0.0] * 2, [1.5] * 2,
-                                                      [1.0] * 2]
+    assert episode_turn_rewards(dialogue(False)) == [1.5, 0.0, 1.5, 1.0]
 
 
 def test_custom_weights():
@@ -53,11 +51,11 @@ def test_custom_weights():
 
 
 def test_rewards_over_a_stitched_sequence_leave_environment_tokens_at_zero():
-    turns = [[1.75] * 3, [4.0] * 2]
-    mask = [1, 1, 1, 0, 0, 0, 1, 1]
-    assert sequence_token_rewards(turns, mask) == [1.75, 1.75, 1.75, 0, 0, 0, 4.0, 4.0]
-    with pytest.raises(ValueError, match="policy tokens"):
-        sequence_token_rewards(turns, [1, 0])
+    turns = [1.75, 0.0, 4.0]
+    index = [0, 0, 0, -1, -1, 1, -1, 2, 2]
+    assert sequence_token_rewards(turns, index) == [1.75, 1.75, 1.75, 0, 0, 0, 0, 4.0, 4.0]
+    with pytest.raises(ValueError, match="rewards for 3 turns"):
+        sequence_token_rewards(turns, [0, 3])
 
 
 def test_advantages_subtract_the_group_mean_of_trained_tokens_without_scaling():

@@ -47,3 +47,14 @@ def test_checkpoints_are_registered_with_their_dataset(store):
     assert (only.id, only.path, only.step, only.metrics) == (first, "/models/a", 10,
                                                              {"loss": 1.5})
     assert [c.path for c in store.list_checkpoints()] == ["/models/a", "/models/b"]
+
+
+def test_training_metrics_per_step_and_a_resumed_step_replaces_its_row(store):
+    run = store.create_experiment("grpo-run", "grpo")
+    other = store.create_experiment("other", "grpo")
+    store.save_training_metrics(run, 2, {"loss": 0.5, "reward": 1.0})
+    store.save_training_metrics(run, 1, {"loss": 0.7})
+    store.save_training_metrics(other, 1, {"loss": 9.0})
+    store.save_training_metrics(run, 2, {"loss": 0.4})  # logged again after a resume
+    assert store.training_metrics(run) == [(1, {"loss": 0.7}), (2, {"loss": 0.4})]
+    assert store.training_metrics(other) == [(1, {"loss": 9.0})]

@@ -78,15 +78,9 @@ def episode_samples(episode: EpisodeRecord, weight: float | None = None
     messages = _messages(episode)
     stitched = stitch(turns)
     if stitched is not None:
-        masks, position = [0] * len(stitched.prompt_ids), 0
-        for turn in turns:  # the policy tokens of each turn, in order
-            while not stitched.policy_mask[position]:
-                masks.append(0)
-                position += 1
-            trained = int(turn.kind in TRAINED_KINDS)
-            masks += [trained] * len(turn.completion_ids)
-            position += len(turn.completion_ids)
-        masks += [0] * (len(stitched.completion_ids) - position)
+        trained = [int(t.kind in TRAINED_KINDS) for t in turns]
+        masks = [0] * len(stitched.prompt_ids) + [trained[i] if i >= 0 else 0
+                                                  for i in stitched.turn_index]
         return [TrainingSample(stitched.prompt_ids + stitched.completion_ids, masks,
                                messages, episode.id, weight, extra)]
     return [TrainingSample(t.prompt_ids + t.completion_ids,

@@ -14,7 +14,6 @@ over. The final model is registered in the store with its metrics.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,45 +23,28 @@ from trl import SFTConfig
 
 from promed_agents.errors import TrainingError
 from promed_agents.storage.training_records import TrainingSample
-
-RECEIPT = "promed_training.json"
-"""Written last into a finished output folder: what was trained, from what, to which loss."""
+from promed_agents.trainers.lora_options import LoraOptions, cpu_training_defaults
+from promed_agents.trainers.training_output import (
+    last_checkpoint,
+    refuse_finished,
+    save_final_model,
+    write_receipt,
+)
 
 
 @dataclass
-class DoctorSFTConfig(SFTConfig):
+class DoctorSFTConfig(LoraOptions, SFTConfig):
     """TRL's ``SFTConfig`` with LoRA options. Defaults suit a small doctor on CPU."""
 
-    gradient_checkpointing: bool = field(default=False, metadata={
+    activation_checkpointing: bool | None = field(default=False, metadata={
         "help": "Recompute activations in the backward pass (TRL's default is on; a small "
                 "doctor has the memory, so it is off here and training is faster)."})
-    use_lora: bool = field(default=False, metadata={
-        "help": "Train a LoRA adapter (merged into the saved model) instead of all weights."})
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank (reference: 8)."})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (reference: 32)."})
-    lora_dropout: float = field(default=0.1, metadata={"help": "LoRA dropout (reference: 0.1)."})
-    lora_target_modules: list[str] = field(
-        default_factory=lambda: ["q_proj", "v_proj"],
-        metadata={"help": "Modules LoRA adapts (reference: the q and v projections)."})
+    gradient_checkpointing: bool | None = field(default=None, metadata={
+        "help": "Deprecated alias of activation_checkpointing (transformers 5)."})
 
     def __post_init__(self) -> None:
-        import torch
-
-        # Without a GPU, train on the CPU in float32: TRL's default bf16 would either stop
-        # ("doesn't support bf16/gpu") or, with use_cpu, run in emulated bf16 on CPUs
-        # without native bf16 (measured 264 s for a step that takes 11 s in float32).
-        if not torch.cuda.is_available():
-            self.use_cpu = True
-            if self.bf16 is None:
-                self.bf16 = False
+        cpu_training_defaults(self)
         super().__post_init__()
-
-    def lora_config(self) -> Any:
-        from peft import LoraConfig
-
-        return LoraConfig(r=self.lora_r, lora_alpha=self.lora_alpha,
-                          lora_dropout=self.lora_dropout,
-                          target_modules=list(self.lora_target_modules), task_type="CAUSAL_LM")
 
 
 @dataclass(frozen=True)
@@ -72,12 +54,6 @@ class SFTResult:
     losses: list[float]
     resumed_from: str | None
     checkpoint_id: int | None
-
-
-def _last_checkpoint(folder: Path) -> str | None:
-    steps = [(int(p.name.split("-")[-1]), p) for p in folder.glob("checkpoint-*")
-             if p.name.split("-")[-1].isdigit()]
-    return str(max(steps)[1]) if steps else None
 
 
 def train_sft(model_ref: str, samples: Sequence[TrainingSample], config: DoctorSFTConfig, *,
@@ -94,9 +70,7 @@ def train_sft(model_ref: str, samples: Sequence[TrainingSample], config: DoctorS
     from promed_agents.backends.local_weights import model_folder
 
     output = Path(config.output_dir)
-    if (output / RECEIPT).exists():
-        raise TrainingError(f"{output} already holds a trained model ({RECEIPT}); choose "
-                            "another --output, or delete the folder to train again")
+    refuse_finished(output)
     if not samples:
         raise TrainingError("no training samples: the dataset is empty (did the search "
                             "store any finished consultations with token ids?)")
@@ -115,11 +89,9 @@ def train_sft(model_ref: str, samples: Sequence[TrainingSample], config: DoctorS
                          processing_class=tokenizer,
                          peft_config=config.lora_config() if config.use_lora else None,
                          callbacks=list(callbacks))
-    resume = _last_checkpoint(output)
+    resume = last_checkpoint(output)
     trainer.train(resume_from_checkpoint=resume)
-    final = trainer.model.merge_and_unload() if config.use_lora else trainer.model
-    final.save_pretrained(output)
-    tokenizer.save_pretrained(output)
+    save_final_model(trainer, tokenizer, output, merge_lora=config.use_lora)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     metrics = {"steps": trainer.state.global_step, "losses": losses, "samples": len(samples),
                "trained_tokens": trained, "lora": config.use_lora,
@@ -132,5 +104,5 @@ def train_sft(model_ref: str, samples: Sequence[TrainingSample], config: DoctorS
             dataset_id=dataset_id)
     receipt = {"base_model": base_model_spec or f"local:{model_ref}", "dataset_id": dataset_id,
                "checkpoint_id": checkpoint_id, "resumed_from": resume, **metrics}
-    (output / RECEIPT).write_text(json.dumps(receipt, indent=1), encoding="utf-8")
+    write_receipt(output, receipt)
     return SFTResult(output, trainer.state.global_step, losses, resume, checkpoint_id)

@@ -9,7 +9,8 @@ turn (weights :class:`RewardWeights`, reference alpha 2, beta 1, gamma 3, format
 - the final answer: ``gamma * correct``;
 - plus ``format * format_score`` on any turn (1 when the turn starts with its marker, 0.5
   when the marker comes later, 0 for an invalid turn);
-- every other token (prompts, patient replies, reminders) gets 0 and is not trained.
+- every other token (prompts, patient replies, reminders, a stop token the chat template
+  re-renders) gets 0 and is not trained.
 
 ``correct`` is 1 when the episode's final answer is right, else 0. Advantages
 (:func:`group_advantages`, the reference's rule): within a group of consultations of one
@@ -39,6 +40,9 @@ class RewardWeights:
     """Every doctor turn: weight of its format score."""
 
 
+REFERENCE_WEIGHTS = RewardWeights()
+
+
 def turn_reward(kind: TurnKind | None, sig: float | None, format_score: float | None,
                 correct: bool, weights: RewardWeights) -> float:
     """The reward each token of one doctor turn gets."""
@@ -51,29 +55,24 @@ def turn_reward(kind: TurnKind | None, sig: float | None, format_score: float | 
     return reward
 
 
-def episode_token_rewards(episode: EpisodeRecord, weights: RewardWeights = RewardWeights()
-                          ) -> list[list[float]]:
-    """Per doctor turn of ``episode`` (in order), the reward of each of its tokens."""
+def episode_turn_rewards(episode: EpisodeRecord, weights: RewardWeights = REFERENCE_WEIGHTS
+                         ) -> list[float]:
+    """The reward of each doctor turn of ``episode`` (in order): each of the turn's tokens
+    gets it."""
     correct = bool(episode.correct)
-    rewards = []
-    for turn in episode.turns:
-        if turn.role is not Role.DOCTOR:
-            continue
-        value = turn_reward(turn.kind, turn.sig, turn.format_score, correct, weights)
-        rewards.append([value] * len(turn.token_ids or ()))
-    return rewards
+    return [turn_reward(turn.kind, turn.sig, turn.format_score, correct, weights)
+            for turn in episode.turns if turn.role is Role.DOCTOR]
 
 
-def sequence_token_rewards(turn_rewards: Sequence[Sequence[float]],
-                           policy_mask: Sequence[int]) -> list[float]:
-    """Per-turn token rewards laid over a stitched sequence's completion: the policy's
-    tokens (mask 1) take the rewards of the turns in order, the environment's get 0."""
-    flat = [r for turn in turn_rewards for r in turn]
-    if sum(policy_mask) != len(flat):
-        raise ValueError(f"the mask has {sum(policy_mask)} policy tokens but the turns have "
-                         f"{len(flat)}")
-    values = iter(flat)
-    return [next(values) if bit else 0.0 for bit in policy_mask]
+def sequence_token_rewards(turn_rewards: Sequence[float],
+                           turn_index: Sequence[int]) -> list[float]:
+    """Per-turn rewards laid over a stitched sequence's completion
+    (:class:`~promed_agents.graphs.rollout.StitchedSequence`): a policy token takes the
+    reward of the turn that generated it, an environment token (index -1) gets 0."""
+    if turn_index and max(turn_index) >= len(turn_rewards):
+        raise ValueError(f"a token of doctor turn {max(turn_index)} but rewards for "
+                         f"{len(turn_rewards)} turns")
+    return [turn_rewards[i] if i >= 0 else 0.0 for i in turn_index]
 
 
 def group_advantages(rewards: Sequence[Sequence[float]],

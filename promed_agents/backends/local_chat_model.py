@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import PrivateAttr
 
 from promed_agents.backends.local_weights import load_local_model
 
@@ -53,6 +54,22 @@ class LocalChatModel(BaseChatModel):
     batch_wait_ms: float = 10.0
     prefix_cache_mb: int = 1024
     chunk_tokens: int = 16
+    _generator: BatchGenerator | None = PrivateAttr(default=None)
+
+    @classmethod
+    def serving(cls, model: Any, tokenizer: Any, name: str = "policy",
+                **settings: Any) -> LocalChatModel:
+        """A chat model over an already loaded ``model`` (the policy a trainer updates),
+        with its own batch generator; cached states are dropped whenever the weights
+        change. ``name`` is what traces record as its spec (``local:NAME``)."""
+        from promed_agents.backends.batch_generator import BatchGenerator
+
+        chat = cls(model_ref=name, **settings)
+        chat._generator = BatchGenerator(
+            model, tokenizer, max_batch_size=chat.max_batch_size,
+            wait_s=chat.batch_wait_ms / 1000, cache_mb=chat.prefix_cache_mb,
+            chunk_tokens=chat.chunk_tokens)
+        return chat
 
     @property
     def _llm_type(self) -> str:
@@ -64,6 +81,8 @@ class LocalChatModel(BaseChatModel):
 
     @property
     def batcher(self) -> BatchGenerator:
+        if self._generator is not None:
+            return self._generator
         from promed_agents.backends.batch_generator import BatchGenerator
 
         key = (self.model_ref, self.max_batch_size, self.batch_wait_ms,

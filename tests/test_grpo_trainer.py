@@ -1,0 +1,235 @@
+"""SIG-GRPO: TRL's private API it relies on, short runs on a tiny model, resume, offline."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+
+import pytest
+import torch
+
+from promed_agents.backends.scripted_chat_model import ScriptedChatModel
+from promed_agents.errors import TrainingError
+from promed_agents.graphs.consultation import ConsultationContext
+from promed_agents.graphs.consultation_runner import arun_consultations
+from promed_agents.loader import bundled_sample_path, load_cases
+from promed_agents.storage import TraceStore
+from promed_agents.trace import Role
+from promed_agents.trainers.episode_sources import GraphRollouts, LoggedEpisodes
+from promed_agents.trainers.grpo_trainer import (
+    SigGRPOConfig,
+    SigGRPOTrainer,
+    case_dataset,
+    train_grpo,
+)
+from promed_agents.trainers.training_log import LOG_FILE
+from promed_agents.trainers.training_output import RECEIPT
+
+CASES = load_cases(bundled_sample_path())[:2]
+SCRIPT = ["question: What did the culture of the joint fluid show?", "answer: C"]
+
+
+def _config(tmp_path, name="grpo", **kwargs) -> SigGRPOConfig:
+    defaults = dict(output_dir=str(tmp_path / name), max_steps=2, learning_rate=5e-3,
+                    num_generations=2, per_device_train_batch_size=4, logging_steps=1,
+                    save_strategy="no", report_to="none", seed=0, beta=0.0)
+    return SigGRPOConfig(**{**defaults, **kwargs})
+
+
+def _weights(folder):
+    from transformers import AutoModelForCausalLM
+
+    return {k: v.clone() for k, v in AutoModelForCausalLM.from_pretrained(folder)
+            .state_dict().items()}
+
+
+def test_the_private_trl_api_we_rely_on():
+    """Fails loudly when a TRL upgrade changes what SigGRPOTrainer overrides or calls."""
+    import trl
+    from trl import GRPOTrainer
+
+    assert trl.__version__ == "1.16.0", "SigGRPOTrainer is tested against trl 1.16.0 only"
+    assert list(inspect.signature(GRPOTrainer._generate_and_score_completions).parameters) \
+        == ["self", "inputs"]
+    logps = inspect.signature(GRPOTrainer._get_per_token_logps_and_entropies).parameters
+    assert list(logps)[:5] == ["self", "model", "input_ids", "attention_mask",
+                               "logits_to_keep"] and "batch_size" in logps
+    loss_source = inspect.getsource(GRPOTrainer._compute_loss)
+    for key in ("tool_mask", "old_per_token_logps", "ref_per_token_logps",
+                "advantages.dim() == 1"):
+        assert key in loss_source, f"_compute_loss no longer reads {key}"
+
+
+def test_compute_loss_takes_per_token_advantages(tiny_model_folder, tmp_path):
+    """TRL's loss with (B, T) advantages, ratio 1 and no KL is -mean_seq(mean_tok(A))."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_folder)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_folder)
+    source = LoggedEpisodesStub()
+    trainer = SigGRPOTrainer(model, _config(tmp_path), case_dataset(CASES), source,
+                             processing_class=tokenizer)
+    advantages = torch.tensor([[1.0, 2.0, 0.0], [-3.0, 0.0, 0.0]])
+    inputs = {"prompt_ids": torch.tensor([[5, 6], [5, 6]]),
+              "prompt_mask": torch.ones(2, 2, dtype=torch.long),
+              "completion_ids": torch.tensor([[7, 8, 9], [7, 0, 0]]),
+              "completion_mask": torch.tensor([[1, 1, 1], [1, 0, 0]]),
+              "tool_mask": torch.tensor([[1, 1, 0], [1, 1, 1]]),
+              "advantages": advantages, "num_items_in_batch": torch.tensor(3)}
+    model.train()
+    trainer.current_gradient_accumulation_steps = 1  # set by the training loop
+    loss = trainer._compute_loss(model, inputs)
+    # sequence 1: tokens 1, 2 trained -> mean -(1 + 2) / 2; sequence 2: token 1 -> 3
+    assert loss.item() == pytest.approx(((-1.5) + 3.0) / 2, abs=1e-5)
+
+
+class LoggedEpisodesStub:
+    off_policy = False
+
+    def episodes(self, case_ids, trainer):
+        raise AssertionError("not used")
+
+
+def test_two_steps_from_graph_rollouts(tiny_model_folder, tmp_path, sqlite_url):
+    from promed_agents.backends import resolve_chat_model
+
+    before = _weights(tiny_model_folder)
+    with TraceStore(sqlite_url) as store:
+        store.import_cases(CASES)
+        run = store.create_experiment("grpo-run", "grpo")
+        source = GraphRollouts({c.id: c for c in CASES}, max_questions=2, store=store,
+                               experiment_id=run, doctor=ScriptedChatModel(responses=SCRIPT))
+        result = train_grpo(str(tiny_model_folder), CASES, source, _config(tmp_path),
+                            store=store, experiment_id=run)
+        assert store.count_episodes(run) == 8  # 2 steps x 2 cases x 2 consultations
+        steps = store.training_metrics(run)
+        (checkpoint,) = store.list_checkpoints()
+    assert result.steps == 2 and [s for s, _ in steps] == [1, 2]
+    first = steps[0][1]
+    # the script's answer C is right for the first case only; one question each
+    assert first["episodes/accuracy"] == 0.5 and first["episodes/questions"] == 1.0
+    assert first["episodes/sig"] > 0 and first["num_tokens_trained"] > 0
+    # on-policy the ratio is 1, so the loss is about 0 but its gradient is not
+    assert first["grad_norm"] > 0 and "entropy" in first
+    lines = [json.loads(x) for x in (result.output_dir / LOG_FILE).read_text().splitlines()]
+    assert [x["step"] for x in lines if "loss" in x] == [1, 2]
+    after = _weights(result.output_dir)
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    receipt = json.loads((result.output_dir / RECEIPT).read_text())
+    assert receipt["checkpoint_id"] == checkpoint.id and checkpoint.step == 2
+    doctor = resolve_chat_model(f"local:{result.output_dir}")
+    assert doctor.invoke("Case: cough.", max_tokens=3).response_metadata["completion_token_ids"]
+
+
+def test_the_live_policy_samples_its_own_consultations(tiny_model_folder, tmp_path,
+                                                       sqlite_url):
+    with TraceStore(sqlite_url) as store:
+        store.import_cases(CASES)
+        run = store.create_experiment("live", "grpo")
+        source = GraphRollouts({c.id: c for c in CASES[:1]}, max_questions=1,
+                               max_turn_tokens=6, store=store, experiment_id=run)
+        train_grpo(str(tiny_model_folder), CASES[:1], source,
+                   _config(tmp_path, max_steps=1, per_device_train_batch_size=2, beta=0.04),
+                   store=store, experiment_id=run)
+        episodes = list(store.iter_episodes(run))
+        ((_, metrics),) = store.training_metrics(run)
+    assert len(episodes) == 2
+    for episode in episodes:
+        assert episode.doctor_spec == "local:grpo-policy"
+        doctor_turns = [t for t in episode.turns if t.role is Role.DOCTOR]
+        assert doctor_turns and all(t.token_ids and t.logprobs for t in doctor_turns)
+    assert "kl" in metrics and "episodes/untrained" in metrics
+
+
+def test_resume_restores_the_step_counter_and_optimizer(tiny_model_folder, tmp_path):
+    from transformers import TrainerCallback
+
+    class FirstStep(TrainerCallback):
+        seen = None
+
+        def on_step_begin(self, args, state, control, optimizer=None, **kwargs):
+            if self.seen is None:
+                self.seen = (state.global_step, len(optimizer.state_dict()["state"]))
+
+    source = GraphRollouts({c.id: c for c in CASES}, max_questions=1,
+                           doctor=ScriptedChatModel(responses=SCRIPT))
+    config = _config(tmp_path, max_steps=1, save_strategy="steps", save_steps=1)
+    first = train_grpo(str(tiny_model_folder), CASES, source, config)
+    (first.output_dir / RECEIPT).unlink()  # as if the run had stopped after checkpoint-1
+    probe = FirstStep()
+    second = train_grpo(str(tiny_model_folder), CASES, source,
+                        _config(tmp_path, max_steps=2, save_strategy="steps", save_steps=1),
+                        callbacks=[probe])
+    assert second.resumed_from.endswith("checkpoint-1") and second.steps == 2
+    assert probe.seen[0] == 1 and probe.seen[1] > 0  # step 1 done, Adam moments loaded
+    with pytest.raises(TrainingError, match="already holds a trained model"):
+        train_grpo(str(tiny_model_folder), CASES, source, config)
+
+
+def _logged_consultations(store, model, tokenizer, run, shift=0.0):
+    """Scripted consultations of CASES recorded with their true logprobs under ``model``
+    (plus ``shift``), as if ``model`` had sampled them."""
+    context = ConsultationContext(doctor=ScriptedChatModel(responses=SCRIPT), max_questions=2)
+    episodes = asyncio.run(arun_consultations(CASES * 2, context, experiment_id=run))
+    for episode in episodes:
+        for turn in episode.turns:
+            if turn.role is Role.DOCTOR:
+                ids = torch.tensor([turn.prompt_token_ids + turn.token_ids])
+                with torch.no_grad():
+                    logits = model(ids).logits[0, len(turn.prompt_token_ids) - 1:-1]
+                chosen = torch.log_softmax(logits.float(), -1).gather(
+                    1, torch.tensor(turn.token_ids)[:, None])[:, 0]
+                turn.logprobs = [v + shift for v in chosen.tolist()]
+        store.record_episode(episode)
+
+
+@pytest.mark.parametrize("shift, clipped", [(0.0, False), (-1.0, True)])
+def test_training_from_logged_traces_is_importance_weighted(tiny_model_folder, tmp_path,
+                                                            sqlite_url, shift, clipped):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_folder)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_folder)
+    with TraceStore(sqlite_url) as store:
+        store.import_cases(CASES)
+        logged = store.create_experiment("logged", "consult")
+        _logged_consultations(store, model, tokenizer, logged, shift)
+        run = store.create_experiment("offline", "grpo")
+        source = LoggedEpisodes(store, [logged])
+        assert source.case_ids == sorted(c.id for c in CASES)
+        result = train_grpo(str(tiny_model_folder), CASES, source,
+                            _config(tmp_path, max_steps=1), store=store, experiment_id=run)
+        ((_, metrics),) = store.training_metrics(run)
+        assert store.count_episodes(run) == 0  # nothing new sampled
+    assert result.metrics["off_policy"] and metrics["grad_norm"] > 0
+    # recorded = the model's logprobs: every ratio is 1, nothing clipped; recorded 1 nat
+    # lower: ratios e > 1 + epsilon, clipped wherever the advantage is positive
+    assert (metrics["clip_ratio/high_mean"] > 0) == clipped
+    assert metrics["clip_ratio/low_mean"] == 0.0
+
+
+def test_logged_episodes_are_served_in_turn_and_checked(sqlite_url):
+    with TraceStore(sqlite_url) as store:
+        store.import_cases(CASES)
+        empty = store.create_experiment("empty", "consult")
+        with pytest.raises(TrainingError, match="no finished consultations"):
+            LoggedEpisodes(store, [empty])
+        bare = store.create_experiment("bare", "consult")
+        context = ConsultationContext(doctor=ScriptedChatModel(responses=["answer: C"]))
+        for episode in asyncio.run(arun_consultations(CASES[:1], context, experiment_id=bare)):
+            for turn in episode.turns:
+                turn.token_ids, turn.logprobs = None, None
+            store.record_episode(episode)
+        with pytest.raises(TrainingError, match="no token ids"):
+            LoggedEpisodes(store, [bare])
+        logged = store.create_experiment("logged", "consult")
+        for episode in asyncio.run(arun_consultations(CASES[:1] * 3, context,
+                                                      experiment_id=logged)):
+            store.record_episode(episode)
+        source = LoggedEpisodes(store, [logged])
+        ids = [e.id for e in source.episodes([CASES[0].id] * 2)]
+        ids += [e.id for e in source.episodes([CASES[0].id] * 2)]
+        assert len(set(ids[:3])) == 3 and ids[3] == ids[0]  # in turn, then cycling
+        with pytest.raises(TrainingError, match="no stored consultation"):
+            source.episodes([CASES[1].id])

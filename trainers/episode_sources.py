@@ -1,0 +1,152 @@
+"""Where SIG-GRPO gets its consultations: fresh graph rollouts or logged traces.
+
+case -> **consultation graph (rollouts)** / **trace in SQL (logged)** -> token rewards ->
+SIG-GRPO
+
+The trainer asks its :class:`EpisodeSource` for one finished consultation per dataset row
+(each case's id repeated ``num_generations`` times in a row, which makes a group):
+
+- :class:`GraphRollouts` (on-policy): the consultation graph with the trainer's current
+  model as the doctor (sampling at the trainer's temperature), patient and evaluator
+  frozen; every consultation is recorded in the store under the run's experiment, with
+  token ids and logprobs. ``doctor`` can instead be a served model (an ``openai:``
+  backend on a vLLM server that the trainer keeps in sync).
+- :class:`LoggedEpisodes` (off-policy): consultations already in the store, from given
+  experiments, taken in turn per case; their recorded sampling logprobs become the "old"
+  logprobs of the PPO ratio, so updates are importance-weighted and clipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from langchain_core.language_models import BaseChatModel
+
+from promed_agents.case import Case
+from promed_agents.doctor import doctor_sampling
+from promed_agents.errors import TrainingError
+from promed_agents.evaluator import Evaluator
+from promed_agents.graphs.consultation import DEFAULT_MAX_QUESTIONS, ConsultationContext
+from promed_agents.graphs.consultation_runner import arun_consultations
+from promed_agents.partial_view import DEFAULT_POLICY, PartialInfoPolicy
+from promed_agents.patient import FactSelectPatient, Patient
+from promed_agents.trace import EpisodeRecord, EpisodeStatus, Role
+
+GRAPH_NAME = "grpo"
+
+
+class EpisodeSource(Protocol):
+    off_policy: bool
+    """True when the episodes were not sampled from the current policy."""
+
+    def episodes(self, case_ids: Sequence[str], trainer: Any) -> list[EpisodeRecord]:
+        """One finished consultation per entry of ``case_ids``, in that order."""
+        ...
+
+
+@dataclass
+class GraphRollouts:
+    """On-policy consultations of ``cases`` (by id) through the consultation graph."""
+
+    cases: Mapping[str, Case]
+    patient: Patient = field(default_factory=FactSelectPatient)
+    evaluator: Evaluator = field(default_factory=Evaluator)
+    max_questions: int = DEFAULT_MAX_QUESTIONS
+    max_turn_tokens: int = 64
+    demonstration: bool = False
+    partial_policy: PartialInfoPolicy | str = DEFAULT_POLICY
+    concurrency: int = 16
+    store: Any = None
+    experiment_id: int | None = None
+    doctor: BaseChatModel | None = None
+    """A served copy of the policy (vLLM through ``openai:``); None: the trainer's model."""
+    off_policy: bool = False
+    _policy: BaseChatModel | None = field(default=None, repr=False)
+
+    def _doctor(self, trainer: Any) -> BaseChatModel:
+        if self.doctor is not None:
+            if getattr(trainer, "use_vllm", False) and \
+                    trainer.state.global_step != getattr(trainer, "_last_loaded_step", None):
+                trainer.vllm_generation.sync_weights()  # the server samples the new weights
+                trainer._last_loaded_step = trainer.state.global_step
+            return self.doctor
+        if self._policy is None:
+            from promed_agents.backends.local_chat_model import LocalChatModel
+
+            model = trainer.accelerator.unwrap_model(trainer.model)
+            self._policy = LocalChatModel.serving(model, trainer.processing_class,
+                                                  name=trainer.args.policy_name)
+        return self._policy
+
+    def episodes(self, case_ids: Sequence[str], trainer: Any) -> list[EpisodeRecord]:
+        missing = sorted(set(case_ids) - set(self.cases))
+        if missing:
+            raise TrainingError(f"the training rows name cases {missing[:5]} that the "
+                                "rollout source was not given")
+        doctor = self._doctor(trainer)
+        context = ConsultationContext(
+            doctor=doctor, patient=self.patient, evaluator=self.evaluator,
+            max_questions=self.max_questions, demonstration=self.demonstration,
+            doctor_kwargs=doctor_sampling(doctor, max_tokens=self.max_turn_tokens,
+                                          temperature=trainer.temperature))
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        was_training = model.training
+        model.eval()  # no dropout while sampling
+        try:
+            episodes = asyncio.run(arun_consultations(
+                [self.cases[c] for c in case_ids], context, policy=self.partial_policy,
+                concurrency=self.concurrency, graph_name=GRAPH_NAME,
+                experiment_id=self.experiment_id))
+        finally:
+            model.train(was_training)
+        if self.store is not None:
+            episodes = [e.model_copy(update={"id": self.store.record_episode(e)})
+                        for e in episodes]
+        return episodes
+
+
+@dataclass
+class LoggedEpisodes:
+    """Stored consultations of experiments ``experiment_ids``, served in turn per case
+    (cycling when a case has fewer than a group). Failed episodes are skipped."""
+
+    store: Any
+    experiment_ids: Sequence[int]
+    off_policy: bool = True
+    _by_case: dict[str, list[int]] = field(default_factory=dict, repr=False)
+    _cursor: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for experiment_id in self.experiment_ids:
+            for summary in self.store.list_episodes(experiment_id):
+                if summary.status != EpisodeStatus.FAILED.value:
+                    self._by_case.setdefault(summary.case_id, []).append(summary.id)
+        if not self._by_case:
+            raise TrainingError(f"experiments {list(self.experiment_ids)} have no finished "
+                                "consultations to train on")
+        first = self.store.get_episode(next(iter(self._by_case.values()))[0])
+        if not any(t.token_ids for t in first.turns if t.role is Role.DOCTOR):
+            raise TrainingError(
+                f"episode {first.id} has no token ids in its doctor turns: its doctor backend "
+                "did not return them, so it cannot be trained on (record traces with a "
+                "local: model, or a server that returns token ids and logprobs)")
+
+    @property
+    def case_ids(self) -> list[str]:
+        """The cases with stored consultations, sorted."""
+        return sorted(self._by_case)
+
+    def episodes(self, case_ids: Sequence[str], trainer: Any = None) -> list[EpisodeRecord]:
+        chosen = []
+        for case_id in case_ids:
+            if case_id not in self._by_case:
+                raise TrainingError(f"no stored consultation of case {case_id!r} in "
+                                    f"experiments {list(self.experiment_ids)}")
+            ids = self._by_case[case_id]
+            position = self._cursor.get(case_id, 0)
+            self._cursor[case_id] = position + 1
+            chosen.append(self.store.get_episode(ids[position % len(ids)]))
+        return chosen

@@ -1,0 +1,249 @@
+"""SIG-augmented GRPO: the doctor trained on consultations with per-token SIG rewards.
+
+case -> consultation graph -> trace in SQL -> Shapley/SIG -> token rewards -> **SIG-GRPO**
+-> checkpoint -> evaluation
+
+:class:`SigGRPOTrainer` is TRL's ``GRPOTrainer`` with one method replaced:
+``_generate_and_score_completions``. Instead of sampling one completion per prompt and
+scoring it with reward functions, it asks an
+:class:`~promed_agents.trainers.episode_sources.EpisodeSource` for whole consultations
+(``num_generations`` per case: fresh graph rollouts, or logged traces), stitches each into
+one sequence whose environment tokens (patient replies, reminders) are masked out through
+TRL's ``tool_mask``, and hands TRL **per-token advantages** of shape (B, T):
+
+1. each doctor turn's tokens get its reward (:mod:`~promed_agents.trainers.token_rewards`):
+   a question ``alpha*SIG + beta*SIG*correct``, the final answer ``gamma*correct``, every
+   turn ``format*format_score``;
+2. the advantage of a trained token is its reward minus the mean reward of all trained
+   tokens of the case's group; no division by the standard deviation (the reference's
+   rule; TRL's ``scale_rewards`` is not used);
+3. TRL's ``_compute_loss`` does the rest: the PPO-clipped ratio (``epsilon``, reference 0.1),
+   the k3 KL to the reference model (``beta``, reference 0.04), and the aggregation of
+   ``loss_type`` (default ``"grpo"``: mean over each sequence's trained tokens, then over
+   sequences; TRL's other loss types work unchanged).
+
+On-policy, the "old" logprobs are the current ones (TRL's rule); from logged traces they
+are the recorded sampling logprobs (temperature 1), so off-policy updates are importance
+weighted, clipped by ``epsilon``, and capped by TRL's ``delta`` when set. The private API
+this relies on (``_generate_and_score_completions``'s output, ``_compute_loss`` accepting
+(B, T) advantages, ``_get_per_token_logps_and_entropies``) is pinned with ``trl==1.16.0``
+and checked by ``tests/test_grpo_trainer.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from trl import GRPOConfig, GRPOTrainer
+from trl.trainer.utils import pad, use_adapter
+
+from promed_agents.case import Case
+from promed_agents.errors import TrainingError
+from promed_agents.trainers.episode_sources import EpisodeSource
+from promed_agents.trainers.grpo_batch import ScoredSequence, rollout_metrics, score_groups
+from promed_agents.trainers.lora_options import LoraOptions, cpu_training_defaults
+from promed_agents.trainers.token_rewards import RewardWeights
+from promed_agents.trainers.training_log import TrainingLog
+from promed_agents.trainers.training_output import (
+    last_checkpoint,
+    refuse_finished,
+    save_final_model,
+    write_receipt,
+)
+
+
+@dataclass
+class SigGRPOConfig(LoraOptions, GRPOConfig):
+    """TRL's ``GRPOConfig`` with the reference's defaults and the SIG reward weights."""
+
+    loss_type: str = field(default="grpo", metadata={
+        "help": "TRL loss aggregation; 'grpo' (the reference's) averages each sequence's "
+                "trained tokens, then the sequences."})
+    epsilon: float = field(default=0.1, metadata={"help": "PPO clipping (reference: 0.1)."})
+    beta: float = field(default=0.04, metadata={
+        "help": "Weight of the k3 KL to the starting model (reference: 0.04; 0 skips the "
+                "reference model)."})
+    temperature: float = field(default=0.7, metadata={
+        "help": "Sampling temperature of the doctor in rollouts (logprobs use the same)."})
+    num_generations: int = field(default=8, metadata={
+        "help": "Consultations per case and step (the group, G)."})
+    activation_checkpointing: bool | None = field(default=False, metadata={
+        "help": "Recompute activations in the backward pass (TRL's default is on; a small "
+                "doctor has the memory, so it is off here and training is faster)."})
+    gradient_checkpointing: bool | None = field(default=None, metadata={
+        "help": "Deprecated alias of activation_checkpointing (transformers 5)."})
+    sig_weight: float = field(default=2.0, metadata={
+        "help": "alpha: question tokens get alpha*SIG (reference: 2)."})
+    sig_correct_weight: float = field(default=1.0, metadata={
+        "help": "beta (SIG): question tokens also get beta*SIG*correct (reference: 1)."})
+    answer_weight: float = field(default=3.0, metadata={
+        "help": "gamma: answer tokens get gamma*correct (reference: 3)."})
+    format_weight: float = field(default=1.0, metadata={
+        "help": "Every doctor turn's tokens get format_weight*format_score (reference: 1)."})
+    policy_name: str = field(default="grpo-policy", metadata={
+        "help": "Doctor spec recorded on rollouts of the policy in training (local:NAME)."})
+
+    def __post_init__(self) -> None:
+        cpu_training_defaults(self)
+        super().__post_init__()
+
+    @property
+    def reward_weights_sig(self) -> RewardWeights:
+        return RewardWeights(alpha=self.sig_weight, beta=self.sig_correct_weight,
+                             gamma=self.answer_weight, format=self.format_weight)
+
+
+def consultation_reward(*_args: Any, **_kwargs: Any) -> list[float]:
+    """Stands in for TRL's reward functions, which it requires: SIG-GRPO's rewards are per
+    token and come from the consultations (:mod:`~promed_agents.trainers.grpo_batch`), so
+    this is never called."""
+    raise AssertionError("SigGRPOTrainer scores consultations itself")
+
+
+def _padded(rows: list[list[Any]], value: float, side: str, dtype: torch.dtype,
+            device: torch.device) -> torch.Tensor:
+    return pad([torch.tensor(r, dtype=dtype) for r in rows], padding_value=value,
+               padding_side=side).to(device)
+
+
+class SigGRPOTrainer(GRPOTrainer):
+    """GRPO on whole consultations from ``source`` with SIG-guided token advantages.
+
+    ``train_dataset`` rows need a ``case_id`` (and a ``prompt``, which TRL shows in logs).
+    """
+
+    def __init__(self, model: Any, args: SigGRPOConfig, train_dataset: Any,
+                 source: EpisodeSource, processing_class: Any = None,
+                 callbacks: list[Any] | None = None, peft_config: Any = None) -> None:
+        if source.off_policy:  # recorded logprobs are at temperature 1; TRL bakes the
+            args.temperature = 1.0  # temperature into the model's LM head at init
+        super().__init__(model=model, reward_funcs=[consultation_reward], args=args,
+                         train_dataset=train_dataset, processing_class=processing_class,
+                         callbacks=callbacks, peft_config=peft_config)
+        self.source = source
+        self.token_reward_weights = args.reward_weights_sig
+
+    def _reference_logps(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                         keep: int, batch_size: int) -> torch.Tensor:
+        if self.ref_model is not None:
+            return self._get_per_token_logps_and_entropies(
+                self.ref_model, input_ids, attention_mask, keep, batch_size=batch_size)[0]
+        model = self.accelerator.unwrap_model(self.model)  # LoRA: the adapter switched off
+        with use_adapter(model, adapter_name="ref" if "ref" in model.peft_config else None):
+            return self._get_per_token_logps_and_entropies(
+                self.model, input_ids, attention_mask, keep, batch_size=batch_size)[0]
+
+    def _tensors(self, scored: list[ScoredSequence]) -> dict[str, torch.Tensor]:
+        device, pad_id = self.accelerator.device, self._tokenizer.pad_token_id
+        prompts = [s.prompt_ids for s in scored]
+        completions = [s.completion_ids for s in scored]
+        return {
+            "prompt_ids": _padded(prompts, pad_id, "left", torch.long, device),
+            "prompt_mask": _padded([[1] * len(p) for p in prompts], 0, "left", torch.long,
+                                   device),
+            "completion_ids": _padded(completions, pad_id, "right", torch.long, device),
+            "completion_mask": _padded([[1] * len(c) for c in completions], 0, "right",
+                                       torch.long, device),
+            "tool_mask": _padded([s.loss_mask for s in scored], 0, "right", torch.long, device),
+            "advantages": _padded([s.advantages for s in scored], 0.0, "right", torch.float32,
+                                  device),
+            "sampling_per_token_logps": _padded([s.sampling_logprobs for s in scored], 0.0,
+                                                "right", torch.float32, device),
+        }
+
+    def _generate_and_score_completions(self, inputs: list[dict[str, Any]]
+                                        ) -> dict[str, torch.Tensor | Any]:
+        mode = "train" if self.model.training else "eval"
+        group = self.num_generations if mode == "train" else self.num_generations_eval
+        episodes = self.source.episodes([row["case_id"] for row in inputs], self)
+        scored = score_groups(episodes, group, self.token_reward_weights,
+                              self._tokenizer.pad_token_id)
+        batch = self._tensors(scored)
+        loss_mask = batch["completion_mask"] * batch["tool_mask"]
+        batch["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()).sum()
+        input_ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
+        attention_mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
+        keep = batch["completion_ids"].size(1)
+        size = self.args.per_device_train_batch_size if mode == "train" \
+            else self.args.per_device_eval_batch_size
+        sampling = batch.pop("sampling_per_token_logps")
+        with torch.no_grad():
+            if self.source.off_policy:
+                batch["old_per_token_logps"] = sampling
+            elif self.args.gradient_accumulation_steps % (
+                    self.args.steps_per_generation * self.num_iterations):
+                batch["old_per_token_logps"] = self._get_per_token_logps_and_entropies(
+                    self.model, input_ids, attention_mask, keep, batch_size=size)[0]
+            if self.beta != 0.0:
+                batch["ref_per_token_logps"] = self._reference_logps(
+                    input_ids, attention_mask, keep, size)
+        metrics = rollout_metrics(episodes, scored)
+        metrics["num_tokens_trained"] = float(loss_mask.sum().item())
+        for name, value in metrics.items():
+            self._metrics[mode][name].append(value)
+        return batch
+
+
+@dataclass(frozen=True)
+class GRPOResult:
+    output_dir: Path
+    steps: int
+    resumed_from: str | None
+    checkpoint_id: int | None
+    metrics: dict[str, Any]
+
+
+def case_dataset(cases: Sequence[Case]) -> Any:
+    """The trainer's rows: one per case (TRL repeats each ``num_generations`` times)."""
+    from datasets import Dataset
+
+    return Dataset.from_list([{"case_id": c.id, "prompt": c.question} for c in cases])
+
+
+def train_grpo(model_ref: str, cases: Sequence[Case], source: EpisodeSource,
+               config: SigGRPOConfig, *, store: Any = None, experiment_id: int | None = None,
+               base_model_spec: str | None = None, callbacks: Sequence[Any] = ()
+               ) -> GRPOResult:
+    """Train the local model ``model_ref`` (an embedded name or a folder) with SIG-GRPO on
+    ``cases``, consultations coming from ``source``; save it to ``config.output_dir``
+    (resuming from its newest ``checkpoint-N``) and register it in ``store``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from promed_agents.backends.local_weights import model_folder
+
+    output = Path(config.output_dir)
+    refuse_finished(output)
+    if not cases:
+        raise TrainingError("no training cases: give --cases, --case-ids or --split (or "
+                            "logged traces with finished consultations)")
+    folder = model_folder(model_ref)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    log = TrainingLog(output, store, experiment_id)
+    trainer = SigGRPOTrainer(model, config, case_dataset(cases), source,
+                             processing_class=tokenizer, callbacks=[log, *callbacks],
+                             peft_config=config.lora_config() if config.use_lora else None)
+    resume = last_checkpoint(output)
+    trainer.train(resume_from_checkpoint=resume)
+    save_final_model(trainer, tokenizer, output, merge_lora=config.use_lora)
+    logged = [e for e in trainer.state.log_history if "loss" in e]
+    metrics = {"steps": trainer.state.global_step, "cases": len(cases),
+               "group_size": config.num_generations, "off_policy": source.off_policy,
+               "learning_rate": config.learning_rate, "beta": config.beta,
+               "epsilon": config.epsilon, "loss_type": config.loss_type,
+               "lora": config.use_lora, "last_log": logged[-1] if logged else {}}
+    base = base_model_spec or f"local:{model_ref}"
+    checkpoint_id = None
+    if store is not None:
+        checkpoint_id = store.register_checkpoint(str(output.resolve()), base,
+                                                  trainer.state.global_step, metrics,
+                                                  experiment_id=experiment_id)
+    write_receipt(output, {"base_model": base, "experiment_id": experiment_id,
+                           "checkpoint_id": checkpoint_id, "resumed_from": resume, **metrics})
+    return GRPOResult(output, trainer.state.global_step, resume, checkpoint_id, metrics)

@@ -1,0 +1,45 @@
+"""A trainer's output folder: resume points, the final model, the receipt.
+
+case -> ... -> **MCTS-SFT / GRPO output folder** -> ``--doctor local:DIR`` -> evaluation
+
+Both doctor trainers write the same layout: TRL's ``checkpoint-N`` folders while training
+(a rerun resumes from the newest: step counter, optimizer and scheduler), then the final
+model as a plain transformers folder (a LoRA adapter merged in) and, last, the receipt
+file :data:`RECEIPT`, whose presence marks the folder finished (a new run refuses it).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from promed_agents.errors import TrainingError
+
+RECEIPT = "promed_training.json"
+"""Written last into a finished output folder: what was trained, from what, to which loss."""
+
+
+def refuse_finished(output: Path) -> None:
+    if (output / RECEIPT).exists():
+        raise TrainingError(f"{output} already holds a trained model ({RECEIPT}); choose "
+                            "another --output, or delete the folder to train again")
+
+
+def last_checkpoint(folder: Path) -> str | None:
+    """The newest ``checkpoint-N`` folder inside ``folder`` (to resume from), or None."""
+    steps = [(int(p.name.split("-")[-1]), p) for p in folder.glob("checkpoint-*")
+             if p.name.split("-")[-1].isdigit()]
+    return str(max(steps)[1]) if steps else None
+
+
+def save_final_model(trainer: Any, tokenizer: Any, output: Path, merge_lora: bool) -> None:
+    """The trained model as a plain transformers folder (usable as ``local:DIR``)."""
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    final = model.merge_and_unload() if merge_lora else model
+    final.save_pretrained(output)
+    tokenizer.save_pretrained(output)
+
+
+def write_receipt(output: Path, receipt: dict[str, Any]) -> None:
+    (output / RECEIPT).write_text(json.dumps(receipt, indent=1), encoding="utf-8")
