@@ -171,3 +171,12 @@ def sft(
                            batch_size=batch_size, max_length=max_length, lora=lora, seed=seed)
     with open_store(db) as store:
         train_sft_command(store, settings, console, err_console)
+
+
+def _register_grpo() -> None:
+    from promed_agents.grpo_command import grpo
+
+    train_app.command("grpo")(grpo)
+
+
+_register_grpo()

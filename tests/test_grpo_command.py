@@ -1,0 +1,66 @@
+"""`promed train grpo`: graph rollouts or logged traces to a doctor checkpoint."""
+
+from __future__ import annotations
+
+from test_cli import run
+
+from promed_agents.storage import TraceStore
+
+
+def test_grpo_from_rollouts_then_consult_with_the_result(sqlite_url, tmp_path,
+                                                         tiny_model_folder):
+    out = tmp_path / "doctor"
+    args = ["train", "grpo", "--model", f"local:{tiny_model_folder}", "--output", out,
+            "--cases", "1", "--group-size", "2", "--steps", "1", "--max-questions", "1",
+            "--max-new-tokens", "4", "--learning-rate", "1e-3", "--db", sqlite_url]
+    trained = run(*args)
+    assert trained.exit_code == 0, trained.output
+    assert "SIG-GRPO on 1 case(s) from graph rollouts" in trained.output
+    assert "trained 1 steps" in trained.output and f"local:{out}" in trained.output
+    with TraceStore(sqlite_url) as store:
+        run_id, config = store.experiment_config("grpo-doctor")
+        assert config["kind"] == "grpo" and config["group_size"] == 2
+        assert store.count_episodes(run_id) == 2
+        assert [step for step, _ in store.training_metrics(run_id)] == [1]
+        (checkpoint,) = store.list_checkpoints()
+    assert checkpoint.experiment_id == run_id and checkpoint.step == 1
+    consulted = run("consult", "--cases", "1", "--doctor", f"local:{out}", "--max-questions",
+                    "1", "--max-new-tokens", "4", "--db", sqlite_url)
+    assert consulted.exit_code == 0, consulted.output
+    again = run(*args)
+    assert again.exit_code == 1 and "already holds a trained model" in again.stderr
+
+
+def test_grpo_from_logged_traces(sqlite_url, tmp_path, tiny_model_folder):
+    logged = run("consult", "--cases", "2", "--doctor",
+                 "fake:question: What did the culture show?||answer: C", "--max-questions",
+                 "1", "--experiment", "logged", "--db", sqlite_url)
+    assert logged.exit_code == 0, logged.output
+    trained = run("train", "grpo", "--model", f"local:{tiny_model_folder}", "--output",
+                  tmp_path / "offline", "--from-traces", "logged", "--group-size", "2",
+                  "--steps", "1", "--ratio-cap", "3", "--experiment", "off", "--db",
+                  sqlite_url)
+    assert trained.exit_code == 0, trained.output
+    assert "SIG-GRPO on 2 case(s) from logged traces" in trained.output
+    with TraceStore(sqlite_url) as store:
+        run_id = store.experiment_id("off")
+        assert store.count_episodes(run_id) == 0
+        ((_, metrics),) = store.training_metrics(run_id)
+    assert metrics["episodes/questions"] == 1.0 and metrics["num_tokens_trained"] > 0
+
+
+def test_bad_grpo_arguments_are_one_line_errors(sqlite_url, tmp_path):
+    missing = run("train", "grpo", "--output", tmp_path / "x", "--from-traces", "nope",
+                  "--db", sqlite_url)
+    assert missing.exit_code == 1 and "no experiment named 'nope'" in missing.stderr
+    remote = run("train", "grpo", "--model", "fake:answer: A", "--output", tmp_path / "x",
+                 "--db", sqlite_url)
+    assert remote.exit_code == 1 and "training needs a local model" in remote.stderr
+    run("consult", "--cases", "1", "--doctor", "fake:answer: A", "--experiment", "c",
+        "--db", sqlite_url)
+    taken = run("train", "grpo", "--output", tmp_path / "x", "--experiment", "c",
+                "--cases", "1", "--db", sqlite_url)
+    assert taken.exit_code == 1 and "is not a GRPO run" in taken.stderr
+    small = run("train", "grpo", "--output", tmp_path / "x", "--group-size", "1",
+                "--db", sqlite_url)
+    assert small.exit_code == 2
