@@ -34,7 +34,7 @@ from promed_agents.cli_options import (
     open_store,
     reports_errors,
 )
-from promed_agents.errors import NotFoundError, TrainingError
+from promed_agents.errors import NotFoundError, TraceError, TrainingError
 from promed_agents.progress_bar import progress_bar
 
 KIND = "grpo"
@@ -95,7 +95,10 @@ def _run(store: Any, settings: GrpoSettings, console: Console) -> tuple[int, lis
                                  settings.split)
         config = {**asdict(settings), "output": str(settings.output), "kind": KIND,
                   "case_ids": [c.id for c in cases]}
-        return store.create_experiment(settings.name, KIND, config), cases
+        try:
+            return store.create_experiment(settings.name, KIND, config), cases
+        except TraceError:  # another process of the same launch created it first
+            experiment_id, saved = store.experiment_config(settings.name)
     if saved.get("kind") != KIND:
         raise TrainingError(f"experiment {settings.name!r} exists and is not a GRPO run; "
                             "choose another --experiment name")

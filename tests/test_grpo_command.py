@@ -64,3 +64,29 @@ def test_bad_grpo_arguments_are_one_line_errors(sqlite_url, tmp_path):
     small = run("train", "grpo", "--output", tmp_path / "x", "--group-size", "1",
                 "--db", sqlite_url)
     assert small.exit_code == 2
+
+
+def test_two_processes_train_one_run(sqlite_url, tmp_path, tiny_model_folder):
+    """torchrun, 2 CPU processes (DDP over gloo): each samples its own cases, one run,
+    one registered checkpoint."""
+    import os
+    import subprocess
+    import sys
+
+    assert run("consult", "--cases", "1", "--doctor", "fake:answer: A", "--db",
+               sqlite_url).exit_code == 0  # cases imported before the processes start
+    out = tmp_path / "ddp"
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         "-m", "promed_agents.cli", "train", "grpo", "--model", f"local:{tiny_model_folder}",
+         "--output", str(out), "--cases", "2", "--group-size", "2", "--steps", "2",
+         "--max-questions", "1", "--max-new-tokens", "4", "--db", sqlite_url],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    with TraceStore(sqlite_url) as store:
+        run_id = store.experiment_id("grpo-ddp")
+        assert store.count_episodes(run_id) == 8  # 2 steps x 2 processes x 1 case x 2
+        assert [step for step, _ in store.training_metrics(run_id)] == [1, 2]
+        assert len(store.list_checkpoints()) == 1
+    assert (out / "model.safetensors").exists()

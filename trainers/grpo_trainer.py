@@ -50,6 +50,7 @@ from promed_agents.trainers.token_rewards import RewardWeights
 from promed_agents.trainers.training_log import TrainingLog
 from promed_agents.trainers.training_output import (
     last_checkpoint,
+    quiet,
     refuse_finished,
     save_final_model,
     write_receipt,
@@ -119,6 +120,13 @@ class SigGRPOTrainer(GRPOTrainer):
     def __init__(self, model: Any, args: SigGRPOConfig, train_dataset: Any,
                  source: EpisodeSource, processing_class: Any = None,
                  callbacks: list[Any] | None = None, peft_config: Any = None) -> None:
+        local = args.per_device_train_batch_size * (args.steps_per_generation or 1)
+        if local % args.num_generations:
+            raise TrainingError(
+                f"each process's generation batch ({args.per_device_train_batch_size} x "
+                f"{args.steps_per_generation} steps) must hold whole groups of "
+                f"{args.num_generations} consultations; make per_device_train_batch_size a "
+                "multiple of num_generations")
         if source.off_policy:  # recorded logprobs are at temperature 1; TRL bakes the
             args.temperature = 1.0  # temperature into the model's LM head at init
         super().__init__(model=model, reward_funcs=[consultation_reward], args=args,
@@ -183,7 +191,10 @@ class SigGRPOTrainer(GRPOTrainer):
                     input_ids, attention_mask, keep, size)
         metrics = rollout_metrics(episodes, scored)
         metrics["num_tokens_trained"] = float(loss_mask.sum().item())
-        for name, value in metrics.items():
+        # every process ran its own consultations: log the mean over processes
+        values = self.accelerator.gather(torch.tensor(
+            [list(metrics.values())], device=self.accelerator.device)).mean(dim=0)
+        for name, value in zip(metrics, values.tolist(), strict=True):
             self._metrics[mode][name].append(value)
         return batch
 
@@ -229,6 +240,8 @@ def train_grpo(model_ref: str, cases: Sequence[Case], source: EpisodeSource,
     trainer = SigGRPOTrainer(model, config, case_dataset(cases), source,
                              processing_class=tokenizer, callbacks=[log, *callbacks],
                              peft_config=config.lora_config() if config.use_lora else None)
+    if config.disable_tqdm:
+        quiet(trainer)
     resume = last_checkpoint(output)
     trainer.train(resume_from_checkpoint=resume)
     save_final_model(trainer, tokenizer, output, merge_lora=config.use_lora)
@@ -240,6 +253,8 @@ def train_grpo(model_ref: str, cases: Sequence[Case], source: EpisodeSource,
                "lora": config.use_lora, "last_log": logged[-1] if logged else {}}
     base = base_model_spec or f"local:{model_ref}"
     checkpoint_id = None
+    if not trainer.accelerator.is_main_process:  # one registration and receipt per run
+        return GRPOResult(output, trainer.state.global_step, resume, None, metrics)
     if store is not None:
         checkpoint_id = store.register_checkpoint(str(output.resolve()), base,
                                                   trainer.state.global_step, metrics,

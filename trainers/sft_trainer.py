@@ -26,6 +26,7 @@ from promed_agents.storage.training_records import TrainingSample
 from promed_agents.trainers.lora_options import LoraOptions, cpu_training_defaults
 from promed_agents.trainers.training_output import (
     last_checkpoint,
+    quiet,
     refuse_finished,
     save_final_model,
     write_receipt,
@@ -89,6 +90,8 @@ def train_sft(model_ref: str, samples: Sequence[TrainingSample], config: DoctorS
                          processing_class=tokenizer,
                          peft_config=config.lora_config() if config.use_lora else None,
                          callbacks=list(callbacks))
+    if config.disable_tqdm:
+        quiet(trainer)
     resume = last_checkpoint(output)
     trainer.train(resume_from_checkpoint=resume)
     save_final_model(trainer, tokenizer, output, merge_lora=config.use_lora)

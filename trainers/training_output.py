@@ -34,11 +34,25 @@ def last_checkpoint(folder: Path) -> str | None:
 
 
 def save_final_model(trainer: Any, tokenizer: Any, output: Path, merge_lora: bool) -> None:
-    """The trained model as a plain transformers folder (usable as ``local:DIR``)."""
-    model = trainer.accelerator.unwrap_model(trainer.model)
-    final = model.merge_and_unload() if merge_lora else model
-    final.save_pretrained(output)
-    tokenizer.save_pretrained(output)
+    """The trained model as a plain transformers folder (usable as ``local:DIR``).
+    ``trainer.save_model`` gathers sharded weights (DeepSpeed ZeRO-3, FSDP) and writes on
+    the main process only; a LoRA adapter is merged in first (on the main process)."""
+    if not merge_lora:
+        trainer.save_model(str(output))
+        return
+    if trainer.accelerator.is_main_process:
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        model.merge_and_unload().save_pretrained(output)
+        tokenizer.save_pretrained(output)
+    trainer.accelerator.wait_for_everyone()
+
+
+def quiet(trainer: Any) -> None:
+    """Drop transformers' printing of every log dict (shown when tqdm is off): the CLI
+    shows a progress bar, and the metrics are in the training log and the store."""
+    from transformers import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
 
 
 def write_receipt(output: Path, receipt: dict[str, Any]) -> None:
