@@ -91,8 +91,8 @@ def _run(store: Any, settings: GrpoSettings, console: Console) -> tuple[int, lis
             cases = [store.get_case(c) for c in logged.case_ids if c in wanted]
             cases = cases[: settings.cases] if settings.cases else cases
         else:
-            cases = select_cases(store, console, settings.cases, settings.case_ids,
-                                 settings.split)
+            cases = select_cases(store, console, settings.cases,
+                                 case_id_list(settings.case_ids), settings.split)
         config = {**asdict(settings), "output": str(settings.output), "kind": KIND,
                   "case_ids": [c.id for c in cases]}
         try:

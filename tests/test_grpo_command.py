@@ -9,9 +9,12 @@ from promed_agents.storage import TraceStore
 
 def test_grpo_from_rollouts_then_consult_with_the_result(sqlite_url, tmp_path,
                                                          tiny_model_folder):
+    assert run("consult", "--cases", "2", "--doctor", "fake:answer: A", "--db",
+               sqlite_url).exit_code == 0  # imports the bundled cases
     out = tmp_path / "doctor"
     args = ["train", "grpo", "--model", f"local:{tiny_model_folder}", "--output", out,
-            "--cases", "1", "--group-size", "2", "--steps", "1", "--max-questions", "1",
+            "--case-ids", "imedqa-1", "--group-size", "2", "--steps", "1",
+            "--max-questions", "1",
             "--max-new-tokens", "4", "--learning-rate", "1e-3", "--db", sqlite_url]
     trained = run(*args)
     assert trained.exit_code == 0, trained.output
@@ -20,6 +23,7 @@ def test_grpo_from_rollouts_then_consult_with_the_result(sqlite_url, tmp_path,
     with TraceStore(sqlite_url) as store:
         run_id, config = store.experiment_config("grpo-doctor")
         assert config["kind"] == "grpo" and config["group_size"] == 2
+        assert config["case_ids"] == ["imedqa-1"]
         assert store.count_episodes(run_id) == 2
         assert [step for step, _ in store.training_metrics(run_id)] == [1]
         (checkpoint,) = store.list_checkpoints()
@@ -90,3 +94,17 @@ def test_two_processes_train_one_run(sqlite_url, tmp_path, tiny_model_folder):
         assert [step for step, _ in store.training_metrics(run_id)] == [1, 2]
         assert len(store.list_checkpoints()) == 1
     assert (out / "model.safetensors").exists()
+
+
+def test_accelerate_configs_parse():
+    from pathlib import Path
+
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    folder = Path(__file__).parent.parent / "examples" / "accelerate"
+    kinds = {p.name: ClusterConfig.from_yaml_file(p).distributed_type.value
+             for p in sorted(folder.glob("*.yaml"))}
+    assert kinds == {"deepspeed_zero2.yaml": "DEEPSPEED", "deepspeed_zero3.yaml": "DEEPSPEED",
+                     "fsdp.yaml": "FSDP"}
+    zero3 = ClusterConfig.from_yaml_file(folder / "deepspeed_zero3.yaml")
+    assert zero3.deepspeed_config["zero_stage"] == 3

@@ -103,6 +103,11 @@ def test_two_steps_from_graph_rollouts(tiny_model_folder, tmp_path, sqlite_url):
         result = train_grpo(str(tiny_model_folder), CASES, source, _config(tmp_path),
                             store=store, experiment_id=run)
         assert store.count_episodes(run) == 8  # 2 steps x 2 cases x 2 consultations
+        recorded = next(store.iter_episodes(run))
+        question = recorded.turns[0]
+        assert question.token_rewards == pytest.approx([question.reward] * len(question.token_ids))
+        assert recorded.total_reward == sum(t.reward for t in recorded.turns
+                                            if t.role is Role.DOCTOR)
         steps = store.training_metrics(run)
         (checkpoint,) = store.list_checkpoints()
     assert result.steps == 2 and [s for s, _ in steps] == [1, 2]
@@ -233,3 +238,25 @@ def test_logged_episodes_are_served_in_turn_and_checked(sqlite_url):
         assert len(set(ids[:3])) == 3 and ids[3] == ids[0]  # in turn, then cycling
         with pytest.raises(TrainingError, match="no stored consultation"):
             source.episodes([CASES[1].id])
+
+
+def test_lora_with_kl_and_gradient_accumulation(tiny_model_folder, tmp_path):
+    """LoRA: the reference is the model with the adapter off; the adapter is merged on
+    save. Two accumulation steps split one generation batch of two cases."""
+    from transformers import AutoModelForCausalLM
+
+    source = GraphRollouts({c.id: c for c in CASES}, max_questions=1,
+                           doctor=ScriptedChatModel(responses=SCRIPT))
+    config = _config(tmp_path, max_steps=1, beta=0.04, use_lora=True, learning_rate=5e-2,
+                     per_device_train_batch_size=2, gradient_accumulation_steps=2,
+                     lora_target_modules=["q_proj", "v_proj"])
+    result = train_grpo(str(tiny_model_folder), CASES, source, config)
+    logged = json.loads((result.output_dir / LOG_FILE).read_text().splitlines()[0])
+    assert logged["step"] == 1 and "kl" in logged and logged["grad_norm"] > 0
+    merged = AutoModelForCausalLM.from_pretrained(result.output_dir)
+    assert not any("lora" in name for name, _ in merged.named_parameters())
+    before = _weights(tiny_model_folder)
+    after = merged.state_dict()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert changed and all("q_proj" in k or "v_proj" in k for k in changed)
+

@@ -11,6 +11,7 @@ from promed_agents.trainers.token_rewards import (
     group_advantages,
     sequence_token_rewards,
     turn_reward,
+    with_token_rewards,
 )
 
 
@@ -68,3 +69,12 @@ def test_advantages_subtract_the_group_mean_of_trained_tokens_without_scaling():
     assert group_advantages([[3.0]], [[0]]) == [[0.0]]  # nothing trained
     with pytest.raises(ValueError):
         group_advantages(rewards, masks[:1])
+
+
+def test_an_episode_annotated_with_its_rewards():
+    annotated = with_token_rewards(dialogue(True))
+    doctor_turns = [t for t in annotated.turns if t.role is Role.DOCTOR]
+    assert [t.reward for t in doctor_turns] == [1.75, 0.0, 2.0, 4.0]
+    assert doctor_turns[0].token_rewards == [1.75] * 3
+    assert [t.reward for t in annotated.turns if t.role is Role.PATIENT] == [None, None]
+    assert annotated.total_reward == 7.75

@@ -9,7 +9,8 @@ The trainer asks its :class:`EpisodeSource` for one finished consultation per da
 - :class:`GraphRollouts` (on-policy): the consultation graph with the trainer's current
   model as the doctor (sampling at the trainer's temperature), patient and evaluator
   frozen; every consultation is recorded in the store under the run's experiment, with
-  token ids and logprobs. ``doctor`` can instead be a served model (an ``openai:``
+  token ids, logprobs and each doctor turn's reward per token (the policy's tokens are
+  those of the doctor turns). ``doctor`` can instead be a served model (an ``openai:``
   backend on a vLLM server that the trainer keeps in sync).
 - :class:`LoggedEpisodes` (off-policy): consultations already in the store, from given
   experiments, taken in turn per case; their recorded sampling logprobs become the "old"
@@ -34,6 +35,7 @@ from promed_agents.graphs.consultation_runner import arun_consultations
 from promed_agents.partial_view import DEFAULT_POLICY, PartialInfoPolicy
 from promed_agents.patient import FactSelectPatient, Patient
 from promed_agents.trace import EpisodeRecord, EpisodeStatus, Role
+from promed_agents.trainers.token_rewards import REFERENCE_WEIGHTS, with_token_rewards
 
 GRAPH_NAME = "grpo"
 
@@ -102,6 +104,8 @@ class GraphRollouts:
                 experiment_id=self.experiment_id))
         finally:
             model.train(was_training)
+        weights = getattr(trainer, "token_reward_weights", REFERENCE_WEIGHTS)
+        episodes = [with_token_rewards(e, weights) for e in episodes]
         if self.store is not None:
             episodes = [e.model_copy(update={"id": self.store.record_episode(e)})
                         for e in episodes]

@@ -45,9 +45,9 @@ from promed_agents.case import Case
 from promed_agents.errors import TrainingError
 from promed_agents.trainers.episode_sources import EpisodeSource
 from promed_agents.trainers.grpo_batch import ScoredSequence, rollout_metrics, score_groups
-from promed_agents.trainers.lora_options import LoraOptions, cpu_training_defaults
 from promed_agents.trainers.token_rewards import RewardWeights
 from promed_agents.trainers.training_log import TrainingLog
+from promed_agents.trainers.training_options import DoctorTrainingOptions, cpu_training_defaults
 from promed_agents.trainers.training_output import (
     last_checkpoint,
     quiet,
@@ -58,7 +58,7 @@ from promed_agents.trainers.training_output import (
 
 
 @dataclass
-class SigGRPOConfig(LoraOptions, GRPOConfig):
+class SigGRPOConfig(DoctorTrainingOptions, GRPOConfig):
     """TRL's ``GRPOConfig`` with the reference's defaults and the SIG reward weights."""
 
     loss_type: str = field(default="grpo", metadata={
@@ -72,11 +72,6 @@ class SigGRPOConfig(LoraOptions, GRPOConfig):
         "help": "Sampling temperature of the doctor in rollouts (logprobs use the same)."})
     num_generations: int = field(default=8, metadata={
         "help": "Consultations per case and step (the group, G)."})
-    activation_checkpointing: bool | None = field(default=False, metadata={
-        "help": "Recompute activations in the backward pass (TRL's default is on; a small "
-                "doctor has the memory, so it is off here and training is faster)."})
-    gradient_checkpointing: bool | None = field(default=None, metadata={
-        "help": "Deprecated alias of activation_checkpointing (transformers 5)."})
     sig_weight: float = field(default=2.0, metadata={
         "help": "alpha: question tokens get alpha*SIG (reference: 2)."})
     sig_correct_weight: float = field(default=1.0, metadata={

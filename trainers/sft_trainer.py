@@ -15,7 +15,7 @@ over. The final model is registered in the store with its metrics.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from trl import SFTConfig
 
 from promed_agents.errors import TrainingError
 from promed_agents.storage.training_records import TrainingSample
-from promed_agents.trainers.lora_options import LoraOptions, cpu_training_defaults
+from promed_agents.trainers.training_options import DoctorTrainingOptions, cpu_training_defaults
 from promed_agents.trainers.training_output import (
     last_checkpoint,
     quiet,
@@ -34,14 +34,8 @@ from promed_agents.trainers.training_output import (
 
 
 @dataclass
-class DoctorSFTConfig(LoraOptions, SFTConfig):
+class DoctorSFTConfig(DoctorTrainingOptions, SFTConfig):
     """TRL's ``SFTConfig`` with LoRA options. Defaults suit a small doctor on CPU."""
-
-    activation_checkpointing: bool | None = field(default=False, metadata={
-        "help": "Recompute activations in the backward pass (TRL's default is on; a small "
-                "doctor has the memory, so it is off here and training is faster)."})
-    gradient_checkpointing: bool | None = field(default=None, metadata={
-        "help": "Deprecated alias of activation_checkpointing (transformers 5)."})
 
     def __post_init__(self) -> None:
         cpu_training_defaults(self)

@@ -64,6 +64,24 @@ def episode_turn_rewards(episode: EpisodeRecord, weights: RewardWeights = REFERE
             for turn in episode.turns if turn.role is Role.DOCTOR]
 
 
+def with_token_rewards(episode: EpisodeRecord, weights: RewardWeights = REFERENCE_WEIGHTS
+                       ) -> EpisodeRecord:
+    """A copy of ``episode`` whose doctor turns carry their reward (``reward`` and, where
+    the turn has token ids, ``token_rewards``) and whose ``total_reward`` is their sum: the
+    trace then shows what each turn earned in training."""
+    correct = bool(episode.correct)
+    turns, total = [], 0.0
+    for turn in episode.turns:
+        if turn.role is Role.DOCTOR:
+            value = turn_reward(turn.kind, turn.sig, turn.format_score, correct, weights)
+            total += value
+            turn = turn.model_copy(update={
+                "reward": value,
+                "token_rewards": [value] * len(turn.token_ids) if turn.token_ids else None})
+        turns.append(turn)
+    return episode.model_copy(update={"turns": turns, "total_reward": total})
+
+
 def sequence_token_rewards(turn_rewards: Sequence[float],
                            turn_index: Sequence[int]) -> list[float]:
     """Per-turn rewards laid over a stitched sequence's completion

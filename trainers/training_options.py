@@ -1,11 +1,12 @@
-"""LoRA and CPU settings shared by the doctor trainers' configs (SFT and SIG-GRPO).
+"""Settings shared by the doctor trainers' configs (SFT and SIG-GRPO): LoRA, activation
+checkpointing, CPU training.
 
 case -> consultation graph -> trace in SQL -> Shapley/SIG -> **MCTS-SFT / GRPO** -> evaluation
 
-:class:`LoraOptions` is a dataclass mixin placed before TRL's config class
-(``class DoctorSFTConfig(LoraOptions, SFTConfig)``); :meth:`LoraOptions.lora_config` builds
-the peft ``LoraConfig``. :func:`cpu_training_defaults` is called by the configs'
-``__post_init__`` before TRL's own.
+:class:`DoctorTrainingOptions` is a dataclass mixin placed before TRL's config class
+(``class DoctorSFTConfig(DoctorTrainingOptions, SFTConfig)``), so its defaults replace
+TRL's; :meth:`DoctorTrainingOptions.lora_config` builds the peft ``LoraConfig``.
+:func:`cpu_training_defaults` is called by the configs' ``__post_init__`` before TRL's.
 """
 
 from __future__ import annotations
@@ -15,9 +16,14 @@ from typing import Any
 
 
 @dataclass
-class LoraOptions:
-    """Train a LoRA adapter instead of all weights (reference settings as defaults)."""
+class DoctorTrainingOptions:
+    """LoRA (reference settings as defaults) and activation checkpointing off."""
 
+    activation_checkpointing: bool | None = field(default=False, metadata={
+        "help": "Recompute activations in the backward pass (TRL's default is on; a small "
+                "doctor has the memory, so it is off here and training is faster)."})
+    gradient_checkpointing: bool | None = field(default=None, metadata={
+        "help": "Deprecated alias of activation_checkpointing (transformers 5)."})
     use_lora: bool = field(default=False, metadata={
         "help": "Train a LoRA adapter (merged into the saved model) instead of all weights."})
     lora_r: int = field(default=8, metadata={"help": "LoRA rank (reference: 8)."})
