@@ -260,3 +260,22 @@ def test_lora_with_kl_and_gradient_accumulation(tiny_model_folder, tmp_path):
     changed = [k for k in before if not torch.equal(before[k], after[k])]
     assert changed and all("q_proj" in k or "v_proj" in k for k in changed)
 
+
+
+def test_recorded_logprobs_match_the_trainers(tiny_model_folder, tmp_path):
+    """What the local backend records while the policy samples is what the trainer
+    computes for the same tokens (temperature 1), so logged traces are exact old logprobs."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_folder)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_folder)
+    source = GraphRollouts({c.id: c for c in CASES[:1]}, max_questions=1, max_turn_tokens=6)
+    trainer = SigGRPOTrainer(model, _config(tmp_path, temperature=1.0), case_dataset(CASES),
+                             source, processing_class=tokenizer)
+    (episode,) = source.episodes([CASES[0].id], trainer)
+    for turn in [t for t in episode.turns if t.role is Role.DOCTOR]:
+        ids = torch.tensor([turn.prompt_token_ids + turn.token_ids])
+        with torch.no_grad():
+            logps = trainer._get_per_token_logps_and_entropies(
+                trainer.model, ids, torch.ones_like(ids), len(turn.token_ids))[0][0]
+        assert logps.tolist() == pytest.approx(turn.logprobs, abs=1e-4)
