@@ -33,6 +33,7 @@ from promed_agents.cli_options import (
     reports_errors,
 )
 from promed_agents.errors import CaseConflictError
+from promed_agents.eval_command import eval_app
 from promed_agents.loader import CaseFormat, bundled_sample_path, iter_located_cases
 from promed_agents.mcts_command import mcts_app
 from promed_agents.partial_view import DEFAULT_POLICY, PartialInfoPolicy, partial_view
@@ -52,6 +53,7 @@ app.add_typer(traces_app, name="traces")
 app.add_typer(shapley_app, name="shapley")
 app.add_typer(mcts_app, name="mcts")
 app.add_typer(train_app, name="train")
+app.add_typer(eval_app, name="eval")
 
 @app.callback()
 def _main(verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,

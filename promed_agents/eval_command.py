@@ -1,0 +1,225 @@
+"""``promed eval``: a doctor on a case set, per mode and seed, with confidence intervals.
+
+case -> consultation graph -> trace in SQL -> ... -> checkpoint -> **evaluation**
+
+``promed eval --doctor SPEC --cases N --modes proactive,reactive --seeds K --experiment
+NAME`` runs every case K times in each mode (seed s passed to the doctor's sampler) and
+records the consultations as one evaluation run per mode (experiments ``NAME-proactive``,
+``NAME-reactive``, kind ``eval``). It prints accuracy, questions per episode, fact recall,
+mean SIG and format validity with 95% bootstrap intervals over cases
+(:mod:`promed_agents.evaluation`), and, with both modes, the relative accuracy gain of
+proactive over reactive. ``promed eval compare RUN_A RUN_B`` compares any two stored runs
+on their shared cases (B minus A, paired by case).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict, dataclass
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from promed_agents.cli_options import (
+    CaseIdsOption,
+    CasesOption,
+    DbOption,
+    DemonstrationOption,
+    SplitOption,
+    case_id_list,
+    console,
+    err_console,
+    open_store,
+    reports_errors,
+)
+from promed_agents.errors import ConsultationError
+from promed_agents.evaluation import (
+    METRICS,
+    Estimate,
+    paired_difference,
+    per_case,
+    relative_gain,
+    summarize,
+)
+from promed_agents.progress_bar import progress_bar
+from promed_agents.trace import ConsultationMode
+
+KIND = "eval"
+LABELS = {"correct": "accuracy", "questions": "questions", "fact_recall": "fact recall",
+          "sig": "SIG", "valid_turns": "format"}
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    doctor: str
+    experiment: str
+    cases: int | None
+    case_ids: list[str]
+    split: str | None
+    modes: list[str]
+    seeds: int
+    patient: str
+    max_questions: int
+    temperature: float
+    max_new_tokens: int
+    concurrency: int
+    sig_scorer: str | None
+    demonstration: bool
+
+
+def _modes(text: str) -> list[str]:
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in modes if m not in {mode.value for mode in ConsultationMode}]
+    if not modes or bad:
+        raise ConsultationError(f"--modes {text!r}: give proactive, reactive or both "
+                                "(comma-separated)")
+    return modes
+
+
+def run_evaluation(store: Any, settings: EvalSettings, console: Console,
+                   progress_console: Console) -> dict[str, dict[str, dict[str, float]]]:
+    """Run and record every mode and seed; returns per-case figures by run name."""
+    from promed_agents.backends import resolve_chat_model
+    from promed_agents.consult_command import patient_from_spec, select_cases, sig_evaluator
+    from promed_agents.doctor import doctor_sampling
+    from promed_agents.graphs import ConsultationContext, arun_consultations
+    from promed_agents.storage.trace_recorder import TraceRecorder
+
+    cases = select_cases(store, console, settings.cases, settings.case_ids, settings.split)
+    doctor = resolve_chat_model(settings.doctor)
+    evaluator = sig_evaluator(store, settings.sig_scorer or settings.doctor, cases, console)
+    runs: dict[str, dict[str, dict[str, float]]] = {}
+    with progress_bar(progress_console) as progress:
+        for mode in settings.modes:
+            name = f"{settings.experiment}-{mode}"
+            experiment_id = store.create_experiment(name, KIND, {
+                **asdict(settings), "mode": mode, "kind": KIND,
+                "case_ids": [c.id for c in cases], "evaluator": evaluator.name})
+            recorder = TraceRecorder(store, experiment_id)
+            task = progress.add_task(f"{mode} ({settings.doctor})",
+                                     total=len(cases) * settings.seeds)
+            episodes = []
+
+            def on_episode(episode: Any, recorder: Any = recorder, task: Any = task) -> None:
+                recorder(episode)
+                progress.advance(task)
+
+            for seed in range(settings.seeds):
+                context = ConsultationContext(
+                    doctor=doctor, patient=patient_from_spec(settings.patient),
+                    mode=ConsultationMode(mode), evaluator=evaluator,
+                    max_questions=settings.max_questions,
+                    demonstration=settings.demonstration,
+                    doctor_kwargs={**doctor_sampling(doctor, max_tokens=settings.max_new_tokens,
+                                                     temperature=settings.temperature),
+                                   "seed": seed})
+
+                episodes += asyncio.run(arun_consultations(
+                    cases, context, concurrency=settings.concurrency,
+                    experiment_id=experiment_id, on_episode=on_episode,
+                    graph_name=f"eval-s{seed}"))
+            runs[name] = per_case(episodes)
+    return runs
+
+
+def results_table(runs: dict[str, dict[str, dict[str, float]]], title: str) -> Table:
+    """One column per run, one row per metric: mean [95% CI]."""
+    table = Table(title=title)
+    table.add_column("metric")
+    summaries = {name: summarize(figures) for name, figures in runs.items()}
+    for name in runs:
+        table.add_column(escape(name), justify="right")
+    table.add_row("cases", *(str(len(figures)) for figures in runs.values()))
+    for metric in METRICS:
+        table.add_row(LABELS[metric], *(str(summary[metric]) for summary in summaries.values()))
+    return table
+
+
+def comparison_table(base: str, other: str, difference: dict[str, Estimate],
+                     gain: Estimate | None, cases: int) -> Table:
+    table = Table(title=escape(f"{other} minus {base} ({cases} shared cases, paired)"))
+    table.add_column("metric")
+    table.add_column("difference [95% CI]", justify="right")
+    for metric in METRICS:
+        table.add_row(LABELS[metric], f"{difference[metric].mean:+.3f} "
+                      f"[{difference[metric].low:+.3f}, {difference[metric].high:+.3f}]")
+    table.add_row("relative accuracy gain", "undefined (base accuracy 0)" if gain is None
+                  else f"{gain.mean:+.1%} [{gain.low:+.1%}, {gain.high:+.1%}]")
+    return table
+
+
+def compare_runs(store: Any, base: str, other: str, console: Console) -> None:
+    figures = [per_case(store.iter_episodes(store.experiment_id(name)))
+               for name in (base, other)]
+    shared = set(figures[0]) & set(figures[1])
+    if not shared:
+        raise ConsultationError(f"runs {base!r} and {other!r} share no case; compare runs "
+                                "made on the same cases")
+    console.print(comparison_table(base, other, paired_difference(*figures),
+                                   relative_gain(*figures), len(shared)))
+
+
+eval_app = typer.Typer(help="Evaluate doctors with confidence intervals; compare runs.")
+
+
+@eval_app.callback(invoke_without_command=True)
+@reports_errors
+def evaluate(
+    ctx: typer.Context,
+    doctor: Annotated[str, typer.Option(help="Doctor model spec.")] = "local:smollm2",
+    experiment: Annotated[str | None, typer.Option(
+        help="Run name; each mode is stored as NAME-MODE [default: eval-TIME].")] = None,
+    cases: CasesOption = None,
+    case_ids: CaseIdsOption = None,
+    split: SplitOption = None,
+    modes: Annotated[str, typer.Option(help="proactive, reactive or both.")] =
+    "proactive,reactive",
+    seeds: Annotated[int, typer.Option(min=1, help="Runs per case and mode.")] = 1,
+    patient: Annotated[str, typer.Option(help="fact-select or llm:MODEL_SPEC.")] =
+    "fact-select",
+    max_questions: Annotated[int, typer.Option(min=0, help="Question budget.")] = 10,
+    temperature: Annotated[float, typer.Option(min=0.0, help="Doctor sampling.")] = 0.0,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Tokens per doctor turn.")] = 48,
+    concurrency: Annotated[int, typer.Option(min=1, help="Consultations at once.")] = 8,
+    sig_scorer: Annotated[str | None, typer.Option(
+        help="Whose stored Shapley values weigh facts [default: --doctor].")] = None,
+    demonstration: DemonstrationOption = False,
+    db: DbOption = None,
+) -> None:
+    """Consult every case in each mode and seed; print the figures with 95% intervals
+    and the relative gain of proactive over reactive."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = EvalSettings(
+        doctor=doctor, experiment=experiment or f"eval-{time.strftime('%Y%m%d-%H%M%S')}",
+        cases=cases, case_ids=case_id_list(case_ids), split=split, modes=_modes(modes),
+        seeds=seeds, patient=patient, max_questions=max_questions, temperature=temperature,
+        max_new_tokens=max_new_tokens, concurrency=concurrency, sig_scorer=sig_scorer,
+        demonstration=demonstration)
+    with open_store(db) as store:
+        runs = run_evaluation(store, settings, console, err_console)
+    console.print(results_table(runs, escape(f"{settings.experiment}: {doctor}, "
+                                             f"{seeds} seed(s), 95% bootstrap CI")))
+    if len(runs) == 2:
+        gain = relative_gain(runs[f"{settings.experiment}-reactive"],
+                             runs[f"{settings.experiment}-proactive"])
+        console.print("relative accuracy gain of proactive over reactive: " + (
+            "undefined (reactive accuracy 0)" if gain is None else
+            f"{gain.mean:+.1%} [{gain.low:+.1%}, {gain.high:+.1%}]"))
+
+
+@eval_app.command("compare")
+@reports_errors
+def compare(
+    run_a: Annotated[str, typer.Argument(help="The base run (experiment name).")],
+    run_b: Annotated[str, typer.Argument(help="The run compared with it.")],
+    db: DbOption = None,
+) -> None:
+    """RUN_B minus RUN_A on their shared cases, with paired 95% intervals, and B's
+    relative accuracy gain over A."""
+    with open_store(db) as store:
+        compare_runs(store, run_a, run_b, console)

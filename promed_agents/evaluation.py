@@ -1,0 +1,111 @@
+"""Evaluation figures: per-episode metrics, bootstrap intervals, paired differences.
+
+case -> consultation graph -> trace in SQL -> ... -> checkpoint -> **evaluation**
+
+An evaluation reads recorded consultations only. Per episode: ``correct`` (1/0),
+``questions`` (questions asked), ``fact_recall`` (share of the case's facts the doctor
+knew at the end), ``sig`` (the episode's information gain: its questions' summed SIG)
+and ``valid_turns`` (share of well-formed doctor turns). A run's figure is the mean over
+cases (a case consulted with several seeds counts once, with its seeds' mean), with a 95%
+percentile bootstrap interval over cases. Two runs on the same cases are compared case by
+case (:func:`paired_difference`); :func:`relative_gain` is the paper's headline figure,
+the relative accuracy gain of one run over another (proactive over reactive), with its
+interval from the same paired resampling.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from promed_agents.trace import EpisodeRecord, EpisodeStatus, Role, TurnKind
+
+METRICS = ("correct", "questions", "fact_recall", "sig", "valid_turns")
+BOOTSTRAP_ROUNDS = 2000
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean with its 95% bootstrap interval."""
+
+    mean: float
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        return f"{self.mean:.3f} [{self.low:.3f}, {self.high:.3f}]"
+
+
+def episode_figures(episode: EpisodeRecord) -> dict[str, float]:
+    """The metrics of one consultation (a failed one scores 0 on each)."""
+    if episode.status is EpisodeStatus.FAILED:
+        return dict.fromkeys(METRICS, 0.0)
+    doctor = [t for t in episode.turns if t.role is Role.DOCTOR]
+    valid = [t for t in doctor if t.kind in (TurnKind.QUESTION, TurnKind.ANSWER)]
+    return {"correct": 1.0 if episode.correct else 0.0,
+            "questions": float(episode.num_questions),
+            "fact_recall": float(episode.metadata.get("fact_recall") or 0.0),
+            "sig": float(episode.metadata.get("information_gain") or sum(
+                t.sig or 0.0 for t in episode.turns if t.kind is TurnKind.QUESTION)),
+            "valid_turns": len(valid) / len(doctor) if doctor else 0.0}
+
+
+def per_case(episodes: Iterable[EpisodeRecord]) -> dict[str, dict[str, float]]:
+    """Each case's metrics, averaged over its episodes (seeds)."""
+    grouped: dict[str, list[dict[str, float]]] = defaultdict(list)
+    for episode in episodes:
+        grouped[episode.case_id].append(episode_figures(episode))
+    return {case: {m: sum(f[m] for f in figures) / len(figures) for m in METRICS}
+            for case, figures in grouped.items()}
+
+
+def _resampled(cases: Sequence[str], statistic: Callable[[Sequence[str]], float],
+               seed: int, rounds: int = BOOTSTRAP_ROUNDS) -> Estimate:
+    if not cases:
+        raise ValueError("no cases to evaluate")
+    rng = random.Random(seed)
+    values = sorted(statistic(rng.choices(cases, k=len(cases))) for _ in range(rounds))
+    return Estimate(statistic(cases), values[int(0.025 * rounds)],
+                    values[int(0.975 * rounds) - 1])
+
+
+def summarize(figures: Mapping[str, Mapping[str, float]], seed: int = 0
+              ) -> dict[str, Estimate]:
+    """Each metric's mean over the cases of ``figures`` (from :func:`per_case`)."""
+    cases = sorted(figures)
+
+    def mean_of(metric: str) -> Callable[[Sequence[str]], float]:
+        return lambda chosen: sum(figures[c][metric] for c in chosen) / len(chosen)
+
+    return {m: _resampled(cases, mean_of(m), seed) for m in METRICS}
+
+
+def paired_difference(base: Mapping[str, Mapping[str, float]],
+                      other: Mapping[str, Mapping[str, float]], seed: int = 0
+                      ) -> dict[str, Estimate]:
+    """``other`` minus ``base`` per metric, over the cases both have."""
+    shared = sorted(set(base) & set(other))
+
+    def diff_of(metric: str) -> Callable[[Sequence[str]], float]:
+        return lambda chosen: sum(other[c][metric] - base[c][metric]
+                                  for c in chosen) / len(chosen)
+
+    return {m: _resampled(shared, diff_of(m), seed) for m in METRICS}
+
+
+def relative_gain(base: Mapping[str, Mapping[str, float]],
+                  other: Mapping[str, Mapping[str, float]], metric: str = "correct",
+                  seed: int = 0) -> Estimate | None:
+    """``(mean(other) - mean(base)) / mean(base)`` over shared cases, with a paired
+    bootstrap interval; None when the base's mean is 0 (no relative gain exists)."""
+    shared = sorted(set(base) & set(other))
+
+    def gain(chosen: Sequence[str]) -> float:
+        low = sum(base[c][metric] for c in chosen)
+        return (sum(other[c][metric] for c in chosen) - low) / low if low else 0.0
+
+    if not shared or not sum(base[c][metric] for c in shared):
+        return None
+    return _resampled(shared, gain, seed)

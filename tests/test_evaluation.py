@@ -1,0 +1,70 @@
+"""Evaluation figures on hand-built episodes: per-case means, intervals, paired gains."""
+
+from __future__ import annotations
+
+import pytest
+
+from promed_agents.evaluation import (
+    episode_figures,
+    paired_difference,
+    per_case,
+    relative_gain,
+    summarize,
+)
+from promed_agents.trace import EpisodeRecord, EpisodeStatus, Role, TurnKind, TurnRecord
+
+
+def episode(case, correct, questions=0, sig=0.0, recall=0.5, invalid=0):
+    turns = []
+    for _ in range(questions):
+        turns += [TurnRecord(index=len(turns), role=Role.DOCTOR, text="question: q",
+                             kind=TurnKind.QUESTION, sig=sig / questions),
+                  TurnRecord(index=len(turns) + 1, role=Role.PATIENT, text="p",
+                             kind=TurnKind.REPLY)]
+    for _ in range(invalid):
+        turns.append(TurnRecord(index=len(turns), role=Role.DOCTOR, text="?",
+                                kind=TurnKind.INVALID))
+    turns.append(TurnRecord(index=len(turns), role=Role.DOCTOR, text="answer: A",
+                            kind=TurnKind.ANSWER))
+    return EpisodeRecord(case_id=case, graph="g", doctor_spec="d", correct=correct,
+                         final_answer=["A"], status=EpisodeStatus.COMPLETED, turns=turns,
+                         metadata={"fact_recall": recall})
+
+
+def test_figures_of_one_episode():
+    figures = episode_figures(episode("c", True, questions=2, sig=0.3, invalid=1))
+    assert figures == pytest.approx({"correct": 1.0, "questions": 2.0, "fact_recall": 0.5,
+                                     "sig": 0.3, "valid_turns": 0.75})
+    failed = EpisodeRecord(case_id="c", graph="g", doctor_spec="d",
+                           status=EpisodeStatus.FAILED, failure_reason="boom")
+    assert set(episode_figures(failed).values()) == {0.0}
+
+
+def test_seeds_of_a_case_are_averaged_before_cases_are_counted():
+    figures = per_case([episode("a", True), episode("a", False), episode("b", True)])
+    assert figures["a"]["correct"] == 0.5 and figures["b"]["correct"] == 1.0
+    accuracy = summarize(figures)["correct"]
+    assert accuracy.mean == 0.75 and 0.5 <= accuracy.low <= accuracy.high <= 1.0
+
+
+def test_intervals_cover_the_mean_and_narrow_with_more_cases():
+    few = per_case([episode(f"c{i}", i % 2 == 0) for i in range(10)])
+    many = per_case([episode(f"c{i}", i % 2 == 0) for i in range(400)])
+    a, b = summarize(few)["correct"], summarize(many)["correct"]
+    assert a.low < 0.5 < a.high and b.low < 0.5 < b.high
+    assert b.high - b.low < (a.high - a.low) / 3
+
+
+def test_paired_difference_and_relative_gain():
+    reactive = per_case([episode(f"c{i}", i < 4) for i in range(20)])    # 0.20
+    proactive = per_case([episode(f"c{i}", i < 6, questions=1) for i in range(20)])  # 0.30
+    difference = paired_difference(reactive, proactive)
+    assert difference["correct"].mean == pytest.approx(0.1)
+    assert difference["questions"].mean == pytest.approx(1.0)
+    assert difference["questions"].low == difference["questions"].high == pytest.approx(1.0)
+    gain = relative_gain(reactive, proactive)
+    assert gain.mean == pytest.approx(0.5) and gain.low <= 0.5 <= gain.high
+    never = per_case([episode(f"c{i}", False) for i in range(20)])
+    assert relative_gain(never, proactive) is None
+    with pytest.raises(ValueError, match="no cases"):
+        summarize({})
