@@ -38,6 +38,7 @@ from promed_agents.loader import CaseFormat, bundled_sample_path, iter_located_c
 from promed_agents.mcts_command import mcts_app
 from promed_agents.partial_view import DEFAULT_POLICY, PartialInfoPolicy, partial_view
 from promed_agents.progress_bar import progress_bar
+from promed_agents.report_command import report
 from promed_agents.shapley_command import shapley_app
 from promed_agents.trace import ConsultationMode
 from promed_agents.train_command import train_app
@@ -54,6 +55,7 @@ app.add_typer(shapley_app, name="shapley")
 app.add_typer(mcts_app, name="mcts")
 app.add_typer(train_app, name="train")
 app.add_typer(eval_app, name="eval")
+app.command("report")(report)
 
 @app.callback()
 def _main(verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
@@ -330,10 +332,13 @@ def demo(
     = "local:smollm2",
     cases: Annotated[int, typer.Option(min=1, help="Cases to consult.")] = 8,
     max_questions: Annotated[int, typer.Option(min=0, help="Question budget.")] = 3,
+    report_file: Annotated[Path, typer.Option(
+        "--report", help="Where the HTML report goes.")] = Path("promed-demo-report.html"),
     db: DbOption = None,
 ) -> None:
     """Import the bundled sample, then run proactive and reactive consultations on a few
-    cases with the embedded model and summarise (grows with the pipeline).
+    cases with the embedded model, summarise, and write the HTML report (grows with the
+    pipeline).
 
     Uses its own database, promed-demo.db, unless --db or PROMED_DB says otherwise."""
     db = db or DEMO_DB
@@ -363,8 +368,13 @@ def demo(
                     patient="fact-select", max_questions=max_questions, concurrency=8,
                     experiment=None, policy=PartialInfoPolicy.HALF_FACTS, temperature=0.0,
                     max_new_tokens=48, demonstration=True), console, err_console)
+            from promed_agents.report import build_report
+            from promed_agents.report_command import write_atomically
+
+            write_atomically(report_file, build_report(store))
         console.print("see the episodes with `promed traces list --db "
                       f"{db}` and `promed traces show ID --db {db}`")
+        console.print(f"report: {escape(str(report_file.resolve()))}")
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, select
@@ -47,6 +48,14 @@ class CaseGroup:
     language: str
     cases: int
     facts: int
+
+
+@dataclass(frozen=True)
+class ExperimentSummary:
+    id: int
+    name: str
+    kind: str
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -262,6 +271,12 @@ class TraceStore(ShapleyRecords, SearchRecords, TrainingRecords):
 
     def experiment_id(self, name: str) -> int:
         return self.experiment_config(name)[0]
+
+    def list_experiments(self) -> list[ExperimentSummary]:
+        """Every run in the store, oldest first."""
+        with self._session() as session:
+            return [ExperimentSummary(row.id, row.name, row.kind, row.created_at)
+                    for row in session.scalars(select(ExperimentRow).order_by(ExperimentRow.id))]
 
     # -- episodes ------------------------------------------------------------------------
 

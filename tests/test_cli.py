@@ -166,10 +166,13 @@ def test_demo_imports_the_bundled_sample_and_summarises(tmp_path):
 
 def test_demo_consults_in_both_modes(tmp_path):
     url = f"sqlite:///{tmp_path / 'demo.db'}"
+    report = tmp_path / "demo-report.html"
     result = run("demo", "--doctor", "fake:question: Do you have a fever?||answer: C",
-                 "--cases", "3", "--max-questions", "2", "--db", url)
+                 "--cases", "3", "--max-questions", "2", "--report", report, "--db", url)
     assert result.exit_code == 0, result.output
     assert "proactive" in result.output and "reactive" in result.output
+    assert f"report: {report}" in result.output.replace("\n", "")
+    assert report.read_text().count("<div class=episode>") == 6  # 3 per run, 2 runs
     with TraceStore(url) as store:
         modes = sorted(e.mode for e in store.list_episodes())
         assert modes == ["proactive"] * 3 + ["reactive"] * 3

@@ -52,7 +52,7 @@ LAYERS = {"promed_agents": 0, "graphs": 1, "storage": 2, "trainers": 3}
 # the CLI sits on top of every layer
 CLI_MODULES = {"cli.py", "cli_options.py", "consult_command.py", "shapley_command.py",
                "mcts_command.py", "train_command.py", "grpo_command.py",
-               "eval_command.py"}
+               "eval_command.py", "report_command.py"}
 NAMES = {"promed_agents.graphs": "graphs", "promed_agents.storage": "storage",
          "promed_agents.trainers": "trainers"}
 

@@ -1,0 +1,57 @@
+"""``promed report``: the store's runs as one self-contained HTML file.
+
+case -> consultation graph -> trace in SQL -> ... -> evaluation -> **report.html**
+
+``promed report [--experiment NAME ...] --out report.html`` writes
+:func:`promed_agents.report.build_report` for the named runs (every run without
+``--experiment``), atomically (a temporary file renamed into place).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from promed_agents.cli_options import DbOption, console, open_store, reports_errors
+from promed_agents.errors import NotFoundError
+
+
+def write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+@reports_errors
+def report(
+    out: Annotated[Path, typer.Option(help="The HTML file to write.")] = Path("report.html"),
+    experiment: Annotated[list[str] | None, typer.Option(
+        help="A run to include (repeatable) [default: every run].")] = None,
+    episodes: Annotated[int, typer.Option(min=0, help="Consultations shown per run.")] = 3,
+    db: DbOption = None,
+) -> None:
+    """Write the results table, training curves and a consultation viewer to one HTML
+    file that opens in any browser."""
+    from promed_agents.report import build_report
+    from promed_agents.storage import StoredWeights
+
+    with open_store(db) as store:
+        if not experiment and not store.list_experiments():
+            raise NotFoundError(f"the store {store.url} has no runs yet; run promed consult, "
+                                "eval, mcts or train first")
+        html = build_report(store, experiment, episodes,
+                            weights_for=lambda spec: StoredWeights(store, spec))
+    write_atomically(out, html)
+    console.print(f"report: {escape(str(out.resolve()))}")
