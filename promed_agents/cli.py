@@ -10,6 +10,7 @@ the only module that configures logging.
 from __future__ import annotations
 
 import logging
+import time
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -330,15 +331,21 @@ def consult_command(
 def demo(
     doctor: Annotated[str, typer.Option(help="Doctor model spec; 'none' skips consulting.")]
     = "local:smollm2",
-    cases: Annotated[int, typer.Option(min=1, help="Cases to consult.")] = 8,
+    cases: Annotated[int, typer.Option(min=1, help="Held-out cases evaluated.")] = 10,
+    train_cases: Annotated[int, typer.Option(min=1, help="Cases searched and trained on.")]
+    = 4,
     max_questions: Annotated[int, typer.Option(min=0, help="Question budget.")] = 3,
+    sft_steps: Annotated[int, typer.Option(min=1, help="SFT steps.")] = 4,
+    grpo_steps: Annotated[int, typer.Option(min=1, help="SIG-GRPO steps.")] = 4,
+    models: Annotated[Path, typer.Option(help="Where the trained models go.")] =
+    Path("promed-demo-models"),
     report_file: Annotated[Path, typer.Option(
         "--report", help="Where the HTML report goes.")] = Path("promed-demo-report.html"),
     db: DbOption = None,
 ) -> None:
-    """Import the bundled sample, then run proactive and reactive consultations on a few
-    cases with the embedded model, summarise, and write the HTML report (grows with the
-    pipeline).
+    """The whole pipeline, small, on the embedded model: import the bundled sample,
+    Shapley values, proactive and reactive baselines, MCTS then SFT, SIG-GRPO, evaluation
+    of the trained doctor, and an HTML report.
 
     Uses its own database, promed-demo.db, unless --db or PROMED_DB says otherwise."""
     db = db or DEMO_DB
@@ -358,23 +365,38 @@ def demo(
     console.print(table)
     if first:
         show_case(first[0], PartialInfoPolicy.HALF_FACTS)
-    if doctor != "none":
-        from promed_agents.consult_command import ConsultSettings, consult
+    if doctor == "none":
+        return
+    from promed_agents.demo_pipeline import DemoPlan, run_demo
+    from promed_agents.eval_command import results_table
+    from promed_agents.evaluation import relative_gain
+    from promed_agents.report import build_report
+    from promed_agents.report_command import write_atomically
+    from promed_agents.storage import StoredWeights
 
-        with open_store(db) as store:
-            for mode in (ConsultationMode.PROACTIVE, ConsultationMode.REACTIVE):
-                consult(store, ConsultSettings(
-                    cases=cases, case_ids=[], split="sample", mode=mode, doctor=doctor,
-                    patient="fact-select", max_questions=max_questions, concurrency=8,
-                    experiment=None, policy=PartialInfoPolicy.HALF_FACTS, temperature=0.0,
-                    max_new_tokens=48, demonstration=True), console, err_console)
-            from promed_agents.report import build_report
-            from promed_agents.report_command import write_atomically
+    plan = DemoPlan(doctor=doctor, train_cases=train_cases, eval_cases=cases,
+                    max_questions=max_questions, sft_steps=sft_steps, grpo_steps=grpo_steps,
+                    models=models)
+    started = time.perf_counter()
+    with open_store(db) as store:
+        runs = run_demo(store, plan, console, err_console)
+        names = list(runs)
+        write_atomically(report_file, build_report(
+            store, names + _training_runs(store, names),
+            weights_for=lambda spec: StoredWeights(store, spec)))
+    console.print(results_table(runs, escape(
+        f"held-out cases, {doctor}, 95% bootstrap CI ({time.perf_counter() - started:.0f} s)")))
+    gain = relative_gain(runs[names[1]], runs[names[0]])
+    console.print("relative accuracy gain of proactive over reactive (base): " + (
+        "undefined (reactive accuracy 0)" if gain is None else
+        f"{gain.mean:+.1%} [{gain.low:+.1%}, {gain.high:+.1%}]"))
+    console.print(f"report: {escape(str(report_file.resolve()))}")
 
-            write_atomically(report_file, build_report(store))
-        console.print("see the episodes with `promed traces list --db "
-                      f"{db}` and `promed traces show ID --db {db}`")
-        console.print(f"report: {escape(str(report_file.resolve()))}")
+
+def _training_runs(store: Any, eval_names: list[str]) -> list[str]:
+    """The demo's GRPO run (its training curves), named like its evaluations."""
+    prefix = eval_names[0].rsplit("-base-", 1)[0]
+    return [e.name for e in store.list_experiments() if e.name == f"{prefix}-grpo"]
 
 
 def main() -> None:

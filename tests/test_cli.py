@@ -183,3 +183,25 @@ def test_demo_consults_in_both_modes(tmp_path):
         assert [e.num_questions for e in proactive] == [1] * 3
         # asked a question when only an answer was allowed
         assert [e.status for e in reactive] == ["timeout"] * 3
+
+
+def test_demo_runs_the_whole_pipeline_on_a_local_model(tmp_path, tiny_model_folder):
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    report = tmp_path / "report.html"
+    result = run("demo", "--doctor", f"local:{tiny_model_folder}", "--cases", "2",
+                 "--train-cases", "2", "--max-questions", "1", "--sft-steps", "1",
+                 "--grpo-steps", "1", "--models", tmp_path / "models", "--report", report,
+                 "--db", url)
+    assert result.exit_code == 0, result.output
+    assert "stored Shapley values for 2 cases" in result.output
+    assert "relative accuracy gain of proactive over reactive" in result.output
+    with TraceStore(url) as store:
+        kinds = sorted({e.kind for e in store.list_experiments()})
+        names = [e.name for e in store.list_experiments()]
+        assert kinds == ["eval", "grpo", "mcts"]
+        trained = [n for n in names if n.endswith("-trained-proactive")]
+        assert len(trained) == 1 and store.count_episodes(store.experiment_id(trained[0])) == 2
+        grpo = [n for n in names if n.endswith("-grpo")]
+        assert [s for s, _ in store.training_metrics(store.experiment_id(grpo[0]))] == [1]
+    html = report.read_text()
+    assert "-trained-proactive" in html and 'src="data:image/png;base64,' in html
