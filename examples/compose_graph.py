@@ -26,6 +26,7 @@ FORBIDDEN = re.compile(r"\b(which option|what is the answer|correct answer)\b", 
 REFUSAL = "I can only tell you about my symptoms and history."
 
 
+# [docs:hook]
 def safety_check(state: dict) -> dict:
     """Refuse a forbidden question by answering it here, instead of the patient."""
     question = state.get("pending_question") or ""
@@ -35,6 +36,7 @@ def safety_check(state: dict) -> dict:
                          kind=TurnKind.REPLY)
     return {"turns": [refusal], "pending_question": None,
             "messages": [HumanMessage(f"Patient: {REFUSAL}")]}
+# [/docs:hook]
 
 
 def audit(state: dict) -> dict:
@@ -44,6 +46,7 @@ def audit(state: dict) -> dict:
     return {}
 
 
+# [docs:build]
 def build_graph():
     # The safety check runs between each doctor question and the patient.
     graph = build_consultation_graph(question_hooks=[("safety_check", safety_check)])
@@ -51,6 +54,7 @@ def build_graph():
     graph.add_edge("evaluate_final", "audit")
     graph.add_edge("audit", END)
     return graph
+# [/docs:build]
 
 
 def main() -> None:

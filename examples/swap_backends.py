@@ -27,6 +27,7 @@ def main() -> None:
     if args.openai_url:
         specs.append(f"openai:{args.openai_model}@{args.openai_url}")
     cases = load_cases(bundled_sample_path())[: args.cases]
+    # [docs:swap]
     graph = build_consultation_graph()  # one graph for every backend
     for spec in specs:
         doctor = resolve_chat_model(spec)
@@ -36,6 +37,7 @@ def main() -> None:
         correct = sum(bool(e.correct) for e in episodes)
         statuses = ",".join(e.status.value for e in episodes)
         print(f"{spec.split('@')[0]:<60} {correct}/{len(episodes)} correct  [{statuses}]")
+    # [/docs:swap]
 
 
 if __name__ == "__main__":

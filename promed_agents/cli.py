@@ -384,8 +384,10 @@ def demo(
         write_atomically(report_file, build_report(
             store, names + _training_runs(store, names),
             weights_for=lambda spec: StoredWeights(store, spec)))
-    console.print(results_table(runs, escape(
-        f"held-out cases, {doctor}, 95% bootstrap CI ({time.perf_counter() - started:.0f} s)")))
+    prefix = names[0].rsplit("-base-", 1)[0] + "-"
+    console.print(results_table({n.removeprefix(prefix): runs[n] for n in names}, escape(
+        f"{prefix[:-1]}: held-out cases, 95% bootstrap CI "
+        f"({time.perf_counter() - started:.0f} s)")))
     gain = relative_gain(runs[names[1]], runs[names[0]])
     console.print("relative accuracy gain of proactive over reactive (base): " + (
         "undefined (reactive accuracy 0)" if gain is None else
