@@ -49,7 +49,7 @@ def main() -> None:
     config = SigGRPOConfig(output_dir=str(folder / "doctor"), max_steps=args.steps,
                            num_generations=2, per_device_train_batch_size=2,
                            learning_rate=1e-5, delta=2.0, logging_steps=1,
-                           save_strategy="no", report_to="none")
+                           save_strategy="no", report_to="none", disable_tqdm=True)
     result = train_grpo(args.model.removeprefix("local:"), cases,
                         LoggedEpisodes(store, [logged]), config, store=store,
                         experiment_id=run)
