@@ -4,11 +4,12 @@ case -> consultation graph -> trace in SQL -> ... -> evaluation -> **report.html
 
 :func:`build_report` reads the store only. For each run (experiment) it shows the
 evaluation figures with 95% bootstrap intervals (:mod:`promed_agents.evaluation`); for a
-training run with logged steps, its curves (reward, SIG, accuracy, questions per episode,
-KL) drawn by matplotlib and inlined as PNG; and a consultation viewer for a few episodes:
-each doctor question with its SIG as a bar, the facts the patient disclosed highlighted,
-and the case's facts listed with their weights (stored Shapley weights of the run's SIG
-scorer, uniform where none). The file is self-contained (no scripts, no external links).
+training run with logged steps, its curves (mean token reward and its parts: SIG,
+accuracy, format; questions per episode, KL) drawn by matplotlib and inlined as PNG; and
+a consultation viewer for a few episodes: each doctor question with its SIG as a bar, the
+facts the patient disclosed highlighted, and the case's facts listed with their weights
+(stored Shapley weights of the run's SIG scorer, uniform where none). The file is
+self-contained (no scripts, no external links).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from promed_agents.trace import EpisodeRecord, Role, TurnKind
 LABELS = {"correct": "accuracy", "questions": "questions / episode",
           "fact_recall": "fact recall", "sig": "SIG / episode", "valid_turns": "format"}
 CURVES = (("token_reward/mean", "mean token reward"), ("episodes/sig", "SIG / episode"),
-          ("episodes/accuracy", "accuracy"), ("episodes/questions", "questions / episode"),
-          ("kl", "KL to the start"))
+          ("episodes/accuracy", "accuracy"), ("episodes/format", "format score"),
+          ("episodes/questions", "questions / episode"), ("kl", "KL to the start"))
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:70em;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em}
