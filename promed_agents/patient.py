@@ -8,7 +8,8 @@ or the answer, so it cannot leak them. Every reply records the fact ids it discl
 - :class:`FactSelectPatient` (default; no model): returns verbatim the facts most similar
   to the question, at most ``max_facts`` of them, so "tell me everything" harvests nothing.
 - :class:`LLMPatient`: a chat model answers in the first person from the facts; which
-  facts it disclosed is decided by a :data:`FactChecker` (lexical by default).
+  facts it disclosed is decided by a :data:`FactChecker` (lexical by default), and a
+  reply stating more than ``max_facts`` facts is cut down to them.
 """
 
 from __future__ import annotations
@@ -90,6 +91,10 @@ class LLMPatient:
     model: BaseChatModel
     fact_checker: FactChecker = field(default_factory=lexical_fact_checker)
     name: str = "llm"
+    max_facts: int = 2
+    """At most this many facts per reply: a reply that states more ("tell me everything")
+    is replaced by the first ``max_facts`` of them, verbatim, so one question cannot
+    harvest the case."""
 
     def messages(self, case: Case, question: str) -> list:
         facts = "\n".join(f"- {fact}" for fact in case.facts)
@@ -98,4 +103,8 @@ class LLMPatient:
     async def reply(self, case: Case, question: str) -> PatientReply:
         answer = await self.model.ainvoke(self.messages(case, question))
         text = str(answer.content).strip() or DONT_KNOW
-        return PatientReply(text=text, disclosed_fact_ids=self.fact_checker(text, case.facts))
+        ids = self.fact_checker(text, case.facts)
+        if len(ids) > self.max_facts:
+            ids = sorted(ids)[: self.max_facts]
+            text = " ".join(case.facts[i] for i in ids)
+        return PatientReply(text=text, disclosed_fact_ids=ids)
