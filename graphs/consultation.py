@@ -15,6 +15,7 @@ The doctor's rules (format, budget, invalid turns) are in :mod:`promed_agents.do
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.runtime import Runtime
-from langgraph.types import RetryPolicy
+from langgraph.types import RetryPolicy, default_retry_on
 
 from promed_agents.backends.token_metadata import token_metadata
 from promed_agents.case import Case
@@ -50,7 +51,14 @@ STATE_TYPES = (("promed_agents.case", "Case"), ("promed_agents.partial_view", "P
                ("promed_agents.trace", "TurnKind"))
 """The classes a consultation state holds besides messages: what a checkpointer may
 rebuild from a checkpoint (see :func:`checkpoint_serializer`), and nothing else."""
-MODEL_RETRY = RetryPolicy(max_attempts=3, initial_interval=0.2, max_interval=2.0)
+def retryable(error: Exception) -> bool:
+    """What a model node retries: LangGraph's default (connection errors, 5xx, ...) plus
+    timeouts, which LangGraph counts as ``OSError`` and would not retry."""
+    return isinstance(error, TimeoutError) or default_retry_on(error)
+
+
+MODEL_RETRY = RetryPolicy(max_attempts=3, initial_interval=0.2, max_interval=2.0,
+                          retry_on=retryable)
 
 
 def merge_turns(left: list[TurnRecord], right: list[TurnRecord]) -> list[TurnRecord]:
@@ -97,6 +105,9 @@ class ConsultationContext:
     doctor_kwargs: dict[str, Any] = field(default_factory=lambda: {"stop": list(DOCTOR_STOP)})
     demonstration: bool = False
     """Show the doctor a worked example consultation before the case (small models)."""
+    model_timeout_s: float | None = None
+    """Give up on a doctor or patient call after this long (TimeoutError, which the
+    nodes' retry policy retries); None waits as long as the backend does."""
 
 
 def _start(state: ConsultationState, runtime: Runtime[ConsultationContext]) -> dict:
@@ -120,7 +131,8 @@ async def _doctor(state: ConsultationState, runtime: Runtime[ConsultationContext
         messages.append(request)
         update["messages"] = [request]
     started = time.perf_counter()
-    reply = await ctx.doctor.ainvoke(messages, **ctx.doctor_kwargs)
+    reply = await asyncio.wait_for(ctx.doctor.ainvoke(messages, **ctx.doctor_kwargs),
+                                   ctx.model_timeout_s)
     latency = time.perf_counter() - started
     text = str(reply.content)
     parsed = parse_doctor_turn(text, state["case"])
@@ -157,7 +169,9 @@ def _route_question(next_node: str) -> Callable[[ConsultationState], str]:
 
 async def _patient(state: ConsultationState, runtime: Runtime[ConsultationContext]) -> dict:
     started = time.perf_counter()
-    reply = await runtime.context.patient.reply(state["case"], state["pending_question"])
+    reply = await asyncio.wait_for(
+        runtime.context.patient.reply(state["case"], state["pending_question"]),
+        runtime.context.model_timeout_s)
     turn = TurnRecord(index=len(state["turns"]), role=Role.PATIENT, text=reply.text,
                       kind=TurnKind.REPLY, disclosed_fact_ids=reply.disclosed_fact_ids,
                       token_ids=reply.token_ids, latency_s=time.perf_counter() - started)
