@@ -33,7 +33,7 @@ from promed_agents.cli_options import (
     open_store,
     reports_errors,
 )
-from promed_agents.errors import CaseConflictError
+from promed_agents.errors import CaseConflictError, CaseFormatError
 from promed_agents.eval_command import eval_app
 from promed_agents.loader import CaseFormat, bundled_sample_path, iter_located_cases
 from promed_agents.mcts_command import mcts_app
@@ -73,6 +73,9 @@ def import_file(path: Path, fmt: CaseFormat, split: str | None, limit: int | Non
                 db: str | None) -> tuple[int, int]:
     """Validate every case of ``path``, then store them in one transaction."""
     located = list(iter_located_cases(path, fmt, split=split, limit=limit))
+    if not located and limit != 0:
+        raise CaseFormatError(path, None, None, "no cases in the file (it is empty or holds "
+                              "only blank lines); nothing imported")
     where = {case.id: location for location, case in located}
     store = open_store(db)
     try:

@@ -162,11 +162,12 @@ def consult(store: Any, settings: ConsultSettings, console: Console,
                                     "its LangGraph checkpoints)")
         experiment_id, saved = store.experiment_config(settings.experiment)
         cases = [store.get_case(case_id) for case_id in saved.get("case_ids", [])]
-    else:
+    doctor = resolve_chat_model(settings.doctor)  # bad specs fail before the store changes
+    patient = patient_from_spec(settings.patient)
+    if not settings.resume:
         cases = select_cases(store, console, settings.cases, settings.case_ids, settings.split)
-    doctor = resolve_chat_model(settings.doctor)
     context = ConsultationContext(
-        doctor=doctor, patient=patient_from_spec(settings.patient), mode=settings.mode,
+        doctor=doctor, patient=patient, mode=settings.mode,
         evaluator=sig_evaluator(store, settings.sig_scorer or settings.doctor, cases, console),
         max_questions=settings.max_questions, demonstration=settings.demonstration,
         doctor_kwargs=doctor_sampling(doctor, max_tokens=settings.max_new_tokens,

@@ -89,8 +89,9 @@ def run_evaluation(store: Any, settings: EvalSettings, console: Console,
     from promed_agents.graphs import ConsultationContext, arun_consultations
     from promed_agents.storage.trace_recorder import TraceRecorder
 
+    doctor = resolve_chat_model(settings.doctor)  # bad specs fail before the store changes
+    patient_from_spec(settings.patient)
     cases = select_cases(store, console, settings.cases, settings.case_ids, settings.split)
-    doctor = resolve_chat_model(settings.doctor)
     evaluator = sig_evaluator(store, settings.sig_scorer or settings.doctor, cases, console)
     runs: dict[str, dict[str, dict[str, float]]] = {}
     with progress_bar(progress_console) as progress:

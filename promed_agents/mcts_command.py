@@ -117,8 +117,9 @@ def search(store: Any, settings: MctsSettings, console: Console,
     config = MctsConfig(iterations=settings.iterations, width=settings.width,
                         exploration=settings.exploration, decay=settings.decay,
                         correct_bonus=settings.correct_bonus)
+    doctor = resolve_chat_model(settings.doctor)  # bad specs fail before the store changes
+    patient_from_spec(settings.patient)
     experiment_id, cases = _experiment(store, settings, console)
-    doctor = resolve_chat_model(settings.doctor)
     scorer = settings.sig_scorer or settings.doctor
     weights = StoredWeights(store, scorer, temperature=settings.weight_temperature)
     with_values = sum(weights.has_values(case) for case in cases)

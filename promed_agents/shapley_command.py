@@ -57,8 +57,8 @@ def compute(store: Any, settings: ShapleySettings, console: Console,
     from promed_agents.shapley import PermutationSettings
     from promed_agents.trainers.shapley_job import ShapleyConfig, compute_shapley
 
-    cases = select_cases(store, console, settings.cases, settings.case_ids, settings.split)
     scorer = resolve_scorer(settings.scorer, settings.target)  # type: ignore[arg-type]
+    cases = select_cases(store, console, settings.cases, settings.case_ids, settings.split)
     config = ShapleyConfig(
         method=settings.method,  # type: ignore[arg-type]
         permutations=PermutationSettings(

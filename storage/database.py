@@ -114,7 +114,8 @@ def current_revision(engine: Engine) -> str | None:
         with engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
     except OperationalError as exc:
-        raise StoreError(f"cannot open the database {engine.url!r}: {exc.orig}") from None
+        reason = " ".join(str(exc.orig).split())  # drivers' messages span several lines
+        raise StoreError(f"cannot open the database {engine.url!r}: {reason}") from None
 
 
 def upgrade(engine: Engine, revision: str = "head") -> str | None:

@@ -59,7 +59,10 @@ BackendFactory = Callable[[ModelSpec], BaseChatModel]
 
 def _local(spec: ModelSpec) -> BaseChatModel:
     from promed_agents.backends.local_chat_model import LocalChatModel
+    from promed_agents.backends.local_weights import EMBEDDED, model_folder
 
+    if spec.model not in EMBEDDED:
+        model_folder(spec.model)  # a missing folder is an error now, not at the first call
     return LocalChatModel(model_ref=spec.model)
 
 
@@ -95,7 +98,8 @@ def _langchain(spec: ModelSpec) -> BaseChatModel:
     try:
         return init_chat_model(spec.model, model_provider=spec.provider, **kwargs)
     except (ImportError, ValueError) as exc:
-        raise BackendError(f"cannot create a chat model for {spec}: {exc}") from None
+        reason = " ".join(str(exc).split())  # one line: LangChain's lists span several
+        raise BackendError(f"cannot create a chat model for {spec}: {reason}") from None
 
 
 _REGISTRY: dict[str, BackendFactory] = {"local": _local, "fake": _fake, "openai": _openai,
