@@ -54,6 +54,9 @@ def test_bad_options_and_missing_values_are_reported(sqlite_url, scorer):
     remote = run("shapley", "--cases", "1", "--scorer", "anthropic:claude",
                  "--db", sqlite_url)
     assert remote.exit_code == 1 and "token log-probabilities" in remote.stderr
+    unknown = run("shapley", "show", "imedqa-1", "--scorer", scorer, "--db", sqlite_url)
+    assert unknown.exit_code == 1 and "is not in the store" in unknown.stderr  # nothing
+    run("consult", "--cases", "1", "--doctor", "fake:answer: A", "--db", sqlite_url)  # imports
     missing = run("shapley", "show", "imedqa-1", "--scorer", scorer, "--db", sqlite_url)
     assert missing.exit_code == 1 and "no Shapley values for case 'imedqa-1'" in missing.stderr
 
