@@ -370,11 +370,11 @@ def demo(
         show_case(first[0], PartialInfoPolicy.HALF_FACTS)
     if doctor == "none":
         return
+    from promed_agents.atomic_file import atomic_writer
     from promed_agents.demo_pipeline import DemoPlan, run_demo
     from promed_agents.eval_command import results_table
     from promed_agents.evaluation import relative_gain
     from promed_agents.report import build_report
-    from promed_agents.report_command import write_atomically
     from promed_agents.storage import StoredWeights
 
     plan = DemoPlan(doctor=doctor, train_cases=train_cases, eval_cases=cases,
@@ -384,9 +384,9 @@ def demo(
     with open_store(db) as store:
         runs = run_demo(store, plan, console, err_console)
         names = list(runs)
-        write_atomically(report_file, build_report(
-            store, names + _training_runs(store, names),
-            weights_for=lambda spec: StoredWeights(store, spec)))
+        with atomic_writer(report_file) as out:
+            out.write(build_report(store, names + _training_runs(store, names),
+                                   weights_for=lambda spec: StoredWeights(store, spec)))
     prefix = names[0].rsplit("-base-", 1)[0] + "-"
     console.print(results_table({n.removeprefix(prefix): runs[n] for n in names}, escape(
         f"{prefix[:-1]}: held-out cases, 95% bootstrap CI "

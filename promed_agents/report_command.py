@@ -9,29 +9,15 @@ case -> consultation graph -> trace in SQL -> ... -> evaluation -> **report.html
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
+from promed_agents.atomic_file import atomic_writer
 from promed_agents.cli_options import DbOption, console, open_store, reports_errors
 from promed_agents.errors import NotFoundError
-
-
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 @reports_errors
@@ -53,5 +39,6 @@ def report(
                                 "eval, mcts or train first")
         html = build_report(store, experiment, episodes,
                             weights_for=lambda spec: StoredWeights(store, spec))
-    write_atomically(out, html)
+    with atomic_writer(out) as handle:
+        handle.write(html)
     console.print(f"report: {escape(str(out.resolve()))}")

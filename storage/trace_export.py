@@ -11,12 +11,11 @@ to a temporary name and renamed into place, so a failed export leaves no partial
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from promed_agents.atomic_file import atomic_writer
 from promed_agents.storage.trace_store import TraceStore
 from promed_agents.trace import EpisodeRecord, EpisodeStatus
 
@@ -69,20 +68,12 @@ def export_jsonl(store: TraceStore, path: str | Path, *, experiment_id: int | No
                  status: EpisodeStatus | str | None = None, with_tokens: bool = False,
                  progress: Callable[[int], None] | None = None) -> int:
     """Write the matching episodes to ``path``; returns how many were written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     count = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            for episode in store.iter_episodes(experiment_id=experiment_id, status=status):
-                out.write(json.dumps(episode_to_json(episode, with_tokens),
-                                     ensure_ascii=False) + "\n")
-                count += 1
-                if progress is not None:
-                    progress(1)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_writer(path) as out:
+        for episode in store.iter_episodes(experiment_id=experiment_id, status=status):
+            out.write(json.dumps(episode_to_json(episode, with_tokens),
+                                 ensure_ascii=False) + "\n")
+            count += 1
+            if progress is not None:
+                progress(1)
     return count

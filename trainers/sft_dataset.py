@@ -21,13 +21,12 @@ replies, reminders and invalid turns are context only.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from promed_agents.atomic_file import atomic_writer
 from promed_agents.errors import TrainingError
 from promed_agents.graphs.rollout import policy_samples, stitch
 from promed_agents.search_tree import SearchNode
@@ -108,20 +107,10 @@ def export_jsonl(samples: Sequence[TrainingSample], path: str | Path) -> Path:
     """Write ``samples`` to ``path`` as JSON Lines (atomically: a temporary file renamed
     into place, so a failed export leaves no half-written file)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            for sample in samples:
-                out.write(json.dumps({"input_ids": sample.input_ids,
-                                      "assistant_masks": sample.assistant_masks,
-                                      "episode_id": sample.episode_id,
-                                      "weight": sample.weight, **sample.extra}) + "\n")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private; a plain file isn't
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_writer(path) as out:
+        for sample in samples:
+            out.write(json.dumps({"input_ids": sample.input_ids,
+                                  "assistant_masks": sample.assistant_masks,
+                                  "episode_id": sample.episode_id,
+                                  "weight": sample.weight, **sample.extra}) + "\n")
     return path

@@ -1,0 +1,32 @@
+"""Files written whole or not at all."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from promed_agents.atomic_file import atomic_writer
+
+
+def test_the_file_appears_whole_with_plain_permissions(tmp_path):
+    target = tmp_path / "sub" / "out.txt"
+    with atomic_writer(target) as out:
+        out.write("one\n")
+        assert not target.exists()  # nothing visible until the block ends
+        out.write("two\n")
+    assert target.read_text() == "one\ntwo\n"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert [p.name for p in target.parent.iterdir()] == ["out.txt"]
+
+
+def test_an_error_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("good")
+    with pytest.raises(RuntimeError), atomic_writer(target) as out:
+        out.write("half")
+        raise RuntimeError("boom")
+    assert target.read_text() == "good"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
