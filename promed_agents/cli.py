@@ -382,26 +382,19 @@ def demo(
                     models=models)
     started = time.perf_counter()
     with open_store(db) as store:
-        runs = run_demo(store, plan, console, err_console)
-        names = list(runs)
+        result = run_demo(store, plan, console, err_console)
         with atomic_writer(report_file) as out:
-            out.write(build_report(store, names + _training_runs(store, names),
+            out.write(build_report(store, [*result.runs, *result.training_runs],
                                    weights_for=lambda spec: StoredWeights(store, spec)))
-    prefix = names[0].rsplit("-base-", 1)[0] + "-"
-    console.print(results_table({n.removeprefix(prefix): runs[n] for n in names}, escape(
-        f"{prefix[:-1]}: held-out cases, 95% bootstrap CI "
+    runs, prefix = result.runs, f"{result.name}-"
+    console.print(results_table({n.removeprefix(prefix): f for n, f in runs.items()}, escape(
+        f"{result.name}: held-out cases, 95% bootstrap CI "
         f"({time.perf_counter() - started:.0f} s)")))
-    gain = relative_gain(runs[names[1]], runs[names[0]])
+    gain = relative_gain(runs[f"{prefix}base-reactive"], runs[f"{prefix}base-proactive"])
     console.print("relative accuracy gain of proactive over reactive (base): " + (
         "undefined (reactive accuracy 0)" if gain is None else
         f"{gain.mean:+.1%} [{gain.low:+.1%}, {gain.high:+.1%}]"))
     console.print(f"report: {escape(str(report_file.resolve()))}")
-
-
-def _training_runs(store: Any, eval_names: list[str]) -> list[str]:
-    """The demo's GRPO run (its training curves), named like its evaluations."""
-    prefix = eval_names[0].rsplit("-base-", 1)[0]
-    return [e.name for e in store.list_experiments() if e.name == f"{prefix}-grpo"]
 
 
 def main() -> None:

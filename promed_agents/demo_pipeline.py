@@ -42,13 +42,23 @@ class DemoPlan:
     models: Path = Path("promed-demo-models")
 
 
+@dataclass(frozen=True)
+class DemoResult:
+    name: str
+    """The demo's runs are called NAME-base-proactive, NAME-grpo, ..."""
+    runs: dict[str, dict[str, dict[str, float]]]
+    """Per-case figures of each evaluation run, by run name."""
+    training_runs: list[str]
+    """Runs with logged training steps (their curves go in the report)."""
+
+
 def _ids(start: int, count: int) -> list[str]:
     return [f"imedqa-{i}" for i in range(start, start + count)]
 
 
 def run_demo(store: Any, plan: DemoPlan, console: Console, progress_console: Console
-             ) -> dict[str, dict[str, dict[str, float]]]:
-    """Every stage in order; returns the evaluation runs (per-case figures by name)."""
+             ) -> DemoResult:
+    """Every stage in order; returns the evaluation runs and the training runs."""
     from promed_agents.eval_command import EvalSettings, run_evaluation
 
     stamp = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -68,10 +78,10 @@ def run_demo(store: Any, plan: DemoPlan, console: Console, progress_console: Con
     runs = evaluate(plan.doctor, "base", ["proactive", "reactive"])
     if not local:
         console.print("training stages need a local: doctor; stopping after the baselines")
-        return runs
+        return DemoResult(stamp, runs, [])
     trained = _train(store, plan, stamp, console, progress_console)
     runs.update(evaluate(f"local:{trained}", "trained", ["proactive"]))
-    return runs
+    return DemoResult(stamp, runs, [f"{stamp}-grpo"])
 
 
 def _shapley(store: Any, plan: DemoPlan, console: Console, progress_console: Console) -> None:
