@@ -38,6 +38,7 @@ from promed_agents.cli_options import (
 )
 from promed_agents.errors import ConsultationError
 from promed_agents.evaluation import (
+    LABELS,
     METRICS,
     Estimate,
     paired_difference,
@@ -49,8 +50,6 @@ from promed_agents.progress_bar import progress_bar
 from promed_agents.trace import ConsultationMode
 
 KIND = "eval"
-LABELS = {"correct": "accuracy", "questions": "questions", "fact_recall": "fact recall",
-          "sig": "SIG", "valid_turns": "format"}
 
 
 @dataclass(frozen=True)

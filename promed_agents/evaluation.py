@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from promed_agents.trace import EpisodeRecord, EpisodeStatus, Role, TurnKind
 
 METRICS = ("correct", "questions", "fact_recall", "sig", "valid_turns")
+LABELS = {"correct": "accuracy", "questions": "questions / episode",
+          "fact_recall": "fact recall", "sig": "SIG / episode", "valid_turns": "format"}
+"""How tables and reports name the metrics."""
 BOOTSTRAP_ROUNDS = 2000
 
 

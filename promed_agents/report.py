@@ -21,12 +21,10 @@ from html import escape
 from typing import Any
 
 from promed_agents.case import Case
-from promed_agents.evaluation import METRICS, per_case, summarize
+from promed_agents.evaluation import LABELS, METRICS, per_case, summarize
 from promed_agents.evaluator import uniform_weights
 from promed_agents.trace import EpisodeRecord, Role, TurnKind
 
-LABELS = {"correct": "accuracy", "questions": "questions / episode",
-          "fact_recall": "fact recall", "sig": "SIG / episode", "valid_turns": "format"}
 CURVES = (("token_reward/mean", "mean token reward"), ("episodes/sig", "SIG / episode"),
           ("episodes/accuracy", "accuracy"), ("episodes/format", "format score"),
           ("episodes/questions", "questions / episode"), ("kl", "KL to the start"))
