@@ -12,8 +12,12 @@ it never disappears.
 Resuming: with a LangGraph checkpointer (``AsyncSqliteSaver``, ``AsyncPostgresSaver``,
 ``InMemorySaver``) each case runs in the thread ``"{experiment_id}-{case_id}-{position}"``.
 Run the same cases again with the same experiment id and checkpointer, and a finished
-thread is returned from its checkpoint (not run, not handed to ``on_episode`` again), while
-an interrupted one (a crash, a node that failed for good) resumes from its last checkpoint.
+thread is not run again: its episode is rebuilt from the checkpoint, while an interrupted
+one (a crash, a node that failed for good) resumes from its last checkpoint. Every episode
+is handed to ``on_episode`` again (a process killed between a thread's last checkpoint and
+its recording must not lose it) and carries its ``thread_id``: the store keeps one episode
+per thread and experiment, so recording them again is a no-op, except that an episode
+which had failed is replaced by its resumed one.
 """
 
 from __future__ import annotations
@@ -115,13 +119,23 @@ async def arun_consultations(
                for i, case in enumerate(cases)]
     episodes: list[EpisodeRecord | None] = [None] * len(cases)
     pending = list(range(len(cases)))
-    if getattr(compiled, "checkpointer", None):
+    durable = bool(getattr(compiled, "checkpointer", None))
+
+    def deliver(index: int, episode: EpisodeRecord) -> None:
+        if durable:
+            episode = episode.model_copy(
+                update={"thread_id": configs[index]["configurable"]["thread_id"]})
+        episodes[index] = episode
+        if on_episode is not None:
+            on_episode(episode)
+
+    if durable:
         pending = []
         for i, config in enumerate(configs):
             saved = await compiled.aget_state(config)
             if saved.values and not saved.next:  # finished in an earlier run
-                episodes[i] = episode_from_state(saved.values, context, graph_name,
-                                                 experiment_id)
+                deliver(i, episode_from_state(saved.values, context, graph_name,
+                                              experiment_id))
                 continue
             if saved.values:  # interrupted: resume from the last checkpoint
                 inputs[i] = None
@@ -131,13 +145,10 @@ async def arun_consultations(
             return_exceptions=True, context=context):
         index = pending[position]
         if isinstance(output, BaseException):
-            episode = failed_episode(cases[index], views[index], context, output, graph_name,
-                                     experiment_id)
+            deliver(index, failed_episode(cases[index], views[index], context, output,
+                                          graph_name, experiment_id))
         else:
-            episode = episode_from_state(output, context, graph_name, experiment_id)
-        episodes[index] = episode
-        if on_episode is not None:
-            on_episode(episode)
+            deliver(index, episode_from_state(output, context, graph_name, experiment_id))
     return [e for e in episodes if e is not None]
 
 

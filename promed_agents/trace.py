@@ -105,6 +105,12 @@ class EpisodeRecord(BaseModel):
     correct: bool | None = None
     total_reward: float | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    thread_id: str | None = Field(default=None, description=(
+        "The LangGraph checkpointer thread it ran in, when it ran with one; the store keeps "
+        "one episode per thread and experiment, so a resumed run records each once."))
+    training_step: int | None = Field(default=None, description=(
+        "The optimizer step a training rollout was sampled at (resumed training drops the "
+        "rollouts of steps it redoes)."))
     turns: list[TurnRecord] = Field(default_factory=list)
 
     @model_validator(mode="after")

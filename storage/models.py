@@ -100,7 +100,12 @@ class ExperimentRow(Base):
 
 class EpisodeRow(Base):
     __tablename__ = "episodes"
-    __table_args__ = (Index("ix_episodes_experiment_case", "experiment_id", "case_id"),)
+    __table_args__ = (
+        Index("ix_episodes_experiment_case", "experiment_id", "case_id"),
+        # one episode per checkpointer thread and run: a resumed run records each once
+        Index("ix_episodes_experiment_thread", "experiment_id", "thread_id", unique=True),
+        Index("ix_episodes_experiment_step", "experiment_id", "training_step"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     experiment_id: Mapped[int | None] = mapped_column(
@@ -126,6 +131,8 @@ class EpisodeRow(Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     extra: Mapped[dict[str, Any]]
+    thread_id: Mapped[str | None] = mapped_column(String(200))
+    training_step: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     turns: Mapped[list[TurnRow]] = relationship(

@@ -102,8 +102,8 @@ def _episode_from_row(row: EpisodeRow) -> EpisodeRecord:
         evaluator_spec=row.evaluator_spec, status=row.status,
         failure_reason=row.failure_reason, started_at=row.started_at,
         finished_at=row.finished_at, final_answer=row.final_answer, correct=row.correct,
-        total_reward=row.total_reward, metadata=row.extra,
-        turns=[_turn_from_row(t) for t in row.turns])
+        total_reward=row.total_reward, metadata=row.extra, thread_id=row.thread_id,
+        training_step=row.training_step, turns=[_turn_from_row(t) for t in row.turns])
 
 
 class TraceStore(ShapleyRecords, SearchRecords, TrainingRecords):
@@ -281,12 +281,33 @@ class TraceStore(ShapleyRecords, SearchRecords, TrainingRecords):
     # -- episodes ------------------------------------------------------------------------
 
     def record_episode(self, episode: EpisodeRecord) -> int:
-        """Write one consultation and its turns in one transaction; returns its id."""
-        with self._session() as session, session.begin():
-            return self._write_episode(session, episode)
+        """Write one consultation and its turns in one transaction; returns its id.
+
+        An episode with a ``thread_id`` is recorded once per experiment: given again, the
+        stored one is kept (its id returned), unless it had failed and this one did not,
+        which replaces it. So a resumed run can hand over every episode again."""
+        for attempt in range(2):
+            try:
+                with self._session() as session, session.begin():
+                    return self._write_episode(session, episode)
+            except IntegrityError:  # a concurrent writer stored the same thread first
+                if attempt or episode.thread_id is None:
+                    raise
+        raise AssertionError("unreachable")
 
     def _write_episode(self, session: Session, episode: EpisodeRecord) -> int:
-        """Insert ``episode`` and its turns in the caller's transaction."""
+        """Insert ``episode`` and its turns in the caller's transaction (see
+        :meth:`record_episode` for episodes with a thread id)."""
+        if episode.thread_id is not None and episode.experiment_id is not None:
+            stored = session.execute(select(EpisodeRow.id, EpisodeRow.status).where(
+                EpisodeRow.experiment_id == episode.experiment_id,
+                EpisodeRow.thread_id == episode.thread_id)).one_or_none()
+            if stored is not None:
+                if stored.status != EpisodeStatus.FAILED.value or \
+                        episode.status is EpisodeStatus.FAILED:
+                    return stored.id
+                session.delete(session.get(EpisodeRow, stored.id))  # its turns go with it
+                session.flush()
         n_facts = self._fact_count(session, episode.case_id)
         for where, ids in [("known_fact_ids", episode.known_fact_ids)] + [
                 (f"turns[{t.index}].disclosed_fact_ids", t.disclosed_fact_ids)
@@ -318,7 +339,8 @@ class TraceStore(ShapleyRecords, SearchRecords, TrainingRecords):
             num_questions=episode.num_questions, final_answer=episode.final_answer,
             correct=episode.correct, total_reward=episode.total_reward,
             prompt_tokens=int(episode.metadata.get("prompt_tokens", 0)),
-            completion_tokens=completion_tokens, extra=episode.metadata)).scalar_one()
+            completion_tokens=completion_tokens, extra=episode.metadata,
+            thread_id=episode.thread_id, training_step=episode.training_step)).scalar_one()
         if episode.turns:
             session.execute(insert(TurnRow.__table__), [
                 dict(episode_id=episode_id, index=t.index, role=t.role.value, text=t.text,

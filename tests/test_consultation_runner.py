@@ -148,7 +148,11 @@ def test_an_interrupted_run_resumes_from_its_checkpoints(checkpoint_saver):
                                          EpisodeStatus.COMPLETED]
     second = asyncio.run(run(fixed))
     assert calls["fixed"] == 1  # only the interrupted case ran again
-    assert len(seen) == 4  # finished episodes were not handed over twice
+    # every episode is handed over again, named by its thread (the store records it once)
+    assert len(seen) == 6
+    assert sorted(e.thread_id for e in seen[3:]) == sorted(e.thread_id for e in second)
+    assert sorted(e.thread_id for e in second) == sorted(e.thread_id for e in first) == [
+        f"5-{case.id}-{i}" for i, case in enumerate(CASES[:3])]
     resumed = second[0]
     assert resumed.status is EpisodeStatus.COMPLETED and resumed.final_answer == ["C"]
     assert [t.text for t in resumed.turns][:2] == [

@@ -81,6 +81,33 @@ def test_record_episode_round_trips_every_field(store):
     assert store.count_turns() == 3 and store.count_turns(experiment_id=experiment) == 3
 
 
+def test_an_episode_with_a_thread_is_recorded_once_per_experiment(store):
+    run = store.create_experiment("resumable", "consult")
+    other = store.create_experiment("another", "consult")
+    first = store.record_episode(episode(experiment_id=run, thread_id="t-0",
+                                         training_step=3))
+    # handed over again by a resumed run: kept, not duplicated
+    assert store.record_episode(episode(experiment_id=run, thread_id="t-0",
+                                        final_answer=["A"])) == first
+    assert store.get_episode(first).final_answer == ["C"]
+    assert store.get_episode(first).training_step == 3
+    # the same thread name in another run, and episodes without threads, are new ones
+    assert store.record_episode(episode(experiment_id=other, thread_id="t-0")) != first
+    assert store.record_episode(episode(experiment_id=run)) != \
+        store.record_episode(episode(experiment_id=run))
+    # a failed episode is replaced by its resumed consultation, and only then
+    failed = store.record_episode(episode(experiment_id=run, thread_id="t-1",
+                                          status="failed", failure_reason="power cut",
+                                          turns=[]))
+    assert store.record_episode(episode(experiment_id=run, thread_id="t-1",
+                                        status="failed", failure_reason="again",
+                                        turns=[])) == failed
+    resumed = store.record_episode(episode(experiment_id=run, thread_id="t-1"))
+    assert store.get_episode(resumed).status is EpisodeStatus.COMPLETED
+    assert [e.status for e in store.list_episodes(experiment_id=run)] == ["completed"] * 4
+    assert store.count_turns(experiment_id=run) == 4 * 3
+
+
 def test_bad_episodes_are_rejected_and_leave_nothing(store):
     with pytest.raises(NotFoundError, match="case 'nope' is not in the store"):
         store.record_episode(episode(case_id="nope"))
