@@ -93,7 +93,7 @@ def _run(store: Any, settings: GrpoSettings, console: Console) -> tuple[int, lis
         else:
             cases = select_cases(store, console, settings.cases,
                                  case_id_list(settings.case_ids), settings.split)
-        config = {**asdict(settings), "output": str(settings.output), "kind": KIND,
+        config = {**asdict(settings), "output": str(settings.output.resolve()), "kind": KIND,
                   "case_ids": [c.id for c in cases]}
         try:
             return store.create_experiment(settings.name, KIND, config), cases
@@ -102,6 +102,9 @@ def _run(store: Any, settings: GrpoSettings, console: Console) -> tuple[int, lis
     if saved.get("kind") != KIND:
         raise TrainingError(f"experiment {settings.name!r} exists and is not a GRPO run; "
                             "choose another --experiment name")
+    if Path(saved["output"]).resolve() != settings.output.resolve():
+        raise TrainingError(f"experiment {settings.name!r} trains into {saved['output']}; "
+                            "give that --output to resume it, or another --experiment name")
     console.print(f"resuming GRPO run {escape(settings.name)}")
     return experiment_id, [store.get_case(case_id) for case_id in saved["case_ids"]]
 

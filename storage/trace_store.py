@@ -295,6 +295,11 @@ class TraceStore(ShapleyRecords, SearchRecords, TrainingRecords):
                     raise
         raise AssertionError("unreachable")
 
+    def record_episodes(self, episodes: Iterable[EpisodeRecord]) -> list[int]:
+        """Write several consultations in one transaction (all or none); their ids."""
+        with self._session() as session, session.begin():
+            return [self._write_episode(session, episode) for episode in episodes]
+
     def _write_episode(self, session: Session, episode: EpisodeRecord) -> int:
         """Insert ``episode`` and its turns in the caller's transaction (see
         :meth:`record_episode` for episodes with a thread id)."""

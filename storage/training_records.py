@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from promed_agents.errors import NotFoundError, TrainingError
 from promed_agents.storage.models import (
     CheckpointRow,
+    EpisodeRow,
     TrainingDatasetRow,
     TrainingMetricRow,
     TrainingSampleRow,
@@ -112,11 +113,16 @@ class TrainingRecords:
                             metrics: dict[str, Any] | None = None,
                             experiment_id: int | None = None,
                             dataset_id: int | None = None) -> int:
+        """Record the trained model at ``path``; registering the same path again (a run
+        that stopped between registering and its receipt, then reran) updates that row."""
         with self._session() as session, session.begin():
-            row = CheckpointRow(path=path, base_model_spec=base_model_spec, step=step,
-                                metrics=metrics or {}, experiment_id=experiment_id,
-                                dataset_id=dataset_id)
-            session.add(row)
+            row = session.scalars(select(CheckpointRow).where(CheckpointRow.path == path)
+                                  .order_by(CheckpointRow.id.desc())).first()
+            if row is None:
+                row = CheckpointRow(path=path)
+                session.add(row)
+            row.base_model_spec, row.step, row.metrics = base_model_spec, step, metrics or {}
+            row.experiment_id, row.dataset_id = experiment_id, dataset_id
             session.flush()
             return row.id
 
@@ -139,6 +145,21 @@ class TrainingRecords:
                 TrainingMetricRow.step == step))
             session.add(TrainingMetricRow(experiment_id=experiment_id, step=step,
                                           metrics=dict(metrics)))
+
+    def rewind_training_run(self, experiment_id: int, step: int) -> tuple[int, int]:
+        """Forget what run ``experiment_id`` recorded after its optimizer step ``step``,
+        in one transaction: the rollouts sampled at step ``step`` or later and the metrics
+        of later steps. A run resumed from the checkpoint of step ``step`` redoes those
+        steps, so without this a killed run would leave them twice. Returns
+        ``(episodes, metric rows)`` removed."""
+        with self._session() as session, session.begin():
+            episodes = session.execute(delete(EpisodeRow).where(
+                EpisodeRow.experiment_id == experiment_id,
+                EpisodeRow.training_step >= step)).rowcount
+            metrics = session.execute(delete(TrainingMetricRow).where(
+                TrainingMetricRow.experiment_id == experiment_id,
+                TrainingMetricRow.step > step)).rowcount
+            return episodes, metrics
 
     def training_metrics(self, experiment_id: int) -> list[tuple[int, dict[str, float]]]:
         """``(step, metrics)`` of every logged step of run ``experiment_id``, in step order."""

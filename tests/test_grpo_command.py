@@ -33,6 +33,10 @@ def test_grpo_from_rollouts_then_consult_with_the_result(sqlite_url, tmp_path,
     assert consulted.exit_code == 0, consulted.output
     again = run(*args)
     assert again.exit_code == 1 and "already holds a trained model" in again.stderr
+    elsewhere = run(*[tmp_path / "other" if a == out else a for a in args],
+                    "--experiment", "grpo-doctor")  # the run's records are not mixed
+    assert elsewhere.exit_code == 1 and f"trains into {out}" in elsewhere.stderr
+    assert not (tmp_path / "other").exists()
 
 
 def test_grpo_from_logged_traces(sqlite_url, tmp_path, tiny_model_folder):

@@ -147,7 +147,8 @@ def test_the_live_policy_samples_its_own_consultations(tiny_model_folder, tmp_pa
     assert "kl" in metrics and "episodes/untrained" in metrics
 
 
-def test_resume_restores_the_step_counter_and_optimizer(tiny_model_folder, tmp_path):
+def test_resume_restores_the_step_counter_and_optimizer(tiny_model_folder, tmp_path,
+                                                        sqlite_url):
     from transformers import TrainerCallback
 
     class FirstStep(TrainerCallback):
@@ -157,19 +158,37 @@ def test_resume_restores_the_step_counter_and_optimizer(tiny_model_folder, tmp_p
             if self.seen is None:
                 self.seen = (state.global_step, len(optimizer.state_dict()["state"]))
 
-    source = GraphRollouts({c.id: c for c in CASES}, max_questions=1,
-                           doctor=ScriptedChatModel(responses=SCRIPT))
-    config = _config(tmp_path, max_steps=1, save_strategy="steps", save_steps=1)
-    first = train_grpo(str(tiny_model_folder), CASES, source, config)
-    (first.output_dir / RECEIPT).unlink()  # as if the run had stopped after checkpoint-1
-    probe = FirstStep()
-    second = train_grpo(str(tiny_model_folder), CASES, source,
-                        _config(tmp_path, max_steps=2, save_strategy="steps", save_steps=1),
-                        callbacks=[probe])
-    assert second.resumed_from.endswith("checkpoint-1") and second.steps == 2
-    assert probe.seen[0] == 1 and probe.seen[1] > 0  # step 1 done, Adam moments loaded
-    with pytest.raises(TrainingError, match="already holds a trained model"):
-        train_grpo(str(tiny_model_folder), CASES, source, config)
+    with TraceStore(sqlite_url) as store:
+        store.import_cases(CASES)
+        run = store.create_experiment("resumed", "grpo")
+        source = GraphRollouts({c.id: c for c in CASES}, max_questions=1, store=store,
+                               experiment_id=run, doctor=ScriptedChatModel(responses=SCRIPT))
+        config = _config(tmp_path, max_steps=1, save_strategy="steps", save_steps=1)
+        first = train_grpo(str(tiny_model_folder), CASES, source, config, store=store,
+                           experiment_id=run)
+        # as if the run had gone on and been killed in step 2, while saving checkpoint-2:
+        (first.output_dir / RECEIPT).unlink()
+        (first.output_dir / "checkpoint-2").mkdir()
+        (first.output_dir / "checkpoint-2" / "config.json").write_text("{")
+        stale = next(store.iter_episodes(run)).model_copy(update={"training_step": 1})
+        store.record_episodes([stale] * 3)
+        store.save_training_metrics(run, 2, {"loss": 99.0})
+        probe = FirstStep()
+        second = train_grpo(str(tiny_model_folder), CASES, source,
+                            _config(tmp_path, max_steps=2, save_strategy="steps",
+                                    save_steps=1),
+                            callbacks=[probe], store=store, experiment_id=run)
+        # the half-written checkpoint is passed over, the killed step's records dropped
+        assert second.resumed_from.endswith("checkpoint-1") and second.steps == 2
+        assert probe.seen[0] == 1 and probe.seen[1] > 0  # step 1 done, Adam moments loaded
+        steps = [e.training_step for e in store.iter_episodes(run)]
+        assert sorted(steps) == [0] * 4 + [1] * 4  # as many as an uninterrupted run
+        assert [s for s, m in store.training_metrics(run)] == [1, 2]
+        assert store.training_metrics(run)[1][1]["loss"] != 99.0
+        (checkpoint,) = store.list_checkpoints()  # registered twice, stored once
+        assert checkpoint.step == 2
+        with pytest.raises(TrainingError, match="already holds a trained model"):
+            train_grpo(str(tiny_model_folder), CASES, source, config)
 
 
 def _logged_consultations(store, model, tokenizer, run, shift=0.0):

@@ -47,6 +47,11 @@ def test_checkpoints_are_registered_with_their_dataset(store):
     assert (only.id, only.path, only.step, only.metrics) == (first, "/models/a", 10,
                                                              {"loss": 1.5})
     assert [c.path for c in store.list_checkpoints()] == ["/models/a", "/models/b"]
+    # a rerun that registers the same folder again updates its row
+    again = store.register_checkpoint("/models/b", "local:smollm2", 4, {"loss": 0.5})
+    assert [(c.path, c.step) for c in store.list_checkpoints()] == [("/models/a", 10),
+                                                                    ("/models/b", 4)]
+    assert again == store.list_checkpoints()[1].id
 
 
 def test_training_metrics_per_step_and_a_resumed_step_replaces_its_row(store):
@@ -58,3 +63,27 @@ def test_training_metrics_per_step_and_a_resumed_step_replaces_its_row(store):
     store.save_training_metrics(run, 2, {"loss": 0.4})  # logged again after a resume
     assert store.training_metrics(run) == [(1, {"loss": 0.7}), (2, {"loss": 0.4})]
     assert store.training_metrics(other) == [(1, {"loss": 9.0})]
+
+
+def test_rewinding_a_run_drops_what_it_recorded_after_a_step(store):
+    from promed_agents.loader import bundled_sample_path, load_cases
+    from promed_agents.trace import EpisodeRecord
+
+    store.import_cases(load_cases(bundled_sample_path(), limit=1))
+    run, other = (store.create_experiment(n, "grpo") for n in ("run", "other"))
+
+    def rollout(experiment, step):
+        return EpisodeRecord(case_id="imedqa-0", experiment_id=experiment, graph="grpo",
+                             doctor_spec="local:grpo-policy", training_step=step)
+
+    store.record_episodes([rollout(run, s) for s in (0, 0, 1, 1, 2, None)]
+                          + [rollout(other, 2)])
+    for step in (1, 2, 3):
+        store.save_training_metrics(run, step, {"loss": float(step)})
+    store.save_training_metrics(other, 3, {"loss": 3.0})
+    assert store.rewind_training_run(run, 1) == (3, 2)  # resumed from checkpoint-1
+    assert sorted(e.training_step for e in store.iter_episodes(run)
+                  if e.training_step is not None) == [0, 0]
+    assert store.count_episodes(run) == 3  # the episode without a step stays
+    assert [s for s, _ in store.training_metrics(run)] == [1]
+    assert store.count_episodes(other) == 1 and len(store.training_metrics(other)) == 1

@@ -10,7 +10,7 @@ The trainer asks its :class:`EpisodeSource` for one finished consultation per da
   model as the doctor (sampling at the trainer's temperature), patient and evaluator
   frozen; every consultation is recorded in the store under the run's experiment, with
   token ids, logprobs and each doctor turn's reward per token (the policy's tokens are
-  those of the doctor turns). ``doctor`` can instead be a served model (an ``openai:``
+  those of the doctor turns), a step's rollouts in one transaction, tagged with the step. ``doctor`` can instead be a served model (an ``openai:``
   backend on a vLLM server that the trainer keeps in sync).
 - :class:`LoggedEpisodes` (off-policy): consultations already in the store, from given
   experiments, taken in turn per case; their recorded sampling logprobs become the "old"
@@ -105,10 +105,13 @@ class GraphRollouts:
         finally:
             model.train(was_training)
         weights = getattr(trainer, "token_reward_weights", REFERENCE_WEIGHTS)
-        episodes = [with_token_rewards(e, weights) for e in episodes]
+        step = trainer.state.global_step  # the rollouts of a step are stored together,
+        episodes = [with_token_rewards(e, weights).model_copy(  # tagged with the step
+            update={"training_step": step}) for e in episodes]
         if self.store is not None:
-            episodes = [e.model_copy(update={"id": self.store.record_episode(e)})
-                        for e in episodes]
+            ids = self.store.record_episodes(episodes)
+            episodes = [e.model_copy(update={"id": i}) for e, i in zip(episodes, ids,
+                                                                      strict=True)]
         return episodes
 
 

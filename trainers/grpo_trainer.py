@@ -49,6 +49,7 @@ from promed_agents.trainers.token_rewards import RewardWeights
 from promed_agents.trainers.training_log import TrainingLog
 from promed_agents.trainers.training_options import DoctorTrainingOptions, cpu_training_defaults
 from promed_agents.trainers.training_output import (
+    checkpoint_step,
     last_checkpoint,
     quiet,
     refuse_finished,
@@ -238,6 +239,9 @@ def train_grpo(model_ref: str, cases: Sequence[Case], source: EpisodeSource,
     if config.disable_tqdm:
         quiet(trainer)
     resume = last_checkpoint(output)
+    if store is not None and experiment_id is not None and trainer.accelerator.is_main_process:
+        # what a killed run recorded after its last checkpoint is redone: drop it first
+        store.rewind_training_run(experiment_id, checkpoint_step(Path(resume)) if resume else 0)
     trainer.train(resume_from_checkpoint=resume)
     save_final_model(trainer, tokenizer, output, merge_lora=config.use_lora)
     logged = [e for e in trainer.state.log_history if "loss" in e]

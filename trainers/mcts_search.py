@@ -20,6 +20,7 @@ checkpointer given (SQLite file or PostgreSQL), which must be the same on resume
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -168,7 +169,8 @@ async def search_case(case: Case, env: ConsultationEnvironment, store: Any,
     visits or its tree is exhausted; every iteration is stored as it ends."""
     root = store.load_search_tree(experiment_id, case.id)
     if root is None:
-        root = await env.root(case, f"mcts-{experiment_id}-{case.id}")
+        # a fresh thread: a run killed before storing its root leaves an unused one
+        root = await env.root(case, f"mcts-{experiment_id}-{case.id}-{uuid.uuid4().hex[:8]}")
         store.save_search_step(experiment_id, [root])
     settings = config.ucb
     while root.visits < config.iterations and not fully_explored(root, settings.width):

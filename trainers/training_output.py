@@ -3,7 +3,7 @@
 case -> ... -> **MCTS-SFT / GRPO output folder** -> ``--doctor local:DIR`` -> evaluation
 
 Both doctor trainers write the same layout: TRL's ``checkpoint-N`` folders while training
-(a rerun resumes from the newest: step counter, optimizer and scheduler), then the final
+(a rerun resumes from the newest whole one: step counter, optimizer and scheduler), then the final
 model as a plain transformers folder (a LoRA adapter merged in) and, last, the receipt
 file :data:`RECEIPT`, whose presence marks the folder finished (a new run refuses it).
 """
@@ -26,10 +26,24 @@ def refuse_finished(output: Path) -> None:
                             "another --output, or delete the folder to train again")
 
 
+TRAINER_STATE = "trainer_state.json"
+"""Written last into a ``checkpoint-N`` folder by transformers' Trainer."""
+
+
+def checkpoint_step(checkpoint: Path) -> int | None:
+    """The optimizer step of a whole ``checkpoint-N`` folder, or None for one that is not
+    whole (a process killed while saving it leaves no readable trainer state)."""
+    try:
+        return int(json.loads((checkpoint / TRAINER_STATE).read_text("utf-8"))["global_step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def last_checkpoint(folder: Path) -> str | None:
-    """The newest ``checkpoint-N`` folder inside ``folder`` (to resume from), or None."""
+    """The newest whole ``checkpoint-N`` folder inside ``folder`` (to resume from), or
+    None. A half-written one is passed over (the Trainer overwrites it when it gets there)."""
     steps = [(int(p.name.split("-")[-1]), p) for p in folder.glob("checkpoint-*")
-             if p.name.split("-")[-1].isdigit()]
+             if p.name.split("-")[-1].isdigit() and checkpoint_step(p) is not None]
     return str(max(steps)[1]) if steps else None
 
 
