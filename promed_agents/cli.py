@@ -307,7 +307,8 @@ def consult_command(
              "postgresql:// URL (postgres extra).")] = None,
     resume: Annotated[bool, typer.Option(
         help="Continue --experiment from --checkpoints: finished cases are kept, "
-             "interrupted ones resume.")] = False,
+             "interrupted ones resume (the same command with --experiment and "
+             "--checkpoints resumes an existing run too).")] = False,
     sig_scorer: Annotated[str | None, typer.Option(
         help="Weigh facts by this scorer's stored Shapley values (SIG) [default: the "
              "doctor's model]; cases without values get uniform weights.")] = None,

@@ -5,7 +5,9 @@ case -> **consultation graph** -> **trace in SQL** -> Shapley/SIG -> training ->
 The command behind the CLI entry (kept apart from :mod:`promed_agents.cli` so that each
 stays one concept): pick cases from the store (importing the bundled sample into an empty
 store), build the models from their specs, run the graph with bounded concurrency and a
-progress bar, record each episode in its own transaction, and summarise.
+progress bar, record each episode in its own transaction, and summarise. With
+``--checkpoints``, running the same command again (same ``--experiment``) resumes it:
+finished consultations are kept, interrupted ones go on from their last checkpoint.
 """
 
 from __future__ import annotations
@@ -146,6 +148,26 @@ def summary_table(episodes: Sequence[EpisodeRecord], seconds: float, title: str)
     return table
 
 
+def _resumable(store: Any, settings: ConsultSettings) -> bool:
+    """Whether ``--experiment`` names a run that kept its checkpoints where
+    ``--checkpoints`` says: then running the same command again resumes it."""
+    from promed_agents.errors import NotFoundError
+
+    if not (settings.experiment and settings.checkpoints):
+        return False
+    try:
+        _, saved = store.experiment_config(settings.experiment)
+    except NotFoundError:
+        return False
+    where = without_password(settings.checkpoints)
+    if saved.get("checkpoints") != where:
+        raise ConsultationError(
+            f"experiment {settings.experiment!r} exists and kept its checkpoints in "
+            f"{saved.get('checkpoints')!r}, not {where!r}; give those --checkpoints to "
+            "resume it, or another --experiment name")
+    return True
+
+
 def consult(store: Any, settings: ConsultSettings, console: Console,
             progress_console: Console) -> list[EpisodeRecord]:
     """Run the consultations ``settings`` describe, recording each episode in ``store``."""
@@ -154,7 +176,8 @@ def consult(store: Any, settings: ConsultSettings, console: Console,
     from promed_agents.graphs import ConsultationContext, arun_consultations
     from promed_agents.storage.trace_recorder import TraceRecorder
 
-    if settings.resume:
+    resume = settings.resume or _resumable(store, settings)
+    if resume:
         if not settings.experiment:
             raise ConsultationError("--resume needs --experiment NAME (the run to continue)")
         if not settings.checkpoints:
@@ -164,7 +187,7 @@ def consult(store: Any, settings: ConsultSettings, console: Console,
         cases = [store.get_case(case_id) for case_id in saved.get("case_ids", [])]
     doctor = resolve_chat_model(settings.doctor)  # bad specs fail before the store changes
     patient = patient_from_spec(settings.patient)
-    if not settings.resume:
+    if not resume:
         cases = select_cases(store, console, settings.cases, settings.case_ids, settings.split)
     context = ConsultationContext(
         doctor=doctor, patient=patient, mode=settings.mode,
@@ -179,7 +202,7 @@ def consult(store: Any, settings: ConsultSettings, console: Console,
     config["case_ids"] = [c.id for c in cases]
     config["evaluator"] = context.evaluator.name
     config["checkpoints"] = without_password(settings.checkpoints)
-    if not settings.resume:
+    if not resume:
         experiment_id = store.create_experiment(name, "consult", config)
     recorder = TraceRecorder(store, experiment_id)
     started = time.perf_counter()

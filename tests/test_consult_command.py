@@ -57,3 +57,13 @@ def test_consult_resumes_an_experiment_from_its_checkpoints(where, sqlite_url, t
     assert len(episodes) == 3 and {tuple(e.final_answer) for e in episodes} == {("C",)}
     missing = run("consult", "--resume", "--experiment", "long", "--db", sqlite_url)
     assert missing.exit_code == 1 and "--resume needs --checkpoints" in missing.stderr
+    # the first command again resumes the run too; other checkpoints are refused
+    same = run("consult", "--cases", "3", "--doctor", "fake:answer: B", "--experiment",
+               "long", "--checkpoints", checkpoints, "--db", sqlite_url)
+    assert same.exit_code == 0, same.output
+    other = run("consult", "--cases", "3", "--doctor", "fake:answer: B", "--experiment",
+                "long", "--checkpoints", str(tmp_path / "other.db"), "--db", sqlite_url)
+    assert other.exit_code == 1 and "exists and kept its checkpoints in" in other.stderr
+    with TraceStore(sqlite_url) as store:
+        episodes = store.list_episodes(experiment_id=store.experiment_id("long"))
+    assert len(episodes) == 3 and {tuple(e.final_answer) for e in episodes} == {("C",)}
