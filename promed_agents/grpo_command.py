@@ -131,10 +131,17 @@ def _source(store: Any, settings: GrpoSettings, experiment_id: int, cases: list[
 def train_grpo_command(store: Any, settings: GrpoSettings, console: Console,
                        progress_console: Console) -> Any:
     from promed_agents.train_command import local_ref, progress_callback
-    from promed_agents.trainers.grpo_trainer import SigGRPOConfig, train_grpo
+    from promed_agents.trainers.grpo_trainer import GRPOResult, SigGRPOConfig, train_grpo
+    from promed_agents.trainers.training_output import finished_receipt
 
     ref = local_ref(settings.model)
     experiment_id, cases = _run(store, settings, console)
+    receipt = finished_receipt(settings.output)
+    if receipt is not None and receipt.get("experiment_id") == experiment_id:
+        console.print(f"GRPO run {escape(settings.name)} is already finished "
+                      f"({receipt['steps']} steps): model in {escape(str(settings.output))}")
+        return GRPOResult(settings.output, receipt["steps"], None,
+                          receipt.get("checkpoint_id"), receipt)
     source = _source(store, settings, experiment_id, cases, console)
     size = settings.group_size * settings.cases_per_step
     config = SigGRPOConfig(

@@ -103,12 +103,19 @@ def progress_callback(progress: Any, task: Any) -> Any:
 def train_sft_command(store: Any, settings: SftSettings, console: Console,
                       progress_console: Console) -> Any:
     from promed_agents.trainers.sft_dataset import export_jsonl
-    from promed_agents.trainers.sft_trainer import DoctorSFTConfig, train_sft
+    from promed_agents.trainers.sft_trainer import DoctorSFTConfig, SFTResult, train_sft
+    from promed_agents.trainers.training_output import finished_receipt
 
     experiment_id, config = search_experiment(store, settings.source)
     model_spec = settings.model or config.get("doctor", "")
     ref = local_ref(model_spec)
     dataset_id, samples = dataset_samples(store, settings, experiment_id, console)
+    receipt = finished_receipt(settings.output)
+    if receipt is not None and receipt.get("dataset_id") == dataset_id:
+        console.print(f"SFT on {escape(settings.source)} is already finished "
+                      f"({receipt['steps']} steps): model in {escape(str(settings.output))}")
+        return SFTResult(settings.output, receipt["steps"], receipt.get("losses", []), None,
+                         receipt.get("checkpoint_id"))
     settings.output.mkdir(parents=True, exist_ok=True)
     data_file = export_jsonl(samples, settings.output / "sft_data.jsonl")
     config = DoctorSFTConfig(

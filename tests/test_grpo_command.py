@@ -31,8 +31,12 @@ def test_grpo_from_rollouts_then_consult_with_the_result(sqlite_url, tmp_path,
     consulted = run("consult", "--cases", "1", "--doctor", f"local:{out}", "--max-questions",
                     "1", "--max-new-tokens", "4", "--db", sqlite_url)
     assert consulted.exit_code == 0, consulted.output
-    again = run(*args)
-    assert again.exit_code == 1 and "already holds a trained model" in again.stderr
+    again = run(*args)  # the same command again: the run is finished, nothing to redo
+    assert again.exit_code == 0 and "is already finished (1 steps)" in again.output
+    with TraceStore(sqlite_url) as store:
+        assert store.count_episodes(run_id) == 2 and len(store.list_checkpoints()) == 1
+    fresh = run(*args[:-2], "--experiment", "new-run", "--db", sqlite_url)
+    assert fresh.exit_code == 1 and "already holds a trained model" in fresh.stderr
     elsewhere = run(*[tmp_path / "other" if a == out else a for a in args],
                     "--experiment", "grpo-doctor")  # the run's records are not mixed
     assert elsewhere.exit_code == 1 and f"trains into {out}" in elsewhere.stderr

@@ -33,9 +33,13 @@ def test_sft_from_a_search_gives_a_usable_doctor(sqlite_url, tmp_path, tiny_mode
     consulted = run("consult", "--cases", "1", "--doctor", f"local:{out}", "--max-questions",
                     "1", "--max-new-tokens", "4", "--db", sqlite_url)
     assert consulted.exit_code == 0, consulted.output
-    again = run(*args)  # the stored dataset is reused; the finished folder is not touched
-    assert again.exit_code == 1 and "already holds a trained model" in again.stderr
+    again = run(*args)  # the stored dataset is reused; the finished run is not redone
+    assert again.exit_code == 0 and "is already finished (2 steps)" in again.output
     assert "e-sft: 1 sample(s) (stored)" in again.output
+    with TraceStore(sqlite_url) as store:
+        assert len(store.list_checkpoints()) == 1
+    other = run(*args, "--dataset", "e-other")  # another dataset into the finished folder
+    assert other.exit_code == 1 and "already holds a trained model" in other.stderr
 
 
 def test_bad_sources_and_models_are_one_line_errors(sqlite_url, tmp_path):

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from promed_agents.atomic_file import atomic_writer
 from promed_agents.errors import TrainingError
 
 RECEIPT = "promed_training.json"
@@ -69,5 +70,13 @@ def quiet(trainer: Any) -> None:
     trainer.remove_callback(PrinterCallback)
 
 
+def finished_receipt(output: Path) -> dict[str, Any] | None:
+    """The receipt of a finished output folder (what a rerun of the same command reports
+    instead of training again), or None while the folder is not finished."""
+    path = output / RECEIPT
+    return json.loads(path.read_text("utf-8")) if path.exists() else None
+
+
 def write_receipt(output: Path, receipt: dict[str, Any]) -> None:
-    (output / RECEIPT).write_text(json.dumps(receipt, indent=1), encoding="utf-8")
+    with atomic_writer(output / RECEIPT) as handle:  # a killed run leaves none, not half
+        json.dump(receipt, handle, indent=1)
