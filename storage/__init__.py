@@ -5,14 +5,10 @@ case -> consultation graph -> **trace in SQL** -> Shapley/SIG -> MCTS-SFT / GRPO
 Import as ``promed_agents.storage`` (the folder ``storage/`` installs under that name).
 """
 
+from promed_agents.storage.case_records import CaseGroup, ImportReport
 from promed_agents.storage.database import make_engine, resolve_url, upgrade
 from promed_agents.storage.shapley_records import ShapleyRecord, StoredWeights
-from promed_agents.storage.trace_store import (
-    CaseGroup,
-    EpisodeSummary,
-    ImportReport,
-    TraceStore,
-)
+from promed_agents.storage.trace_store import EpisodeSummary, TraceStore
 from promed_agents.storage.training_records import CheckpointRecord, TrainingSample
 
 __all__ = ["CaseGroup", "CheckpointRecord", "EpisodeSummary", "ImportReport", "ShapleyRecord",

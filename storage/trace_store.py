@@ -9,7 +9,7 @@ database session. Opening a store applies any pending migrations.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,36 +18,14 @@ from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from promed_agents.case import Case
-from promed_agents.errors import CaseConflictError, NotFoundError, TraceError
+from promed_agents.errors import NotFoundError, TraceError
+from promed_agents.storage.case_records import CaseRecords
 from promed_agents.storage.database import ensure_schema, make_engine
-from promed_agents.storage.models import CaseRow, EpisodeRow, ExperimentRow, FactRow, TurnRow
+from promed_agents.storage.models import EpisodeRow, ExperimentRow, TurnRow
 from promed_agents.storage.search_records import SearchRecords
 from promed_agents.storage.shapley_records import ShapleyRecords
 from promed_agents.storage.training_records import TrainingRecords
 from promed_agents.trace import EpisodeRecord, EpisodeStatus, TurnRecord
-
-_CHUNK = 500
-_IMPORT_ATTEMPTS = 3
-
-
-@dataclass(frozen=True)
-class ImportReport:
-    """What an import did: ``added`` new cases, ``unchanged`` ones already stored as given."""
-
-    added: int
-    unchanged: int
-
-
-@dataclass(frozen=True)
-class CaseGroup:
-    """Counts of stored cases by source, split and language."""
-
-    source: str
-    split: str | None
-    language: str
-    cases: int
-    facts: int
 
 
 @dataclass(frozen=True)
@@ -78,13 +56,6 @@ class EpisodeSummary:
     duration_s: float | None
 
 
-def _case_from_row(row: CaseRow) -> Case:
-    return Case(id=row.id, source=row.source, language=row.language, split=row.split,
-                question=row.question, options=row.options, answer=row.answer,
-                context=row.context, facts=[f.text for f in row.facts],
-                demographics=row.demographics)
-
-
 def _turn_from_row(row: TurnRow) -> TurnRecord:
     return TurnRecord(index=row.index, role=row.role, text=row.text, kind=row.kind,
                       prompt_token_ids=row.prompt_token_ids, token_ids=row.token_ids,
@@ -106,7 +77,7 @@ def _episode_from_row(row: EpisodeRow) -> EpisodeRecord:
         training_step=row.training_step, turns=[_turn_from_row(t) for t in row.turns])
 
 
-class TraceStore(ShapleyRecords, SearchRecords, TrainingRecords):
+class TraceStore(CaseRecords, ShapleyRecords, SearchRecords, TrainingRecords):
     """Cases, consultations and training artefacts in one SQL database.
 
     ``TraceStore()`` opens ``$PROMED_DB`` or ``sqlite:///promed.db``; pass a URL or an
@@ -139,112 +110,6 @@ class TraceStore(ShapleyRecords, SearchRecords, TrainingRecords):
 
     def _session(self) -> Session:
         return self._sessions()
-
-    # -- cases ---------------------------------------------------------------------------
-
-    def import_cases(self, cases: Iterable[Case],
-                     progress: Callable[[int], None] | None = None) -> ImportReport:
-        """Store ``cases`` in one transaction: all of them, or none on any error.
-
-        Idempotent: a case already stored with the same content is left as it is and
-        counted as unchanged; one stored with the same id but other content raises
-        :class:`CaseConflictError` and nothing is written.
-        """
-        cases = list(cases)
-        for attempt in range(_IMPORT_ATTEMPTS):
-            try:
-                return self._import_once(cases, progress)
-            except IntegrityError:
-                # Another process stored some of these cases after we looked: look again,
-                # they now count as stored (or as conflicts).
-                if attempt == _IMPORT_ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
-
-    def _import_once(self, cases: list[Case],
-                     progress: Callable[[int], None] | None) -> ImportReport:
-        added = unchanged = 0
-        with self._session() as session, session.begin():
-            stored: dict[str, str] = {}
-            ids = [c.id for c in cases]
-            for start in range(0, len(ids), _CHUNK):
-                rows = session.execute(select(CaseRow.id, CaseRow.content_hash)
-                                       .where(CaseRow.id.in_(ids[start:start + _CHUNK])))
-                stored.update({row.id: row.content_hash for row in rows})
-            for case in cases:
-                digest = case.content_hash()
-                if case.id in stored:
-                    if stored[case.id] != digest:
-                        raise CaseConflictError(
-                            f"case {case.id} is already stored with different content or split; "
-                            "nothing was imported (give the file its own ids, or use "
-                            "another database)", case_id=case.id)
-                    unchanged += 1
-                else:
-                    session.add(CaseRow(
-                        id=case.id, source=case.source, language=case.language,
-                        split=case.split, question=case.question, options=case.options,
-                        answer=case.answer, context=case.context,
-                        demographics=case.demographics, content_hash=digest,
-                        facts=[FactRow(index=i, text=t) for i, t in enumerate(case.facts)]))
-                    stored[case.id] = digest
-                    added += 1
-                if progress is not None:
-                    progress(1)
-        return ImportReport(added=added, unchanged=unchanged)
-
-    def get_case(self, case_id: str) -> Case:
-        with self._session() as session:
-            row = session.get(CaseRow, case_id, options=[selectinload(CaseRow.facts)])
-            if row is None:
-                raise NotFoundError(f"case {case_id!r} is not in the store {self.url}; "
-                                    "see `promed cases list`")
-            return _case_from_row(row)
-
-    @staticmethod
-    def _case_filters(source: str | None, split: str | None) -> list[Any]:
-        filters = []
-        if source is not None:
-            filters.append(CaseRow.source == source)
-        if split is not None:
-            filters.append(CaseRow.split == split)
-        return filters
-
-    def list_cases(self, source: str | None = None, split: str | None = None,
-                   limit: int | None = None, offset: int = 0) -> list[Case]:
-        query = (select(CaseRow).options(selectinload(CaseRow.facts))
-                 .where(*self._case_filters(source, split))
-                 .order_by(CaseRow.source, func.length(CaseRow.id), CaseRow.id)
-                 .offset(offset).limit(limit))
-        with self._session() as session:
-            return [_case_from_row(row) for row in session.scalars(query)]
-
-    def count_cases(self, source: str | None = None, split: str | None = None) -> int:
-        query = select(func.count()).select_from(CaseRow).where(
-            *self._case_filters(source, split))
-        with self._session() as session:
-            return session.scalar(query) or 0
-
-    def case_groups(self) -> list[CaseGroup]:
-        """Stored cases counted by source, split and language, with their fact totals."""
-        facts = (select(FactRow.case_id, func.count().label("n"))
-                 .group_by(FactRow.case_id).subquery())
-        query = (select(CaseRow.source, CaseRow.split, CaseRow.language,
-                        func.count(CaseRow.id), func.coalesce(func.sum(facts.c.n), 0))
-                 .outerjoin(facts, facts.c.case_id == CaseRow.id)
-                 .group_by(CaseRow.source, CaseRow.split, CaseRow.language)
-                 .order_by(CaseRow.source, CaseRow.split))
-        with self._session() as session:
-            return [CaseGroup(*row) for row in session.execute(query)]
-
-    def _fact_count(self, session: Session, case_id: str) -> int:
-        if case_id not in self._fact_counts:
-            if session.get(CaseRow, case_id) is None:
-                raise NotFoundError(f"case {case_id!r} is not in the store {self.url}; "
-                                    "import it first (`promed cases import`)")
-            count = session.scalar(select(func.count()).where(FactRow.case_id == case_id))
-            self._fact_counts[case_id] = count or 0
-        return self._fact_counts[case_id]
 
     # -- experiments ---------------------------------------------------------------------
 
