@@ -33,7 +33,8 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
-from promed_agents import bundled_sample_path
+from promed_agents.loader import bundled_sample_path, load_cases
+from promed_agents.storage import TraceStore
 
 PROMED = str(Path(sys.executable).with_name("promed"))
 RUN = "crash"  # the experiment name every job uses
@@ -158,7 +159,7 @@ def jobs(model: str, cases: int, steps: int) -> dict[str, Job]:
             episode_problems(engine)
 
     def count(sql: str) -> Callable[[Any, Path], int]:
-        return lambda engine, work: rows(engine, sql, r=experiment_id(engine))[0][0] or 0
+        return lambda engine, work: int(rows(engine, sql, r=experiment_id(engine))[0][0] or 0)
 
     return {
         "consult": Job("consult", consult_args,
@@ -181,17 +182,18 @@ def jobs(model: str, cases: int, steps: int) -> dict[str, Job]:
                     lambda e, w: {str(i): t for i, t in rows(
                         e, "SELECT id, turn_text FROM search_nodes")},
                     mcts_problems, ("cases", "iterations", "roots_per_case")),
-        "train": Job("train", train_args, lambda e, w: len(whole_checkpoints(w)),
+        "train": Job("train", train_args, lambda e, w: max(whole_checkpoints(w), default=0),
                      train_census, train_snapshot, train_problems,
                      ("steps", "metric_rows", "rollouts", "checkpoint_rows")),
     }
 
 
 def prepare(work: Path) -> str:
+    """A new store in ``work`` holding the bundled cases."""
     work.mkdir(parents=True)
     db = f"sqlite:///{work / 'store.db'}"
-    subprocess.run([PROMED, "cases", "import", str(bundled_sample_path()), "--db", db],
-                   check=True, capture_output=True)
+    with TraceStore(db) as store:
+        store.import_cases(load_cases(bundled_sample_path(), split="sample"))
     return db
 
 

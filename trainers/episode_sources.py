@@ -10,8 +10,9 @@ The trainer asks its :class:`EpisodeSource` for one finished consultation per da
   model as the doctor (sampling at the trainer's temperature), patient and evaluator
   frozen; every consultation is recorded in the store under the run's experiment, with
   token ids, logprobs and each doctor turn's reward per token (the policy's tokens are
-  those of the doctor turns), a step's rollouts in one transaction, tagged with the step. ``doctor`` can instead be a served model (an ``openai:``
-  backend on a vLLM server that the trainer keeps in sync).
+  those of the doctor turns); a step's rollouts in one transaction, tagged with the step
+  (a resumed run drops those of the steps it redoes). ``doctor`` can instead be a served
+  model (an ``openai:`` backend on a vLLM server that the trainer keeps in sync).
 - :class:`LoggedEpisodes` (off-policy): consultations already in the store, from given
   experiments, taken in turn per case; their recorded sampling logprobs become the "old"
   logprobs of the PPO ratio, so updates are importance-weighted and clipped.

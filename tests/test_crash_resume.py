@@ -1,0 +1,38 @@
+"""Crash and resume under kill -9 (issue #8), with the tiny model: benchmarks/crash_resume.py
+kills a consultation batch, a Shapley job, an MCTS search and a GRPO run, reruns each, and
+counts what they stored against an uninterrupted run."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).parents[1] / "benchmarks" / "crash_resume.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("crash_resume", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_killed_jobs_resume_to_the_counts_of_an_uninterrupted_run(tiny_model_folder, capsys):
+    results = _script().main(["--model", f"local:{tiny_model_folder}", "--cases", "6",
+                              "--steps", "3", "--kills", "1", "--jitter", "0.05"])
+    for job in ("consult", "shapley", "mcts", "train"):
+        result = results[job]
+        (kill,) = result["kills"]
+        assert kill["killed"] and kill["mid_work"], (job, kill)  # killed with work left
+        assert kill["half_written"] == [] and result["half_written_at_end"] == [], job
+        assert result["equal"], (job, result["reference"], result["resumed"])
+        # what was stored before the kill is still there, unchanged
+        assert result["stored_before_first_kill"] > 0, job
+        assert result["kept_unchanged"] == result["stored_before_first_kill"], job
+    assert results["consult"]["resumed"]["episodes"] == 6
+    assert results["consult"]["resumed"]["duplicated"] == 0
+    assert results["mcts"]["resumed"]["iterations"] == 6 * 3
+    assert results["train"]["resumed"]["steps"] == 3
+    assert results["train"]["resumed"]["rollouts"] == 3 * 2
