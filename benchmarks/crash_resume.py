@@ -1,7 +1,7 @@
 """Crash and resume under ``kill -9`` (issue #8): four long jobs, killed and rerun.
 
     python benchmarks/crash_resume.py [--model local:smollm2] [--cases 8] [--kills 2]
-        [--jobs consult,shapley,mcts,train] [--json FILE]
+        [--jobs consult,shapley,mcts,train] [--postgres-url URL] [--json FILE]
 
 Each job is a ``promed`` command: a consultation batch (``consult --checkpoints``), a
 Shapley job, an MCTS search and a SIG-GRPO training run. It runs once uninterrupted into
@@ -31,10 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from postgres_database import fresh_postgres_db  # benchmarks/postgres_database.py
 from sqlalchemy import create_engine, text
 
 from promed_agents.loader import bundled_sample_path, load_cases
-from promed_agents.storage import TraceStore
+from promed_agents.storage import TraceStore, resolve_url
 
 PROMED = str(Path(sys.executable).with_name("promed"))
 RUN = "crash"  # the experiment name every job uses
@@ -48,6 +49,12 @@ def rows(engine: Any, sql: str, **params: Any) -> list[Any]:
 def experiment_id(engine: Any) -> int | None:
     found = rows(engine, "SELECT id FROM experiments WHERE name = :n", n=RUN)
     return found[0][0] if found else None
+
+
+def graph_checkpoints(db: str, work: Path) -> str:
+    """Where LangGraph keeps the job's checkpoints: the PostgreSQL store itself, or a
+    SQLite file beside a SQLite store."""
+    return db if db.startswith("postgresql") else str(work / "graph.db")
 
 
 def episode_problems(engine: Any) -> list[str]:
@@ -73,8 +80,8 @@ class Job:
 def jobs(model: str, cases: int, steps: int) -> dict[str, Job]:
     def consult_args(db: str, work: Path) -> list[str]:
         return ["consult", "--cases", str(cases), "--doctor", model, "--max-questions", "2",
-                "--max-new-tokens", "24", "--temperature", "0", "--concurrency", "2",
-                "--experiment", RUN, "--checkpoints", str(work / "graph.db"), "--db", db]
+                "--max-new-tokens", "24", "--temperature", "0", "--concurrency", "1",
+                "--experiment", RUN, "--checkpoints", graph_checkpoints(db, work), "--db", db]
 
     def consult_census(engine: Any, work: Path) -> dict[str, Any]:
         run = experiment_id(engine)
@@ -104,7 +111,7 @@ def jobs(model: str, cases: int, steps: int) -> dict[str, Job]:
         return ["mcts", "--experiment", RUN, "--cases", str(cases), "--doctor", model,
                 "--iterations", "3", "--width", "2", "--max-questions", "2",
                 "--max-new-tokens", "24", "--concurrency", "2", "--checkpoints",
-                str(work / "graph.db"), "--db", db]
+                graph_checkpoints(db, work), "--db", db]
 
     def mcts_census(engine: Any, work: Path) -> dict[str, Any]:
         run = experiment_id(engine)
@@ -188,10 +195,11 @@ def jobs(model: str, cases: int, steps: int) -> dict[str, Job]:
     }
 
 
-def prepare(work: Path) -> str:
-    """A new store in ``work`` holding the bundled cases."""
+def prepare(work: Path, postgres_url: str | None) -> str:
+    """A new store holding the bundled cases: a SQLite file in ``work``, or a new
+    database on the server of ``postgres_url``."""
     work.mkdir(parents=True)
-    db = f"sqlite:///{work / 'store.db'}"
+    db = fresh_postgres_db(postgres_url) if postgres_url else f"sqlite:///{work / 'store.db'}"
     with TraceStore(db) as store:
         store.import_cases(load_cases(bundled_sample_path(), split="sample"))
     return db
@@ -217,7 +225,7 @@ def crash(job: Job, engine: Any, db: str, work: Path, kills: int, jitter: float,
         process = subprocess.Popen([PROMED, *job.args(db, work)], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
         while process.poll() is None and job.progress(engine, work) <= before:
-            time.sleep(0.05)
+            time.sleep(0.02)
         time.sleep(rng.uniform(0, jitter))
         if process.poll() is not None:
             records.append({"killed": False, "note": "finished before the kill"})
@@ -232,12 +240,14 @@ def crash(job: Job, engine: Any, db: str, work: Path, kills: int, jitter: float,
     return records, first
 
 
-def run_job(job: Job, root: Path, kills: int, jitter: float, seed: int) -> dict[str, Any]:
-    reference_db, crashed_db = prepare(root / "reference"), prepare(root / "crashed")
+def run_job(job: Job, root: Path, kills: int, jitter: float, seed: int,
+            postgres_url: str | None = None) -> dict[str, Any]:
+    reference_db = prepare(root / "reference", postgres_url)
+    crashed_db = prepare(root / "crashed", postgres_url)
     reference_s = finish(job, reference_db, root / "reference")
-    reference = job.census(create_engine(reference_db), root / "reference")
-    total = job.progress(create_engine(reference_db), root / "reference")
-    engine = create_engine(crashed_db)
+    reference = job.census(create_engine(resolve_url(reference_db)), root / "reference")
+    total = job.progress(create_engine(resolve_url(reference_db)), root / "reference")
+    engine = create_engine(resolve_url(crashed_db))
     records, first = crash(job, engine, crashed_db, root / "crashed", kills, jitter,
                            random.Random(seed))
     for record in records:  # a kill in the middle of the work, or after all was stored
@@ -267,16 +277,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="most seconds between new stored work and the kill")
     parser.add_argument("--jobs", default="consult,shapley,mcts,train")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--postgres-url", help="stores (and LangGraph checkpoints) in new "
+                        "databases on this PostgreSQL server instead of SQLite files")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     available = jobs(args.model, args.cases, args.steps)
-    results: dict[str, Any] = {"model": args.model, "cases": args.cases}
+    results: dict[str, Any] = {"model": args.model, "cases": args.cases,
+                               "store": "postgresql" if args.postgres_url else "sqlite"}
     with tempfile.TemporaryDirectory(prefix="crash-resume-") as tmp:
         for name in args.jobs.split(","):
             if name not in available:
                 raise SystemExit(f"--jobs: unknown job {name!r} (use {', '.join(available)})")
             results[name] = run_job(available[name], Path(tmp) / name, args.kills,
-                                    args.jitter, args.seed)
+                                    args.jitter, args.seed, args.postgres_url)
     output = json.dumps(results, indent=1)
     if args.json:
         args.json.write_text(output)

@@ -28,11 +28,11 @@ import uuid
 from array import array
 from pathlib import Path
 
-from sqlalchemy import create_engine, select, text
+from postgres_database import fresh_postgres_db  # benchmarks/postgres_database.py
+from sqlalchemy import select
 
 from promed_agents.loader import bundled_sample_path, load_cases
 from promed_agents.storage import TraceStore
-from promed_agents.storage.database import resolve_url
 from promed_agents.storage.models import EpisodeRow
 from promed_agents.trace import EpisodeRecord, TurnRecord
 
@@ -133,15 +133,6 @@ def run_raw_sqlite(path: Path, episodes: int, turns: int, tokens: int) -> dict:
     connection.close()
     return {"writers": 1, "episodes": episodes, "turns": episodes * turns,
             "seconds": round(elapsed, 3), "turns_per_s": round(episodes * turns / elapsed)}
-
-
-def fresh_postgres_db(server_url: str) -> str:
-    admin = create_engine(resolve_url(server_url), isolation_level="AUTOCOMMIT")
-    name = f"promed_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return resolve_url(server_url).rsplit("/", 1)[0] + "/" + name
 
 
 def main() -> None:

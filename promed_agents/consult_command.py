@@ -160,6 +160,10 @@ def _resumable(store: Any, settings: ConsultSettings) -> bool:
     except NotFoundError:
         return False
     where = without_password(settings.checkpoints)
+    if not saved.get("checkpoints"):
+        raise ConsultationError(f"experiment {settings.experiment!r} exists and kept no "
+                                "checkpoints, so it cannot be resumed; choose another "
+                                "--experiment name")
     if saved.get("checkpoints") != where:
         raise ConsultationError(
             f"experiment {settings.experiment!r} exists and kept its checkpoints in "

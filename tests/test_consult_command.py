@@ -64,6 +64,11 @@ def test_consult_resumes_an_experiment_from_its_checkpoints(where, sqlite_url, t
     other = run("consult", "--cases", "3", "--doctor", "fake:answer: B", "--experiment",
                 "long", "--checkpoints", str(tmp_path / "other.db"), "--db", sqlite_url)
     assert other.exit_code == 1 and "exists and kept its checkpoints in" in other.stderr
+    run("consult", "--cases", "1", "--doctor", "fake:answer: B", "--experiment", "plain",
+        "--db", sqlite_url)
+    plain = run("consult", "--cases", "1", "--doctor", "fake:answer: B", "--experiment",
+                "plain", "--checkpoints", checkpoints, "--db", sqlite_url)
+    assert plain.exit_code == 1 and "kept no checkpoints" in plain.stderr
     with TraceStore(sqlite_url) as store:
         episodes = store.list_episodes(experiment_id=store.experiment_id("long"))
     assert len(episodes) == 3 and {tuple(e.final_answer) for e in episodes} == {("C",)}

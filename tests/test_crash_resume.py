@@ -8,10 +8,14 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).parents[1] / "benchmarks" / "crash_resume.py"
 
 
 def _script():
+    if str(SCRIPT.parent) not in sys.path:  # as when it runs as a script
+        sys.path.insert(0, str(SCRIPT.parent))
     spec = importlib.util.spec_from_file_location("crash_resume", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up
@@ -19,9 +23,15 @@ def _script():
     return module
 
 
-def test_killed_jobs_resume_to_the_counts_of_an_uninterrupted_run(tiny_model_folder, capsys):
+@pytest.mark.parametrize("where", ["sqlite", pytest.param("postgres",
+                                                          marks=pytest.mark.postgres)])
+def test_killed_jobs_resume_to_the_counts_of_an_uninterrupted_run(where, tiny_model_folder,
+                                                                 request, capsys):
+    store = ["--postgres-url", request.getfixturevalue("postgres_url")] \
+        if where == "postgres" else []
     results = _script().main(["--model", f"local:{tiny_model_folder}", "--cases", "6",
-                              "--steps", "3", "--kills", "1", "--jitter", "0.05"])
+                              "--steps", "3", "--kills", "1", "--jitter", "0.05", *store])
+    assert results["store"] == ("postgresql" if store else "sqlite")
     for job in ("consult", "shapley", "mcts", "train"):
         result = results[job]
         (kill,) = result["kills"]

@@ -242,6 +242,7 @@ def train_grpo(model_ref: str, cases: Sequence[Case], source: EpisodeSource,
     if store is not None and experiment_id is not None and trainer.accelerator.is_main_process:
         # what a killed run recorded after its last checkpoint is redone: drop it first
         store.rewind_training_run(experiment_id, checkpoint_step(Path(resume)) if resume else 0)
+    trainer.accelerator.wait_for_everyone()  # no process records a rollout before that
     trainer.train(resume_from_checkpoint=resume)
     save_final_model(trainer, tokenizer, output, merge_lora=config.use_lora)
     logged = [e for e in trainer.state.log_history if "loss" in e]
