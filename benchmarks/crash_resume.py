@@ -152,7 +152,7 @@ def jobs(model: str, cases: int, steps: int) -> dict[str, Job]:
                                     "experiment_id = :r", r=run)[0][0],
                 "rollouts": rows(engine, "SELECT count(*) FROM episodes WHERE "
                                  "experiment_id = :r", r=run)[0][0],
-                "checkpoint_rows": rows(engine, "SELECT count(*) FROM checkpoints")[0][0]}
+                "checkpoint_rows": rows(engine, "SELECT count(*) FROM model_checkpoints")[0][0]}
 
     def train_snapshot(engine: Any, work: Path) -> dict[str, Any]:
         done = max(whole_checkpoints(work), default=0)  # rollouts of steps it keeps
@@ -263,7 +263,9 @@ def run_job(job: Job, root: Path, kills: int, jitter: float, seed: int,
         "equal": all(reference[k] == final[k] for k in job.compared),
         "stored_before_first_kill": len(first), "kept_unchanged": kept,
         "half_written_at_end": job.problems(engine, root / "crashed"),
-        "details": {k: v for k, v in final.items() if k not in job.compared},
+        "not_compared": {"reference": {k: v for k, v in reference.items()
+                                       if k not in job.compared},
+                         "resumed": {k: v for k, v in final.items() if k not in job.compared}},
         "seconds": {"reference": round(reference_s, 1), "last_rerun": round(resume_s, 1)}}
 
 

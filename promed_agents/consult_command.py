@@ -19,6 +19,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -108,6 +109,19 @@ async def checkpointer(where: str) -> AsyncIterator[Any]:
         yield saver
 
 
+def refuse_store_file(store: Any, where: str | None) -> None:
+    """LangGraph's SQLite checkpoints may not share the SQLite store's file: the store
+    would wait for the saver's write lock inside the event loop that must release it."""
+    url = store.engine.url
+    if not where or url.get_backend_name() != "sqlite" or not url.database or \
+            where.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+        return
+    if Path(where).expanduser().resolve() == Path(url.database).expanduser().resolve():
+        raise ConsultationError(f"--checkpoints {where} is the store's own SQLite file; "
+                                "give LangGraph's checkpoints a file of their own (or keep "
+                                "both in PostgreSQL)")
+
+
 def sig_evaluator(store: Any, scorer_spec: str, cases: Sequence[Case],
                   console: Console) -> Any:
     """The evaluator: SIG from stored Shapley values of ``scorer_spec`` where the cases
@@ -180,6 +194,7 @@ def consult(store: Any, settings: ConsultSettings, console: Console,
     from promed_agents.graphs import ConsultationContext, arun_consultations
     from promed_agents.storage.trace_recorder import TraceRecorder
 
+    refuse_store_file(store, settings.checkpoints)
     resume = settings.resume or _resumable(store, settings)
     if resume:
         if not settings.experiment:

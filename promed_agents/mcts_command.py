@@ -107,7 +107,11 @@ def search(store: Any, settings: MctsSettings, console: Console,
            progress_console: Console) -> list[Any]:
     """Run (or resume) the search ``settings`` describe; returns the per-case reports."""
     from promed_agents.backends import resolve_chat_model
-    from promed_agents.consult_command import checkpointer, patient_from_spec
+    from promed_agents.consult_command import (
+        checkpointer,
+        patient_from_spec,
+        refuse_store_file,
+    )
     from promed_agents.doctor import doctor_sampling
     from promed_agents.evaluator import Evaluator
     from promed_agents.graphs import ConsultationContext
@@ -119,6 +123,7 @@ def search(store: Any, settings: MctsSettings, console: Console,
                         correct_bonus=settings.correct_bonus)
     doctor = resolve_chat_model(settings.doctor)  # bad specs fail before the store changes
     patient_from_spec(settings.patient)
+    refuse_store_file(store, settings.checkpoints)
     experiment_id, cases = _experiment(store, settings, console)
     scorer = settings.sig_scorer or settings.doctor
     weights = StoredWeights(store, scorer, temperature=settings.weight_temperature)

@@ -237,7 +237,7 @@ class TrainingSampleRow(Base):
 
 
 class CheckpointRow(Base):
-    __tablename__ = "checkpoints"
+    __tablename__ = "model_checkpoints"  # not "checkpoints": LangGraph's table
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     experiment_id: Mapped[int | None] = mapped_column(

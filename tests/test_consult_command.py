@@ -72,3 +72,34 @@ def test_consult_resumes_an_experiment_from_its_checkpoints(where, sqlite_url, t
     with TraceStore(sqlite_url) as store:
         episodes = store.list_episodes(experiment_id=store.experiment_id("long"))
     assert len(episodes) == 3 and {tuple(e.final_answer) for e in episodes} == {("C",)}
+
+
+@pytest.mark.postgres
+def test_langgraph_checkpoints_can_live_in_the_postgresql_store(postgres_url):
+    """LangGraph's savers have a `checkpoints` table of their own: the store's tables must
+    not collide with theirs (``promed mcts`` on PostgreSQL keeps its checkpoints there)."""
+    db_url = checkpoints = postgres_url
+    for _ in range(2):  # the second run resumes, with LangGraph's tables in place
+        done = run("consult", "--cases", "2", "--doctor", "fake:question: Any fever?||answer: C",
+                   "--experiment", "beside", "--checkpoints", checkpoints, "--db", db_url)
+        assert done.exit_code == 0, done.output
+    searched = run("mcts", "--experiment", "search", "--cases", "1", "--iterations", "2",
+                   "--max-questions", "1", "--doctor", "fake:answer: C", "--checkpoints",
+                   checkpoints, "--db", db_url)
+    assert searched.exit_code == 0, searched.output
+    with TraceStore(db_url) as store:
+        assert store.count_episodes(store.experiment_id("beside")) == 2
+        assert store.count_episodes(store.experiment_id("search")) >= 1
+        store.register_checkpoint("/models/x", "local:smollm2", 1)
+        assert [c.path for c in store.list_checkpoints()] == ["/models/x"]
+
+
+def test_sqlite_checkpoints_may_not_share_the_store_file(sqlite_url):
+    path = sqlite_url.removeprefix("sqlite:///")
+    for command in (["consult", "--cases", "1"], ["mcts", "--experiment", "s", "--cases",
+                                                  "1"]):
+        refused = run(*command, "--doctor", "fake:answer: C", "--checkpoints", path,
+                      "--db", sqlite_url)
+        assert refused.exit_code == 1 and "is the store's own SQLite file" in refused.stderr
+    with TraceStore(sqlite_url) as store:
+        assert store.count_cases() == 0 and store.list_experiments() == []

@@ -19,7 +19,7 @@ from promed_agents.storage.database import (
 from promed_agents.storage.models import Base
 
 TABLES = {"cases", "facts", "experiments", "episodes", "turns", "shapley_values",
-          "training_datasets", "training_samples", "checkpoints", "alembic_version"}
+          "training_datasets", "training_samples", "model_checkpoints", "alembic_version"}
 
 
 def test_resolve_url_precedence(monkeypatch):
