@@ -108,6 +108,16 @@ def test_an_episode_with_a_thread_is_recorded_once_per_experiment(store):
     assert store.count_turns(experiment_id=run) == 4 * 3
 
 
+def test_episodes_recorded_together_are_written_all_or_none(store):
+    run = store.create_experiment("step", "grpo")
+    ids = store.record_episodes([episode(experiment_id=run, training_step=0)] * 2)
+    assert len(set(ids)) == 2 and store.count_episodes(run) == 2
+    with pytest.raises(NotFoundError, match="case 'nope'"):
+        store.record_episodes([episode(experiment_id=run), episode(case_id="nope",
+                                                                   experiment_id=run)])
+    assert store.count_episodes(run) == 2 and store.count_turns(run) == 6
+
+
 def test_bad_episodes_are_rejected_and_leave_nothing(store):
     with pytest.raises(NotFoundError, match="case 'nope' is not in the store"):
         store.record_episode(episode(case_id="nope"))
