@@ -28,20 +28,19 @@ import time
 
 import torch
 
-from promed_agents.answer_scorer import LocalAnswerScorer, facts_text
+from promed_agents.answer_scorer import LocalAnswerScorer
 from promed_agents.backends.local_weights import load_local_model
 from promed_agents.loader import bundled_sample_path, load_cases
 from promed_agents.shapley import PermutationSettings, exact_shapley, permutation_shapley
 
 
 def reference_value(model, tokenizer, scorer, case, coalition) -> float:
-    prefix, middle, answer = scorer._segments(tokenizer, case)
-    row = tokenizer(" " + facts_text(case, coalition), add_special_tokens=False)["input_ids"]
-    ids = prefix + row + middle + answer
+    tokens = scorer.tokens(tokenizer, case, coalition)
+    ids, n = tokens.ids, tokens.n_answer
     with torch.inference_mode():
         logits = model(torch.tensor([ids])).logits[0].float()
-    logprobs = torch.log_softmax(logits[len(ids) - len(answer) - 1:-1], -1)
-    return float(logprobs.gather(-1, torch.tensor(answer).unsqueeze(-1)).mean())
+    logprobs = torch.log_softmax(logits[len(ids) - n - 1:-1], -1)
+    return float(logprobs.gather(-1, torch.tensor(ids[-n:]).unsqueeze(-1)).mean())
 
 
 def reference_shapley(model, tokenizer, scorer, case, settings: PermutationSettings):

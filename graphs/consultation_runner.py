@@ -50,6 +50,26 @@ def patient_spec(context: ConsultationContext) -> str:
     return patient.name
 
 
+def sampling_record(context: ConsultationContext) -> dict[str, Any]:
+    """How the doctor sampled, recorded with each episode: its spec, temperature and
+    top-p (per call, else the model's own), and what its recorded logprobs are: ``raw``
+    (the local backend: temperature-1 log-probabilities of the unwarped policy) or
+    ``backend`` (whatever the server returned). Off-policy training reads it to tell
+    which traces' logprobs are the behaviour policy's
+    (:class:`~promed_agents.trainers.episode_sources.LoggedEpisodes`)."""
+    from promed_agents.backends.local_chat_model import LocalChatModel
+
+    doctor, kwargs = context.doctor, context.doctor_kwargs
+
+    def setting(name: str) -> float | None:
+        value = kwargs.get(name, getattr(doctor, name, None))
+        return None if value is None else float(value)
+
+    return {"doctor": spec_name(doctor), "temperature": setting("temperature"),
+            "top_p": setting("top_p"),
+            "logprobs": "raw" if isinstance(doctor, LocalChatModel) else "backend"}
+
+
 def _common(case: Case, view: PartialView, context: ConsultationContext, graph_name: str,
             experiment_id: int | None) -> dict[str, Any]:
     return dict(case_id=case.id, experiment_id=experiment_id, graph=graph_name,
@@ -71,7 +91,9 @@ def episode_from_state(state: ConsultationState, context: ConsultationContext,
                   "format_score": state.get("format_score"),
                   "fact_recall": state.get("fact_recall"),
                   "information_gain": state.get("information_gain"),
-                  "doctor_kwargs": context.doctor_kwargs},
+                  "fact_weights": context.evaluator.weighting(state["case"]),
+                  "doctor_kwargs": context.doctor_kwargs,
+                  "sampling": sampling_record(context)},
         turns=state.get("turns", []))
 
 

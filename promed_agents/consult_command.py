@@ -123,18 +123,26 @@ def refuse_store_file(store: Any, where: str | None) -> None:
 
 
 def sig_evaluator(store: Any, scorer_spec: str, cases: Sequence[Case],
-                  console: Console) -> Any:
+                  console: Console, require_shapley: bool = False) -> Any:
     """The evaluator: SIG from stored Shapley values of ``scorer_spec`` where the cases
-    have them (uniform gain otherwise), with a line saying which."""
+    have them (uniform gain otherwise), with a line saying how many cases have them. With
+    ``require_shapley``, a case without stored values is an error instead."""
     from promed_agents.evaluator import Evaluator
     from promed_agents.storage import StoredWeights
 
     weights = StoredWeights(store, scorer_spec)
     with_values = sum(weights.has_values(case) for case in cases)
+    if require_shapley and with_values < len(cases):
+        missing = [c.id for c in cases if not weights.has_values(c)]
+        raise ConsultationError(
+            f"--require-shapley: {len(missing)} of {len(cases)} cases (first: "
+            f"{', '.join(missing[:3])}) have no stored Shapley values for scorer "
+            f"{scorer_spec!r}; compute them with 'promed shapley --scorer {scorer_spec}', or "
+            "leave out --require-shapley to weigh their facts uniformly")
+    console.print(f"SIG from stored Shapley values ({escape(scorer_spec)}) for {with_values} "
+                  f"of {len(cases)} cases; uniform weights for the rest")
     if not with_values:
         return Evaluator()
-    console.print(f"SIG from stored Shapley values ({escape(scorer_spec)}) for {with_values} "
-                  f"of {len(cases)} cases; uniform gain for the rest")
     return Evaluator(weights=weights, name=f"sig:{scorer_spec}")
 
 

@@ -125,6 +125,6 @@ def _train(store: Any, plan: DemoPlan, stamp: str, console: Console,
         learning_rate=1e-5, beta=0.04, epsilon=0.1, ratio_cap=None, loss_type="grpo",
         alpha=2.0, sig_correct=1.0, gamma=3.0, format_weight=1.0, temperature=0.7,
         max_new_tokens=48, max_questions=plan.max_questions, patient="fact-select",
-        sig_scorer=plan.doctor, demonstration=True, lora=False,
+        sig_scorer=plan.doctor, require_shapley=False, demonstration=True, lora=False,
         save_steps=plan.grpo_steps, seed=0), console, progress_console)
     return folder / "grpo"

@@ -55,6 +55,14 @@ class Evaluator:
     name: str = "uniform-gain"
     summary: KnowledgeSummary | None = None
 
+    def weighting(self, case: Case) -> str:
+        """How ``case``'s facts are weighed, as recorded with each episode: ``uniform``,
+        ``shapley:SCORER`` (stored Shapley values), or ``custom`` (another callable)."""
+        describe = getattr(self.weights, "weighting", None)
+        if describe is not None:
+            return str(describe(case))
+        return "uniform" if self.weights is uniform_weights else "custom"
+
     def score_reply(self, case: Case, acquired: Iterable[int],
                     disclosed: Iterable[int]) -> ReplyScore:
         """Gain by disclosure: the weight of the disclosed facts not acquired before."""

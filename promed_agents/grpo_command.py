@@ -66,6 +66,7 @@ class GrpoSettings:
     max_questions: int
     patient: str
     sig_scorer: str | None
+    require_shapley: bool
     demonstration: bool
     lora: bool
     save_steps: int
@@ -86,7 +87,8 @@ def _run(store: Any, settings: GrpoSettings, console: Console) -> tuple[int, lis
         if settings.from_traces:
             from promed_agents.trainers.episode_sources import LoggedEpisodes
 
-            logged = LoggedEpisodes(store, _trace_experiments(store, settings.from_traces))
+            logged = LoggedEpisodes(store, _trace_experiments(store, settings.from_traces),
+                                    require_shapley=settings.require_shapley)
             wanted = set(case_id_list(settings.case_ids)) or set(logged.case_ids)
             cases = [store.get_case(c) for c in logged.case_ids if c in wanted]
             cases = cases[: settings.cases] if settings.cases else cases
@@ -119,8 +121,10 @@ def _source(store: Any, settings: GrpoSettings, experiment_id: int, cases: list[
     from promed_agents.trainers.episode_sources import GraphRollouts, LoggedEpisodes
 
     if settings.from_traces:
-        return LoggedEpisodes(store, _trace_experiments(store, settings.from_traces))
-    evaluator = sig_evaluator(store, settings.sig_scorer or settings.model, cases, console)
+        return LoggedEpisodes(store, _trace_experiments(store, settings.from_traces),
+                              require_shapley=settings.require_shapley)
+    evaluator = sig_evaluator(store, settings.sig_scorer or settings.model, cases, console,
+                              require_shapley=settings.require_shapley)
     return GraphRollouts({c.id: c for c in cases}, patient=patient_from_spec(settings.patient),
                          evaluator=evaluator, max_questions=settings.max_questions,
                          max_turn_tokens=settings.max_new_tokens,
@@ -213,6 +217,9 @@ def grpo(
     "fact-select",
     sig_scorer: Annotated[str | None, typer.Option(
         help="Whose stored Shapley values weigh facts [default: --model].")] = None,
+    require_shapley: Annotated[bool, typer.Option(
+        help="Refuse to start unless every case has stored Shapley values (else those "
+             "without weigh their facts uniformly).")] = False,
     demonstration: DemonstrationOption = False,
     lora: Annotated[bool, typer.Option(help="Train a LoRA adapter (merged on save).")] =
     False,
@@ -229,7 +236,8 @@ def grpo(
         epsilon=epsilon, ratio_cap=ratio_cap, loss_type=loss_type, alpha=alpha,
         sig_correct=sig_correct, gamma=gamma, format_weight=format_weight,
         temperature=temperature, max_new_tokens=max_new_tokens, max_questions=max_questions,
-        patient=patient, sig_scorer=sig_scorer, demonstration=demonstration, lora=lora,
+        patient=patient, sig_scorer=sig_scorer, require_shapley=require_shapley,
+        demonstration=demonstration, lora=lora,
         save_steps=save_steps, seed=seed)
     with open_store(db) as store:
         train_grpo_command(store, settings, console, err_console)

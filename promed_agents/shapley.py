@@ -127,12 +127,11 @@ class PermutationSettings:
 
 def _round_permutations(n: int, count: int, settings: PermutationSettings,
                         rng: random.Random) -> list[list[int]]:
+    """``count`` permutations; antithetic: ``count`` pairs, each followed by its reverse."""
     perms: list[list[int]] = []
-    while len(perms) < count:
+    for _ in range(count):
         perm = rng.sample(range(n), n)
-        perms.append(perm)
-        if settings.antithetic and len(perms) < count:
-            perms.append(perm[::-1])
+        perms += [perm, perm[::-1]] if settings.antithetic else [perm]
     return perms
 
 
@@ -165,24 +164,35 @@ def permutation_shapley(n: int, value: ValueFunction | CoalitionCache,
     if n == 0:
         return ShapleyEstimate([], "permutation", [], 0, cache.evaluations, v_empty, v_full)
     rng = random.Random(settings.seed)
+    # A sample is one permutation's marginals, or with antithetic permutations the mean
+    # of a pair's (a permutation and its reverse are not independent draws, so the pair
+    # is the unit of the standard error). Budgets count permutations; pairs stay whole.
+    per_sample = 2 if settings.antithetic else 1
     samples: list[list[float]] = []
     means = [0.0] * n
     done = False
-    while not done and len(samples) < settings.max_permutations:
-        count = min(settings.round_size if samples else settings.min_permutations,
-                    settings.max_permutations - len(samples))
-        perms = _round_permutations(n, count, settings, rng)
-        for gains in _marginals(perms, n, cache, v_empty, v_full, settings.truncation):
+    while not done and per_sample * len(samples) < settings.max_permutations:
+        wanted = min(settings.round_size if samples else settings.min_permutations,
+                     settings.max_permutations - per_sample * len(samples))
+        perms = _round_permutations(n, -(-wanted // per_sample), settings, rng)
+        gains_list = _marginals(perms, n, cache, v_empty, v_full, settings.truncation)
+        if settings.antithetic:
+            gains_list = [[(a + b) / 2 for a, b in zip(first, second, strict=True)]
+                          for first, second in zip(gains_list[::2], gains_list[1::2],
+                                                   strict=True)]
+        for gains in gains_list:
             samples.append(gains)
             m = len(samples)
             updated = [mean + (g - mean) / m for mean, g in zip(means, gains, strict=True)]
             change = sum(abs(a - b) for a, b in zip(updated, means, strict=True)) / n
             means = updated
             # The round's later permutations are already paid for: they are kept.
-            done = done or (m >= settings.min_permutations and change < settings.tolerance)
+            done = done or (per_sample * m >= settings.min_permutations
+                            and change < settings.tolerance)
     m = len(samples)
     errors = [math.sqrt(sum((s[i] - means[i]) ** 2 for s in samples) / (m - 1) / m)
               if m > 1 else math.nan for i in range(n)]
     method = "permutation-antithetic" if settings.antithetic else "permutation"
-    return ShapleyEstimate(values=means, method=method, std_errors=errors, permutations=m,
+    return ShapleyEstimate(values=means, method=method, std_errors=errors,
+                           permutations=per_sample * m,
                            evaluations=cache.evaluations, v_empty=v_empty, v_full=v_full)

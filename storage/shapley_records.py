@@ -130,5 +130,9 @@ class StoredWeights:
                     shapley_weights(record.values, self.temperature, self.method)
             return self._cache[case.id]
 
+    def weighting(self, case: Case) -> str:
+        """``shapley:SCORER`` where ``case`` has stored values, else ``uniform``."""
+        return f"shapley:{self.scorer_spec}" if self.has_values(case) else "uniform"
+
     def __call__(self, case: Case) -> list[float]:
         return self._lookup(case) or uniform_weights(case)

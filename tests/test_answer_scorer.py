@@ -1,9 +1,18 @@
 from __future__ import annotations
 
+import math
+from itertools import combinations, permutations
+
 import pytest
 import torch
 
-from promed_agents.answer_scorer import LocalAnswerScorer, answer_text, facts_text
+from promed_agents.answer_scorer import (
+    SCORER_SYSTEM,
+    LocalAnswerScorer,
+    answer_text,
+    facts_text,
+    scored_text,
+)
 from promed_agents.backends.local_weights import load_local_model
 from promed_agents.loader import bundled_sample_path, load_cases
 from promed_agents.shapley import PermutationSettings, exact_shapley, permutation_shapley
@@ -14,28 +23,65 @@ def case():
     return next(c for c in load_cases(bundled_sample_path()) if 4 <= len(c.facts) <= 6)
 
 
-def naive_value(model, tokenizer, scorer, case, coalition) -> float:
-    """One unbatched forward over the whole prompt, as the reference computes v(S)."""
-    prefix, middle, answer = scorer._segments(tokenizer, case)
-    row = tokenizer(" " + facts_text(case, coalition), add_special_tokens=False)["input_ids"]
-    ids = prefix + row + middle + answer
+def full_text(tokenizer, case, coalition, target="text") -> tuple[str, str]:
+    """The scorer's chat, rendered here on its own: (whole text, answer)."""
+    options = "\n".join(f"{k}. {v}" for k, v in case.options.items())
+    facts = " ".join(case.facts[i] for i in sorted(coalition)) or "(nothing)"
+    answer = "; ".join(case.options[x] if target == "text" else f"{x}. {case.options[x]}"
+                       for x in case.answer)
+    user = (f"Question: {case.question}\nOptions:\n{options}\n\nWhat you know about the "
+            f"patient: {facts}")
+    text = tokenizer.apply_chat_template(
+        [{"role": "system", "content": SCORER_SYSTEM}, {"role": "user", "content": user},
+         {"role": "assistant", "content": f"answer: {answer}"}], tokenize=False)
+    return text, answer
+
+
+def naive_value(model, tokenizer, case, coalition, target="text") -> float:
+    """One unbatched forward over ``tokenizer(full_text)``; the answer's tokens are those
+    whose offsets overlap the answer's characters."""
+    text, answer = full_text(tokenizer, case, coalition, target)
+    start = text.rindex("answer: " + answer) + len("answer: ")
+    encoded = tokenizer(text, return_offsets_mapping=True)
+    ids = encoded["input_ids"]
+    span = [i for i, (s, e) in enumerate(encoded["offset_mapping"])
+            if s < start + len(answer) and e > start]
     with torch.no_grad():
         logits = model(torch.tensor([ids])).logits[0].float()
-    logprobs = torch.log_softmax(logits[len(ids) - len(answer) - 1:-1], -1)
-    return float(logprobs.gather(-1, torch.tensor(answer).unsqueeze(-1)).mean())
+    logprobs = torch.log_softmax(logits, -1)
+    return float(sum(logprobs[i - 1, ids[i]] for i in span) / len(span))
 
 
-def test_batched_values_equal_one_unbatched_forward_each(tiny_model_folder, case):
-    scorer = LocalAnswerScorer(model_ref=str(tiny_model_folder), batch_size=3)
+def test_batched_values_equal_one_unbatched_forward_over_the_joint_tokens(tiny_model_folder,
+                                                                         case):
     model, tokenizer = load_local_model(str(tiny_model_folder))
     coalitions = [frozenset(), frozenset({0}), frozenset({1, 2}),
                   frozenset(range(len(case.facts))), frozenset({0, 3})]
-    values = scorer.value_function(case)(coalitions)
-    expected = [naive_value(model, tokenizer, scorer, case, c) for c in coalitions]
-    assert values == pytest.approx(expected, abs=1e-4)
-    assert len(set(round(v, 6) for v in values)) == len(values)  # the facts matter
-    one_by_one = LocalAnswerScorer(model_ref=str(tiny_model_folder), batch_size=1)
+    for target in ("text", "letter-text"):
+        scorer = LocalAnswerScorer(model_ref=str(tiny_model_folder), batch_size=3,
+                                   target=target)
+        values = scorer.value_function(case)(coalitions)
+        expected = [naive_value(model, tokenizer, case, c, target) for c in coalitions]
+        assert values == pytest.approx(expected, abs=1e-4)
+        assert len(set(round(v, 6) for v in values)) == len(values)  # the facts matter
+    one_by_one = LocalAnswerScorer(model_ref=str(tiny_model_folder), batch_size=1,
+                                   target="letter-text")
     assert one_by_one.value_function(case)(coalitions) == pytest.approx(values, abs=1e-5)
+
+
+def test_the_answer_is_scored_as_the_joint_tokenization_reads_it(smollm2_folder, case):
+    """SmolLM2 reads 'answer: Migraine' as [..., ':', ' Mig', ...]: the first answer token
+    carries the space; scoring 'Mig' after a lone ' ' token is another sequence."""
+    _, tokenizer = load_local_model(str(smollm2_folder))
+    scorer = LocalAnswerScorer(model_ref=str(smollm2_folder))
+    tokens = scorer.tokens(tokenizer, case, frozenset({0, 1}))
+    text, answer = full_text(tokenizer, case, frozenset({0, 1}))
+    joint = tokenizer(text)["input_ids"]
+    assert joint[:len(tokens.ids)] == tokens.ids
+    first = tokenizer.decode(tokens.ids[-tokens.n_answer])
+    assert first.startswith(" ") and answer.startswith(first.strip())
+    assert tokenizer.decode(tokens.ids[-tokens.n_answer - 1]) == ":"
+    assert "  " not in text[:text.index(case.facts[0])][-3:]  # one space before the facts
 
 
 def test_reused_fact_states_give_the_same_values(tiny_model_folder, case):
@@ -50,10 +96,11 @@ def test_reused_fact_states_give_the_same_values(tiny_model_folder, case):
     for coalitions in rounds:  # the second round starts from the first round's states
         got = value(coalitions)
         assert got == pytest.approx(baseline(coalitions), abs=1e-4)
-        expected = [naive_value(model, tokenizer, reusing, case, c) for c in coalitions]
+        expected = [naive_value(model, tokenizer, case, c) for c in coalitions]
         assert got == pytest.approx(expected, abs=1e-4)
     assert len(baseline.cache) == 1  # without reuse, only the shared prefix is kept
     assert len(value.cache) > 1
+    assert value.cache.hits_tokens >= 0
 
 
 def test_the_scored_answer_is_the_option_text_or_letter_and_text(case):
@@ -66,25 +113,42 @@ def test_the_scored_answer_is_the_option_text_or_letter_and_text(case):
 
 def test_the_prompt_holds_question_options_and_only_the_coalitions_facts(tiny_model_folder,
                                                                          case):
-    scorer = LocalAnswerScorer(model_ref=str(tiny_model_folder), target="letter-text")
     _, tokenizer = load_local_model(str(tiny_model_folder))
-    prefix, middle, answer = scorer._segments(tokenizer, case)
-    text = tokenizer.decode(prefix + middle)
-    assert case.question in text and all(o in text for o in case.options.values())
-    assert not any(f in text for f in case.facts)
-    assert tokenizer.decode(answer) == answer_text(case, "letter-text")
+    scored = scored_text(tokenizer, case, frozenset({1}), "letter-text")
+    assert scored.text == full_text(tokenizer, case, frozenset({1}), "letter-text")[0]
+    prompt = scored.text[:scored.answer[0]]
+    assert case.question in prompt and all(o in prompt for o in case.options.values())
+    assert [f for f in case.facts if f in prompt] == [case.facts[1]]
+    assert scored.text[slice(*scored.facts)] == case.facts[1]
+    assert scored.text[slice(*scored.answer)] == answer_text(case, "letter-text")
 
 
-def test_smollm2_values_of_shared_cases_satisfy_efficiency(case):
-    scorer = LocalAnswerScorer()
+def shapley_by_all_orders(n: int, v) -> list[float]:
+    """Shapley values as the mean marginal over all n! orders (independent of the
+    estimators' code)."""
+    values = [0.0] * n
+    orders = list(permutations(range(n)))
+    for order in orders:
+        for k, player in enumerate(order):
+            values[player] += v(frozenset(order[:k + 1])) - v(frozenset(order[:k]))
+    return [x / len(orders) for x in values]
+
+
+def test_smollm2_shapley_values_equal_an_independent_computation(smollm2_folder):
+    model, tokenizer = load_local_model(str(smollm2_folder))
+    case = next(c for c in load_cases(bundled_sample_path()) if len(c.facts) == 4)
+    scorer = LocalAnswerScorer(model_ref=str(smollm2_folder))
     estimate = exact_shapley(len(case.facts), scorer.value_function(case))
-    assert all(v == v and abs(v) < 50 for v in estimate.values)  # finite, log-prob scale
-    assert estimate.efficiency_gap == pytest.approx(0.0, abs=1e-6)
-    assert estimate.v_full != pytest.approx(estimate.v_empty, abs=1e-4)
-    # a second case, by permutations: efficiency holds per permutation (no truncation)
-    other = next(c for c in load_cases(bundled_sample_path()) if 7 <= len(c.facts) <= 9)
-    sampled = permutation_shapley(len(other.facts), scorer.value_function(other),
-                                  PermutationSettings(max_permutations=4, min_permutations=4,
-                                                      truncation=None))
-    assert sampled.permutations == 4 and all(e >= 0 for e in sampled.std_errors)
-    assert sampled.efficiency_gap == pytest.approx(0.0, abs=1e-6)
+    n = len(case.facts)
+    naive = {frozenset(c): naive_value(model, tokenizer, case, frozenset(c))
+             for size in range(n + 1) for c in combinations(range(n), size)}
+    assert estimate.values == pytest.approx(shapley_by_all_orders(n, naive.__getitem__),
+                                            abs=1e-4)
+    assert estimate.v_full == pytest.approx(naive[frozenset(range(n))], abs=1e-4)
+    assert all(math.isfinite(v) and abs(v) < 50 for v in estimate.values)
+    # by permutations (no truncation): the endpoints are the independently computed ones
+    sampled = permutation_shapley(n, scorer.value_function(case), PermutationSettings(
+        max_permutations=4, min_permutations=4, truncation=None))
+    assert sampled.v_full - sampled.v_empty == pytest.approx(
+        naive[frozenset(range(n))] - naive[frozenset()], abs=1e-4)
+    assert sum(sampled.values) == pytest.approx(sum(estimate.values), abs=1e-4)

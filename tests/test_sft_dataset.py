@@ -25,8 +25,9 @@ def patient(index):
     return TurnRecord(index=index, role=Role.PATIENT, text="I don't know.", kind=TurnKind.REPLY)
 
 
-def episode(second_prompt=(1, 2, 3, 10, 11, 20, 21)):
-    return EpisodeRecord(id=7, case_id="c", graph="mcts", doctor_spec="local:x", turns=[
+def episode(second_prompt=(1, 2, 3, 10, 11, 20, 21), correct=True):
+    return EpisodeRecord(id=7, case_id="c", graph="mcts", doctor_spec="local:x",
+                         correct=correct, turns=[
         doctor(0, [1, 2, 3], [10, 11], TurnKind.QUESTION), patient(1),
         doctor(2, list(second_prompt), [12], TurnKind.INVALID),
         doctor(3, list(second_prompt) + [12, 22], [13, 14], TurnKind.ANSWER)])
@@ -40,6 +41,23 @@ def test_a_stitched_consultation_is_one_sample_masking_all_but_valid_doctor_turn
     assert sample.extra == {"case_id": "c"}
     assert [m["role"] for m in sample.messages] == ["assistant", "user", "assistant",
                                                     "assistant"]
+
+
+def test_a_wrong_final_answer_is_context_only_its_questions_are_trained():
+    (sample,) = episode_samples(episode(correct=False))
+    assert sample.input_ids == [1, 2, 3, 10, 11, 20, 21, 12, 22, 13, 14]
+    assert sample.assistant_masks == [0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0]  # answer 13, 14: 0
+    samples = episode_samples(episode(second_prompt=(1, 2, 99, 10, 11, 20, 21),
+                                      correct=False))
+    assert [s.extra["turn"] for s in samples] == [0]  # the question only
+    unknown = episode(correct=None)  # no verdict: the answer is not trained either
+    assert episode_samples(unknown)[0].assistant_masks[-2:] == [0, 0]
+
+
+def test_a_wrong_answer_without_questions_gives_no_sample():
+    bare = episode(correct=False)
+    bare.turns = [bare.turns[3].model_copy(update={"index": 0})]
+    assert episode_samples(bare) == []
 
 
 def test_a_stop_token_re_rendered_by_the_template_is_left_out():

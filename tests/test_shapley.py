@@ -148,3 +148,27 @@ def test_a_value_function_returning_the_wrong_count_is_an_error():
 def test_bad_settings_are_rejected():
     with pytest.raises(ShapleyError, match="min_permutations"):
         PermutationSettings(max_permutations=2, min_permutations=3)
+
+
+def test_antithetic_standard_errors_are_calibrated():
+    """Over many runs, (estimate - exact) / std_error spreads like a standard normal: a
+    pair's mean is the sample (a permutation and its reverse are not independent)."""
+    v = random_game(6, seed=7)
+    exact = exact_shapley(6, batched(v)).values
+    z = []
+    for seed in range(150):
+        estimate = permutation_shapley(6, batched(v), PermutationSettings(
+            max_permutations=60, min_permutations=60, antithetic=True, truncation=None,
+            seed=seed))
+        assert estimate.permutations == 60
+        z += [(a - b) / se for a, b, se in zip(estimate.values, exact, estimate.std_errors,
+                                               strict=True)]
+    spread = (sum(x * x for x in z) / len(z)) ** 0.5
+    assert 0.85 < spread < 1.2, spread
+
+
+def test_antithetic_permutations_are_never_left_unpaired():
+    value = batched(lambda s: float(len(s)))
+    estimate = permutation_shapley(4, value, PermutationSettings(
+        max_permutations=3, min_permutations=3, antithetic=True, truncation=None))
+    assert estimate.permutations == 4  # two whole pairs, not a pair and a half

@@ -16,6 +16,17 @@ The trainer asks its :class:`EpisodeSource` for one finished consultation per da
 - :class:`LoggedEpisodes` (off-policy): consultations already in the store, from given
   experiments, taken in turn per case; their recorded sampling logprobs become the "old"
   logprobs of the PPO ratio, so updates are importance-weighted and clipped.
+
+Which logged traces are exact: the ratio needs the log-probability of each token under the
+distribution it was *sampled* from. The local backend records temperature-1 logprobs of
+the raw policy, which are that distribution only when the doctor sampled at temperature 1
+with top-p 1 (no warpers). Each episode records how it sampled (``metadata["sampling"]``:
+doctor spec, temperature, top-p, logprob kind; :func:`~promed_agents.graphs.
+consultation_runner.sampling_record`), and :class:`LoggedEpisodes` refuses, with one line
+saying which and how many, traces that were sampled otherwise (greedy, T 0.7, top-p
+below 1), whose logprobs came from a server we cannot vouch for, or that recorded no
+sampling at all. The behaviour model may differ from the model in training: the ratio then
+corrects for it (and clips it), which is what importance weighting is for.
 """
 
 from __future__ import annotations
@@ -116,6 +127,25 @@ class GraphRollouts:
         return episodes
 
 
+def inexact_sampling(sampling: Mapping[str, Any] | None) -> str | None:
+    """Why an episode's recorded logprobs are not its behaviour policy's (None: they
+    are): see the module docstring."""
+    if not sampling:
+        return "recorded no sampling parameters"
+    if sampling.get("logprobs") != "raw":
+        return (f"have logprobs from a served doctor ({sampling.get('doctor')}), which may "
+                "not be those it sampled from")
+    temperature, top_p = sampling.get("temperature"), sampling.get("top_p")
+    if temperature is None:
+        return "recorded no sampling temperature"
+    if abs(temperature - 1.0) > 1e-9:
+        return ("were decoded greedily" if temperature == 0 else
+                f"were sampled at temperature {temperature}")
+    if top_p is not None and top_p < 1.0:
+        return f"were sampled with top-p {top_p}"
+    return None
+
+
 @dataclass
 class LoggedEpisodes:
     """Stored consultations of experiments ``experiment_ids``, served in turn per case
@@ -123,6 +153,8 @@ class LoggedEpisodes:
 
     store: Any
     experiment_ids: Sequence[int]
+    require_shapley: bool = False
+    """Refuse consultations whose SIG was not computed from stored Shapley values."""
     off_policy: bool = True
     _by_case: dict[str, list[int]] = field(default_factory=dict, repr=False)
     _cursor: dict[str, int] = field(default_factory=dict, repr=False)
@@ -135,12 +167,36 @@ class LoggedEpisodes:
         if not self._by_case:
             raise TrainingError(f"experiments {list(self.experiment_ids)} have no finished "
                                 "consultations to train on")
-        first = self.store.get_episode(next(iter(self._by_case.values()))[0])
-        if not any(t.token_ids for t in first.turns if t.role is Role.DOCTOR):
+        inexact: dict[str, list[int]] = {}
+        for ids in self._by_case.values():
+            for episode_id in ids:
+                episode = self.store.get_episode(episode_id)
+                if not any(t.token_ids for t in episode.turns if t.role is Role.DOCTOR):
+                    raise TrainingError(
+                        f"episode {episode.id} has no token ids in its doctor turns: its "
+                        "doctor backend did not return them, so it cannot be trained on "
+                        "(record traces with a local: model, or a server that returns "
+                        "token ids and logprobs)")
+                problem = inexact_sampling(episode.metadata.get("sampling"))
+                weighting = str(episode.metadata.get("fact_weights", "unrecorded"))
+                if self.require_shapley and not weighting.startswith("shapley:"):
+                    raise TrainingError(
+                        f"--require-shapley: episode {episode.id} (case {episode.case_id}) "
+                        f"weighed its facts {weighting}, not by stored Shapley values; "
+                        "record the traces after 'promed shapley', or leave out "
+                        "--require-shapley")
+                if problem:
+                    inexact.setdefault(problem, []).append(episode_id)
+        if inexact:
+            problem, ids = max(inexact.items(), key=lambda item: len(item[1]))
+            count = sum(len(v) for v in inexact.values())
             raise TrainingError(
-                f"episode {first.id} has no token ids in its doctor turns: its doctor backend "
-                "did not return them, so it cannot be trained on (record traces with a "
-                "local: model, or a server that returns token ids and logprobs)")
+                f"{count} of {sum(len(v) for v in self._by_case.values())} logged "
+                f"consultations (first: episode {ids[0]}) {problem}, so their recorded "
+                "logprobs are not those of the distribution they were sampled from and the "
+                "importance ratio would be wrong; record traces for off-policy training "
+                "with a local: doctor at temperature 1 and top-p 1 (promed consult "
+                "--temperature 1)")
 
     @property
     def case_ids(self) -> list[str]:

@@ -9,9 +9,12 @@ no bonus) gives no sample: it would only teach answering without asking. A sampl
 made of the doctor's exact token ids from the trace: the whole consultation as one
 sequence when its turns stitch token for token
 (:func:`promed_agents.graphs.rollout.stitch`), otherwise one sample per doctor turn (its
-prompt ids, then its completion). Only the doctor's well-formed turns (questions
-and answers) are trained (``assistant_masks`` is 1 on their tokens); prompts, patient
-replies, reminders and invalid turns are context only.
+prompt ids, then its completion). Only the doctor's well-formed turns are trained
+(``assistant_masks`` is 1 on their tokens): its questions, and its final answer only when
+that answer is right. A best path that ends in a wrong answer (the search found good
+questions but no right answer) still teaches its questions, with the wrong answer as
+context only; ``correct_only`` drops such paths altogether. Prompts, patient replies,
+reminders and invalid turns are context only.
 
 :func:`export_jsonl` writes the samples as JSON Lines that
 ``datasets.load_dataset("json", data_files=...)`` loads, with ``input_ids`` and
@@ -32,8 +35,6 @@ from promed_agents.graphs.rollout import policy_samples, stitch
 from promed_agents.search_tree import SearchNode
 from promed_agents.storage.training_records import TrainingSample
 from promed_agents.trace import EpisodeRecord, Role, TurnKind
-
-TRAINED_KINDS = (TurnKind.QUESTION, TurnKind.ANSWER)
 
 
 @dataclass(frozen=True)
@@ -65,10 +66,17 @@ def _messages(episode: EpisodeRecord) -> list[dict[str, str]]:
             for t in episode.turns]
 
 
+def trained_turn(kind: TurnKind | None, correct: bool | None) -> bool:
+    """Whether a doctor turn of this kind is trained: a question always, an answer only
+    when the consultation's final answer was right."""
+    return kind is TurnKind.QUESTION or (kind is TurnKind.ANSWER and correct is True)
+
+
 def episode_samples(episode: EpisodeRecord, weight: float | None = None
                     ) -> list[TrainingSample]:
     """Training samples from ``episode``'s doctor turns (see the module docstring)."""
     turns = policy_samples(episode)
+    trained = [trained_turn(t.kind, episode.correct) for t in turns]
     if any(not t.prompt_ids or not t.completion_ids for t in turns):
         raise TrainingError(f"episode {episode.id} (case {episode.case_id}) has doctor turns "
                             "without token ids; its doctor backend did not return them "
@@ -77,15 +85,16 @@ def episode_samples(episode: EpisodeRecord, weight: float | None = None
     messages = _messages(episode)
     stitched = stitch(turns)
     if stitched is not None:
-        trained = [int(t.kind in TRAINED_KINDS) for t in turns]
-        masks = [0] * len(stitched.prompt_ids) + [trained[i] if i >= 0 else 0
+        masks = [0] * len(stitched.prompt_ids) + [int(trained[i]) if i >= 0 else 0
                                                   for i in stitched.turn_index]
+        if not any(masks):
+            return []  # nothing of it is to be learnt
         return [TrainingSample(stitched.prompt_ids + stitched.completion_ids, masks,
                                messages, episode.id, weight, extra)]
     return [TrainingSample(t.prompt_ids + t.completion_ids,
                            [0] * len(t.prompt_ids) + [1] * len(t.completion_ids),
                            messages, episode.id, weight, {**extra, "turn": k})
-            for k, t in enumerate(turns) if t.kind in TRAINED_KINDS]
+            for k, t in enumerate(turns) if trained[k]]
 
 
 def search_samples(store: Any, experiment_id: int, config: ExportConfig
