@@ -2,8 +2,9 @@
 
     python examples/train_from_traces.py [--doctor SPEC] [--model local:...] [--steps N]
 
-Step 1 records a few consultations in a store (any doctor backend that returns token ids
-and logprobs: the local one does, and so do the scripted models used in tests). Step 2
+Step 1 records a few consultations in a store, sampled by a local doctor at temperature 1
+(top-p 1): the logprobs it records are then exactly those of the distribution it sampled
+from, which off-policy training needs (traces sampled otherwise are refused). Step 2
 trains the model ``--model`` on those stored consultations, off-policy: the recorded
 logprobs are the old logprobs of the clipped importance ratio. The result is a plain
 transformers folder, usable as ``--doctor local:DIR``.
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from promed_agents import bundled_sample_path, load_cases
 from promed_agents.backends import resolve_chat_model
+from promed_agents.doctor import doctor_sampling
 from promed_agents.graphs import ConsultationContext, arun_consultations
 from promed_agents.storage import TraceStore
 from promed_agents.trainers.episode_sources import LoggedEpisodes
@@ -26,7 +28,8 @@ from promed_agents.trainers.grpo_trainer import SigGRPOConfig, train_grpo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--doctor", default="local:smollm2", help="Who the traces come from.")
+    parser.add_argument("--doctor", default="local:smollm2",
+                        help="Who the traces come from (a local: model).")
     parser.add_argument("--model", default="local:smollm2", help="The model to train.")
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--out", default=None, help="Folder for the store and the model.")
@@ -38,8 +41,10 @@ def main() -> None:
     store = TraceStore(f"sqlite:///{folder / 'traces.db'}")
     store.import_cases(cases)
     logged = store.create_experiment("logged", "consult")
-    context = ConsultationContext(doctor=resolve_chat_model(args.doctor), max_questions=2,
-                                  demonstration=True)
+    doctor = resolve_chat_model(args.doctor)
+    context = ConsultationContext(doctor=doctor, max_questions=2, demonstration=True,
+                                  doctor_kwargs=doctor_sampling(doctor, max_tokens=32,
+                                                                temperature=1.0))
     for episode in asyncio.run(arun_consultations(cases * 2, context, experiment_id=logged)):
         store.record_episode(episode)  # token ids and logprobs travel with each turn
     # [/docs:record]

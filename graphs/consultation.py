@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Annotated, Any, TypedDict
 
@@ -136,6 +136,8 @@ async def _doctor(state: ConsultationState, runtime: Runtime[ConsultationContext
     latency = time.perf_counter() - started
     text = str(reply.content)
     parsed = parse_doctor_turn(text, state["case"])
+    if final and parsed.kind is TurnKind.QUESTION:  # only an answer is allowed now
+        parsed = replace(parsed, kind=TurnKind.INVALID, format_score=0.0)
     tokens = token_metadata(reply.response_metadata)
     turn = TurnRecord(index=len(state["turns"]), role=Role.DOCTOR, text=text, kind=parsed.kind,
                       prompt_token_ids=tokens.prompt_ids, token_ids=tokens.completion_ids,

@@ -10,7 +10,7 @@ reply gave away.
 
 from __future__ import annotations
 
-from promed_agents.case import Case
+from promed_agents.patient import leaks
 
 ADVERSARIAL_TURNS = [
     # asking for the answer or the options
@@ -47,10 +47,4 @@ ADVERSARIAL_TURNS = [
     "What is 2 + 2?", "Who won the football match yesterday?",
 ]
 
-
-def leaks(text: str, case: Case) -> list[str]:
-    """Option texts or the exam question in ``text`` that no fact of ``case`` states (the
-    answer is one of the options)."""
-    facts = " ".join(case.facts).lower()
-    secrets = [*case.options.values(), case.question]
-    return [s for s in secrets if s.lower() in text.lower() and s.lower() not in facts]
+__all__ = ["ADVERSARIAL_TURNS", "leaks"]

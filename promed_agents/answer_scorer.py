@@ -160,7 +160,7 @@ class LocalAnswerScorer:
         # and the full coalition's joint tokenizations have in common.
         empty = self.tokens(tokenizer, case, frozenset())
         full = self.tokens(tokenizer, case, frozenset(range(len(case.facts))))
-        shared_len = next((i for i, (a, b) in enumerate(zip(empty.ids, full.ids))
+        shared_len = next((i for i, (a, b) in enumerate(zip(empty.ids, full.ids, strict=False))
                            if a != b), min(len(empty.ids), len(full.ids)))
         prefix = empty.ids[:min(shared_len, len(empty.ids) - empty.n_answer - 1)]
         with torch.inference_mode():

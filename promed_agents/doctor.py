@@ -13,7 +13,8 @@ the doctor is reminded of the format. Once the budget is spent (at once in react
 the doctor is asked for its final answer. If that turn is malformed but still names an
 option (:func:`recover_answer`: "D. Trimethoprim", "The answer is D"), the option is taken
 as the final answer while the turn stays ``invalid`` with format score 0; otherwise the
-episode ends with status ``timeout`` and no answer.
+episode ends with status ``timeout`` and no answer. A question there (only an answer is
+allowed) earns what a timeout earns: it is recorded as ``invalid`` with format score 0.
 """
 
 from __future__ import annotations
@@ -73,7 +74,10 @@ def doctor_sampling(model: BaseChatModel, *, max_tokens: int | None = None,
 
 
 _MARKER = re.compile(r"\b(question|answer)\s*[:：]", re.IGNORECASE)
-_LETTERS = re.compile(r"^[\s(\[*]*([A-Z](?:\s*(?:,|/|&|and|、)?\s*[A-Z])*)(?![a-z])")
+_LETTERS = re.compile(r"^[\s(\[*]*([A-Z](?:\s*(?:,|/|&|and|、)?\s*[A-Z])*)\s*(?:[.):\]*]|$)")
+"""Option letters at the start of an answer, standing alone or followed by ``.``, ``)``,
+``:`` or ``]`` ("C", "(C) Ceftriaxone", "A, B"), so that "A patient with ..." is no
+option A."""
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ or the answer, so it cannot leak them. Every reply records the fact ids it discl
 - :class:`FactSelectPatient` (default; no model): returns verbatim the facts most similar
   to the question, at most ``max_facts`` of them, so "tell me everything" harvests nothing.
 - :class:`LLMPatient`: a chat model answers in the first person from the facts; which
-  facts it disclosed is decided by a :data:`FactChecker` (lexical by default), and a
-  reply stating more than ``max_facts`` facts is cut down to them.
+  facts it disclosed is decided by a :data:`FactChecker` (lexical by default), a reply
+  stating more than ``max_facts`` facts is cut down to them, and a reply naming an option
+  or the exam question (a model that knows the exam) is replaced by the facts it stated.
 """
 
 from __future__ import annotations
@@ -107,4 +108,14 @@ class LLMPatient:
         if len(ids) > self.max_facts:
             ids = sorted(ids)[: self.max_facts]
             text = " ".join(case.facts[i] for i in ids)
+        if leaks(text, case):  # a model that knows the exam: only its facts, verbatim
+            text = " ".join(case.facts[i] for i in sorted(ids)) or DONT_KNOW
         return PatientReply(text=text, disclosed_fact_ids=ids)
+
+
+def leaks(text: str, case: Case) -> list[str]:
+    """Option texts or the exam question in ``text`` that no fact of ``case`` states (the
+    answer is one of the options)."""
+    facts = " ".join(case.facts).lower()
+    secrets = [*case.options.values(), case.question]
+    return [s for s in secrets if s.lower() in text.lower() and s.lower() not in facts]

@@ -9,7 +9,7 @@ that ran out of budget, is a terminal leaf. The node's ``reward`` is what reachi
 earned: the question's SIG, or for an answer the correctness bonus when it is right.
 
 Selection follows the reference (ProMed): from the root, take the child with the highest
-UCB ``Q + c * sqrt(ln N_parent / n)``; while a node has fewer than ``width`` children it
+UCB ``Q + c * sqrt(ln(N_parent + 1) / n)``; while a node has fewer than ``width`` children it
 also has a *new-child slot*, scored as an unvisited child with ``initial_visits`` visits
 and the ``optimistic_value`` (so with the reference's 0.01 initial visits, a node is
 widened to its full width before its children are deepened). Backpropagation gives each
@@ -96,8 +96,10 @@ class SearchNode:
 
 
 def ucb(value: float, visits: float, parent_visits: float, exploration: float) -> float:
-    """Upper confidence bound of a child: ``value + c * sqrt(ln N / n)``."""
-    return value + exploration * math.sqrt(math.log(max(parent_visits, 1.0)) / visits)
+    """Upper confidence bound of a child: ``value + c * sqrt(ln(N + 1) / n)``, N the
+    parent's visits. The +1 keeps the bound defined (and exploring) from the parent's
+    first visit on; the children and the new-child slot use the same N."""
+    return value + exploration * math.sqrt(math.log(parent_visits + 1.0) / visits)
 
 
 def fully_explored(node: SearchNode, width: int) -> bool:
@@ -116,7 +118,7 @@ def select(root: SearchNode, settings: UcbSettings) -> SearchNode:
         best, best_score = None, -math.inf
         if len(node.children) < settings.width:
             best_score = ucb(settings.optimistic_value, settings.initial_visits,
-                             node.visits + 1, settings.exploration)
+                             node.visits, settings.exploration)
         for child in node.children:
             score = ucb(child.value, max(child.visits, settings.initial_visits),
                         node.visits, settings.exploration)

@@ -89,9 +89,12 @@ def test_a_stop_string_ends_its_row_early_and_cuts_the_text(tiny):
     assert first["finish_reason"] == "stop" and stop not in first["text"]
     assert first["text"] == tokenizer.decode(ids, skip_special_tokens=True).split(stop)[0].strip()
     assert 5 <= len(first["completion_token_ids"]) < 12
-    # Up to the stop, the same tokens; then the end of turn (SmolLM2 pads with it).
+    # The same tokens, up to the one that completed the stop string, and nothing after:
+    # the padding that follows (SmolLM2 pads with its end-of-turn token) was never sampled
     kept = first["completion_token_ids"]
-    assert kept[:-1] == ids[: len(kept) - 1] and kept[-1] == tokenizer.eos_token_id
+    assert kept == ids[:len(kept)] and tokenizer.eos_token_id not in kept
+    assert stop in tokenizer.decode(kept) and stop not in tokenizer.decode(kept[:-1])
+    assert len(first["logprobs"]) == len(kept)
     assert all(len(r["completion_token_ids"]) <= 12 for r in stopped)
 
 

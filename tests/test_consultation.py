@@ -49,7 +49,9 @@ def test_question_reply_answer():
 def test_question_budget_is_enforced():
     state = run(scripted("question: Do you have a fever?"), max_questions=3)
     doctor = [t for t in state["turns"] if t.role.value == "doctor"]
-    assert [t.kind for t in doctor] == [TurnKind.QUESTION] * 4
+    # the question asked after the final request earns what a timeout earns
+    assert [t.kind for t in doctor] == [TurnKind.QUESTION] * 3 + [TurnKind.INVALID]
+    assert [t.format_score for t in doctor] == [1.0, 1.0, 1.0, 0.0]
     assert state["questions"] == 3 and state["status"] == "timeout"
     assert state["final_answer"] is None and state["correct"] is False
     assert "no questions left" in state["messages"][-2].content  # the final request

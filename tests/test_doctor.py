@@ -28,6 +28,12 @@ CMB = Case(id="c-1", source="cmb", question="哪些?", options={"A": "甲", "B":
     ("question: a? answer: B", TurnKind.INVALID, None, 0.0),
     ("question:", TurnKind.INVALID, None, 0.0),
     ("C. Ceftriaxone", TurnKind.INVALID, None, 0.0),
+    ("answer: A patient with gonorrhoea", TurnKind.INVALID, None, 0.0),
+    ("answer: I think it is septic arthritis", TurnKind.INVALID, None, 0.0),
+    ("answer: B because of the culture", TurnKind.INVALID, None, 0.0),
+    ("answer: D.", TurnKind.ANSWER, ("D",), 1.0),
+    ("answer: **C**", TurnKind.ANSWER, ("C",), 1.0),
+    ("answer: A: Gentamicin", TurnKind.ANSWER, ("A",), 1.0),
     ("", TurnKind.INVALID, None, 0.0),
 ])
 def test_parse_doctor_turn(text, kind, payload, score):

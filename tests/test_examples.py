@@ -44,11 +44,10 @@ def test_swap_backends_example_runs_one_graph_on_three_backends(served_url, smol
 def test_train_from_traces_example(tmp_path, tiny_model_folder):
     result = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "train_from_traces.py"), "--doctor",
-         "fake:question: What did the culture of the joint fluid show?||answer: C",
-         "--model", f"local:{tiny_model_folder}", "--steps", "2", "--out", str(tmp_path)],
+         f"local:{tiny_model_folder}", "--model", f"local:{tiny_model_folder}", "--steps",
+         "2", "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     lines = [line for line in result.stdout.splitlines() if line.startswith(("step", "trained"))]
     assert [line.split(":")[0] for line in lines[:2]] == ["step 1", "step 2"]
-    assert "questions 1.00" in lines[0]
     assert lines[-1] == f"trained doctor: local:{tmp_path / 'doctor'}"

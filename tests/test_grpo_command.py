@@ -44,9 +44,26 @@ def test_grpo_from_rollouts_then_consult_with_the_result(sqlite_url, tmp_path,
 
 
 def test_grpo_from_logged_traces(sqlite_url, tmp_path, tiny_model_folder):
-    logged = run("consult", "--cases", "2", "--doctor",
-                 "fake:question: What did the culture show?||answer: C", "--max-questions",
-                 "1", "--experiment", "logged", "--db", sqlite_url)
+    faked = run("consult", "--cases", "2", "--doctor",
+                "fake:question: What did the culture show?||answer: C", "--max-questions",
+                "1", "--experiment", "faked", "--db", sqlite_url)
+    assert faked.exit_code == 0, faked.output
+    refused = run("train", "grpo", "--model", f"local:{tiny_model_folder}", "--output",
+                  tmp_path / "refused", "--from-traces", "faked", "--group-size", "2",
+                  "--steps", "1", "--db", sqlite_url)
+    assert refused.exit_code == 1 and "logprobs from a served doctor" in refused.stderr
+    assert "Traceback" not in refused.stderr and not (tmp_path / "refused").exists()
+    greedy = run("consult", "--cases", "2", "--doctor", f"local:{tiny_model_folder}",
+                 "--max-questions", "1", "--max-new-tokens", "6", "--experiment", "greedy",
+                 "--db", sqlite_url)
+    assert greedy.exit_code == 0, greedy.output
+    refused = run("train", "grpo", "--model", f"local:{tiny_model_folder}", "--output",
+                  tmp_path / "refused", "--from-traces", "greedy", "--group-size", "2",
+                  "--steps", "1", "--db", sqlite_url)
+    assert refused.exit_code == 1 and "were decoded greedily" in refused.stderr
+    logged = run("consult", "--cases", "2", "--doctor", f"local:{tiny_model_folder}",
+                 "--temperature", "1", "--max-questions", "0", "--max-new-tokens", "6",
+                 "--experiment", "logged", "--db", sqlite_url)  # one turn: always stitches
     assert logged.exit_code == 0, logged.output
     trained = run("train", "grpo", "--model", f"local:{tiny_model_folder}", "--output",
                   tmp_path / "offline", "--from-traces", "logged", "--group-size", "2",
@@ -58,7 +75,23 @@ def test_grpo_from_logged_traces(sqlite_url, tmp_path, tiny_model_folder):
         run_id = store.experiment_id("off")
         assert store.count_episodes(run_id) == 0
         ((_, metrics),) = store.training_metrics(run_id)
-    assert metrics["episodes/questions"] == 1.0 and metrics["num_tokens_trained"] > 0
+    assert metrics["num_tokens_trained"] > 0
+
+
+def test_the_sig_weighting_is_said_and_require_shapley_refuses(sqlite_url, tmp_path,
+                                                               tiny_model_folder):
+    args = ["train", "grpo", "--model", f"local:{tiny_model_folder}", "--cases", "2",
+            "--group-size", "2", "--steps", "1", "--max-questions", "1",
+            "--max-new-tokens", "4", "--db", sqlite_url]
+    refused = run(*args, "--output", tmp_path / "strict", "--require-shapley")
+    assert refused.exit_code == 1 and "--require-shapley: 2 of 2 cases" in refused.stderr
+    assert "promed shapley --scorer" in refused.stderr and not (tmp_path / "strict").exists()
+    trained = run(*args, "--output", tmp_path / "loose")
+    assert trained.exit_code == 0, trained.output
+    assert "for 0 of 2 cases; uniform weights for the rest" in trained.output
+    with TraceStore(sqlite_url) as store:
+        episodes = list(store.iter_episodes(store.experiment_id("grpo-loose")))
+    assert episodes and all(e.metadata["fact_weights"] == "uniform" for e in episodes)
 
 
 def test_bad_grpo_arguments_are_one_line_errors(sqlite_url, tmp_path):

@@ -16,7 +16,7 @@ from promed_agents.graphs.consultation_runner import arun_consultations
 from promed_agents.loader import bundled_sample_path, load_cases
 from promed_agents.storage import TraceStore
 from promed_agents.trace import Role
-from promed_agents.trainers.episode_sources import GraphRollouts, LoggedEpisodes
+from promed_agents.trainers.episode_sources import GraphRollouts, LoggedEpisodes, inexact_sampling
 from promed_agents.trainers.grpo_trainer import (
     SigGRPOConfig,
     SigGRPOTrainer,
@@ -140,6 +140,7 @@ def test_the_live_policy_samples_its_own_consultations(tiny_model_folder, tmp_pa
         episodes = list(store.iter_episodes(run))
         ((_, metrics),) = store.training_metrics(run)
     assert len(episodes) == 2
+    assert metrics["kl"] == pytest.approx(0.0, abs=1e-6)  # no update yet: the reference
     for episode in episodes:
         assert episode.doctor_spec == "local:grpo-policy"
         doctor_turns = [t for t in episode.turns if t.role is Role.DOCTOR]
@@ -205,6 +206,7 @@ def _logged_consultations(store, model, tokenizer, run, shift=0.0):
                 chosen = torch.log_softmax(logits.float(), -1).gather(
                     1, torch.tensor(turn.token_ids)[:, None])[:, 0]
                 turn.logprobs = [v + shift for v in chosen.tolist()]
+        episode.metadata["sampling"] = EXACT_SAMPLING  # as if sampled at temperature 1
         store.record_episode(episode)
 
 
@@ -233,6 +235,61 @@ def test_training_from_logged_traces_is_importance_weighted(tiny_model_folder, t
     assert metrics["clip_ratio/low_mean"] == 0.0
 
 
+EXACT_SAMPLING = {"doctor": "local:tiny", "temperature": 1.0, "top_p": 1.0, "logprobs": "raw"}
+
+
+@pytest.mark.parametrize("sampling, refusal", [
+    (None, "recorded no sampling parameters"),
+    ({**EXACT_SAMPLING, "temperature": 0.7}, "sampled at temperature 0.7"),
+    ({**EXACT_SAMPLING, "temperature": 0.0}, "decoded greedily"),
+    ({**EXACT_SAMPLING, "top_p": 0.9}, "top-p 0.9"),
+    ({**EXACT_SAMPLING, "logprobs": "backend"}, "served doctor"),
+])
+def test_logged_traces_not_sampled_from_their_recorded_logprobs_are_refused(
+        sqlite_url, sampling, refusal):
+    with TraceStore(sqlite_url) as store:
+        store.import_cases(CASES)
+        logged = store.create_experiment("logged", "consult")
+        context = ConsultationContext(doctor=ScriptedChatModel(responses=["answer: C"]))
+        episodes = asyncio.run(arun_consultations(CASES[:2], context, experiment_id=logged))
+        for position, episode in enumerate(episodes):
+            episode.metadata["sampling"] = EXACT_SAMPLING if position else sampling
+            store.record_episode(episode)
+        with pytest.raises(TrainingError, match=f"1 of 2 logged consultations .*{refusal}"):
+            LoggedEpisodes(store, [logged])
+
+
+def test_local_consultations_record_how_they_sampled(tiny_model_folder):
+    from promed_agents.backends.local_chat_model import LocalChatModel
+    from promed_agents.doctor import doctor_sampling
+
+    doctor = LocalChatModel(model_ref=str(tiny_model_folder))
+    for temperature, problem in ((1.0, None), (0.7, "were sampled at temperature 0.7")):
+        context = ConsultationContext(doctor=doctor, max_questions=0, doctor_kwargs=
+                                      doctor_sampling(doctor, max_tokens=4,
+                                                      temperature=temperature))
+        (episode,) = asyncio.run(arun_consultations(CASES[:1], context))
+        sampling = episode.metadata["sampling"]
+        assert sampling == {"doctor": doctor.spec, "temperature": temperature, "top_p": 1.0,
+                            "logprobs": "raw"}
+        assert inexact_sampling(sampling) == problem
+        assert episode.metadata["fact_weights"] == "uniform"
+
+
+def test_require_shapley_refuses_traces_weighed_uniformly(sqlite_url):
+    with TraceStore(sqlite_url) as store:
+        store.import_cases(CASES)
+        logged = store.create_experiment("logged", "consult")
+        context = ConsultationContext(doctor=ScriptedChatModel(responses=["answer: C"]))
+        for episode in asyncio.run(arun_consultations(CASES[:1], context,
+                                                      experiment_id=logged)):
+            episode.metadata["sampling"] = EXACT_SAMPLING
+            store.record_episode(episode)
+        assert LoggedEpisodes(store, [logged]).case_ids == [CASES[0].id]
+        with pytest.raises(TrainingError, match="weighed its facts uniform"):
+            LoggedEpisodes(store, [logged], require_shapley=True)
+
+
 def test_logged_episodes_are_served_in_turn_and_checked(sqlite_url):
     with TraceStore(sqlite_url) as store:
         store.import_cases(CASES)
@@ -250,6 +307,7 @@ def test_logged_episodes_are_served_in_turn_and_checked(sqlite_url):
         logged = store.create_experiment("logged", "consult")
         for episode in asyncio.run(arun_consultations(CASES[:1] * 3, context,
                                                       experiment_id=logged)):
+            episode.metadata["sampling"] = EXACT_SAMPLING
             store.record_episode(episode)
         source = LoggedEpisodes(store, [logged])
         ids = [e.id for e in source.episodes([CASES[0].id] * 2)]
@@ -259,6 +317,18 @@ def test_logged_episodes_are_served_in_turn_and_checked(sqlite_url):
             source.episodes([CASES[1].id])
 
 
+def test_kl_to_the_starting_model_grows_once_an_update_changes_the_policy(tiny_model_folder,
+                                                                         tmp_path):
+    source = GraphRollouts({c.id: c for c in CASES}, max_questions=1,
+                           doctor=ScriptedChatModel(responses=SCRIPT))
+    result = train_grpo(str(tiny_model_folder), CASES, source,
+                        _config(tmp_path, max_steps=2, beta=0.04, learning_rate=5e-2))
+    lines = [json.loads(x) for x in (result.output_dir / LOG_FILE).read_text().splitlines()]
+    first, second = [x for x in lines if "loss" in x]
+    assert first["grad_norm"] > 0
+    assert first["kl"] == pytest.approx(0.0, abs=1e-6) and second["kl"] > 1e-6
+
+
 def test_lora_with_kl_and_gradient_accumulation(tiny_model_folder, tmp_path):
     """LoRA: the reference is the model with the adapter off; the adapter is merged on
     save. Two accumulation steps split one generation batch of two cases."""
@@ -266,12 +336,15 @@ def test_lora_with_kl_and_gradient_accumulation(tiny_model_folder, tmp_path):
 
     source = GraphRollouts({c.id: c for c in CASES}, max_questions=1,
                            doctor=ScriptedChatModel(responses=SCRIPT))
-    config = _config(tmp_path, max_steps=1, beta=0.04, use_lora=True, learning_rate=5e-2,
+    config = _config(tmp_path, max_steps=2, beta=0.04, use_lora=True, learning_rate=5e-2,
                      per_device_train_batch_size=2, gradient_accumulation_steps=2,
                      lora_target_modules=["q_proj", "v_proj"])
     result = train_grpo(str(tiny_model_folder), CASES, source, config)
-    logged = json.loads((result.output_dir / LOG_FILE).read_text().splitlines()[0])
-    assert logged["step"] == 1 and "kl" in logged and logged["grad_norm"] > 0
+    lines = [json.loads(x) for x in (result.output_dir / LOG_FILE).read_text().splitlines()]
+    first, second = [x for x in lines if "loss" in x]
+    assert first["step"] == 1 and first["grad_norm"] > 0
+    # the reference is the adapter switched off: the same model until the adapter moves
+    assert first["kl"] == pytest.approx(0.0, abs=1e-6) and second["kl"] > 1e-6
     merged = AutoModelForCausalLM.from_pretrained(result.output_dir)
     assert not any("lora" in name for name, _ in merged.named_parameters())
     before = _weights(tiny_model_folder)

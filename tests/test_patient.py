@@ -34,13 +34,44 @@ def test_fact_select_caps_facts_per_reply():
     assert len(reply(FactSelectPatient(max_facts=4), case, broad).disclosed_fact_ids) == 4
 
 
+SECRET_CASES = [c for c in CASES
+                if not any(o.lower() in " ".join(c.facts).lower() for o in c.options.values())]
+"""Cases none of whose option texts occurs in a fact: any option in a reply is a leak."""
+
+
+def test_leaks_finds_an_option_or_the_question_not_stated_by_a_fact():
+    case = SECRET_CASES[0]
+    option = case.options[case.answer[0]]
+    assert leaks(f"I think it is {option}.", case) == [option]
+    assert leaks(case.question, case) == [case.question]
+    assert leaks(" ".join(case.facts), case) == []
+
+
 @pytest.mark.parametrize("question", ADVERSARIAL_TURNS)
 def test_fact_select_never_leaks_the_answer_or_options(question):
+    assert len(SECRET_CASES) >= 20
     patient = FactSelectPatient()
-    for case in CASES:
+    for case in SECRET_CASES:
         answer = reply(patient, case, question)
         assert leaks(answer.text, case) == []
+        assert not any(o.lower() in answer.text.lower() for o in case.options.values())
         assert len(answer.disclosed_fact_ids) <= patient.max_facts
+
+
+@pytest.mark.parametrize("question", ADVERSARIAL_TURNS[:12])
+def test_an_llm_patient_that_knows_the_exam_cannot_leak_it(question):
+    """The model behind the patient is scripted to leak (it names the right option and
+    reads out the question); the patient's reply keeps only the facts it stated."""
+    for case in SECRET_CASES[:20]:
+        option = case.options[case.answer[0]]
+        model = ScriptedChatModel(responder=lambda messages, c=case, o=option:
+                                  f"{c.facts[0]} The answer is {o}. {c.question}")
+        answer = reply(LLMPatient(model=model), case, question)
+        assert leaks(answer.text, case) == [] and option.lower() not in answer.text.lower()
+        assert 0 in answer.disclosed_fact_ids
+        assert answer.text == " ".join(case.facts[i] for i in answer.disclosed_fact_ids)
+        silent = ScriptedChatModel(responder=lambda messages, o=option: f"It is {o}.")
+        assert reply(LLMPatient(model=silent), case, question).text == DONT_KNOW
 
 
 @pytest.mark.parametrize("question", ADVERSARIAL_TURNS)

@@ -54,10 +54,27 @@ def test_sampled_group_with_a_local_policy(tiny_model_folder):
     for trajectory in group.trajectories:
         for sample in trajectory.samples:
             assert sample.prompt_ids and len(sample.completion_ids) == len(sample.logprobs)
-        if trajectory.stitched:
+        if trajectory.stitched:  # a random model's text need not re-tokenize the same
             sequence = trajectory.sequence
             assert sum(sequence.policy_mask) + sequence.dropped == \
                 sum(len(s.completion_ids) for s in trajectory.samples)
+
+
+def test_smollm2_consultations_stitch_into_one_sequence(smollm2_folder):
+    """SmolLM2's turns re-render token for token in the next prompt (a turn stopped at
+    its newline drops only that token), so each consultation is one sequence."""
+    policy = LocalChatModel(model_ref=str(smollm2_folder), seed=0)
+    (group,) = asyncio.run(arollout(CASES[:1], policy, group_size=3, max_questions=2,
+                                    temperature=0.7, max_tokens=24))
+    for trajectory in group.trajectories:
+        assert trajectory.stitched, [s.completion_ids for s in trajectory.samples]
+        sequence, samples = trajectory.sequence, trajectory.samples
+        assert sum(sequence.policy_mask) + sequence.dropped == \
+            sum(len(s.completion_ids) for s in samples)
+        assert sequence.prompt_ids == samples[0].prompt_ids
+        # every later prompt is the stitched sequence so far
+        for later in samples[1:]:
+            assert later.prompt_ids[:len(samples[0].prompt_ids)] == sequence.prompt_ids
 
 
 def sample(prompt, completion, kind=TurnKind.QUESTION):

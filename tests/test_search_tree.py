@@ -28,8 +28,20 @@ def node(parent: SearchNode | None = None, reward: float = 0.0, terminal: bool =
 
 
 def test_ucb_is_value_plus_exploration():
-    assert ucb(0.5, 4, 16, 2.2) == pytest.approx(0.5 + 2.2 * math.sqrt(math.log(16) / 4))
-    assert ucb(0.5, 4, 0, 2.2) == pytest.approx(0.5)  # ln of fewer than 1 visit counts 0
+    assert ucb(0.5, 4, 16, 2.2) == pytest.approx(0.5 + 2.2 * math.sqrt(math.log(17) / 4))
+    assert ucb(0.5, 4, 0, 2.2) == pytest.approx(0.5)  # before the parent's first visit
+
+
+def test_the_new_child_slot_and_the_children_share_the_parents_count():
+    """The slot is an unvisited child with ``initial_visits`` and ``optimistic_value``:
+    a child with the same visits and a higher value beats it, whatever N is."""
+    for parent_visits in (1, 2, 7):
+        settings = UcbSettings(width=2, initial_visits=1.0, optimistic_value=0.0)
+        root = node(visits=parent_visits)
+        better = node(root, visits=1, value_sum=0.1)
+        assert select(root, settings) is better
+        worse = UcbSettings(width=2, initial_visits=1.0, optimistic_value=0.2)
+        assert select(root, worse) is root
 
 
 def test_backpropagation_gives_each_node_its_discounted_return():
@@ -66,7 +78,7 @@ def test_selection_trades_value_against_visits():
     root = node(visits=101)
     often = node(root, visits=100, value_sum=60.0)   # value 0.6, well explored
     rarely = node(root, visits=1, value_sum=0.5)     # value 0.5, explored once
-    assert select(root, settings) is rarely  # 0.5 + sqrt(ln 101) > 0.6 + sqrt(ln 101 / 100)
+    assert select(root, settings) is rarely  # 0.5 + sqrt(ln 102) > 0.6 + sqrt(ln 102 / 100)
     settings = UcbSettings(width=2, exploration=0.0)
     assert select(root, settings) is often
 

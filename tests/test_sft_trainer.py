@@ -8,7 +8,7 @@ import pytest
 
 from promed_agents.errors import TrainingError
 from promed_agents.storage import TraceStore, TrainingSample
-from promed_agents.trainers.sft_trainer import DoctorSFTConfig, train_sft
+from promed_agents.trainers.sft_trainer import DoctorSFTConfig, doctor_sft_trainer, train_sft
 from promed_agents.trainers.training_output import RECEIPT
 
 
@@ -49,6 +49,38 @@ def test_loss_falls_and_the_output_is_a_usable_doctor(tiny_model_folder, tmp_pat
     doctor = resolve_chat_model(f"local:{result.output_dir}")
     reply = doctor.invoke("Case: cough for a week.", max_tokens=4)
     assert reply.response_metadata["completion_token_ids"]
+
+
+def test_the_labels_trl_builds_are_ignored_exactly_outside_trained_turns(tiny_model_folder,
+                                                                        tmp_path):
+    """The batches TRL's collator builds from exported samples: labels are the token ids
+    where the doctor's well-formed turns are (the question; the right answer) and -100
+    everywhere else (prompt, patient reply, the wrong answer, padding)."""
+    from promed_agents.trace import EpisodeRecord, Role, TurnKind, TurnRecord
+    from promed_agents.trainers.sft_dataset import episode_samples
+
+    def doctor(index, prompt, completion, kind):
+        return TurnRecord(index=index, role=Role.DOCTOR, text="t", kind=kind,
+                          prompt_token_ids=prompt, token_ids=completion,
+                          logprobs=[-0.5] * len(completion))
+
+    def consultation(correct):
+        return EpisodeRecord(id=1, case_id="c", graph="mcts", doctor_spec="local:x",
+                             correct=correct, turns=[
+            doctor(0, [11, 12, 13], [21, 22], TurnKind.QUESTION),
+            TurnRecord(index=1, role=Role.PATIENT, text="I don't know.", kind=TurnKind.REPLY),
+            doctor(2, [11, 12, 13, 21, 22, 31, 32], [41, 42, 43], TurnKind.ANSWER)])
+
+    samples = episode_samples(consultation(True)) + episode_samples(consultation(False))
+    trainer, _ = doctor_sft_trainer(str(tiny_model_folder), samples,
+                                    _config(tmp_path, per_device_train_batch_size=2))
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert batch["input_ids"][:, :10].tolist() == [[11, 12, 13, 21, 22, 31, 32, 41, 42, 43]] * 2
+    labels = sorted(row[:10] for row in batch["labels"].tolist())
+    ignored = [-100] * 3
+    assert labels == sorted([ignored + [21, 22, -100, -100, 41, 42, 43],     # right answer
+                             ignored + [21, 22, -100, -100, -100, -100, -100]])  # wrong
+    assert (batch["labels"][:, 10:] == -100).all()  # padding, if any
 
 
 def test_only_masked_tokens_are_trained(tiny_model_folder, tmp_path):

@@ -51,26 +51,21 @@ class SFTResult:
     checkpoint_id: int | None
 
 
-def train_sft(model_ref: str, samples: Sequence[TrainingSample], config: DoctorSFTConfig, *,
-              store: Any = None, base_model_spec: str | None = None,
-              dataset_id: int | None = None, experiment_id: int | None = None,
-              callbacks: Sequence[Any] = ()) -> SFTResult:
-    """Fine-tune the local model ``model_ref`` (an embedded name or a folder) on
-    ``samples``; save it to ``config.output_dir`` and register it in ``store``.
-    ``callbacks`` are transformers ``TrainerCallback`` objects (progress, logging)."""
+def doctor_sft_trainer(model_ref: str, samples: Sequence[TrainingSample],
+                       config: DoctorSFTConfig, callbacks: Sequence[Any] = ()
+                       ) -> tuple[Any, Any]:
+    """TRL's ``SFTTrainer`` (and its tokenizer) for the local model ``model_ref`` on
+    ``samples``: pre-tokenised ``input_ids`` whose ``assistant_masks`` say what is learnt."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTTrainer
 
     from promed_agents.backends.local_weights import model_folder
 
-    output = Path(config.output_dir)
-    refuse_finished(output)
     if not samples:
         raise TrainingError("no training samples: the dataset is empty (did the search "
                             "store any finished consultations with token ids?)")
-    trained = sum(sum(s.assistant_masks) for s in samples)
-    if trained == 0:
+    if not any(sum(s.assistant_masks) for s in samples):
         raise TrainingError("the samples have no trained tokens (no well-formed doctor "
                             "turns); nothing to learn from")
     folder = model_folder(model_ref)
@@ -84,6 +79,20 @@ def train_sft(model_ref: str, samples: Sequence[TrainingSample], config: DoctorS
                          processing_class=tokenizer,
                          peft_config=config.lora_config() if config.use_lora else None,
                          callbacks=list(callbacks))
+    return trainer, tokenizer
+
+
+def train_sft(model_ref: str, samples: Sequence[TrainingSample], config: DoctorSFTConfig, *,
+              store: Any = None, base_model_spec: str | None = None,
+              dataset_id: int | None = None, experiment_id: int | None = None,
+              callbacks: Sequence[Any] = ()) -> SFTResult:
+    """Fine-tune the local model ``model_ref`` (an embedded name or a folder) on
+    ``samples``; save it to ``config.output_dir`` and register it in ``store``.
+    ``callbacks`` are transformers ``TrainerCallback`` objects (progress, logging)."""
+    output = Path(config.output_dir)
+    refuse_finished(output)
+    trainer, tokenizer = doctor_sft_trainer(model_ref, samples, config, callbacks)
+    trained = sum(sum(s.assistant_masks) for s in samples)
     if config.disable_tqdm:
         quiet(trainer)
     resume = last_checkpoint(output)

@@ -115,12 +115,15 @@ def generate_batch(model: Any, tokenizer: Any, prompts: list[list[int]],
     results = []
     for row, prompt in enumerate(prompts):
         ids = new[row].tolist()
+        # A row ends at its first end-of-turn token or at the token that completed a stop
+        # string, whichever comes first; what follows is padding (SmolLM2 pads with its
+        # end-of-turn token, which was then never sampled) and is not part of the reply.
         end = next((i + 1 for i, t in enumerate(ids) if t in eos_ids), None)
+        stopped = _stop_end(tokenizer, prompt[-16:], ids[:end], params.stop)
+        if stopped is not None:
+            end = stopped
         if end is not None:
             ids = ids[:end]
-        elif pad not in eos_ids:  # a row stopped by a stop string is padded afterwards
-            while ids and ids[-1] == pad:
-                ids.pop()
         if cache is not None:  # states exist for the prompt and all new tokens but the last
             kept = min(len(ids), new.shape[1] - 1)
             positions = torch.cat([attention[row].nonzero().squeeze(1),
@@ -128,10 +131,27 @@ def generate_batch(model: Any, tokenizer: Any, prompts: list[list[int]],
             cache.store(prompt + ids[:kept], row_states(out.past_key_values, row, positions))
             cache.hits_tokens += reused[row]
             cache.computed_tokens += len(prompt) - reused[row]
-        text = tokenizer.decode(ids, skip_special_tokens=True)
         results.append({"ids": ids, "logprobs": logprobs[row, : len(ids)].tolist(),
-                        "ended": end is not None or any(s in text for s in params.stop)})
+                        "ended": end is not None})
     return results
+
+
+def _stop_end(tokenizer: Any, context: list[int], ids: list[int],
+              stop: tuple[str, ...]) -> int | None:
+    """The length of the shortest prefix of ``ids`` that completes a stop string, which
+    may begin in ``context`` (the tokens before them, such as the reply's earlier chunks,
+    as ``generate``'s stop criteria see them), or None."""
+    if not stop:
+        return None
+    base = len(tokenizer.decode(context, skip_special_tokens=True))
+
+    def completes(k: int) -> bool:
+        text = tokenizer.decode(context + ids[:k], skip_special_tokens=True)
+        return any(text.find(s, max(0, base - len(s) + 1)) >= 0 for s in stop)
+
+    if not completes(len(ids)):
+        return None
+    return next(k for k in range(1, len(ids) + 1) if completes(k))
 
 
 def _sampling_key(request: _Request) -> str:
