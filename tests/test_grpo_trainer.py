@@ -371,3 +371,60 @@ def test_recorded_logprobs_match_the_trainers(tiny_model_folder, tmp_path):
             logps = trainer._get_per_token_logps_and_entropies(
                 trainer.model, ids, torch.ones_like(ids), len(turn.token_ids))[0][0]
         assert logps.tolist() == pytest.approx(turn.logprobs, abs=1e-4)
+
+
+@pytest.fixture
+def trl_vllm_on_loopback(monkeypatch):
+    """TRL's vLLM server mode with its client's NCCL transport replaced (no vLLM here)."""
+    from fake_vllm import LoopbackVLLMClient
+
+    monkeypatch.setattr("trl.generation.vllm_generation.is_vllm_available", lambda *a, **k: True)
+    monkeypatch.setattr("trl.generation.vllm_client.is_vllm_available", lambda *a, **k: True)
+    monkeypatch.setattr("trl.generation.vllm_generation.VLLMClient", LoopbackVLLMClient)
+
+
+def test_a_served_doctor_is_synced_each_step_and_its_ratio_reaches_the_loss(
+        tiny_model_folder, tmp_path, trl_vllm_on_loopback):
+    """use_vllm with a served doctor: TRL syncs the server's weights before each step's
+    rollouts, and the importance-sampling ratio TRL's loss multiplies in is supplied (it
+    raised KeyError); with the server in sync the ratio is 1 on every trained token."""
+    from fake_vllm import FakeVLLMServer, serve_vllm
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from promed_agents.backends import resolve_chat_model
+
+    server = FakeVLLMServer(AutoModelForCausalLM.from_pretrained(tiny_model_folder),
+                            AutoTokenizer.from_pretrained(tiny_model_folder), script=SCRIPT)
+    start = server.weights()
+    with serve_vllm(server) as url:
+        doctor = resolve_chat_model(f"vllm:served-doctor@{url}/v1")
+        source = GraphRollouts({c.id: c for c in CASES}, max_questions=1, doctor=doctor)
+        config = _config(tmp_path, max_steps=2, temperature=1.0, learning_rate=5e-2,
+                         use_vllm=True, vllm_mode="server", vllm_server_base_url=url,
+                         vllm_importance_sampling_mode="token_truncate")
+        result = train_grpo(str(tiny_model_folder), CASES, source, config)
+    lines = [json.loads(x) for x in (result.output_dir / LOG_FILE).read_text().splitlines()]
+    first, second = [x for x in lines if "loss" in x]
+    assert first["grad_norm"] > 0 and first["num_tokens_trained"] > 0
+    assert server.calls.count("/update_weights") == 2  # before step 1 and before step 2
+    assert server.calls.index("/init_weight_transfer_engine") < server.calls.index(
+        "/update_weights") < server.calls.index("/v1/chat/completions")
+    moved = server.weights()
+    assert any(not torch.equal(start[k], moved[k]) for k in start)  # step 1's weights
+    assert server.requests[0]["return_tokens_as_token_ids"] is True
+    for step in (first, second):  # synced: the server's logprobs are the policy's
+        assert step["sampling/importance_sampling_ratio/mean"] == pytest.approx(1.0, abs=1e-3)
+        assert step["sampling/importance_sampling_ratio/min"] > 0.99
+
+
+def test_a_served_doctor_without_weight_sync_is_refused(tiny_model_folder, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from promed_agents.backends import resolve_chat_model
+
+    served = resolve_chat_model("vllm:policy@http://127.0.0.1:9/v1")  # never called
+    source = GraphRollouts({c.id: c for c in CASES}, doctor=served)
+    with pytest.raises(TrainingError, match="nothing keeps in sync"):
+        SigGRPOTrainer(AutoModelForCausalLM.from_pretrained(tiny_model_folder),
+                       _config(tmp_path), case_dataset(CASES), source,
+                       processing_class=AutoTokenizer.from_pretrained(tiny_model_folder))

@@ -43,7 +43,9 @@ class VllmLikeServer(JsonHandler):
         content = [{"token": f"token_id:{i}" if as_ids else text, "logprob": -0.5 * n,
                     "bytes": list(text.encode()), "top_logprobs": []}
                    for n, (text, i) in enumerate(pieces)]
+        prompt_ids = {"prompt_token_ids": [1, 2, 3]} if body.get("return_token_ids") else {}
         return {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                **prompt_ids,
                 "choices": [{"index": 0, "finish_reason": "stop",
                              "logprobs": {"content": content},
                              "message": {"role": "assistant", "content": "answer: C"}}],
@@ -68,8 +70,10 @@ def test_doctor_turns_from_an_openai_compatible_server_carry_its_tokens(provider
     body = VllmLikeServer.bodies[0]
     assert body["logprobs"] is True
     if provider == "vllm":
-        assert body["return_tokens_as_token_ids"] is True
+        assert body["return_tokens_as_token_ids"] is True and body["return_token_ids"] is True
         assert turn.token_ids == [101, 102, 103] and turn.logprobs == [0.0, -0.5, -1.0]
+        assert turn.prompt_token_ids == [1, 2, 3]  # kept from vLLM's reply
     else:
         assert "return_tokens_as_token_ids" not in body
         assert turn.token_ids is None and turn.logprobs is None
+        assert turn.prompt_token_ids is None

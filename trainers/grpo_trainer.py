@@ -24,7 +24,12 @@ TRL's ``tool_mask``, and hands TRL **per-token advantages** of shape (B, T):
 
 On-policy, the "old" logprobs are the current ones (TRL's rule); from logged traces they
 are the recorded sampling logprobs (temperature 1), so off-policy updates are importance
-weighted, clipped by ``epsilon``, and capped by TRL's ``delta`` when set. The private API
+weighted, clipped by ``epsilon``, and capped by TRL's ``delta`` when set. A served doctor
+(a vLLM server, ``use_vllm=True`` with ``vllm_mode="server"``) is synced with the weights
+in training before each step's rollouts, and TRL's importance-sampling correction for the
+server's distance from the policy (``vllm_importance_sampling_*``) is computed here from
+the server's logprobs; a served doctor without ``use_vllm`` is refused (nothing would
+sync it, and its samples would pass for on-policy). The private API
 this relies on (``_generate_and_score_completions``'s output, ``_compute_loss`` accepting
 (B, T) advantages, ``_get_per_token_logps_and_entropies``) is pinned with ``trl==1.16.0``
 and checked by ``tests/test_grpo_trainer.py``.
@@ -101,6 +106,16 @@ def consultation_reward(*_args: Any, **_kwargs: Any) -> list[float]:
     raise AssertionError("SigGRPOTrainer scores consultations itself")
 
 
+def _served(doctor: Any) -> bool:
+    """Whether ``doctor`` is a model on a server (an OpenAI-compatible client such as the
+    ``vllm:`` and ``openai:`` specs' ones): a copy of the policy that must be synced."""
+    if doctor is None:
+        return False
+    from langchain_openai.chat_models.base import BaseChatOpenAI
+
+    return isinstance(doctor, BaseChatOpenAI)
+
+
 def _padded(rows: list[list[Any]], value: float, side: str, dtype: torch.dtype,
             device: torch.device) -> torch.Tensor:
     return pad([torch.tensor(r, dtype=dtype) for r in rows], padding_value=value,
@@ -123,6 +138,16 @@ class SigGRPOTrainer(GRPOTrainer):
                 f"{args.steps_per_generation} steps) must hold whole groups of "
                 f"{args.num_generations} consultations; make per_device_train_batch_size a "
                 "multiple of num_generations")
+        if source.off_policy and args.use_vllm:
+            raise TrainingError("use_vllm serves fresh rollouts; logged traces are trained "
+                                "without it (leave use_vllm off with --from-traces)")
+        if _served(getattr(source, "doctor", None)) and not args.use_vllm:
+            raise TrainingError(
+                "the rollouts' doctor is a served model that nothing keeps in sync with the "
+                "weights in training, so its samples would count as on-policy while they "
+                "come from the starting model: set use_vllm=True with vllm_mode='server' "
+                "(TRL then syncs the server every step), or leave the doctor unset to "
+                "sample from the model in training")
         if source.off_policy:  # recorded logprobs are at temperature 1; TRL bakes the
             args.temperature = 1.0  # temperature into the model's LM head at init
         super().__init__(model=model, reward_funcs=[consultation_reward], args=args,
@@ -159,6 +184,31 @@ class SigGRPOTrainer(GRPOTrainer):
                                                 "right", torch.float32, device),
         }
 
+    def _served_sampling_ratio(self, policy: torch.Tensor, sampling: torch.Tensor,
+                               mask: torch.Tensor, mode: str) -> torch.Tensor:
+        """TRL's vLLM importance-sampling correction for served rollouts: the ratio of
+        the policy's to the server's probability of each sampled token (or of each
+        sequence), truncated or masked by ``vllm_importance_sampling_mode`` and its clip
+        bounds, as ``_compute_loss`` multiplies it in; logged as TRL logs it."""
+        diff = torch.nan_to_num((policy - sampling) * mask, nan=0.0)
+        level = self.vllm_importance_sampling_mode
+        if level.startswith("sequence"):
+            diff = diff.sum(dim=-1, keepdim=True)
+        ratio = torch.exp(diff)
+        low, high = self.vllm_importance_sampling_clip_min, self.vllm_importance_sampling_clip_max
+        if level.endswith("truncate"):
+            ratio = torch.clamp(ratio, min=low, max=high)
+        else:
+            outside = (ratio < (low if low is not None else -float("inf"))) | \
+                (ratio > (high if high is not None else float("inf")))
+            ratio = ratio.masked_fill(outside, 0.0)
+        seen = ratio.expand_as(mask)[mask.bool()] if level.startswith("token") else ratio
+        if seen.numel():
+            for name, value in (("min", seen.min()), ("mean", seen.mean()), ("max", seen.max())):
+                self._metrics[mode][f"sampling/importance_sampling_ratio/{name}"].append(
+                    self.accelerator.gather(value).float().mean().item())
+        return ratio
+
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]
                                         ) -> dict[str, torch.Tensor | Any]:
         mode = "train" if self.model.training else "eval"
@@ -175,13 +225,17 @@ class SigGRPOTrainer(GRPOTrainer):
         size = self.args.per_device_train_batch_size if mode == "train" \
             else self.args.per_device_eval_batch_size
         sampling = batch.pop("sampling_per_token_logps")
+        served = self.use_vllm and self.vllm_importance_sampling_correction
         with torch.no_grad():
             if self.source.off_policy:
                 batch["old_per_token_logps"] = sampling
-            elif self.args.gradient_accumulation_steps % (
+            elif served or self.args.gradient_accumulation_steps % (
                     self.args.steps_per_generation * self.num_iterations):
                 batch["old_per_token_logps"] = self._get_per_token_logps_and_entropies(
                     self.model, input_ids, attention_mask, keep, batch_size=size)[0]
+            if served:  # the server sampled: correct for its distance from the policy
+                batch["importance_sampling_ratio"] = self._served_sampling_ratio(
+                    batch["old_per_token_logps"], sampling, loss_mask, mode)
             if self.beta != 0.0:
                 batch["ref_per_token_logps"] = self._reference_logps(
                     input_ids, attention_mask, keep, size)

@@ -8,8 +8,8 @@ A spec is ``provider:model`` with an optional ``@base_url``:
 - ``local:PATH``: a local transformers causal LM directory (a trainer's checkpoint, say);
 - ``openai:MODEL@http://host:port/v1``: an OpenAI-compatible server (vLLM included),
   with logprobs when the server gives them;
-- ``vllm:MODEL@http://host:port/v1``: a vLLM server, also asked for the completion's token
-  ids (``return_tokens_as_token_ids``; see :mod:`.token_metadata`);
+- ``vllm:MODEL@http://host:port/v1``: a vLLM server, also asked for the completion's and
+  the prompt's token ids (:mod:`.vllm_chat_model`, :mod:`.token_metadata`);
 - ``fake:RESPONSE||RESPONSE...``: a scripted model for tests (see :mod:`.scripted_chat_model`);
 - any other LangChain provider (``anthropic:...``, ``ollama:...``) through LangChain's
   ``init_chat_model``.
@@ -81,12 +81,12 @@ def _openai(spec: ModelSpec) -> BaseChatModel:
 
 
 def _vllm(spec: ModelSpec) -> BaseChatModel:
-    from langchain_openai import ChatOpenAI
+    from promed_agents.backends.vllm_chat_model import VLLM_TOKEN_IDS, VLLMChatModel
 
-    # vLLM's OpenAI server: logprobs with each token written as "token_id:<id>".
-    return ChatOpenAI(model=spec.model, base_url=spec.base_url, api_key="not-needed",
-                      logprobs=True, temperature=0.0,
-                      extra_body={"return_tokens_as_token_ids": True})
+    # vLLM's OpenAI server: logprobs with each token written as "token_id:<id>", and the
+    # prompt's token ids (kept by VLLMChatModel).
+    return VLLMChatModel(model=spec.model, base_url=spec.base_url, api_key="not-needed",
+                         logprobs=True, temperature=0.0, extra_body=dict(VLLM_TOKEN_IDS))
 
 
 def _langchain(spec: ModelSpec) -> BaseChatModel:
