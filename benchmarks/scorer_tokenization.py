@@ -20,39 +20,27 @@ import time
 
 import torch
 
-from promed_agents.answer_scorer import (
-    _ANSWER,
-    _FACTS,
-    SCORER_SYSTEM,
-    LocalAnswerScorer,
-    answer_text,
-    facts_text,
-)
+from promed_agents.answer_scorer import LocalAnswerScorer, scored_text
 from promed_agents.backends.local_weights import load_local_model
 from promed_agents.loader import bundled_sample_path, load_cases
 from promed_agents.shapley import exact_shapley
 
 
 def piecewise_value(model, tokenizer, case):
-    """v(S) as it was scored before: segments tokenized on their own."""
-    options = "\n".join(f"{k}. {v}" for k, v in case.options.items())
-    user = f"Question: {case.question}\nOptions:\n{options}\n\nWhat you know about the " \
-           f"patient: {_FACTS}"
-    text = tokenizer.apply_chat_template(
-        [{"role": "system", "content": SCORER_SYSTEM}, {"role": "user", "content": user},
-         {"role": "assistant", "content": f"answer: {_ANSWER}"}], tokenize=False)
-    prefix, rest = text.split(_FACTS)
-    middle, _ = rest.split(_ANSWER)
+    """v(S) as it was scored before: the same text, its pieces tokenized on their own (the
+    facts after an extra space, the answer without the space before it)."""
 
     def ids(s):
         return tokenizer(s, add_special_tokens=False)["input_ids"]
 
-    answer = ids(answer_text(case, "text"))
-
     def value(coalitions):
         out = []
         for c in coalitions:
-            row = ids(prefix) + ids(" " + facts_text(case, c)) + ids(middle) + answer
+            scored = scored_text(tokenizer, case, c)
+            (f0, f1), (a0, a1) = scored.facts, scored.answer
+            answer = ids(scored.text[a0:a1])
+            row = ids(scored.text[:f0]) + ids(" " + scored.text[f0:f1]) + \
+                ids(scored.text[f1:a0]) + answer
             with torch.inference_mode():
                 logits = model(torch.tensor([row])).logits[0].float()
             logprobs = torch.log_softmax(logits[len(row) - len(answer) - 1:-1], -1)
