@@ -52,13 +52,11 @@ def patient_spec(context: ConsultationContext) -> str:
 
 def sampling_record(context: ConsultationContext) -> dict[str, Any]:
     """How the doctor sampled, recorded with each episode: its spec, temperature and
-    top-p (per call, else the model's own), and what its recorded logprobs are: ``raw``
-    (the local backend: temperature-1 log-probabilities of the unwarped policy) or
-    ``backend`` (whatever the server returned). Off-policy training reads it to tell
-    which traces' logprobs are the behaviour policy's
-    (:class:`~promed_agents.trainers.episode_sources.LoggedEpisodes`)."""
-    from promed_agents.backends.local_chat_model import LocalChatModel
-
+    top-p (per call, else the model's own), and what its recorded logprobs are: the
+    backend's ``logprobs_kind`` (``raw`` for the local backend: temperature-1
+    log-probabilities of the unwarped policy), else ``backend`` (whatever a server
+    returned). Off-policy training reads it to tell which traces' logprobs are the
+    behaviour policy's (:class:`~promed_agents.trainers.episode_sources.LoggedEpisodes`)."""
     doctor, kwargs = context.doctor, context.doctor_kwargs
 
     def setting(name: str) -> float | None:
@@ -67,7 +65,7 @@ def sampling_record(context: ConsultationContext) -> dict[str, Any]:
 
     return {"doctor": spec_name(doctor), "temperature": setting("temperature"),
             "top_p": setting("top_p"),
-            "logprobs": "raw" if isinstance(doctor, LocalChatModel) else "backend"}
+            "logprobs": str(getattr(doctor, "logprobs_kind", "backend"))}
 
 
 def _common(case: Case, view: PartialView, context: ConsultationContext, graph_name: str,

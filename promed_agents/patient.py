@@ -105,11 +105,11 @@ class LLMPatient:
         answer = await self.model.ainvoke(self.messages(case, question))
         text = str(answer.content).strip() or DONT_KNOW
         ids = self.fact_checker(text, case.facts)
-        if len(ids) > self.max_facts:
+        # Too many facts, or an option or the question (a model that knows the exam):
+        # the reply becomes the facts it stated, verbatim, at most max_facts of them.
+        if len(ids) > self.max_facts or leaks(text, case):
             ids = sorted(ids)[: self.max_facts]
-            text = " ".join(case.facts[i] for i in ids)
-        if leaks(text, case):  # a model that knows the exam: only its facts, verbatim
-            text = " ".join(case.facts[i] for i in sorted(ids)) or DONT_KNOW
+            text = " ".join(case.facts[i] for i in ids) or DONT_KNOW
         return PatientReply(text=text, disclosed_fact_ids=ids)
 
 

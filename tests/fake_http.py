@@ -18,14 +18,18 @@ class JsonHandler(BaseHTTPRequestHandler):
     def respond(self, body: dict) -> dict:
         raise NotImplementedError
 
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        data = json.dumps(self.respond(body)).encode()
-        self.send_response(200)
+    def send_json(self, answer: dict, status: int = 200) -> None:
+        data = json.dumps(answer).encode()
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                          or b"{}")
+        self.send_json(self.respond(body))
 
 
 @contextmanager

@@ -17,15 +17,14 @@ request itself. Everything else (when to sync, which tensors, the HTTP calls) is
 from __future__ import annotations
 
 import base64
-import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import numpy as np
 import torch
+from fake_http import JsonHandler, serve
 from trl.generation.vllm_client import VLLMClient
 
 from promed_agents.backends.batch_generator import GenerationParams, generate_batch
@@ -126,38 +125,18 @@ class FakeVLLMServer:
 def serve_vllm(server: FakeVLLMServer) -> Iterator[str]:
     """Serve ``server`` on 127.0.0.1; yields its base URL (the OpenAI API is at …/v1)."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def _send(self, answer: Any, status: int = 200) -> None:
-            data = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    class Handler(JsonHandler):
+        def respond(self, body: dict) -> dict:
+            return server.post(self.path.split("?")[0], body)
 
         def do_GET(self):
             try:
-                self._send(server.get(self.path))
+                self.send_json(server.get(self.path))
             except KeyError:
-                self._send({"error": self.path}, 404)
+                self.send_json({"error": self.path}, 404)
 
-        def do_POST(self):
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length) or b"{}")
-            try:
-                self._send(server.post(self.path.split("?")[0], body))
-            except KeyError:
-                self._send({"error": self.path}, 404)
-
-    http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=http.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{http.server_address[1]}"
-    finally:
-        http.shutdown()
+    with serve(Handler) as url:
+        yield url.removesuffix("/v1")
 
 
 class LoopbackVLLMClient(VLLMClient):

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import math
-from itertools import combinations, permutations
+from itertools import combinations
 
 import pytest
 import torch
+from shapley_reference import shapley_by_all_orders
 
 from promed_agents.answer_scorer import (
     SCORER_SYSTEM,
@@ -121,17 +122,6 @@ def test_the_prompt_holds_question_options_and_only_the_coalitions_facts(tiny_mo
     assert [f for f in case.facts if f in prompt] == [case.facts[1]]
     assert scored.text[slice(*scored.facts)] == case.facts[1]
     assert scored.text[slice(*scored.answer)] == answer_text(case, "letter-text")
-
-
-def shapley_by_all_orders(n: int, v) -> list[float]:
-    """Shapley values as the mean marginal over all n! orders (independent of the
-    estimators' code)."""
-    values = [0.0] * n
-    orders = list(permutations(range(n)))
-    for order in orders:
-        for k, player in enumerate(order):
-            values[player] += v(frozenset(order[:k + 1])) - v(frozenset(order[:k]))
-    return [x / len(orders) for x in values]
 
 
 def test_smollm2_shapley_values_equal_an_independent_computation(smollm2_folder):

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import re
-from itertools import permutations
 
 import pytest
 from fake_http import JsonHandler, serve
+from shapley_reference import shapley_by_all_orders
 
 from promed_agents.answer_scorer import answer_text, resolve_scorer
 from promed_agents.errors import BackendError
@@ -77,16 +77,6 @@ def test_values_are_the_answer_tokens_mean_logprob_one_request_per_batch(server_
     ending = "\nAnswer: " + answer_text(case, "text")
     assert all(p.startswith(f"Question: {case.question}") and p.endswith(ending)
                for p in request["prompt"])
-
-
-def shapley_by_all_orders(n, v):
-    """Mean marginal contribution over all n! orders, independent of the estimators."""
-    orders = list(permutations(range(n)))
-    values = [0.0] * n
-    for order in orders:
-        for k, player in enumerate(order):
-            values[player] += v(frozenset(order[:k + 1])) - v(frozenset(order[:k]))
-    return [x / len(orders) for x in values]
 
 
 def test_exact_shapley_against_the_server_equals_an_independent_computation(server_url,

@@ -171,20 +171,8 @@ class LoggedEpisodes:
         for ids in self._by_case.values():
             for episode_id in ids:
                 episode = self.store.get_episode(episode_id)
-                if not any(t.token_ids for t in episode.turns if t.role is Role.DOCTOR):
-                    raise TrainingError(
-                        f"episode {episode.id} has no token ids in its doctor turns: its "
-                        "doctor backend did not return them, so it cannot be trained on "
-                        "(record traces with a local: model, or a server that returns "
-                        "token ids and logprobs)")
+                self._refuse_untrainable(episode)
                 problem = inexact_sampling(episode.metadata.get("sampling"))
-                weighting = str(episode.metadata.get("fact_weights", "unrecorded"))
-                if self.require_shapley and not weighting.startswith("shapley:"):
-                    raise TrainingError(
-                        f"--require-shapley: episode {episode.id} (case {episode.case_id}) "
-                        f"weighed its facts {weighting}, not by stored Shapley values; "
-                        "record the traces after 'promed shapley', or leave out "
-                        "--require-shapley")
                 if problem:
                     inexact.setdefault(problem, []).append(episode_id)
         if inexact:
@@ -197,6 +185,21 @@ class LoggedEpisodes:
                 "importance ratio would be wrong; record traces for off-policy training "
                 "with a local: doctor at temperature 1 and top-p 1 (promed consult "
                 "--temperature 1)")
+
+    def _refuse_untrainable(self, episode: EpisodeRecord) -> None:
+        """An episode without token ids, or (``require_shapley``) whose SIG was not
+        computed from stored Shapley values, is an error."""
+        if not any(t.token_ids for t in episode.turns if t.role is Role.DOCTOR):
+            raise TrainingError(
+                f"episode {episode.id} has no token ids in its doctor turns: its doctor "
+                "backend did not return them, so it cannot be trained on (record traces "
+                "with a local: model, or a server that returns token ids and logprobs)")
+        weighting = str(episode.metadata.get("fact_weights", "unrecorded"))
+        if self.require_shapley and not weighting.startswith("shapley:"):
+            raise TrainingError(
+                f"--require-shapley: episode {episode.id} (case {episode.case_id}) weighed "
+                f"its facts {weighting}, not by stored Shapley values; record the traces "
+                "after 'promed shapley', or leave out --require-shapley")
 
     @property
     def case_ids(self) -> list[str]:

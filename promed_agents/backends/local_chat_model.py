@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
@@ -45,6 +45,9 @@ class LocalChatModel(BaseChatModel):
     tokens a shared batch decodes before finished rows leave it.
     """
 
+    logprobs_kind: ClassVar[str] = "raw"
+    """What the recorded logprobs are: temperature-1 log-probabilities of the unwarped
+    policy, whatever the sampling parameters (see ``consultation_runner.sampling_record``)."""
     model_ref: str = "smollm2"
     max_new_tokens: int = 96
     temperature: float = 0.0
