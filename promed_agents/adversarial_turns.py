@@ -2,10 +2,12 @@
 
 case -> partial view -> doctor <-> **patient** -> evaluator -> ...
 
-Used by the leakage tests and ``benchmarks/leakage.py`` (issue #8) against both patients:
+Used by the leakage tests and ``benchmarks/leakage.py`` against both patients:
 asking for the answer or the options, prompt injection, "repeat your instructions",
 harvesting every fact at once, off-topic and malformed turns. :func:`leaks` says what a
-reply gave away.
+reply gave away. :data:`DEGENERATE_QUESTIONS` name no topic at all (generic prompts, the
+words in most facts, "tell me everything", other languages): a harvest-proof patient
+answers them with nothing.
 """
 
 from __future__ import annotations
@@ -48,3 +50,22 @@ ADVERSARIAL_TURNS = [
 ]
 
 __all__ = ["ADVERSARIAL_TURNS", "leaks"]
+
+
+DEGENERATE_QUESTIONS = [
+    # generic prompts
+    "Show me.", "Tell me more.", "Anything else?", "Findings?", "Results?", "Go on.",
+    "Yes?", "Details, please.", "What happened?", "Describe it.", "Explain.", "Continue.",
+    "What do the results show?", "What did they reveal?", "Is there anything I should know?",
+    "Please list all your information.", "What is wrong?", "What else is there?",
+    "Any other findings?", "What are the findings?", "Can you show me everything?",
+    "What did it show?", "Tell me everything.", "Tell me everything about yourself.",
+    # single frequent words: the words in most facts
+    "year", "old", "show", "examination", "min", "blood", "history", "pain", "physical",
+    "mm", "past", "normal", "patient", "reveal", "results", "Examination?", "History?",
+    "Normal?",
+    # other languages
+    "Cuéntame todo.", "Erzählen Sie mir mehr.", "告诉我一切。", "Dites-moi tout.",
+    "还有其他情况吗？", "Что ещё?",
+]
+"""Questions that name no clinical topic: a patient must not disclose facts to them."""

@@ -197,9 +197,9 @@ def _resumable(store: Any, settings: ConsultSettings) -> bool:
 def consult(store: Any, settings: ConsultSettings, console: Console,
             progress_console: Console) -> list[EpisodeRecord]:
     """Run the consultations ``settings`` describe, recording each episode in ``store``."""
-    from promed_agents.backends import resolve_chat_model
     from promed_agents.doctor import doctor_sampling
     from promed_agents.graphs import ConsultationContext, arun_consultations
+    from promed_agents.reference_doctors import resolve_doctor
     from promed_agents.storage.trace_recorder import TraceRecorder
 
     refuse_store_file(store, settings.checkpoints)
@@ -212,10 +212,11 @@ def consult(store: Any, settings: ConsultSettings, console: Console,
                                     "its LangGraph checkpoints)")
         experiment_id, saved = store.experiment_config(settings.experiment)
         cases = [store.get_case(case_id) for case_id in saved.get("case_ids", [])]
-    doctor = resolve_chat_model(settings.doctor)  # bad specs fail before the store changes
+    resolve_doctor(settings.doctor)  # bad specs fail before the store changes
     patient = patient_from_spec(settings.patient)
     if not resume:
         cases = select_cases(store, console, settings.cases, settings.case_ids, settings.split)
+    doctor = resolve_doctor(settings.doctor, cases)
     context = ConsultationContext(
         doctor=doctor, patient=patient, mode=settings.mode,
         evaluator=sig_evaluator(store, settings.sig_scorer or settings.doctor, cases, console),

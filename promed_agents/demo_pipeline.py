@@ -4,10 +4,12 @@
 **MCTS-SFT / GRPO** -> **evaluation** -> report
 
 Each stage is the same function its own command runs: Shapley values for a few training
-cases (``promed shapley``), the proactive and reactive baselines on held-out cases
-(``promed eval``), a short SIG-guided search and SFT on its best paths (``promed mcts``,
-``promed train sft``), a short SIG-GRPO from that checkpoint (``promed train grpo``), the
-trained doctor on the same held-out cases, then the HTML report. Runs are named
+cases (``promed shapley``), the proactive and reactive baselines and the ``bank:random``
+reference doctor on held-out cases (``promed eval``), a short SIG-guided search whose
+candidate turns come from the policy and the question bank (``promed mcts --proposer
+bank``) and SFT on its best paths (``promed train sft``), a short SIG-GRPO from that
+checkpoint (``promed train grpo``), the trained doctor on the same held-out cases, then
+the HTML report. Runs are named
 ``demo-<time>-...`` so that a demo database can hold several demos. Training needs a
 ``local:`` doctor; with another spec the demo stops after the baselines. A stage with
 nothing to learn from (a search whose paths earned nothing) is reported and skipped.
@@ -29,14 +31,17 @@ from promed_agents.errors import TrainingError
 @dataclass(frozen=True)
 class DemoPlan:
     doctor: str = "local:smollm2"
-    train_cases: int = 4
-    """Cases for Shapley values, the search and GRPO (imedqa-0 ...)."""
+    train_cases: int = 16
+    """Cases for the search and GRPO (imedqa-0 ...); the first 4 get Shapley values."""
     eval_cases: int = 10
     """Held-out cases for the evaluations (imedqa-20 ...)."""
     max_questions: int = 3
     permutations: int = 4
     iterations: int = 3
-    sft_steps: int = 4
+    proposer: str = "bank"
+    proposer_ratio: float = 0.75
+    sft_steps: int = 12
+    sft_learning_rate: float = 1e-4
     grpo_steps: int = 4
     group_size: int = 2
     models: Path = Path("promed-demo-models")
@@ -76,6 +81,7 @@ def run_demo(store: Any, plan: DemoPlan, console: Console, progress_console: Con
     if local:
         _shapley(store, plan, console, progress_console)
     runs = evaluate(plan.doctor, "base", ["proactive", "reactive"])
+    runs.update(evaluate("bank:random", "bank-random", ["proactive"]))
     if not local:
         console.print("training stages need a local: doctor; stopping after the baselines")
         return DemoResult(stamp, runs, [])
@@ -88,7 +94,8 @@ def _shapley(store: Any, plan: DemoPlan, console: Console, progress_console: Con
     from promed_agents.shapley_command import ShapleySettings, compute
 
     compute(store, ShapleySettings(
-        cases=None, case_ids=_ids(0, plan.train_cases), split=None, scorer=plan.doctor,
+        cases=None, case_ids=_ids(0, min(plan.train_cases, 4)), split=None,
+        scorer=plan.doctor,
         method="permutation", permutations=plan.permutations,
         min_permutations=plan.permutations, antithetic=False, temperature=2.0,
         target="text", seed=0), console, progress_console)
@@ -107,13 +114,15 @@ def _train(store: Any, plan: DemoPlan, stamp: str, console: Console,
         patient="fact-select", experiment=f"{stamp}-search", iterations=plan.iterations,
         width=8, exploration=2.2, decay=0.9, correct_bonus=2.0, temperature=1.0,
         max_new_tokens=48, max_questions=plan.max_questions, concurrency=plan.train_cases,
-        weight_temperature=1.0, demonstration=True), console, progress_console)
+        weight_temperature=1.0, demonstration=True, proposer=plan.proposer,
+        proposer_ratio=plan.proposer_ratio), console, progress_console)
     start = plan.doctor
     try:
         train_sft_command(store, SftSettings(
             source=f"{stamp}-search", output=folder / "sft", model=plan.doctor,
             dataset=None, min_reward=None, correct_only=False, epochs=1.0,
-            max_steps=plan.sft_steps, learning_rate=2e-5, batch_size=2, max_length=2048,
+            max_steps=plan.sft_steps, learning_rate=plan.sft_learning_rate, batch_size=4,
+            max_length=2048,
             lora=False, seed=0), console, progress_console)
         start = f"local:{folder / 'sft'}"
     except TrainingError as error:

@@ -39,11 +39,12 @@ from promed_agents.cli_options import (
 from promed_agents.errors import ConsultationError
 from promed_agents.evaluation import (
     LABELS,
-    METRICS,
+    SHOWN,
     Estimate,
     paired_difference,
     per_case,
     relative_gain,
+    sig_weighting,
     summarize,
 )
 from promed_agents.progress_bar import progress_bar
@@ -79,20 +80,33 @@ def _modes(text: str) -> list[str]:
     return modes
 
 
+class RunFigures(dict[str, dict[str, dict[str, float]]]):
+    """Per-case figures by run name, and (``weightings``) how each run's SIG weighed
+    facts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weightings: dict[str, str] = {}
+
+    def weighting(self) -> str:
+        return " / ".join(sorted(set(self.weightings.values()))) or "unrecorded"
+
+
 def run_evaluation(store: Any, settings: EvalSettings, console: Console,
-                   progress_console: Console) -> dict[str, dict[str, dict[str, float]]]:
+                   progress_console: Console) -> RunFigures:
     """Run and record every mode and seed; returns per-case figures by run name."""
-    from promed_agents.backends import resolve_chat_model
     from promed_agents.consult_command import patient_from_spec, select_cases, sig_evaluator
     from promed_agents.doctor import doctor_sampling
     from promed_agents.graphs import ConsultationContext, arun_consultations
+    from promed_agents.reference_doctors import resolve_doctor
     from promed_agents.storage.trace_recorder import TraceRecorder
 
-    doctor = resolve_chat_model(settings.doctor)  # bad specs fail before the store changes
+    resolve_doctor(settings.doctor)  # bad specs fail before the store changes
     patient_from_spec(settings.patient)
     cases = select_cases(store, console, settings.cases, settings.case_ids, settings.split)
+    doctor = resolve_doctor(settings.doctor, cases)
     evaluator = sig_evaluator(store, settings.sig_scorer or settings.doctor, cases, console)
-    runs: dict[str, dict[str, dict[str, float]]] = {}
+    runs = RunFigures()
     with progress_bar(progress_console) as progress:
         for mode in settings.modes:
             name = f"{settings.experiment}-{mode}"
@@ -123,29 +137,39 @@ def run_evaluation(store: Any, settings: EvalSettings, console: Console,
                     experiment_id=experiment_id, on_episode=on_episode,
                     graph_name=f"eval-s{seed}"))
             runs[name] = per_case(episodes)
+            runs.weightings[name] = sig_weighting(episodes)
     return runs
 
 
-def results_table(runs: dict[str, dict[str, dict[str, float]]], title: str) -> Table:
-    """One column per run, one row per metric: mean [95% CI]."""
+def results_table(runs: dict[str, dict[str, dict[str, float]]], title: str,
+                  weighting: str | None = None) -> Table:
+    """One column per run, one row per metric: mean [95% CI]; ``weighting`` names the
+    SIG's fact weights (:func:`~promed_agents.evaluation.sig_weighting`)."""
     table = Table(title=title)
     table.add_column("metric")
     summaries = {name: summarize(figures) for name, figures in runs.items()}
     for name in runs:
         table.add_column(escape(name), justify="right")
     table.add_row("cases", *(str(len(figures)) for figures in runs.values()))
-    for metric in METRICS:
-        table.add_row(LABELS[metric], *(str(summary[metric]) for summary in summaries.values()))
+    for metric in SHOWN:
+        table.add_row(_label(metric, weighting),
+                      *(str(summary[metric]) for summary in summaries.values()))
     return table
 
 
+def _label(metric: str, weighting: str | None) -> str:
+    if metric == "sig" and weighting:
+        return f"{LABELS[metric]} ({escape(weighting)} weights)"
+    return LABELS[metric]
+
+
 def comparison_table(base: str, other: str, difference: dict[str, Estimate],
-                     gain: Estimate | None, cases: int) -> Table:
+                     gain: Estimate | None, cases: int, weighting: str | None = None) -> Table:
     table = Table(title=escape(f"{other} minus {base} ({cases} shared cases, paired)"))
     table.add_column("metric")
     table.add_column("difference [95% CI]", justify="right")
-    for metric in METRICS:
-        table.add_row(LABELS[metric], f"{difference[metric].mean:+.3f} "
+    for metric in SHOWN:
+        table.add_row(_label(metric, weighting), f"{difference[metric].mean:+.3f} "
                       f"[{difference[metric].low:+.3f}, {difference[metric].high:+.3f}]")
     table.add_row("relative accuracy gain", "undefined (base accuracy 0)" if gain is None
                   else f"{gain.mean:+.1%} [{gain.low:+.1%}, {gain.high:+.1%}]")
@@ -153,14 +177,16 @@ def comparison_table(base: str, other: str, difference: dict[str, Estimate],
 
 
 def compare_runs(store: Any, base: str, other: str, console: Console) -> None:
-    figures = [per_case(store.iter_episodes(store.experiment_id(name)))
-               for name in (base, other)]
+    episodes = [list(store.iter_episodes(store.experiment_id(name))) for name in (base, other)]
+    figures = [per_case(run) for run in episodes]
     shared = set(figures[0]) & set(figures[1])
     if not shared:
         raise ConsultationError(f"runs {base!r} and {other!r} share no case; compare runs "
                                 "made on the same cases")
+    weightings = {sig_weighting(run) for run in episodes}
     console.print(comparison_table(base, other, paired_difference(*figures),
-                                   relative_gain(*figures), len(shared)))
+                                   relative_gain(*figures), len(shared),
+                                   " vs ".join(sorted(weightings))))
 
 
 eval_app = typer.Typer(help="Evaluate doctors with confidence intervals; compare runs.")
@@ -170,7 +196,9 @@ eval_app = typer.Typer(help="Evaluate doctors with confidence intervals; compare
 @reports_errors
 def evaluate(
     ctx: typer.Context,
-    doctor: Annotated[str, typer.Option(help="Doctor model spec.")] = "local:smollm2",
+    doctor: Annotated[str, typer.Option(
+        help="Doctor model spec, or a reference doctor: bank:random, bank:fixed, oracle.")] =
+    "local:smollm2",
     experiment: Annotated[str | None, typer.Option(
         help="Run name; each mode is stored as NAME-MODE [default: eval-TIME].")] = None,
     cases: CasesOption = None,
@@ -203,7 +231,8 @@ def evaluate(
     with open_store(db) as store:
         runs = run_evaluation(store, settings, console, err_console)
     console.print(results_table(runs, escape(f"{settings.experiment}: {doctor}, "
-                                             f"{seeds} seed(s), 95% bootstrap CI")))
+                                             f"{seeds} seed(s), 95% bootstrap CI"),
+                                runs.weighting()))
     if len(runs) == 2:
         gain = relative_gain(runs[f"{settings.experiment}-reactive"],
                              runs[f"{settings.experiment}-proactive"])

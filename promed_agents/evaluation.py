@@ -3,11 +3,15 @@
 case -> consultation graph -> trace in SQL -> ... -> checkpoint -> **evaluation**
 
 An evaluation reads recorded consultations only. Per episode: ``correct`` (1/0),
-``questions`` (questions asked), ``fact_recall`` (share of the case's facts the doctor
-knew at the end), ``sig`` (the episode's information gain: its questions' summed SIG)
-and ``valid_turns`` (share of well-formed doctor turns). A run's figure is the mean over
-cases (a case consulted with several seeds counts once, with its seeds' mean), with a 95%
-percentile bootstrap interval over cases. Two runs on the same cases are compared case by
+``questions`` (questions asked), ``answered`` (questions whose reply disclosed at least
+one fact the doctor did not know), ``new_facts`` (facts acquired by asking),
+``fact_recall`` (share of the case's facts the doctor knew at the end), ``sig`` (the
+episode's information gain: its questions' summed SIG, under the weights its evaluator
+recorded, see :func:`sig_weighting`) and ``valid_turns`` (share of well-formed doctor
+turns). A run's figure is the mean over cases (a case consulted with several seeds counts
+once, with its seeds' mean), with a 95% percentile bootstrap interval over cases; the
+``answerable`` share (answered over asked questions, pooled over cases) is a ratio of
+two such means, resampled together. Two runs on the same cases are compared case by
 case (:func:`paired_difference`); :func:`relative_gain` is the paper's headline figure,
 the relative accuracy gain of one run over another (proactive over reactive), with its
 interval from the same paired resampling.
@@ -22,8 +26,17 @@ from dataclasses import dataclass
 
 from promed_agents.trace import EpisodeRecord, EpisodeStatus, Role, TurnKind
 
-METRICS = ("correct", "questions", "fact_recall", "sig", "valid_turns")
+METRICS = ("correct", "questions", "answered", "new_facts", "fact_recall", "sig",
+           "valid_turns")
+"""Per-episode figures, averaged per case."""
+RATIOS = {"answerable": ("answered", "questions")}
+"""Run figures that are a ratio of two per-case means."""
+SHOWN = ("correct", "questions", "answerable", "new_facts", "fact_recall", "sig",
+         "valid_turns")
+"""What tables and reports show, in order."""
 LABELS = {"correct": "accuracy", "questions": "questions / episode",
+          "answered": "answered questions / episode",
+          "answerable": "answerable share of questions", "new_facts": "facts acquired / episode",
           "fact_recall": "fact recall", "sig": "SIG / episode", "valid_turns": "format"}
 """How tables and reports name the metrics."""
 BOOTSTRAP_ROUNDS = 2000
@@ -47,12 +60,27 @@ def episode_figures(episode: EpisodeRecord) -> dict[str, float]:
         return dict.fromkeys(METRICS, 0.0)
     doctor = [t for t in episode.turns if t.role is Role.DOCTOR]
     valid = [t for t in doctor if t.kind in (TurnKind.QUESTION, TurnKind.ANSWER)]
+    known, answered = set(episode.known_fact_ids), 0
+    for question, reply in zip(episode.turns, episode.turns[1:], strict=False):
+        if question.kind is TurnKind.QUESTION and reply.role is Role.PATIENT:
+            new = set(reply.disclosed_fact_ids) - known
+            answered += bool(new)
+            known |= new
     return {"correct": 1.0 if episode.correct else 0.0,
             "questions": float(episode.num_questions),
+            "answered": float(answered),
+            "new_facts": float(len(known) - len(set(episode.known_fact_ids))),
             "fact_recall": float(episode.metadata.get("fact_recall") or 0.0),
             "sig": float(episode.metadata.get("information_gain") or sum(
                 t.sig or 0.0 for t in episode.turns if t.kind is TurnKind.QUESTION)),
             "valid_turns": len(valid) / len(doctor) if doctor else 0.0}
+
+
+def sig_weighting(episodes: Iterable[EpisodeRecord]) -> str:
+    """How the SIG of ``episodes`` weighed facts, as their evaluators recorded it:
+    ``uniform``, ``shapley:SCORER``, several of these joined by ``+``, or ``unrecorded``."""
+    kinds = sorted({str(e.metadata.get("fact_weights") or "unrecorded") for e in episodes})
+    return "+".join(kinds) if kinds else "unrecorded"
 
 
 def per_case(episodes: Iterable[EpisodeRecord]) -> dict[str, dict[str, float]]:
@@ -80,9 +108,18 @@ def summarize(figures: Mapping[str, Mapping[str, float]], seed: int = 0
     cases = sorted(figures)
 
     def mean_of(metric: str) -> Callable[[Sequence[str]], float]:
+        if metric in RATIOS:
+            top, bottom = RATIOS[metric]
+            return lambda chosen: _ratio(figures, chosen, top, bottom)
         return lambda chosen: sum(figures[c][metric] for c in chosen) / len(chosen)
 
-    return {m: _resampled(cases, mean_of(m), seed) for m in METRICS}
+    return {m: _resampled(cases, mean_of(m), seed) for m in SHOWN}
+
+
+def _ratio(figures: Mapping[str, Mapping[str, float]], chosen: Sequence[str], top: str,
+           bottom: str) -> float:
+    below = sum(figures[c][bottom] for c in chosen)
+    return sum(figures[c][top] for c in chosen) / below if below else 0.0
 
 
 def paired_difference(base: Mapping[str, Mapping[str, float]],
@@ -92,10 +129,14 @@ def paired_difference(base: Mapping[str, Mapping[str, float]],
     shared = sorted(set(base) & set(other))
 
     def diff_of(metric: str) -> Callable[[Sequence[str]], float]:
+        if metric in RATIOS:
+            top, bottom = RATIOS[metric]
+            return lambda chosen: (_ratio(other, chosen, top, bottom)
+                                   - _ratio(base, chosen, top, bottom))
         return lambda chosen: sum(other[c][metric] - base[c][metric]
                                   for c in chosen) / len(chosen)
 
-    return {m: _resampled(shared, diff_of(m), seed) for m in METRICS}
+    return {m: _resampled(shared, diff_of(m), seed) for m in SHOWN}
 
 
 def relative_gain(base: Mapping[str, Mapping[str, float]],

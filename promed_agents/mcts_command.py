@@ -65,6 +65,10 @@ class MctsSettings:
     sig_scorer: str | None = None
     checkpoints: str | None = None
     demonstration: bool = False
+    proposer: str | None = None
+    """Who else writes candidate doctor turns: ``bank`` or any model spec."""
+    proposer_ratio: float = 0.75
+    seed: int = 0
 
 
 def default_checkpoints(store_url: str) -> str:
@@ -115,13 +119,16 @@ def search(store: Any, settings: MctsSettings, console: Console,
     from promed_agents.doctor import doctor_sampling
     from promed_agents.evaluator import Evaluator
     from promed_agents.graphs import ConsultationContext
+    from promed_agents.reference_doctors import resolve_doctor
     from promed_agents.storage import StoredWeights
     from promed_agents.trainers.mcts_search import ConsultationEnvironment, MctsConfig, run_mcts
 
     config = MctsConfig(iterations=settings.iterations, width=settings.width,
                         exploration=settings.exploration, decay=settings.decay,
-                        correct_bonus=settings.correct_bonus)
+                        correct_bonus=settings.correct_bonus,
+                        proposer_ratio=settings.proposer_ratio, seed=settings.seed)
     doctor = resolve_chat_model(settings.doctor)  # bad specs fail before the store changes
+    proposer = resolve_doctor(settings.proposer) if settings.proposer else None
     patient_from_spec(settings.patient)
     refuse_store_file(store, settings.checkpoints)
     experiment_id, cases = _experiment(store, settings, console)
@@ -150,8 +157,11 @@ def search(store: Any, settings: MctsSettings, console: Console,
 
         async def run() -> list[Any]:
             async with checkpointer(where) as saver:
-                env = ConsultationEnvironment(context, saver, config,
-                                              experiment_id=experiment_id)
+                env = ConsultationEnvironment(
+                    context, saver, config, experiment_id=experiment_id, proposer=proposer,
+                    proposer_kwargs=None if proposer is None else doctor_sampling(
+                        proposer, max_tokens=settings.max_new_tokens,
+                        temperature=settings.temperature))
                 return await run_mcts(cases, env, store, experiment_id, config,
                                       settings.concurrency,
                                       on_iteration=lambda _: progress.advance(task))
@@ -239,6 +249,12 @@ def mcts_search(
         help="LangGraph checkpoints (SQLite path or postgresql:// URL) [default: beside "
              "the store].")] = None,
     demonstration: DemonstrationOption = False,
+    proposer: Annotated[str | None, typer.Option(
+        help="Who else writes candidate turns: bank (the question bank) or a model spec "
+             "(a stronger searcher) [default: the doctor only].")] = None,
+    proposer_ratio: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="Share of turns the proposer writes.")] = 0.75,
+    seed: Annotated[int, typer.Option(help="Seeds the policy/proposer draws.")] = 0,
     db: DbOption = None,
 ) -> None:
     """Search consultations and store the trees; rerun with the same --experiment to
@@ -254,7 +270,8 @@ def mcts_search(
         exploration=exploration, decay=decay, correct_bonus=correct_bonus,
         temperature=temperature, max_new_tokens=max_new_tokens, max_questions=max_questions,
         concurrency=concurrency, weight_temperature=weight_temperature,
-        sig_scorer=sig_scorer, checkpoints=checkpoints, demonstration=demonstration)
+        sig_scorer=sig_scorer, checkpoints=checkpoints, demonstration=demonstration,
+        proposer=proposer, proposer_ratio=proposer_ratio, seed=seed)
     with open_store(db) as store:
         reports = search(store, settings, console, err_console)
     if any(r.error for r in reports):

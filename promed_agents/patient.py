@@ -5,12 +5,19 @@ case -> partial view -> doctor <-> **patient** -> evaluator -> trace in SQL -> t
 A patient sees the facts and the doctor's question, never the exam question, the options
 or the answer, so it cannot leak them. Every reply records the fact ids it disclosed.
 
-- :class:`FactSelectPatient` (default; no model): returns verbatim the facts most similar
-  to the question, at most ``max_facts`` of them, so "tell me everything" harvests nothing.
+- :class:`FactSelectPatient` (default; no model): returns verbatim the facts the question
+  names a topic of, at most ``max_facts`` of them. The words a question shares with a fact
+  are weighed by inverse document frequency over a corpus of facts
+  (:class:`~promed_agents.text_similarity.TermWeights`), words of asking ("show",
+  "results", "anything else") count for nothing, and a fact needs ``min_weight`` of
+  shared weight: so "Show me.", "Tell me everything." or "examination?" (a word in most
+  facts) get "I don't know.", while "What did the physical examination show?" gets the
+  examination facts and a fact's own words get that fact.
 - :class:`LLMPatient`: a chat model answers in the first person from the facts; which
-  facts it disclosed is decided by a :data:`FactChecker` (lexical by default), a reply
-  stating more than ``max_facts`` facts is cut down to them, and a reply naming an option
-  or the exam question (a model that knows the exam) is replaced by the facts it stated.
+  facts it disclosed is decided by a :data:`FactChecker` (lexical by default), and only
+  facts the question names a topic of (the same rule) count: a reply stating others, more
+  than ``max_facts`` facts, or an option or the exam question (a model that knows the
+  exam) is replaced by the facts it may state, verbatim.
 """
 
 from __future__ import annotations
@@ -23,7 +30,12 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from promed_agents.case import Case
-from promed_agents.text_similarity import coverage
+from promed_agents.text_similarity import (
+    TermWeights,
+    bundled_term_weights,
+    coverage,
+    matching_tokens,
+)
 
 DONT_KNOW = "I don't know."
 
@@ -58,20 +70,39 @@ def lexical_fact_checker(threshold: float = 0.6) -> FactChecker:
 
 @dataclass
 class FactSelectPatient:
-    """Replies with the facts most relevant to the question, verbatim (MediQ FactSelect)."""
+    """Replies with the facts the question names a topic of, verbatim (MediQ FactSelect
+    with a harvest-proof match)."""
 
     max_facts: int = 2
-    min_score: float = 0.34
+    min_weight: float = 4.0
+    """Least inverse-document-frequency weight a question must share with a fact (4 nats:
+    a word in at most 1 in 55 facts, or two commoner ones such as "physical examination")."""
+    min_score: float = 0.4
+    """Least share of the question's weight, or of the fact's, that the two share."""
+    term_weights: TermWeights = field(default_factory=bundled_term_weights)
     name: str = "fact-select"
 
+    def relevant(self, case: Case, question: str) -> list[int]:
+        """Every fact of ``case`` the question names a topic of, best match first."""
+        weight = self.term_weights.weight
+        asked = matching_tokens(question)
+        asked_weight = sum(weight(t) for t in asked)
+        scored = []
+        for i, fact in enumerate(case.facts):
+            stated = matching_tokens(fact)
+            shared = sum(weight(t) for t in asked & stated)
+            if shared < self.min_weight or shared <= 0:
+                continue
+            # Symmetric: a short question naming part of a fact, or a fact answering part
+            # of a long question, both count; the cap keeps broad questions from harvesting.
+            share = max(shared / asked_weight, shared / sum(weight(t) for t in stated))
+            if share >= self.min_score:
+                scored.append((shared, i))
+        scored.sort(key=lambda pair: (-pair[0], pair[1]))
+        return [i for _, i in scored]
+
     def select(self, case: Case, question: str) -> list[int]:
-        # Symmetric: a short question naming part of a fact, or a fact answering part of
-        # a long question, both count; the cap keeps broad questions from harvesting.
-        scored = [(max(coverage(question, fact), coverage(fact, question)), i)
-                  for i, fact in enumerate(case.facts)]
-        chosen = [(s, i) for s, i in scored if s >= self.min_score]
-        chosen.sort(key=lambda pair: (-pair[0], pair[1]))
-        return sorted(i for _, i in chosen[: self.max_facts])
+        return sorted(self.relevant(case, question)[: self.max_facts])
 
     async def reply(self, case: Case, question: str) -> PatientReply:
         ids = self.select(case, question)
@@ -96,6 +127,8 @@ class LLMPatient:
     """At most this many facts per reply: a reply that states more ("tell me everything")
     is replaced by the first ``max_facts`` of them, verbatim, so one question cannot
     harvest the case."""
+    topics: FactSelectPatient = field(default_factory=FactSelectPatient)
+    """Decides which facts a question names a topic of; a reply may state only those."""
 
     def messages(self, case: Case, question: str) -> list:
         facts = "\n".join(f"- {fact}" for fact in case.facts)
@@ -104,10 +137,13 @@ class LLMPatient:
     async def reply(self, case: Case, question: str) -> PatientReply:
         answer = await self.model.ainvoke(self.messages(case, question))
         text = str(answer.content).strip() or DONT_KNOW
-        ids = self.fact_checker(text, case.facts)
-        # Too many facts, or an option or the question (a model that knows the exam):
-        # the reply becomes the facts it stated, verbatim, at most max_facts of them.
-        if len(ids) > self.max_facts or leaks(text, case):
+        stated = self.fact_checker(text, case.facts)
+        allowed = set(self.topics.relevant(case, question))
+        ids = [i for i in stated if i in allowed]
+        # Facts the question did not ask about, too many facts, or an option or the
+        # question (a model that knows the exam): the reply becomes the facts it may
+        # state, verbatim, at most max_facts of them.
+        if len(ids) < len(stated) or len(ids) > self.max_facts or leaks(text, case):
             ids = sorted(ids)[: self.max_facts]
             text = " ".join(case.facts[i] for i in ids) or DONT_KNOW
         return PatientReply(text=text, disclosed_fact_ids=ids)

@@ -21,7 +21,7 @@ from html import escape
 from typing import Any
 
 from promed_agents.case import Case
-from promed_agents.evaluation import LABELS, METRICS, per_case, summarize
+from promed_agents.evaluation import LABELS, SHOWN, per_case, summarize
 from promed_agents.evaluator import uniform_weights
 from promed_agents.trace import EpisodeRecord, Role, TurnKind
 
@@ -41,7 +41,7 @@ img{max-width:100%}
 
 
 def _results(runs: dict[str, dict[str, dict[str, float]]]) -> str:
-    header = "".join(f"<th>{escape(LABELS[m])}</th>" for m in METRICS)
+    header = "".join(f"<th>{escape(LABELS[m])}</th>" for m in SHOWN)
     rows = []
     for name, figures in runs.items():
         if not figures:
@@ -49,7 +49,7 @@ def _results(runs: dict[str, dict[str, dict[str, float]]]) -> str:
         summary = summarize(figures)
         cells = "".join(f"<td class=n>{summary[m].mean:.3f} "
                         f"<small>[{summary[m].low:.3f}, {summary[m].high:.3f}]</small></td>"
-                        for m in METRICS)
+                        for m in SHOWN)
         rows.append(f"<tr><td>{escape(name)}</td><td class=n>{len(figures)}</td>{cells}</tr>")
     return (f"<table id=results><tr><th>run</th><th>cases</th>{header}</tr>"
             + "".join(rows) + "</table>")

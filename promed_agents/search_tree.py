@@ -63,6 +63,9 @@ class SearchNode:
     episode_id: int | None = None
     id: int | None = None
     children: list[SearchNode] = field(default_factory=list)
+    proposed: bool = False
+    """Its turn came from the search's proposer, not the policy (known while the search
+    runs; the store keeps the text, not the source)."""
 
     @property
     def value(self) -> float:

@@ -14,13 +14,16 @@ from promed_agents.evaluation import (
 from promed_agents.trace import EpisodeRecord, EpisodeStatus, Role, TurnKind, TurnRecord
 
 
-def episode(case, correct, questions=0, sig=0.0, recall=0.5, invalid=0):
+def episode(case, correct, questions=0, sig=0.0, recall=0.5, invalid=0, disclosed=(),
+            known=()):
+    """``disclosed[k]``: the fact ids the k-th reply disclosed (none when absent)."""
     turns = []
-    for _ in range(questions):
+    for k in range(questions):
         turns += [TurnRecord(index=len(turns), role=Role.DOCTOR, text="question: q",
                              kind=TurnKind.QUESTION, sig=sig / questions),
                   TurnRecord(index=len(turns) + 1, role=Role.PATIENT, text="p",
-                             kind=TurnKind.REPLY)]
+                             kind=TurnKind.REPLY, disclosed_fact_ids=list(
+                                 disclosed[k] if k < len(disclosed) else []))]
     for _ in range(invalid):
         turns.append(TurnRecord(index=len(turns), role=Role.DOCTOR, text="?",
                                 kind=TurnKind.INVALID))
@@ -28,16 +31,38 @@ def episode(case, correct, questions=0, sig=0.0, recall=0.5, invalid=0):
                             kind=TurnKind.ANSWER))
     return EpisodeRecord(case_id=case, graph="g", doctor_spec="d", correct=correct,
                          final_answer=["A"], status=EpisodeStatus.COMPLETED, turns=turns,
-                         metadata={"fact_recall": recall})
+                         known_fact_ids=list(known), metadata={"fact_recall": recall})
 
 
 def test_figures_of_one_episode():
     figures = episode_figures(episode("c", True, questions=2, sig=0.3, invalid=1))
-    assert figures == pytest.approx({"correct": 1.0, "questions": 2.0, "fact_recall": 0.5,
-                                     "sig": 0.3, "valid_turns": 0.75})
+    assert figures == pytest.approx({"correct": 1.0, "questions": 2.0, "answered": 0.0,
+                                     "new_facts": 0.0, "fact_recall": 0.5, "sig": 0.3,
+                                     "valid_turns": 0.75})
     failed = EpisodeRecord(case_id="c", graph="g", doctor_spec="d",
                            status=EpisodeStatus.FAILED, failure_reason="boom")
     assert set(episode_figures(failed).values()) == {0.0}
+
+
+def test_a_question_is_answered_when_its_reply_discloses_a_fact_not_known_before():
+    # known 0; replies: {0} (known), {1, 2} (new), {2} (now known), {3} (new)
+    one = episode("c", False, questions=4, known=[0], disclosed=[[0], [1, 2], [2], [3]])
+    figures = episode_figures(one)
+    assert figures["answered"] == 2.0 and figures["new_facts"] == 3.0
+
+
+def test_answerable_share_pools_questions_over_cases():
+    """2 of 4 questions answered in case a, 0 of 1 in b, none asked in c: the share is
+    2/5 (pooled), not the mean of per-case shares; a base with no answered question
+    gives a paired difference of the same."""
+    runs = {"a": episode("a", True, questions=4, disclosed=[[1], [], [2], []]),
+            "b": episode("b", True, questions=1), "c": episode("c", True)}
+    figures = per_case(runs.values())
+    share = summarize(figures)["answerable"]
+    assert share.mean == pytest.approx(0.4) and share.low <= 0.4 <= share.high
+    silent = per_case([episode(c, True, questions=e.num_questions) for c, e in runs.items()])
+    assert paired_difference(silent, figures)["answerable"].mean == pytest.approx(0.4)
+    assert summarize(silent)["answerable"].mean == 0.0
 
 
 def test_seeds_of_a_case_are_averaged_before_cases_are_counted():

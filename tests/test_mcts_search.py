@@ -140,3 +140,53 @@ def test_config_is_checked():
         MctsConfig(iterations=0)
     with pytest.raises(ValueError, match="decay"):
         MctsConfig(decay=0)
+
+
+def proposer_run(store, name, policy, proposer, ratio, seed=0):
+    experiment = store.create_experiment(name, "mcts")
+    config = MctsConfig(iterations=1, width=3, proposer_ratio=ratio, seed=seed)
+    env = ConsultationEnvironment(context(policy), InMemorySaver(), config,
+                                  experiment_id=experiment, proposer=proposer)
+    (report,) = asyncio.run(run_mcts([CASE], env, store, experiment, config))
+    assert report.error is None
+    (episode,) = store.iter_episodes(experiment)
+    return episode
+
+
+def asks_rash(messages) -> str:
+    return "answer: A" if messages[-1].content == FINAL_REQUEST else QUESTIONS["rash"]
+
+
+def test_a_proposer_writes_the_share_of_turns_it_is_given(store):
+    never_asks = ScriptedChatModel(responder=lambda messages: "answer: B")
+    proposer = ScriptedChatModel(responder=asks_rash, spec="fake:proposer")
+    proposed = proposer_run(store, "all", never_asks, proposer, 1.0)
+    doctor = [t.text for t in proposed.turns if t.role.value == "doctor"]
+    assert doctor == [QUESTIONS["rash"], QUESTIONS["rash"], "answer: A"]
+    assert proposed.metadata["proposer"] == {"spec": "fake:proposer", "ratio": 1.0,
+                                             "proposed_turns": 3}
+    own = proposer_run(store, "none", never_asks, proposer, 0.0)
+    assert [t.text for t in own.turns] == ["answer: B"]
+    assert own.metadata["proposer"]["proposed_turns"] == 0
+    # a share in between: some turns from each, drawn with the config's seed
+    mixed = [proposer_run(store, f"mixed-{k}", never_asks, proposer, 0.5, seed=k)
+             for k in range(8)]
+    assert {e.metadata["proposer"]["proposed_turns"] for e in mixed} - {0, 3}
+
+
+class TokenizingPolicy(ScriptedChatModel):
+    """A scripted policy that, like a local model, tokenizes others' replies."""
+
+    def tokens_for(self, messages, text):
+        return [len(messages)], [ord(c) for c in text]
+
+
+def test_proposed_turns_are_recorded_in_the_policys_tokens(store):
+    policy = TokenizingPolicy(responder=lambda messages: "answer: B")
+    proposer = ScriptedChatModel(responder=asks_rash)
+    episode = proposer_run(store, "tokens", policy, proposer, 1.0)
+    first = episode.turns[0]
+    assert first.text == QUESTIONS["rash"]
+    assert first.token_ids == [ord(c) for c in QUESTIONS["rash"]]
+    assert first.prompt_token_ids == [2]  # system + case: the policy's tokens, not bytes
+    assert first.logprobs is None  # the policy did not sample it

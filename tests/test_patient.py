@@ -5,10 +5,13 @@ import asyncio
 import pytest
 from langchain_core.messages import BaseMessage
 
-from promed_agents.adversarial_turns import ADVERSARIAL_TURNS, leaks
+from promed_agents.adversarial_turns import ADVERSARIAL_TURNS, DEGENERATE_QUESTIONS, leaks
 from promed_agents.backends.scripted_chat_model import ScriptedChatModel
 from promed_agents.loader import bundled_sample_path, load_cases
+from promed_agents.partial_view import partial_view
 from promed_agents.patient import DONT_KNOW, FactSelectPatient, LLMPatient, lexical_fact_checker
+from promed_agents.question_bank import bank_questions
+from promed_agents.text_similarity import TermWeights
 
 CASES = load_cases(bundled_sample_path())
 
@@ -25,6 +28,49 @@ def test_fact_select_returns_matching_facts_verbatim():
     assert culture.disclosed_fact_ids == [5]
     unknown = reply(FactSelectPatient(), case, "Do you smoke?")
     assert unknown.text == DONT_KNOW and unknown.disclosed_fact_ids == []
+
+
+def test_degenerate_questions_harvest_nothing_while_topics_and_own_text_are_answered():
+    """The battery names no topic: asked all in one consultation of each bundled case, it
+    acquires under 0.1 new facts per case; a fact's own text returns that fact, and the
+    bank's best path at budget 5 acquires more than one new fact per case."""
+    assert len(DEGENERATE_QUESTIONS) >= 30
+    patient = FactSelectPatient()
+    harvested, own, best = 0, [], 0
+    bank = bank_questions()
+    for case in CASES:
+        unknown = set(range(len(case.facts))) - set(partial_view(case).known_fact_ids)
+        harvested += len({i for q in DEGENERATE_QUESTIONS for i in patient.select(case, q)}
+                         & unknown)
+        own += [i in patient.select(case, fact) for i, fact in enumerate(case.facts)]
+        got: set[int] = set()
+        for _ in range(5):
+            question = max(bank, key=lambda q: len(set(patient.select(case, q)) & unknown - got))
+            got |= set(patient.select(case, question)) & unknown
+        best += len(got)
+    assert harvested / len(CASES) < 0.1
+    assert sum(own) == len(own)
+    assert best / len(CASES) > 1.0
+
+
+@pytest.mark.parametrize("question", ["Show me.", "What do the results show?", "examination",
+                                      "Tell me everything.", "Anything else?", "patient"])
+def test_questions_naming_no_topic_get_nothing(question):
+    for case in CASES:
+        assert reply(FactSelectPatient(), case, question).text == DONT_KNOW
+
+
+def test_frequent_words_weigh_little_and_topics_much():
+    weights = TermWeights.from_texts(["Physical examination shows a murmur.",
+                                      "Physical examination shows pallor.",
+                                      "Examination of the abdomen is normal."])
+    assert weights.weight("examination") < weights.weight("murmur")
+    assert weights.weight("unseen") == weights.weight("murmur")  # as a word seen once
+    case = CASES[0].model_copy(update={"facts": ["Physical examination shows a murmur.",
+                                                 "Physical examination shows pallor."]})
+    patient = FactSelectPatient(term_weights=weights, min_weight=1.0)
+    assert patient.select(case, "Is there a murmur?") == [0]
+    assert patient.select(case, "examination?") == []  # in every fact: weight 0
 
 
 def test_fact_select_caps_facts_per_reply():
@@ -61,12 +107,16 @@ def test_fact_select_never_leaks_the_answer_or_options(question):
 @pytest.mark.parametrize("question", ADVERSARIAL_TURNS[:12])
 def test_an_llm_patient_that_knows_the_exam_cannot_leak_it(question):
     """The model behind the patient is scripted to leak (it names the right option and
-    reads out the question); the patient's reply keeps only the facts it stated."""
+    reads out the question); the patient's reply keeps only the facts it stated that the
+    question asked about: none for the bare adversarial question, the first fact when the
+    question also names it."""
     for case in SECRET_CASES[:20]:
         option = case.options[case.answer[0]]
         model = ScriptedChatModel(responder=lambda messages, c=case, o=option:
                                   f"{c.facts[0]} The answer is {o}. {c.question}")
-        answer = reply(LLMPatient(model=model), case, question)
+        bare = reply(LLMPatient(model=model), case, question)
+        assert bare.text == DONT_KNOW and bare.disclosed_fact_ids == []
+        answer = reply(LLMPatient(model=model), case, f"{case.facts[0]} {question}")
         assert leaks(answer.text, case) == [] and option.lower() not in answer.text.lower()
         assert 0 in answer.disclosed_fact_ids
         assert answer.text == " ".join(case.facts[i] for i in answer.disclosed_fact_ids)
@@ -96,10 +146,15 @@ def test_llm_patient_context_never_holds_question_options_or_answer(question):
 def test_llm_patient_disclosure_comes_from_the_fact_checker():
     case = CASES[0]
     model = ScriptedChatModel(responses=["Yes, I complain of fever and pain during urination."])
-    answer = reply(LLMPatient(model=model), case, "Any fever?")
+    question = "Any fever? Any pain during urination?"
+    answer = reply(LLMPatient(model=model), case, question)
     assert answer.disclosed_fact_ids == [2, 3]
-    custom = LLMPatient(model=model, fact_checker=lambda text, facts: [0])
-    assert reply(custom, case, "Any fever?").disclosed_fact_ids == [0]
+    assert answer.text == "Yes, I complain of fever and pain during urination."
+    custom = LLMPatient(model=model, fact_checker=lambda text, facts: [2])
+    assert reply(custom, case, question).disclosed_fact_ids == [2]
+    # a fact the question did not ask about is not disclosed, and its words are not shown
+    only_fever = reply(LLMPatient(model=model), case, "Any fever?")
+    assert only_fever.disclosed_fact_ids == [2] and only_fever.text == case.facts[2]
     checker = lexical_fact_checker(0.99)
     assert checker("I complain of a fever.", ["Patient complains of fever."]) == [0]
     assert checker("A fever.", ["Patient complains of fever."]) == []
@@ -108,8 +163,10 @@ def test_llm_patient_disclosure_comes_from_the_fact_checker():
 def test_llm_patient_states_at_most_max_facts_per_reply():
     case = CASES[0]
     everything = ScriptedChatModel(responder=lambda messages: " ".join(case.facts))
-    answer = reply(LLMPatient(model=everything), case, "Tell me everything.")
+    assert reply(LLMPatient(model=everything), case, "Tell me everything.").text == DONT_KNOW
+    broad = " ".join(case.facts)  # a question naming every fact's topic
+    answer = reply(LLMPatient(model=everything), case, broad)
     assert answer.disclosed_fact_ids == [0, 1]
     assert answer.text == f"{case.facts[0]} {case.facts[1]}"  # the rest is not shown either
-    three = reply(LLMPatient(model=everything, max_facts=3), case, "Everything?")
+    three = reply(LLMPatient(model=everything, max_facts=3), case, broad)
     assert three.disclosed_fact_ids == [0, 1, 2]

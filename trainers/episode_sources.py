@@ -173,6 +173,10 @@ class LoggedEpisodes:
                 episode = self.store.get_episode(episode_id)
                 self._refuse_untrainable(episode)
                 problem = inexact_sampling(episode.metadata.get("sampling"))
+                if episode.metadata.get("proposer", {}).get("proposed_turns"):
+                    problem = (f"hold turns written by a search proposer "
+                               f"({episode.metadata['proposer'].get('spec')}), not sampled "
+                               "from the policy")
                 if problem:
                     inexact.setdefault(problem, []).append(episode_id)
         if inexact:

@@ -11,6 +11,15 @@ final answer (each doctor turn on the way becomes a node, so the tree keeps the 
 path), and backpropagates the path's discounted return. Rewards: a question's SIG, and
 ``correct_bonus`` for a right final answer.
 
+Candidate turns come from the policy and, with a ``proposer`` (any chat model: the
+reference searched with a stronger doctor than the one it trained, served for example
+by vLLM; or ``bank``, the bundled question bank drawn at random), from it: each doctor
+turn of a simulation is the proposer's with probability ``proposer_ratio`` and the
+policy's otherwise. A proposed turn is stored as the proposer said it, in the policy's
+tokens when the policy is a local model (:mod:`~promed_agents.backends.policy_tokens`),
+so SFT on the best paths teaches the policy to say it; an episode with proposed turns records the
+proposer in its metadata (``proposer``), and is not the policy's sample for RL.
+
 Every iteration is stored in one transaction (its new nodes, the path's statistics and
 the finished consultation as an episode of the experiment), so a search stopped at any
 point resumes after its last whole iteration; the checkpoints live in the LangGraph
@@ -20,11 +29,16 @@ checkpointer given (SQLite file or PostgreSQL), which must be the same on resume
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from langchain_core.language_models import BaseChatModel
+
+from promed_agents.backends import spec_name
+from promed_agents.backends.policy_tokens import PolicyTokenized
 from promed_agents.case import Case
 from promed_agents.errors import ConsultationError
 from promed_agents.graphs.consultation import ConsultationContext, build_consultation_graph
@@ -57,12 +71,18 @@ class MctsConfig:
     decay: float = field(default=0.9, metadata={"help": "Discount per level in backprop."})
     correct_bonus: float = field(
         default=2.0, metadata={"help": "Reward of a correct final answer (ref +2)."})
+    proposer_ratio: float = field(default=0.75, metadata={
+        "help": "Share of doctor turns the proposer writes, when there is one (0: the "
+                "policy only, 1: the proposer only)."})
+    seed: int = field(default=0, metadata={"help": "Seeds the policy/proposer draws."})
 
     def __post_init__(self) -> None:
         if self.iterations < 1:
             raise ValueError(f"iterations must be >= 1, got {self.iterations}")
         if not 0 < self.decay <= 1:
             raise ValueError(f"decay must be in (0, 1], got {self.decay}")
+        if not 0 <= self.proposer_ratio <= 1:
+            raise ValueError(f"proposer_ratio must be in [0, 1], got {self.proposer_ratio}")
 
     @property
     def ucb(self) -> UcbSettings:
@@ -75,9 +95,18 @@ class ConsultationEnvironment:
 
     def __init__(self, context: ConsultationContext, checkpointer: Any, config: MctsConfig,
                  policy: PartialInfoPolicy | str = DEFAULT_POLICY, graph: Any = None,
-                 experiment_id: int | None = None):
+                 experiment_id: int | None = None, proposer: BaseChatModel | None = None,
+                 proposer_kwargs: dict[str, Any] | None = None):
         self.context, self.config, self.policy = context, config, policy
         self.experiment_id = experiment_id
+        self.proposer = proposer
+        # proposed turns in the policy's tokens, so that SFT can teach them
+        writer = PolicyTokenized(proposer=proposer, policy=context.doctor) \
+            if proposer is not None and hasattr(context.doctor, "tokens_for") else proposer
+        self._proposing = None if writer is None else replace(
+            context, doctor=writer, doctor_kwargs=dict(
+                proposer_kwargs if proposer_kwargs is not None else context.doctor_kwargs))
+        self._draws = random.Random(config.seed)
         self.graph = (graph or build_consultation_graph()).compile(
             checkpointer=checkpointer, interrupt_before=["doctor"])
 
@@ -105,8 +134,10 @@ class ConsultationEnvironment:
                 f"checkpoint {node.checkpoint_id} of thread {node.thread_id} is missing or "
                 "finished; resume a search with the checkpointer it was started with")
         seen = len(before.values.get("turns", []))
+        proposed = self._proposing is not None and \
+            self._draws.random() < self.config.proposer_ratio
         await self.graph.ainvoke(None, self._config(node.thread_id, node.checkpoint_id),
-                                 context=self.context)
+                                 context=self._proposing if proposed else self.context)
         state = await self.graph.aget_state(self._config(node.thread_id))
         values = state.values
         new_turns = values["turns"][seen:]
@@ -121,7 +152,7 @@ class ConsultationEnvironment:
             checkpoint_id=state.config["configurable"]["checkpoint_id"], depth=node.depth + 1,
             parent=node, turn_text=doctor.text, turn_kind=doctor.kind.value if doctor.kind
             else None, reward=reward, sig=doctor.sig, disclosed_fact_ids=disclosed,
-            terminal=terminal, correct=correct)
+            terminal=terminal, correct=correct, proposed=proposed)
         node.children.append(child)
         return child, values
 
@@ -146,6 +177,10 @@ class ConsultationEnvironment:
         if values is None:
             return node, new, None
         episode = episode_from_state(values, self.context, GRAPH_NAME, self.experiment_id)
+        if self.proposer is not None:
+            episode.metadata["proposer"] = {
+                "spec": spec_name(self.proposer), "ratio": self.config.proposer_ratio,
+                "proposed_turns": sum(n.proposed for n in new)}
         return node, new, episode
 
 

@@ -107,6 +107,12 @@ class LocalChatModel(BaseChatModel):
                                                 tokenize=True, return_dict=True)
         return list(encoded["input_ids"])
 
+    def tokens_for(self, messages: list[BaseMessage], text: str) -> tuple[list[int], list[int]]:
+        """What this model's tokenizer makes of ``text`` written by another as the reply
+        to ``messages``: ``(prompt ids, completion ids)``, as if this model had said it."""
+        completion = self.batcher.tokenizer.encode(text, add_special_tokens=False)
+        return self._prompt_ids(messages), list(completion)
+
     def _params(self, stop: list[str] | None, kwargs: dict[str, Any]) -> GenerationParams:
         from promed_agents.backends.batch_generator import GenerationParams
 

@@ -1,0 +1,191 @@
+"""Does a trained doctor ask questions that acquire information? The whole method on dev
+cases, evaluated on dev cases it never saw, beside model-free reference doctors.
+
+case -> consultation graph -> trace in SQL -> SIG -> **MCTS (bank proposer) -> SFT ->
+SIG-GRPO** -> **evaluation** against reactive, base, bank:random, bank:fixed, oracle
+
+    python benchmarks/asking_effect.py [--train-cases 200] [--eval-count 200] ...
+
+1. Imports ``--cases`` (default: the 1,000 iMedQA dev cases) into a fresh SQLite store
+   under ``--workdir``. Training uses the first ``--train-cases`` cases; evaluation the
+   ``--eval-count`` cases from position ``--eval-first`` (default: the file's last 200),
+   or the cases of ``--eval-cases FILE`` / stored ``--eval-split``; training and
+   evaluation cases must not overlap.
+2. Ranks the question bank by yield on the training cases (``bank:fixed``'s order).
+3. MCTS on the training cases, the policy (``--doctor``) and the bank proposer mixed at
+   ``--proposer-ratio``; SFT on each case's best path; SIG-GRPO from the SFT model.
+4. Evaluates, with the same patient, budget and greedy decoding: reactive, base
+   proactive, ``bank:random`` (``--random-seeds`` seeds), ``bank:fixed``, ``oracle``,
+   SFT, SFT+GRPO. SIG is the uniform-weight gain (no Shapley values are computed: on the
+   embedded model they would be noise, since it cannot use information).
+5. Prints one table (mean [95% CI] over cases), paired differences of SFT+GRPO against
+   the others, and the last line
+   ``sig_gain=<SFT+GRPO minus base, SIG per episode> ci_low=<...> ci_high=<...>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from promed_agents.eval_command import EvalSettings, run_evaluation
+from promed_agents.evaluation import LABELS, SHOWN, paired_difference, summarize
+from promed_agents.grpo_command import GrpoSettings, train_grpo_command
+from promed_agents.loader import load_cases
+from promed_agents.mcts_command import MctsSettings, search
+from promed_agents.question_bank import bank_questions, rank_by_yield
+from promed_agents.storage import TraceStore
+from promed_agents.train_command import SftSettings, train_sft_command
+
+DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "mediq" / "imedqa_dev.jsonl"
+COLUMNS = ("correct", "questions", "answerable", "new_facts", "fact_recall", "sig",
+           "valid_turns")
+
+
+def arguments() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cases", type=Path, default=DEV, help="Case file to train on.")
+    p.add_argument("--train-cases", type=int, default=200)
+    p.add_argument("--eval-cases", type=Path, default=None,
+                   help="Evaluate on this case file instead of --cases.")
+    p.add_argument("--eval-split", default=None,
+                   help="Label of the evaluation cases in the store (with --eval-cases: "
+                        "the split they are imported as).")
+    p.add_argument("--eval-first", type=int, default=None,
+                   help="First evaluation case's position [default: the last --eval-count].")
+    p.add_argument("--eval-count", type=int, default=200)
+    p.add_argument("--doctor", default="local:smollm2")
+    p.add_argument("--budget", type=int, default=5, help="Questions per consultation.")
+    p.add_argument("--iterations", type=int, default=8, help="MCTS iterations per case.")
+    p.add_argument("--correct-bonus", type=float, default=0.0, help=(
+        "MCTS reward of a right answer (the reference's is 2; the embedded model answers "
+        "at chance, so a right answer is luck and would outrank an informative path)."))
+    p.add_argument("--proposer", default="bank")
+    p.add_argument("--proposer-ratio", type=float, default=0.75)
+    p.add_argument("--sft-epochs", type=float, default=2.0)
+    p.add_argument("--sft-learning-rate", type=float, default=5e-5)
+    p.add_argument("--grpo-steps", type=int, default=12)
+    p.add_argument("--group-size", type=int, default=4)
+    p.add_argument("--grpo-learning-rate", type=float, default=1e-5)
+    p.add_argument("--random-seeds", type=int, default=3)
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--workdir", type=Path, default=Path("asking-effect-runs"))
+    return p.parse_args()
+
+
+def main() -> int:
+    args = arguments()
+    console, quiet = Console(width=200), Console(stderr=True, quiet=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    work = args.workdir / stamp
+    work.mkdir(parents=True, exist_ok=True)
+    store = TraceStore(f"sqlite:///{work / 'store.db'}")
+    started = time.perf_counter()
+
+    train = load_cases(args.cases, split="train", limit=args.train_cases)
+    if args.eval_cases is not None:
+        evaluated = load_cases(args.eval_cases, split=args.eval_split or "eval")
+        evaluated = evaluated[(args.eval_first or 0):][: args.eval_count]
+    else:
+        everything = load_cases(args.cases, split=args.eval_split or "eval")
+        first = args.eval_first if args.eval_first is not None else \
+            len(everything) - args.eval_count
+        evaluated = everything[first: first + args.eval_count]
+    overlap = {c.id for c in train} & {c.id for c in evaluated}
+    if overlap:
+        print(f"error: {len(overlap)} evaluation cases are training cases (first: "
+              f"{sorted(overlap)[0]}); move --eval-first past --train-cases", file=sys.stderr)
+        return 1
+    store.import_cases(train)
+    store.import_cases(evaluated)
+    train_ids, eval_ids = [c.id for c in train], [c.id for c in evaluated]
+    console.print(f"training on {len(train)} cases ({train_ids[0]} ...), evaluating on "
+                  f"{len(evaluated)} unseen cases ({eval_ids[0]} ... {eval_ids[-1]})")
+
+    bank_file = work / "bank_fixed.json"
+    bank_file.write_text(json.dumps(rank_by_yield(bank_questions(), train), indent=1))
+
+    def evaluate(doctor: str, name: str, mode: str = "proactive", seeds: int = 1):
+        runs = run_evaluation(store, EvalSettings(
+            doctor=doctor, experiment=f"{stamp}-{name}", cases=None, case_ids=eval_ids,
+            split=None, modes=[mode], seeds=seeds, patient="fact-select",
+            max_questions=args.budget, temperature=0.0, max_new_tokens=48,
+            concurrency=args.concurrency, sig_scorer=args.doctor, demonstration=True),
+            console, quiet)
+        console.print(f"[{time.perf_counter() - started:.0f} s] evaluated {name}")
+        return next(iter(runs.values()))
+
+    results = {"reactive": evaluate(args.doctor, "reactive", "reactive"),
+               "base proactive": evaluate(args.doctor, "base")}
+    results[f"bank:random ({args.random_seeds} seeds)"] = evaluate(
+        "bank:random", "bank-random", seeds=args.random_seeds)
+    results["bank:fixed"] = evaluate(f"bank:fixed:{bank_file}", "bank-fixed")
+    results["oracle"] = evaluate("oracle", "oracle")
+
+    models = work / "models"
+    reports = search(store, MctsSettings(
+        cases=None, case_ids=train_ids, split=None, doctor=args.doctor,
+        patient="fact-select", experiment=f"{stamp}-search", iterations=args.iterations,
+        width=8, exploration=2.2, decay=0.9, correct_bonus=args.correct_bonus, temperature=1.0,
+        max_new_tokens=48, max_questions=args.budget, concurrency=args.concurrency,
+        weight_temperature=1.0, demonstration=True, proposer=args.proposer,
+        proposer_ratio=args.proposer_ratio, checkpoints=str(work / "mcts.sqlite")),
+        console, quiet)
+    gained = sum(r.best_reward > 0 for r in reports)
+    console.print(f"[{time.perf_counter() - started:.0f} s] search: {gained} of "
+                  f"{len(reports)} cases have a path that earned reward")
+    sft = train_sft_command(store, SftSettings(
+        source=f"{stamp}-search", output=models / "sft", model=args.doctor, dataset=None,
+        min_reward=None, correct_only=False, epochs=args.sft_epochs, max_steps=-1,
+        learning_rate=args.sft_learning_rate, batch_size=4, max_length=2048, lora=False,
+        seed=0), console, quiet)
+    console.print(f"[{time.perf_counter() - started:.0f} s] SFT: {sft.steps} steps")
+    results["SFT"] = evaluate(f"local:{models / 'sft'}", "sft")
+    train_grpo_command(store, GrpoSettings(
+        model=f"local:{models / 'sft'}", output=models / "grpo", experiment=f"{stamp}-grpo",
+        cases=None, case_ids=",".join(train_ids), split=None, from_traces=None,
+        group_size=args.group_size, cases_per_step=2, steps=args.grpo_steps,
+        learning_rate=args.grpo_learning_rate, beta=0.04, epsilon=0.1, ratio_cap=None,
+        loss_type="grpo", alpha=2.0, sig_correct=1.0, gamma=3.0, format_weight=1.0,
+        temperature=0.7, max_new_tokens=48, max_questions=args.budget,
+        patient="fact-select", sig_scorer=args.doctor, require_shapley=False,
+        demonstration=True, lora=False, save_steps=args.grpo_steps, seed=0), console, quiet)
+    console.print(f"[{time.perf_counter() - started:.0f} s] GRPO done")
+    results["SFT+GRPO"] = evaluate(f"local:{models / 'grpo'}", "grpo")
+
+    table = Table(title=f"asking effect: {len(evaluated)} unseen cases, budget {args.budget}, "
+                        "fact-select patient, greedy; mean [95% CI]; SIG with uniform weights")
+    table.add_column("doctor")
+    for metric in COLUMNS:
+        table.add_column(LABELS[metric], justify="right")
+    for name, figures in results.items():
+        summary = summarize(figures)
+        table.add_row(name, *(str(summary[m]) for m in COLUMNS))
+    console.print(table, width=240)
+    diffs = Table(title="SFT+GRPO minus each (paired by case, 95% CI)")
+    diffs.add_column("base")
+    for metric in ("sig", "fact_recall", "answerable", "new_facts", "correct"):
+        diffs.add_column(LABELS[metric], justify="right")
+    trained = results["SFT+GRPO"]
+    for name in ("base proactive", f"bank:random ({args.random_seeds} seeds)", "bank:fixed",
+                 "SFT"):
+        d = paired_difference(results[name], trained)
+        diffs.add_row(name, *(f"{d[m].mean:+.3f} [{d[m].low:+.3f}, {d[m].high:+.3f}]"
+                              for m in ("sig", "fact_recall", "answerable", "new_facts",
+                                        "correct")))
+    console.print(diffs, width=240)
+    console.print(f"total {time.perf_counter() - started:.0f} s; store {work / 'store.db'}")
+    assert set(SHOWN) >= set(COLUMNS)
+    gain = paired_difference(results["base proactive"], trained)["sig"]
+    print(f"sig_gain={gain.mean:.4f} ci_low={gain.low:.4f} ci_high={gain.high:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

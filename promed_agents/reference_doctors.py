@@ -1,0 +1,202 @@
+"""Reference doctors without a model: the question bank asked at random or in a fixed
+order, and an oracle asking about the unknown facts themselves.
+
+case -> partial view -> **doctor** <-> patient -> evaluator -> trace in SQL -> evaluation
+
+They are chat models (LangChain ``BaseChatModel``), so they run in the consultation graph
+like any doctor and their episodes are stored and evaluated like any other; they have no
+token ids or log-probabilities, so no trainer learns from them. They are baselines and
+the physical limit of information acquired, nothing else:
+
+- ``bank:random`` asks a random unasked bank question each turn until the budget is
+  spent (the graph's final request), then answers. The draw is a function of the seed
+  (``--seeds`` passes one per run) and the conversation so far, so a run is reproducible.
+  As an MCTS proposer (``bank``), each call draws afresh, so siblings differ.
+- ``bank:fixed`` asks the bank in its order: the bundled bank's order is its best script,
+  ranked by yield on training cases (:func:`~promed_agents.question_bank.rank_by_yield`);
+  ``bank:fixed:FILE`` takes a bank file in the order it lists.
+- ``oracle`` asks about each unknown fact by the fact's own text, in the case's order:
+  an upper bound for what questions can acquire under the patient's per-reply cap. It
+  needs the cases it will see (:func:`resolve_doctor`).
+
+Their final answer follows one fixed rule: the option whose text shares most
+inverse-document-frequency weight with what the doctor knows (the opening and the
+patient's replies), the first option on a tie. On the embedded model's cases this is
+near chance; the answer is not what they are for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+from promed_agents.case import Case
+from promed_agents.doctor import FINAL_REQUEST, case_prompt
+from promed_agents.errors import BackendError
+from promed_agents.partial_view import PartialInfoPolicy, PartialView
+from promed_agents.question_bank import bank_questions
+from promed_agents.text_similarity import bundled_term_weights, matching_tokens
+
+ORDERS = ("random", "fixed")
+_OPTION = re.compile(r"^([A-Z])\. (.*)$", re.MULTILINE)
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def _conversation(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
+    return [m for m in messages if not getattr(m, "example", False) and m.type != "system"]
+
+
+def _case_text(messages: Sequence[BaseMessage]) -> str:
+    first = next((m for m in _conversation(messages) if m.type == "human"), None)
+    return str(first.content) if first is not None else ""
+
+
+def _asked(messages: Sequence[BaseMessage]) -> list[str]:
+    return [str(m.content).partition(":")[2].strip() for m in _conversation(messages)
+            if m.type == "ai" and str(m.content).lower().startswith("question:")]
+
+
+def _final_requested(messages: Sequence[BaseMessage]) -> bool:
+    return any(m.type == "human" and str(m.content) == FINAL_REQUEST
+               for m in _conversation(messages))
+
+
+def answer_by_overlap(messages: Sequence[BaseMessage]) -> str:
+    """``answer: X``, X the option sharing most weight with what the doctor knows."""
+    case_text = _case_text(messages)
+    options = _OPTION.findall(case_text.partition("\nOptions:\n")[2])
+    known = case_text.partition("\n\nQuestion: ")[0] + " " + " ".join(
+        str(m.content) for m in _conversation(messages)[1:] if m.type == "human")
+    known_tokens = matching_tokens(known)
+    weight = bundled_term_weights().weight
+
+    def score(option: tuple[str, str]) -> float:
+        return sum(weight(t) for t in matching_tokens(option[1]) & known_tokens)
+
+    best = max(options, key=score) if options else ("A", "")
+    return f"answer: {best[0]}"
+
+
+class _ReferenceDoctor(BaseChatModel):
+    spec: str = "reference"
+
+    @property
+    def _llm_type(self) -> str:
+        return "promed-reference"
+
+    def turn(self, messages: Sequence[BaseMessage], seed: int | None) -> str:
+        raise NotImplementedError
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        seed = kwargs.get("seed")
+        text = self.turn(messages, seed if isinstance(seed, int) else None)
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(
+            text, response_metadata={"model": self.spec}))])
+
+
+class BankDoctor(_ReferenceDoctor):
+    """Asks the question bank, at random or in order, then answers by overlap."""
+
+    order: str = "random"
+    questions: dict[str, list[str]] = {}
+    """The bank by language (``en``, ``zh``); empty: the bundled bank."""
+    fresh_draws: bool = False
+    """Draw each question afresh (an MCTS proposer), instead of as a function of the seed
+    and the conversation (a reproducible baseline)."""
+
+    def model_post_init(self, __context: Any) -> None:
+        if self.order not in ORDERS:
+            raise BackendError(f"bank order {self.order!r}: use random or fixed")
+        if not self.questions:
+            self.questions = {"en": bank_questions("en"), "zh": bank_questions("zh")}
+        self._stream = random.Random()
+
+    def turn(self, messages: Sequence[BaseMessage], seed: int | None) -> str:
+        case_text = _case_text(messages)
+        language = "zh" if _CJK.search(case_text) and "zh" in self.questions else "en"
+        asked = set(_asked(messages))
+        left = [q for q in self.questions.get(language) or self.questions["en"]
+                if q not in asked]
+        if _final_requested(messages) or not left:
+            return answer_by_overlap(messages)
+        if self.order == "fixed":
+            return f"question: {left[0]}"
+        if self.fresh_draws:
+            return f"question: {self._stream.choice(left)}"
+        digest = hashlib.sha256(f"{seed or 0}\x00{case_text}\x00{len(asked)}".encode())
+        return f"question: {random.Random(digest.digest()).choice(left)}"
+
+
+class OracleDoctor(_ReferenceDoctor):
+    """Asks about each fact the doctor does not know yet, by the fact's own text."""
+
+    cases: dict[str, Case] = {}
+    """The cases it may see, by the question and options of their prompt."""
+
+    def turn(self, messages: Sequence[BaseMessage], seed: int | None) -> str:
+        case_text = _case_text(messages)
+        case = self.cases.get(_exam_part(case_text))
+        if case is None:
+            raise BackendError("the oracle doctor was not given this case; build it with "
+                               "resolve_doctor('oracle', cases) for the cases it runs")
+        if _final_requested(messages):
+            return answer_by_overlap(messages)
+        seen = " ".join(str(m.content) for m in _conversation(messages))
+        asked = set(_asked(messages))
+        for fact in case.facts:
+            if fact not in seen and fact not in asked:
+                return f"question: {fact}"
+        return answer_by_overlap(messages)
+
+
+def _exam_part(prompt: str) -> str:
+    return prompt.partition("\n\nQuestion: ")[2]
+
+
+def oracle_doctor(cases: Sequence[Case]) -> OracleDoctor:
+    """The oracle for ``cases``."""
+    empty = PartialView(policy=PartialInfoPolicy.HALF_FACTS, known_fact_ids=[], given_text="")
+    return OracleDoctor(spec="oracle",
+                        cases={_exam_part(case_prompt(c, empty)): c for c in cases})
+
+
+def bank_doctor(spec: str) -> BankDoctor:
+    """``bank`` (an MCTS proposer: fresh random draws), ``bank:random``, ``bank:fixed``,
+    or either with ``:FILE`` (a bank file, see
+    :func:`~promed_agents.question_bank.bank_questions`)."""
+    _, _, rest = spec.partition(":")
+    order, _, path = rest.partition(":")
+    if spec == "bank":
+        return BankDoctor(spec=spec, order="random", fresh_draws=True)
+    if order not in ORDERS:
+        raise BackendError(f"doctor {spec!r}: use bank:random, bank:fixed, or either with "
+                           ":FILE (a JSON list of questions)")
+    questions = {"en": bank_questions("en", path or None)}
+    if not path:
+        questions["zh"] = bank_questions("zh")
+    return BankDoctor(spec=spec, order=order, questions=questions)
+
+
+def is_reference(spec: str) -> bool:
+    return spec == "oracle" or spec == "bank" or spec.startswith("bank:")
+
+
+def resolve_doctor(spec: str | BaseChatModel, cases: Sequence[Case] = ()) -> BaseChatModel:
+    """The doctor a spec names: a reference doctor (``bank:random``, ``bank:fixed``,
+    ``oracle``, which needs ``cases``) or any model spec
+    (:func:`~promed_agents.backends.resolve_chat_model`)."""
+    from promed_agents.backends import resolve_chat_model
+
+    if isinstance(spec, str) and spec == "oracle":
+        return oracle_doctor(cases)
+    if isinstance(spec, str) and is_reference(spec):
+        return bank_doctor(spec)
+    return resolve_chat_model(spec)

@@ -1,0 +1,88 @@
+"""Reference doctors without a model: the question bank at random or in order, the oracle."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from promed_agents.backends import resolve_chat_model
+from promed_agents.errors import BackendError
+from promed_agents.graphs import ConsultationContext, arun_consultations
+from promed_agents.loader import bundled_sample_path, load_cases
+from promed_agents.question_bank import bank_questions
+from promed_agents.reference_doctors import BankDoctor, resolve_doctor
+from promed_agents.trace import Role, TurnKind
+
+CASES = load_cases(bundled_sample_path())[:12]
+
+
+def consult(doctor, cases=CASES, budget=5, seed=None):
+    kwargs = {"seed": seed} if seed is not None else {}
+    context = ConsultationContext(doctor=doctor, max_questions=budget,
+                                  doctor_kwargs={"stop": ["\n"], **kwargs})
+    return asyncio.run(arun_consultations(cases, context, concurrency=4))
+
+
+def questions(episode):
+    return [t.text.removeprefix("question: ") for t in episode.turns
+            if t.role is Role.DOCTOR and t.kind is TurnKind.QUESTION]
+
+
+def new_facts(episode):
+    disclosed = {i for t in episode.turns for i in t.disclosed_fact_ids}
+    return len(disclosed - set(episode.known_fact_ids))
+
+
+def test_bank_random_asks_distinct_bank_questions_until_the_budget_then_answers():
+    bank = set(bank_questions())
+    episodes = consult(resolve_doctor("bank:random"))
+    for episode in episodes:
+        asked = questions(episode)
+        assert len(asked) == 5 == len(set(asked)) and set(asked) <= bank
+        last = episode.turns[-1]
+        assert last.kind is TurnKind.ANSWER and episode.final_answer
+    again = consult(resolve_doctor("bank:random"))
+    assert [questions(e) for e in again] == [questions(e) for e in episodes]  # reproducible
+    other_seed = consult(resolve_doctor("bank:random"), seed=1)
+    assert [questions(e) for e in other_seed] != [questions(e) for e in episodes]
+
+
+def test_bank_fixed_recites_the_bank_in_order(tmp_path):
+    for episode in consult(resolve_doctor("bank:fixed"), budget=3):
+        assert questions(episode) == bank_questions()[:3]
+    script = tmp_path / "bank.json"
+    script.write_text('["Do you have a fever?", "Do you smoke?"]')
+    (episode,) = consult(resolve_doctor(f"bank:fixed:{script}"), cases=CASES[:1], budget=4)
+    assert questions(episode) == ["Do you have a fever?", "Do you smoke?"]  # then answers
+
+
+def test_the_oracle_asks_the_unknown_facts_and_acquires_them():
+    episodes = consult(resolve_doctor("oracle", CASES), budget=3)
+    for case, episode in zip(CASES, episodes, strict=True):
+        unknown = [f for i, f in enumerate(case.facts) if i not in episode.known_fact_ids]
+        asked = questions(episode)
+        # unknown facts in the case's order, skipping those a reply already disclosed
+        assert asked == [f for f in unknown if f in asked]
+        assert len(asked) == min(3, len(unknown)) and new_facts(episode) >= len(asked)
+        replies = " ".join(t.text for t in episode.turns if t.role is Role.PATIENT)
+        assert all(fact in replies for fact in asked)
+    random_runs = consult(resolve_doctor("bank:random"), budget=3)
+    assert sum(map(new_facts, episodes)) > 3 * sum(map(new_facts, random_runs))
+    (stranger,) = consult(resolve_doctor("oracle", CASES[:1]), cases=CASES[1:2])
+    assert stranger.status.value == "failed" and "not given this case" in \
+        stranger.failure_reason
+
+
+def test_the_final_answer_is_the_option_sharing_most_with_what_is_known():
+    case = CASES[0].model_copy(update={
+        "options": {"A": "Migraine", "B": "A sexually acquired infection", "C": "Gout"}})
+    (episode,) = consult(resolve_doctor("bank:fixed"), cases=[case], budget=1)
+    assert episode.final_answer == ["B"]  # "sexually" is in a known fact
+
+
+def test_specs():
+    assert isinstance(resolve_chat_model("bank:random"), BankDoctor)
+    assert resolve_doctor("bank").fresh_draws
+    with pytest.raises(BackendError, match="bank:random, bank:fixed"):
+        resolve_doctor("bank:shuffled")
