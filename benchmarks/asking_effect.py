@@ -4,7 +4,7 @@ cases, evaluated on dev cases it never saw, beside model-free reference doctors.
 case -> consultation graph -> trace in SQL -> SIG -> **MCTS (bank proposer) -> SFT ->
 SIG-GRPO** -> **evaluation** against reactive, base, bank:random, bank:fixed, oracle
 
-    python benchmarks/asking_effect.py [--train-cases 200] [--eval-count 200] ...
+    python benchmarks/asking_effect.py [--train-cases 150] [--eval-count 200] ...
 
 1. Imports ``--cases`` (default: the 1,000 iMedQA dev cases) into a fresh SQLite store
    under ``--workdir``. Training uses the first ``--train-cases`` cases; evaluation the
@@ -51,7 +51,7 @@ COLUMNS = ("correct", "questions", "answerable", "new_facts", "fact_recall", "si
 def arguments() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cases", type=Path, default=DEV, help="Case file to train on.")
-    p.add_argument("--train-cases", type=int, default=200)
+    p.add_argument("--train-cases", type=int, default=150)
     p.add_argument("--eval-cases", type=Path, default=None,
                    help="Evaluate on this case file instead of --cases.")
     p.add_argument("--eval-split", default=None,
@@ -62,7 +62,7 @@ def arguments() -> argparse.Namespace:
     p.add_argument("--eval-count", type=int, default=200)
     p.add_argument("--doctor", default="local:smollm2")
     p.add_argument("--budget", type=int, default=5, help="Questions per consultation.")
-    p.add_argument("--iterations", type=int, default=8, help="MCTS iterations per case.")
+    p.add_argument("--iterations", type=int, default=6, help="MCTS iterations per case.")
     p.add_argument("--correct-bonus", type=float, default=0.0, help=(
         "MCTS reward of a right answer (the reference's is 2; the embedded model answers "
         "at chance, so a right answer is luck and would outrank an informative path)."))

@@ -60,6 +60,9 @@ DEGENERATE_QUESTIONS = [
     "Please list all your information.", "What is wrong?", "What else is there?",
     "Any other findings?", "What are the findings?", "Can you show me everything?",
     "What did it show?", "Tell me everything.", "Tell me everything about yourself.",
+    "Anything significant after that?", "What happened during the last several days?",
+    "What was reported at the emergency department?", "Is it normal or abnormal?",
+    "10?", "2 or 3?",
     # single frequent words: the words in most facts
     "year", "old", "show", "examination", "min", "blood", "history", "pain", "physical",
     "mm", "past", "normal", "patient", "reveal", "results", "Examination?", "History?",

@@ -10,9 +10,10 @@ or the answer, so it cannot leak them. Every reply records the fact ids it discl
   are weighed by inverse document frequency over a corpus of facts
   (:class:`~promed_agents.text_similarity.TermWeights`), words of asking ("show",
   "results", "anything else") count for nothing, and a fact needs ``min_weight`` of
-  shared weight: so "Show me.", "Tell me everything." or "examination?" (a word in most
-  facts) get "I don't know.", while "What did the physical examination show?" gets the
-  examination facts and a fact's own words get that fact.
+  shared weight (or must be stated whole by the question): so "Show me.", "Tell me
+  everything." or "examination?" (a word in most facts) get "I don't know.", while "What
+  did the physical examination show?" gets the examination facts and a fact's own words
+  get that fact.
 - :class:`LLMPatient`: a chat model answers in the first person from the facts; which
   facts it disclosed is decided by a :data:`FactChecker` (lexical by default), and only
   facts the question names a topic of (the same rule) count: a reply stating others, more
@@ -90,8 +91,14 @@ class FactSelectPatient:
         scored = []
         for i, fact in enumerate(case.facts):
             stated = matching_tokens(fact)
-            shared = sum(weight(t) for t in asked & stated)
-            if shared < self.min_weight or shared <= 0:
+            common = asked & stated
+            shared = sum(weight(t) for t in common)
+            # numbers alone name no topic ("10?"): a shared word is needed too; a question
+            # that states the whole fact ("He is started on a medication?") gets it
+            if shared < self.min_weight or all(t.startswith("#") for t in common):
+                if coverage(fact, question) < 1.0:
+                    continue
+                scored.append((shared, i))
                 continue
             # Symmetric: a short question naming part of a fact, or a fact answering part
             # of a long question, both count; the cap keeps broad questions from harvesting.

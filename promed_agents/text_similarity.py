@@ -65,13 +65,26 @@ def coverage(part: str, whole: str) -> float:
 
 
 QUESTION_WORDS = frozenset(content_tokens(
+    # asking
     "show shows showed shown showing reveal reveals revealed result results finding findings "
     "find found more everything else anything other others know known detail details "
     "describe explain happen happened wrong information list continue go yes new thing "
-    "things something all look looks say said "
+    "things something all look looks say said says tell told ask asked "
+    # time, order and amount
+    "after before since during within while ago last first second third next then now "
+    "today time times recent recently current currently prior previous following follow "
+    "start started several few multiple one two three both only also but because due "
+    "than well up back over under without about approximately similar same "
+    # setting, reporting and judgement, not a finding
+    "brought come came room emergency department physician doctor clinic visit care "
+    "hospital report reported evaluation evaluate perform performed appear appears "
+    "demonstrate demonstrates notice noticed develop developed include includes type "
+    "side significant notable unremarkable normal abnormal negative positive remarkable "
     "结果 显示 更多 一切 其他 情况 什么 告诉 所有")[0])
-"""Words of asking, not of a topic: "show", "results", "anything else". They match no fact,
-so a question made only of them (``"What do the results show?"``) names no topic."""
+"""Words that name no topic: of asking ("show", "results", "anything else"), of time and
+amount ("after", "several"), of setting and judgement ("emergency department",
+"significant", "normal"). They match no fact, so a question made only of them (``"What do
+the results show?"``, ``"Anything significant after that?"``) names no topic."""
 
 
 class TermWeights:

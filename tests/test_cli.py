@@ -172,12 +172,17 @@ def test_demo_consults_in_both_modes(tmp_path):
     assert result.exit_code == 0, result.output
     assert "proactive" in result.output and "reactive" in result.output
     assert f"report: {report}" in result.output.replace("\n", "")
-    assert report.read_text().count("<div class=episode>") == 6  # 3 per run, 2 runs
+    assert "answerable" in result.output
+    assert report.read_text().count("<div class=episode>") == 9  # 3 per run, 3 runs
     with TraceStore(url) as store:
         modes = sorted(e.mode for e in store.list_episodes())
-        assert modes == ["proactive"] * 3 + ["reactive"] * 3
+        assert modes == ["proactive"] * 6 + ["reactive"] * 3  # base and bank:random
         episodes = store.list_episodes()
-        proactive = [e for e in episodes if e.mode == "proactive"]
+        (bank_run,) = [x.id for x in store.list_experiments()
+                       if x.name.endswith("-bank-random-proactive")]
+        bank = [e for e in episodes if e.experiment_id == bank_run]
+        assert len(bank) == 3 and all(e.num_questions == 2 for e in bank)
+        proactive = [e for e in episodes if e.mode == "proactive" and e not in bank]
         reactive = [e for e in episodes if e.mode == "reactive"]
         assert [e.status for e in proactive] == ["completed"] * 3
         assert [e.num_questions for e in proactive] == [1] * 3
@@ -199,6 +204,7 @@ def test_demo_runs_the_whole_pipeline_on_a_local_model(tmp_path, tiny_model_fold
         kinds = sorted({e.kind for e in store.list_experiments()})
         names = [e.name for e in store.list_experiments()]
         assert kinds == ["eval", "grpo", "mcts"]
+        assert any(n.endswith("-bank-random-proactive") for n in names)
         trained = [n for n in names if n.endswith("-trained-proactive")]
         assert len(trained) == 1 and store.count_episodes(store.experiment_id(trained[0])) == 2
         grpo = [n for n in names if n.endswith("-grpo")]

@@ -49,3 +49,18 @@ def test_bad_eval_arguments_are_one_line_errors(sqlite_url):
     assert bad_mode.exit_code == 1 and "give proactive, reactive or both" in bad_mode.stderr
     missing = run("eval", "compare", "x", "y", "--db", sqlite_url)
     assert missing.exit_code == 1 and "no experiment named 'x'" in missing.stderr
+
+
+def test_reference_doctors_are_evaluated_with_the_asking_metrics(sqlite_url):
+    for doctor, name in (("bank:random", "r"), ("oracle", "o")):
+        result = run("eval", "--doctor", doctor, "--cases", "6", "--modes", "proactive",
+                     "--max-questions", "3", "--experiment", name, "--db", sqlite_url)
+        assert result.exit_code == 0, result.output
+        assert "answerable share of questions" in result.output
+        assert "SIG / episode (uniform weights)" in result.output
+    with TraceStore(sqlite_url) as store:
+        oracle = list(store.iter_episodes(store.experiment_id("o-proactive")))
+        assert {e.doctor_spec for e in oracle} == {"oracle"} and all(
+            e.num_questions == 3 for e in oracle)
+    compared = run("eval", "compare", "r-proactive", "o-proactive", "--db", sqlite_url)
+    assert compared.exit_code == 0 and "facts acquired / episode" in compared.output

@@ -259,6 +259,23 @@ def test_logged_traces_not_sampled_from_their_recorded_logprobs_are_refused(
             LoggedEpisodes(store, [logged])
 
 
+def test_logged_traces_with_proposed_turns_are_refused(sqlite_url):
+    """A search's consultation whose turns a proposer wrote is not the policy's sample,
+    even when the policy's own turns were sampled exactly."""
+    with TraceStore(sqlite_url) as store:
+        store.import_cases(CASES)
+        logged = store.create_experiment("logged", "mcts")
+        context = ConsultationContext(doctor=ScriptedChatModel(responses=["answer: C"]))
+        episodes = asyncio.run(arun_consultations(CASES[:2], context, experiment_id=logged))
+        for position, episode in enumerate(episodes):
+            episode.metadata["sampling"] = EXACT_SAMPLING
+            episode.metadata["proposer"] = {"spec": "bank", "ratio": 0.75,
+                                            "proposed_turns": position}
+            store.record_episode(episode)
+        with pytest.raises(TrainingError, match="1 of 2 logged .*search proposer \\(bank\\)"):
+            LoggedEpisodes(store, [logged])
+
+
 def test_local_consultations_record_how_they_sampled(tiny_model_folder):
     from promed_agents.backends.local_chat_model import LocalChatModel
     from promed_agents.doctor import doctor_sampling

@@ -67,3 +67,21 @@ def test_stored_settings_never_hold_a_database_password(sqlite_url):
     with TraceStore(sqlite_url) as store:
         _, config = store.experiment_config("e")
     assert config["checkpoints"] == "postgresql://u:***@127.0.0.1:1/none"
+
+
+def test_a_bank_proposer_writes_candidate_turns(sqlite_url):
+    from promed_agents.question_bank import bank_questions
+
+    result = run("mcts", "--experiment", "p", "--cases", "2", "--iterations", "4",
+                 "--max-questions", "2", "--doctor", FAKE, "--proposer", "bank",
+                 "--proposer-ratio", "1", "--db", sqlite_url)
+    assert result.exit_code == 0, result.output
+    bank = {f"question: {q}" for q in bank_questions()}
+    with TraceStore(sqlite_url) as store:
+        experiment, config = store.experiment_config("p")
+        assert config["proposer"] == "bank" and config["proposer_ratio"] == 1.0
+        root = store.load_search_tree(experiment, "imedqa-0")
+        questions = {n.turn_text for n in root.walk()[1:] if n.turn_kind == "question"}
+        assert questions and questions <= bank and len(root.children) > 1  # fresh draws
+        episodes = list(store.iter_episodes(experiment))
+        assert all(e.metadata["proposer"]["spec"] == "bank" for e in episodes)

@@ -54,10 +54,21 @@ def test_degenerate_questions_harvest_nothing_while_topics_and_own_text_are_answ
 
 
 @pytest.mark.parametrize("question", ["Show me.", "What do the results show?", "examination",
-                                      "Tell me everything.", "Anything else?", "patient"])
+                                      "Tell me everything.", "Anything else?", "patient",
+                                      "Anything significant after that?", "10?"])
 def test_questions_naming_no_topic_get_nothing(question):
     for case in CASES:
         assert reply(FactSelectPatient(), case, question).text == DONT_KNOW
+
+
+def test_a_question_stating_a_whole_fact_gets_it_though_it_names_no_topic():
+    case = CASES[0].model_copy(update={"facts": ["He is brought to the emergency department.",
+                                                 "Temperature is 38.9 C."]})
+    patient = FactSelectPatient()
+    assert patient.select(case, "Were you brought to the emergency department?") == [0]
+    assert patient.select(case, "emergency department?") == []
+    assert patient.select(case, "38.9?") == []  # a number alone
+    assert patient.select(case, "Is your temperature 38.9?") == [1]
 
 
 def test_frequent_words_weigh_little_and_topics_much():
