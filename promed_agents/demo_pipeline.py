@@ -40,7 +40,9 @@ class DemoPlan:
     iterations: int = 3
     proposer: str = "bank"
     proposer_ratio: float = 0.75
-    sft_steps: int = 12
+    """The search's correct bonus is 0: the embedded model answers at chance, so a right
+    answer is luck and would outrank an informative path."""
+    sft_steps: int = 6
     sft_learning_rate: float = 1e-4
     grpo_steps: int = 4
     group_size: int = 2
@@ -112,7 +114,7 @@ def _train(store: Any, plan: DemoPlan, stamp: str, console: Console,
     search(store, MctsSettings(
         cases=None, case_ids=_ids(0, plan.train_cases), split=None, doctor=plan.doctor,
         patient="fact-select", experiment=f"{stamp}-search", iterations=plan.iterations,
-        width=8, exploration=2.2, decay=0.9, correct_bonus=2.0, temperature=1.0,
+        width=8, exploration=2.2, decay=0.9, correct_bonus=0.0, temperature=1.0,
         max_new_tokens=48, max_questions=plan.max_questions, concurrency=plan.train_cases,
         weight_temperature=1.0, demonstration=True, proposer=plan.proposer,
         proposer_ratio=plan.proposer_ratio), console, progress_console)

@@ -123,11 +123,13 @@ class TermWeights:
         return math.log(self.documents / seen) if seen else self._ceiling
 
 
-def matching_tokens(text: str) -> set[str]:
+@functools.lru_cache(maxsize=65536)
+def matching_tokens(text: str) -> frozenset[str]:
     """Content tokens and numbers (``#`` + number) of ``text`` that can name a topic:
-    :func:`content_tokens` without :data:`QUESTION_WORDS`."""
+    :func:`content_tokens` without :data:`QUESTION_WORDS` (cached: a patient reads the
+    same facts for every question)."""
     tokens, numbers = content_tokens(text)
-    return (tokens - QUESTION_WORDS) | {f"#{number}" for number in numbers}
+    return frozenset((tokens - QUESTION_WORDS) | {f"#{number}" for number in numbers})
 
 
 @functools.cache
