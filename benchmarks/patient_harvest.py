@@ -39,7 +39,7 @@ ASKING_WORDS = ("show", "reveal", "patient", "results")
 
 
 def unknown_facts(case) -> set[int]:
-    return set(range(len(case.facts))) - set(partial_view(case, DEFAULT_POLICY).known_fact_ids)
+    return set(partial_view(case, DEFAULT_POLICY).hidden_fact_ids(case))
 
 
 def acquired(patient, case, questions) -> set[int]:
@@ -106,7 +106,8 @@ def main() -> None:
             frequency.update({w.lower() for w in re.findall(r"[A-Za-z]{3,}", fact)})
     words = [w for w, _ in frequency.most_common(args.words)]
     probes = words + [f"{a} {b}" for a, b in itertools.combinations(words[: args.pair_words], 2)]
-    gains = {q: sum(len(set(patient.select(c, q)) & unknown_facts(c)) for c in unseen) / n
+    hidden = [(c, unknown_facts(c)) for c in unseen]
+    gains = {q: sum(len(set(patient.select(c, q)) & unknown) for c, unknown in hidden) / n
              for q in probes}
     top = sorted(gains.items(), key=lambda item: -item[1])[:20]
     print(f"red team: {len(words)} frequent fact words alone and {len(probes) - len(words)} "
