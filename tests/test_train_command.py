@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from test_cli import run
 from test_mcts_command import FAKE
@@ -40,6 +41,30 @@ def test_sft_from_a_search_gives_a_usable_doctor(sqlite_url, tmp_path, tiny_mode
         assert len(store.list_checkpoints()) == 1
     other = run(*args, "--dataset", "e-other")  # another dataset into the finished folder
     assert other.exit_code == 1 and "already holds a trained model" in other.stderr
+
+
+def test_checkpoints_are_written_every_save_steps_not_every_epoch(sqlite_url, tmp_path,
+                                                                 monkeypatch):
+    """A few samples make an epoch a step or two; a checkpoint (weights and optimizer
+    state) each epoch would cost more than the steps."""
+    from promed_agents.trainers import sft_trainer
+
+    seen = []
+
+    def fake_train(ref, samples, config, **kwargs):
+        seen.append((config.save_strategy, config.save_steps))
+        return sft_trainer.SFTResult(Path(config.output_dir), 1, [1.0], None, None)
+
+    monkeypatch.setattr(sft_trainer, "train_sft", fake_train)
+    assert run("mcts", "--experiment", "e", "--cases", "2", "--iterations", "2",
+               "--max-questions", "2", "--doctor", FAKE, "--db", sqlite_url).exit_code == 0
+    for extra, expected in (((), 10), (("--save-steps", "3"), 3)):
+        out = tmp_path / f"doctor-{expected}"
+        trained = run("train", "sft", "--from", "e", "--output", out, "--model",
+                      "local:smollm2", *extra, "--db", sqlite_url)
+        assert trained.exit_code == 0, trained.output
+    assert [(str(s), n) for s, n in seen] == [("SaveStrategy.STEPS", 10),
+                                            ("SaveStrategy.STEPS", 3)]
 
 
 def test_bad_sources_and_models_are_one_line_errors(sqlite_url, tmp_path):
