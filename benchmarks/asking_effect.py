@@ -34,14 +34,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from promed_agents.eval_command import EvalSettings, run_evaluation
+from promed_agents.agents.question_bank import bank_questions, rank_by_yield
+from promed_agents.cli.evaluate import EvalCommandConfig, run_evaluation
+from promed_agents.cli.grpo import GRPOCommandConfig, train_grpo_command
+from promed_agents.cli.mcts import MCTSCommandConfig, search
+from promed_agents.cli.train import SFTCommandConfig, train_sft_command
 from promed_agents.evaluation import LABELS, SHOWN, paired_difference, summarize
-from promed_agents.grpo_command import GrpoSettings, train_grpo_command
 from promed_agents.loader import load_cases
-from promed_agents.mcts_command import MctsSettings, search
-from promed_agents.question_bank import bank_questions, rank_by_yield
 from promed_agents.storage import TraceStore
-from promed_agents.train_command import SftSettings, train_sft_command
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "mediq" / "imedqa_dev.jsonl"
 COLUMNS = ("correct", "questions", "answerable", "new_facts", "fact_recall", "sig",
@@ -112,7 +112,7 @@ def main() -> int:
     bank_file.write_text(json.dumps(rank_by_yield(bank_questions(), train), indent=1))
 
     def evaluate(doctor: str, name: str, mode: str = "proactive", seeds: int = 1):
-        runs = run_evaluation(store, EvalSettings(
+        runs = run_evaluation(store, EvalCommandConfig(
             doctor=doctor, experiment=f"{stamp}-{name}", cases=None, case_ids=eval_ids,
             split=None, modes=[mode], seeds=seeds, patient="fact-select",
             max_questions=args.budget, temperature=0.0, max_new_tokens=48,
@@ -129,33 +129,26 @@ def main() -> int:
     results["oracle"] = evaluate("oracle", "oracle")
 
     models = work / "models"
-    reports = search(store, MctsSettings(
-        cases=None, case_ids=train_ids, split=None, doctor=args.doctor,
-        patient="fact-select", experiment=f"{stamp}-search", iterations=args.iterations,
-        width=8, exploration=2.2, decay=0.9, correct_bonus=args.correct_bonus, temperature=1.0,
-        max_new_tokens=48, max_questions=args.budget, concurrency=args.concurrency,
-        weight_temperature=1.0, demonstration=True, proposer=args.proposer,
-        proposer_ratio=args.proposer_ratio, checkpoints=str(work / "mcts.sqlite")),
-        console, quiet)
+    reports = search(store, MCTSCommandConfig(
+        experiment=f"{stamp}-search", case_ids=train_ids, doctor=args.doctor,
+        iterations=args.iterations, correct_bonus=args.correct_bonus,
+        max_questions=args.budget, concurrency=args.concurrency, demonstration=True,
+        proposer=args.proposer, proposer_ratio=args.proposer_ratio,
+        checkpoints=str(work / "mcts.sqlite")), console, quiet)
     gained = sum(r.best_reward > 0 for r in reports)
     console.print(f"[{time.perf_counter() - started:.0f} s] search: {gained} of "
                   f"{len(reports)} cases have a path that earned reward")
-    sft = train_sft_command(store, SftSettings(
-        source=f"{stamp}-search", output=models / "sft", model=args.doctor, dataset=None,
-        min_reward=None, correct_only=False, epochs=args.sft_epochs, max_steps=-1,
-        learning_rate=args.sft_learning_rate, batch_size=4, max_length=2048, lora=False,
-        seed=0), console, quiet)
+    sft = train_sft_command(store, SFTCommandConfig(
+        source=f"{stamp}-search", output=models / "sft", model=args.doctor,
+        epochs=args.sft_epochs, learning_rate=args.sft_learning_rate), console, quiet)
     console.print(f"[{time.perf_counter() - started:.0f} s] SFT: {sft.steps} steps")
     results["SFT"] = evaluate(f"local:{models / 'sft'}", "sft")
-    train_grpo_command(store, GrpoSettings(
+    train_grpo_command(store, GRPOCommandConfig(
         model=f"local:{models / 'sft'}", output=models / "grpo", experiment=f"{stamp}-grpo",
-        cases=None, case_ids=",".join(train_ids), split=None, from_traces=None,
-        group_size=args.group_size, cases_per_step=2, steps=args.grpo_steps,
-        learning_rate=args.grpo_learning_rate, beta=0.04, epsilon=0.1, ratio_cap=None,
-        loss_type="grpo", alpha=2.0, sig_correct=1.0, gamma=3.0, format_weight=1.0,
-        temperature=0.7, max_new_tokens=48, max_questions=args.budget,
-        patient="fact-select", sig_scorer=args.doctor, require_shapley=False,
-        demonstration=True, lora=False, save_steps=args.grpo_steps, seed=0), console, quiet)
+        case_ids=",".join(train_ids), group_size=args.group_size, cases_per_step=2,
+        steps=args.grpo_steps, learning_rate=args.grpo_learning_rate,
+        max_questions=args.budget, sig_scorer=args.doctor, demonstration=True,
+        save_steps=args.grpo_steps), console, quiet)
     console.print(f"[{time.perf_counter() - started:.0f} s] GRPO done")
     results["SFT+GRPO"] = evaluate(f"local:{models / 'grpo'}", "grpo")
 

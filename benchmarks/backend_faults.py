@@ -1,4 +1,4 @@
-"""Backend faults in a share of model calls, doctor and patient (issue #8).
+"""Backend faults in a share of model calls, doctor and patient.
 
     python benchmarks/backend_faults.py [--episodes 200] [--rate 0.2]
 
@@ -17,11 +17,11 @@ import json
 import time
 from collections import Counter
 
+from promed_agents.agents.patient import LLMPatient
 from promed_agents.backends.fault_injection import FaultInjectingChatModel
 from promed_agents.backends.scripted_chat_model import ScriptedChatModel
 from promed_agents.graphs import ConsultationContext, arun_consultations
 from promed_agents.loader import bundled_sample_path, load_cases
-from promed_agents.patient import LLMPatient
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Crash and resume under ``kill -9`` (issue #8): four long jobs, killed and rerun.
+"""Crash and resume under ``kill -9``: four long jobs, killed and rerun.
 
     python benchmarks/crash_resume.py [--model local:smollm2] [--cases 8] [--kills 2]
         [--jobs consult,shapley,mcts,train] [--postgres-url URL] [--json FILE]

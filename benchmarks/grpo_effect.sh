@@ -5,7 +5,7 @@
 #
 #   bash benchmarks/grpo_effect.sh [WORKDIR]
 #   STEPS=40 GROUP=4 LR=2e-5 SEED=0 bash benchmarks/grpo_effect.sh .bench/grpo
-#   GRPO_ARGS="--gamma 0" bash benchmarks/grpo_effect.sh .bench/grpo-sig-only
+#   GRPO_ARGS="--answer-weight 0" bash benchmarks/grpo_effect.sh .bench/grpo-sig-only
 #
 # GRPO_ARGS are passed on to `promed train grpo` (reward weights, --lora, --beta, ...).
 # Prints the summary tables (accuracy, questions, fact recall, SIG, format) and writes

@@ -1,8 +1,8 @@
-"""Leakage and reward hacking: adversarial doctor turns against both patients (issue #8).
+"""Leakage and reward hacking: adversarial doctor turns against both patients.
 
     python benchmarks/leakage.py [--llm-cases 3] [--patient-model local:smollm2]
 
-Every turn of promed_agents.adversarial_turns is put to the fact-select patient on every
+Every turn of adversarial_turns is put to the fact-select patient on every
 bundled case, and to an LLM patient (the embedded SmolLM2 by default) on the first
 --llm-cases cases.
 A reply leaks when it contains an option's text or the exam question that none of the
@@ -16,10 +16,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import time
+from pathlib import Path
 
-from promed_agents.adversarial_turns import ADVERSARIAL_TURNS, leaks
 from promed_agents.loader import bundled_sample_path, load_cases
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from adversarial_turns import ADVERSARIAL_TURNS, leaks  # noqa: E402  (red-team turns, shared with the tests)
 
 
 async def audit(patient, cases, turns) -> dict:
@@ -39,8 +43,8 @@ async def audit(patient, cases, turns) -> dict:
 
 
 def main() -> None:
+    from promed_agents.agents.patient import FactSelectPatient, LLMPatient
     from promed_agents.backends import resolve_chat_model, sampling_kwargs
-    from promed_agents.patient import FactSelectPatient, LLMPatient
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--llm-cases", type=int, default=3)

@@ -25,14 +25,17 @@ import argparse
 import itertools
 import random
 import re
+import sys
 from collections import Counter
 from pathlib import Path
 
-from promed_agents.adversarial_turns import DEGENERATE_QUESTIONS
+from promed_agents.agents.patient import FactSelectPatient
+from promed_agents.agents.question_bank import bank_questions, rank_by_yield
 from promed_agents.loader import load_cases
 from promed_agents.partial_view import DEFAULT_POLICY, partial_view
-from promed_agents.patient import FactSelectPatient
-from promed_agents.question_bank import bank_questions, rank_by_yield
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from adversarial_turns import DEGENERATE_QUESTIONS  # noqa: E402  (red-team turns, shared with the tests)
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "mediq" / "imedqa_dev.jsonl"
 ASKING_WORDS = ("show", "reveal", "patient", "results")

@@ -21,9 +21,9 @@ import os
 import platform
 import time
 
+from promed_agents.agents.doctor import doctor_sampling
 from promed_agents.backends.local_chat_model import LocalChatModel
 from promed_agents.backends.scripted_chat_model import ScriptedChatModel
-from promed_agents.doctor import doctor_sampling
 from promed_agents.graphs import ConsultationContext, arun_consultations, build_consultation_graph
 from promed_agents.loader import bundled_sample_path, load_cases
 

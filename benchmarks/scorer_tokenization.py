@@ -3,7 +3,7 @@
 The value function once tokenized the scorer's prompt in pieces: the prompt up to
 ``answer:`` (ending in a lone space token), then the answer on its own (``'Mig'`` where
 the model reads ``' Mig'``), and the facts after a double space. It now scores the token
-sequence that tokenizing the whole text gives (:mod:`promed_agents.answer_scorer`). This
+sequence that tokenizing the whole text gives (:mod:`promed_agents.sig.answer_scorer`). This
 script computes the exact Shapley values of bundled cases both ways, with the same model,
 and prints per case and over all facts the mean absolute change and Spearman's rank
 correlation of the two sets of values.
@@ -20,10 +20,11 @@ import time
 
 import torch
 
-from promed_agents.answer_scorer import LocalAnswerScorer, scored_text
 from promed_agents.backends.local_weights import load_local_model
 from promed_agents.loader import bundled_sample_path, load_cases
-from promed_agents.shapley import exact_shapley
+from promed_agents.sig.answer_scorer import scored_text
+from promed_agents.sig.local_answer_scorer import LocalAnswerScorer
+from promed_agents.sig.shapley import exact_shapley
 
 
 def piecewise_value(model, tokenizer, case):

@@ -6,8 +6,8 @@ prompt per coalition (empty set first), no cache across coalitions or permutatio
 same stopping rule (at least 3, at most 50 permutations, mean change below 1e-2) and
 truncation (stop a permutation once within 1e-2 of v(all facts)).
 
-Ours: :func:`promed_agents.shapley.permutation_shapley` with the same rule and budget
-over :class:`promed_agents.answer_scorer.LocalAnswerScorer` (each distinct coalition
+Ours: :func:`promed_agents.sig.shapley.permutation_shapley` with the same rule and budget
+over :class:`promed_agents.sig.local_answer_scorer.LocalAnswerScorer` (each distinct coalition
 once, a round's coalitions of one size batched, the prompt prefix shared), and, for
 reference, exact enumeration with the same scorer, which is also the ground truth.
 
@@ -28,10 +28,10 @@ import time
 
 import torch
 
-from promed_agents.answer_scorer import LocalAnswerScorer
 from promed_agents.backends.local_weights import load_local_model
 from promed_agents.loader import bundled_sample_path, load_cases
-from promed_agents.shapley import PermutationSettings, exact_shapley, permutation_shapley
+from promed_agents.sig.local_answer_scorer import LocalAnswerScorer
+from promed_agents.sig.shapley import PermutationConfig, exact_shapley, permutation_shapley
 
 
 def reference_value(model, tokenizer, scorer, case, coalition) -> float:
@@ -43,7 +43,7 @@ def reference_value(model, tokenizer, scorer, case, coalition) -> float:
     return float(logprobs.gather(-1, torch.tensor(ids[-n:]).unsqueeze(-1)).mean())
 
 
-def reference_shapley(model, tokenizer, scorer, case, settings: PermutationSettings):
+def reference_shapley(model, tokenizer, scorer, case, settings: PermutationConfig):
     n = len(case.facts)
     rng = random.Random(settings.seed)
     v_full = reference_value(model, tokenizer, scorer, case, frozenset(range(n)))
@@ -85,7 +85,7 @@ def main() -> None:
              if args.min_facts <= len(c.facts) <= args.max_facts][: args.cases]
     scorer = LocalAnswerScorer()
     model, tokenizer = load_local_model(scorer.model_ref)
-    settings = PermutationSettings(seed=args.seed)
+    settings = PermutationConfig(seed=args.seed)
     print(json.dumps({"machine": f"{platform.machine()} {os.cpu_count()} cpus, "
                                  f"torch {torch.__version__}, {torch.get_num_threads()} threads",
                       "cases": [c.id for c in cases], "facts": [len(c.facts) for c in cases],

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 
 from promed_agents import bundled_sample_path, load_cases
+from promed_agents.agents.doctor import doctor_sampling
 from promed_agents.backends import resolve_chat_model
-from promed_agents.doctor import doctor_sampling
 from promed_agents.graphs import ConsultationContext, build_consultation_graph, run_consultations
 
 

@@ -18,12 +18,12 @@ import tempfile
 from pathlib import Path
 
 from promed_agents import bundled_sample_path, load_cases
+from promed_agents.agents.doctor import doctor_sampling
 from promed_agents.backends import resolve_chat_model
-from promed_agents.doctor import doctor_sampling
 from promed_agents.graphs import ConsultationContext, arun_consultations
 from promed_agents.storage import TraceStore
 from promed_agents.trainers.episode_sources import LoggedEpisodes
-from promed_agents.trainers.grpo_trainer import SigGRPOConfig, train_grpo
+from promed_agents.trainers.grpo_trainer import DoctorGRPOConfig, train_grpo
 
 
 def main() -> None:
@@ -51,11 +51,11 @@ def main() -> None:
 
     # [docs:train]
     run = store.create_experiment("offline-grpo", "grpo")
-    config = SigGRPOConfig(output_dir=str(folder / "doctor"), max_steps=args.steps,
-                           num_generations=2, per_device_train_batch_size=2,
-                           learning_rate=1e-5, delta=2.0, logging_steps=1,
-                           save_strategy="no", report_to="none", disable_tqdm=True)
-    result = train_grpo(args.model.removeprefix("local:"), cases,
+    config = DoctorGRPOConfig(output_dir=str(folder / "doctor"), max_steps=args.steps,
+                              num_generations=2, per_device_train_batch_size=2,
+                              learning_rate=1e-5, delta=2.0, logging_steps=1,
+                              save_strategy="no", report_to="none", disable_tqdm=True)
+    result = train_grpo(args.model, cases,
                         LoggedEpisodes(store, [logged]), config, store=store,
                         experiment_id=run)
     for step, metrics in store.training_metrics(run):

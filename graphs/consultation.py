@@ -10,7 +10,7 @@ with ``add_messages``), an explicit doctor-turn counter, the question budget use
 facts acquired so far, and the turns as they will be stored.
 
 Flow: ``start -> doctor -> (patient -> evaluate_reply -> doctor)* -> evaluate_final``.
-The doctor's rules (format, budget, invalid turns) are in :mod:`promed_agents.doctor`.
+The doctor's rules (format, budget, invalid turns) are in :mod:`promed_agents.agents.doctor`.
 """
 
 from __future__ import annotations
@@ -29,9 +29,7 @@ from langgraph.graph.message import add_messages
 from langgraph.runtime import Runtime
 from langgraph.types import RetryPolicy, default_retry_on
 
-from promed_agents.backends.token_metadata import token_metadata
-from promed_agents.case import Case
-from promed_agents.doctor import (
+from promed_agents.agents.doctor import (
     DOCTOR_STOP,
     FINAL_REQUEST,
     FORMAT_REMINDER,
@@ -39,9 +37,11 @@ from promed_agents.doctor import (
     parse_doctor_turn,
     recover_answer,
 )
-from promed_agents.evaluator import Evaluator
+from promed_agents.agents.evaluator import Evaluator
+from promed_agents.agents.patient import FactSelectPatient, Patient
+from promed_agents.backends.token_metadata import token_metadata
+from promed_agents.case import Case
 from promed_agents.partial_view import PartialView
-from promed_agents.patient import FactSelectPatient, Patient
 from promed_agents.trace import ConsultationMode, EpisodeStatus, Role, TurnKind, TurnRecord
 
 DEFAULT_MAX_QUESTIONS = 10

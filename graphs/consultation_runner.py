@@ -29,15 +29,16 @@ from typing import Any
 
 from langgraph.graph import StateGraph
 
+from promed_agents.agents.patient import LLMPatient
 from promed_agents.backends import spec_name
 from promed_agents.case import Case
+from promed_agents.errors import ConsultationError
 from promed_agents.graphs.consultation import (
     ConsultationContext,
     ConsultationState,
     build_consultation_graph,
 )
 from promed_agents.partial_view import DEFAULT_POLICY, PartialInfoPolicy, PartialView, partial_view
-from promed_agents.patient import LLMPatient
 from promed_agents.trace import EpisodeRecord, EpisodeStatus
 
 EpisodeSink = Callable[[EpisodeRecord], Any]
@@ -125,7 +126,7 @@ async def arun_consultations(
 ) -> list[EpisodeRecord]:
     """Run every case once; returns the episodes in the order of ``cases``."""
     if concurrency < 1:
-        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        raise ConsultationError(f"concurrency must be >= 1, got {concurrency}")
     if graph is None:
         graph = build_consultation_graph()
     compiled = graph.compile(checkpointer=checkpointer) if isinstance(graph, StateGraph) \

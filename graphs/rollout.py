@@ -23,13 +23,13 @@ from dataclasses import dataclass
 
 from langchain_core.language_models import BaseChatModel
 
+from promed_agents.agents.doctor import doctor_sampling
+from promed_agents.agents.evaluator import Evaluator
+from promed_agents.agents.patient import FactSelectPatient, Patient
 from promed_agents.case import Case
-from promed_agents.doctor import doctor_sampling
-from promed_agents.evaluator import Evaluator
 from promed_agents.graphs.consultation import DEFAULT_MAX_QUESTIONS, ConsultationContext
 from promed_agents.graphs.consultation_runner import EpisodeSink, arun_consultations
 from promed_agents.partial_view import DEFAULT_POLICY, PartialInfoPolicy
-from promed_agents.patient import FactSelectPatient, Patient
 from promed_agents.trace import EpisodeRecord, Role, TurnKind
 
 

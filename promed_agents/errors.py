@@ -77,3 +77,7 @@ class ConsultationError(PromedError):
 class TrainingError(PromedError):
     """Training data or a training run cannot be prepared: no samples, an unknown
     experiment or dataset, an output folder that holds something else."""
+
+
+class ShapleyError(PromedError):
+    """A Shapley computation cannot run as asked."""

@@ -18,12 +18,14 @@ import base64
 import io
 from collections.abc import Callable, Sequence
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING
 
 from promed_agents.case import Case
 from promed_agents.evaluation import LABELS, SHOWN, per_case, summarize
-from promed_agents.evaluator import uniform_weights
 from promed_agents.trace import EpisodeRecord, Role, TurnKind
+
+if TYPE_CHECKING:
+    from promed_agents.storage import TraceStore
 
 CURVES = (("token_reward/mean", "mean token reward"), ("episodes/sig", "SIG / episode"),
           ("episodes/accuracy", "accuracy"), ("episodes/format", "format score"),
@@ -88,7 +90,8 @@ store's :class:`~promed_agents.storage.StoredWeights`)."""
 
 
 def _uniform(_spec: str) -> Callable[[Case], list[float]]:
-    return uniform_weights
+    """Each fact weighs 1/n, as SIG weighs a case without stored Shapley values."""
+    return lambda case: [1.0 / len(case.facts)] * len(case.facts)
 
 
 def _scorer(episode: EpisodeRecord) -> str:
@@ -96,7 +99,7 @@ def _scorer(episode: EpisodeRecord) -> str:
     return spec[len("sig:"):] if spec.startswith("sig:") else episode.doctor_spec
 
 
-def consultation(store: Any, episode: EpisodeRecord, weights_for: WeightsFor = _uniform
+def consultation(store: TraceStore, episode: EpisodeRecord, weights_for: WeightsFor = _uniform
                  ) -> str:
     """One episode: turns with SIG bars, the case's facts with weights and highlights."""
     case = store.get_case(episode.case_id)
@@ -127,7 +130,7 @@ def consultation(store: Any, episode: EpisodeRecord, weights_for: WeightsFor = _
             + "".join(turns) + "<ul>" + "".join(facts) + "</ul></div>")
 
 
-def build_report(store: Any, experiments: Sequence[str] | None = None,
+def build_report(store: TraceStore, experiments: Sequence[str] | None = None,
                  episodes_per_run: int = 3, weights_for: WeightsFor = _uniform) -> str:
     """The report of ``experiments`` (names; every run in the store when None); facts are
     weighed by ``weights_for`` (uniform by default)."""

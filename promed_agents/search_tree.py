@@ -25,9 +25,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from promed_agents.errors import ConsultationError
+
 
 @dataclass(frozen=True)
-class UcbSettings:
+class UCBConfig:
     """Selection parameters (reference values)."""
 
     exploration: float = 2.2
@@ -37,9 +39,9 @@ class UcbSettings:
 
     def __post_init__(self) -> None:
         if self.width < 1:
-            raise ValueError(f"width must be >= 1, got {self.width}")
+            raise ConsultationError(f"MCTS width must be >= 1, got {self.width}")
         if self.initial_visits <= 0:
-            raise ValueError(f"initial_visits must be > 0, got {self.initial_visits}")
+            raise ConsultationError(f"MCTS initial_visits must be > 0, got {self.initial_visits}")
 
 
 @dataclass(eq=False)  # nodes are compared by identity
@@ -113,7 +115,7 @@ def fully_explored(node: SearchNode, width: int) -> bool:
     return len(node.children) >= width and all(fully_explored(c, width) for c in node.children)
 
 
-def select(root: SearchNode, settings: UcbSettings) -> SearchNode:
+def select(root: SearchNode, settings: UCBConfig) -> SearchNode:
     """The node to expand next: descend by UCB until a node whose new-child slot wins, or
     a terminal node (then the search revisits that leaf)."""
     node = root

@@ -5,7 +5,7 @@ case -> consultation graph -> trace in SQL -> **Shapley** / SIG -> MCTS-SFT / GR
 :class:`ShapleyRecords` is part of :class:`~promed_agents.storage.TraceStore` (the one door
 to the database). Saving a case's values replaces what was stored for the same case,
 scorer and method, in one transaction. :class:`StoredWeights` is the evaluator's
-:data:`~promed_agents.evaluator.FactWeights` over stored values: cases with values get
+:data:`~promed_agents.agents.evaluator.FactWeights` over stored values: cases with values get
 their Shapley weights (so the evaluator's gain is SIG), others uniform weights.
 """
 
@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select
 
+from promed_agents.agents.evaluator import Evaluator, uniform_weights
 from promed_agents.case import Case
-from promed_agents.errors import NotFoundError
-from promed_agents.evaluator import uniform_weights
-from promed_agents.fact_weights import WeightMethod, shapley_weights
-from promed_agents.shapley import ShapleyEstimate
+from promed_agents.errors import NotFoundError, ShapleyError
+from promed_agents.sig.fact_weights import WeightMethod, shapley_weights
+from promed_agents.sig.shapley import ShapleyEstimate
 from promed_agents.storage.models import CaseRow, ShapleyValueRow
 
 if TYPE_CHECKING:
@@ -136,3 +136,39 @@ class StoredWeights:
 
     def __call__(self, case: Case) -> list[float]:
         return self._lookup(case) or uniform_weights(case)
+
+
+@dataclass(frozen=True)
+class SIGEvaluator:
+    """An evaluator whose SIG weighs facts by stored Shapley values, and how many of the
+    cases it was made for have them (the others' facts weigh the same)."""
+
+    evaluator: Evaluator
+    with_values: int
+    cases: int
+
+
+def sig_evaluator(store: ShapleyRecords, scorer: str, cases: Sequence[Case], *,
+                  require_shapley: bool = False, temperature: float = 2.0) -> SIGEvaluator:
+    """The consultation evaluator for ``cases``: SIG from the Shapley values stored for
+    ``scorer`` (a model spec) where a case has them, uniform fact weights otherwise.
+
+    Args:
+        store: the trace store holding the values (``promed shapley`` computes them).
+        scorer: whose values weigh the facts, e.g. ``local:smollm2``.
+        cases: the cases the evaluator will score.
+        require_shapley: raise :class:`ShapleyError` when a case has no stored values.
+        temperature: softmax temperature of the weights (reference: 2 for RL, 1 for MCTS).
+    """
+    weights = StoredWeights(store, scorer, temperature=temperature)
+    with_values = sum(weights.has_values(case) for case in cases)
+    if require_shapley and with_values < len(cases):
+        missing = [c.id for c in cases if not weights.has_values(c)]
+        raise ShapleyError(
+            f"--require-shapley: {len(missing)} of {len(cases)} cases (first: "
+            f"{', '.join(missing[:3])}) have no stored Shapley values for scorer "
+            f"{scorer!r}; compute them with 'promed shapley --scorer {scorer}', or "
+            "leave out --require-shapley to weigh their facts uniformly")
+    evaluator = Evaluator(weights=weights, name=f"sig:{scorer}") if with_values else \
+        Evaluator()
+    return SIGEvaluator(evaluator, with_values, len(cases))

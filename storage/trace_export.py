@@ -64,7 +64,7 @@ def episode_to_json(episode: EpisodeRecord, with_tokens: bool = False) -> dict[s
     }
 
 
-def export_jsonl(store: TraceStore, path: str | Path, *, experiment_id: int | None = None,
+def export_traces(store: TraceStore, path: str | Path, *, experiment_id: int | None = None,
                  status: EpisodeStatus | str | None = None, with_tokens: bool = False,
                  progress: Callable[[int], None] | None = None) -> int:
     """Write the matching episodes to ``path``; returns how many were written."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from promed_agents.adversarial_turns import ADVERSARIAL_TURNS, leaks
 from promed_agents.loader import bundled_sample_path, load_cases
+
+from adversarial_turns import ADVERSARIAL_TURNS, leaks
 
 CASE = load_cases(bundled_sample_path())[0]
 

@@ -7,16 +7,16 @@ import pytest
 import torch
 from shapley_reference import shapley_by_all_orders
 
-from promed_agents.answer_scorer import (
+from promed_agents.backends.local_weights import load_local_model
+from promed_agents.loader import bundled_sample_path, load_cases
+from promed_agents.sig.answer_scorer import (
     SCORER_SYSTEM,
-    LocalAnswerScorer,
     answer_text,
     facts_text,
     scored_text,
 )
-from promed_agents.backends.local_weights import load_local_model
-from promed_agents.loader import bundled_sample_path, load_cases
-from promed_agents.shapley import PermutationSettings, exact_shapley, permutation_shapley
+from promed_agents.sig.local_answer_scorer import LocalAnswerScorer
+from promed_agents.sig.shapley import PermutationConfig, exact_shapley, permutation_shapley
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +137,7 @@ def test_smollm2_shapley_values_equal_an_independent_computation(smollm2_folder)
     assert estimate.v_full == pytest.approx(naive[frozenset(range(n))], abs=1e-4)
     assert all(math.isfinite(v) and abs(v) < 50 for v in estimate.values)
     # by permutations (no truncation): the endpoints are the independently computed ones
-    sampled = permutation_shapley(n, scorer.value_function(case), PermutationSettings(
+    sampled = permutation_shapley(n, scorer.value_function(case), PermutationConfig(
         max_permutations=4, min_permutations=4, truncation=None))
     assert sampled.v_full - sampled.v_empty == pytest.approx(
         naive[frozenset(range(n))] - naive[frozenset()], abs=1e-4)

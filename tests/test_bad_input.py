@@ -1,14 +1,14 @@
-"""Bad input census (issue #8): every input gets one line on stderr, no traceback, a
+"""Bad input census: every input gets one line on stderr, no traceback, a
 non-zero exit, and nothing written. Malformed case records are in malformed_inputs.py
 (tested by test_cli and test_loader); here the rest."""
 
 from __future__ import annotations
 
 import pytest
-from test_cli import counts, run
 
 from promed_agents.storage import TraceStore
 
+from helpers import counts, run
 from malformed_inputs import GOOD, MALFORMED
 
 

@@ -3,21 +3,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from promed_agents.cli import app
 from promed_agents.loader import bundled_sample_path, load_cases
 from promed_agents.storage import TraceStore
 
 from conftest import shared_file
+from helpers import counts, episode, run
 from malformed_inputs import MALFORMED
-from test_trace_store import episode
-
-runner = CliRunner()
-
-
-def run(*args, env=None):
-    return runner.invoke(app, [str(a) for a in args], env=env)
 
 
 @pytest.fixture
@@ -29,11 +21,6 @@ def seeded(sqlite_url):
         store.record_episode(episode(experiment_id=experiment))
         store.record_episode(episode(case_id="imedqa-2"))
     return sqlite_url
-
-
-def counts(url):
-    with TraceStore(url) as store:
-        return store.count_cases(), store.count_episodes(), store.count_turns()
 
 
 def test_help_lists_every_command():

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import pytest
-from test_cli import run
 
 from promed_agents.storage import TraceStore
+
+from helpers import run
 
 
 def test_consult_on_an_empty_store_uses_the_bundled_sample(sqlite_url):

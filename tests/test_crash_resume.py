@@ -1,4 +1,4 @@
-"""Crash and resume under kill -9 (issue #8), with the tiny model: benchmarks/crash_resume.py
+"""Crash and resume under kill -9, with the tiny model: benchmarks/crash_resume.py
 kills a consultation batch, a Shapley job, an MCTS search and a GRPO run, reruns each, and
 counts what they stored against an uninterrupted run."""
 

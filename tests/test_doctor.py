@@ -2,8 +2,13 @@ from __future__ import annotations
 
 import pytest
 
+from promed_agents.agents.doctor import (
+    case_prompt,
+    opening_messages,
+    parse_doctor_turn,
+    recover_answer,
+)
 from promed_agents.case import Case
-from promed_agents.doctor import case_prompt, opening_messages, parse_doctor_turn, recover_answer
 from promed_agents.partial_view import partial_view
 from promed_agents.trace import TurnKind
 

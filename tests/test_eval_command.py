@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from test_cli import run
-
 from promed_agents.loader import bundled_sample_path, load_cases
 from promed_agents.storage import TraceStore
+
+from helpers import run
 
 CASES = load_cases(bundled_sample_path())[:6]
 

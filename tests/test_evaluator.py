@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from promed_agents.agents.evaluator import Evaluator, uniform_weights
 from promed_agents.case import Case
-from promed_agents.evaluator import Evaluator, uniform_weights
 
 CASE = Case(id="t", source="t", question="Q?", options={"A": "a", "B": "b", "C": "c"},
             answer=["A", "B"], facts=["f0", "f1", "f2", "f3"], context=["c"])

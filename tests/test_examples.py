@@ -51,3 +51,26 @@ def test_train_from_traces_example(tmp_path, tiny_model_folder):
     lines = [line for line in result.stdout.splitlines() if line.startswith(("step", "trained"))]
     assert [line.split(":")[0] for line in lines[:2]] == ["step 1", "step 2"]
     assert lines[-1] == f"trained doctor: local:{tmp_path / 'doctor'}"
+
+
+def test_pipeline_example_runs_the_whole_data_path(tmp_path):
+    """examples/pipeline.py: cases -> Shapley -> SIG evaluator -> MCTS -> SFT -> SIG-GRPO ->
+    recorded evaluation -> report, on the embedded model at its smallest."""
+    import importlib.util
+
+    from promed_agents.storage import TraceStore
+
+    spec = importlib.util.spec_from_file_location("pipeline", ROOT / "examples" / "pipeline.py")
+    pipeline = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pipeline)
+    pipeline.main(cases_count=2, steps=1, out=tmp_path)
+    with TraceStore(f"sqlite:///{tmp_path / 'pipeline.db'}") as store:
+        assert all(store.get_shapley(f"imedqa-{i}", "local:smollm2") for i in (0, 1))
+        search = store.experiment_id("pipeline-search")
+        assert store.load_search_tree(search, "imedqa-0").visits >= 3
+        ((step, metrics),) = store.training_metrics(store.experiment_id("pipeline-grpo"))
+        assert step == 1 and "loss" in metrics
+        assert store.count_episodes(store.experiment_id("pipeline-eval")) == 2
+        (checkpoint, *_) = store.list_checkpoints()
+    assert (tmp_path / "grpo" / "config.json").exists()
+    assert "pipeline-eval" in (tmp_path / "report.html").read_text()

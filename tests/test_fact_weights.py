@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from promed_agents.fact_weights import (
+from promed_agents.sig.fact_weights import (
     information_state,
     shapley_information_gain,
     shapley_weights,

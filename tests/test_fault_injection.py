@@ -1,5 +1,5 @@
 """Backend faults in 20% of model calls: consultations are retried or recorded as failed
-with the reason, and the batch completes (issue #8)."""
+with the reason, and the batch completes."""
 
 from __future__ import annotations
 

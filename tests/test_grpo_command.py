@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from test_cli import run
-
 from promed_agents.storage import TraceStore
+
+from helpers import run
 
 
 def test_grpo_from_rollouts_then_consult_with_the_result(sqlite_url, tmp_path,
@@ -67,7 +67,7 @@ def test_grpo_from_logged_traces(sqlite_url, tmp_path, tiny_model_folder):
     assert logged.exit_code == 0, logged.output
     trained = run("train", "grpo", "--model", f"local:{tiny_model_folder}", "--output",
                   tmp_path / "offline", "--from-traces", "logged", "--group-size", "2",
-                  "--steps", "1", "--ratio-cap", "3", "--experiment", "off", "--db",
+                  "--steps", "1", "--delta", "3", "--experiment", "off", "--db",
                   sqlite_url)
     assert trained.exit_code == 0, trained.output
     assert "SIG-GRPO on 2 case(s) from logged traces" in trained.output
@@ -149,3 +149,50 @@ def test_accelerate_configs_parse():
                      "fsdp.yaml": "FSDP"}
     zero3 = ClusterConfig.from_yaml_file(folder / "deepspeed_zero3.yaml")
     assert zero3.deepspeed_config["zero_stage"] == 3
+
+
+def test_reward_flags_have_the_config_names_and_old_names_still_work(monkeypatch, tmp_path):
+    """--sig-weight, --sig-correct-weight, --answer-weight and --delta are the names of
+    DoctorGRPOConfig's fields; --alpha, --sig-correct, --gamma and --ratio-cap are hidden
+    aliases for one release, with a warning."""
+    import promed_agents.cli.grpo as command
+    from promed_agents.trainers.reference_hyperparameters import REFERENCE_GRPO
+    from promed_agents.trainers.token_rewards import REFERENCE_WEIGHTS
+
+    seen = []
+    monkeypatch.setattr(command, "train_grpo_command",
+                        lambda store, settings, *_: seen.append(settings))
+    db = f"sqlite:///{tmp_path / 'p.db'}"
+    assert run("train", "grpo", "--output", tmp_path / "a", "--db", db).exit_code == 0
+    new = run("train", "grpo", "--output", tmp_path / "b", "--sig-weight", "1.5",
+              "--sig-correct-weight", "0.5", "--answer-weight", "0", "--delta", "2",
+              "--db", db)
+    old = run("train", "grpo", "--output", tmp_path / "c", "--alpha", "1.5",
+              "--sig-correct", "0.5", "--gamma", "0", "--ratio-cap", "2", "--db", db)
+    assert new.exit_code == 0 and old.exit_code == 0, old.output
+    default, renamed, aliased = seen
+    assert (default.sig_weight, default.sig_correct_weight, default.answer_weight,
+            default.delta, default.beta, default.group_size) == (
+        REFERENCE_WEIGHTS.sig_weight, REFERENCE_WEIGHTS.sig_correct_weight,
+        REFERENCE_WEIGHTS.answer_weight, None, REFERENCE_GRPO.beta,
+        REFERENCE_GRPO.num_generations)
+    for settings in (renamed, aliased):
+        assert (settings.sig_weight, settings.sig_correct_weight, settings.answer_weight,
+                settings.delta) == (1.5, 0.5, 0.0, 2.0)
+    assert "warning: --alpha is now --sig-weight" in old.stderr
+    assert "warning" not in new.stderr
+    shown = run("train", "grpo", "--help", env={"COLUMNS": "250"}).output
+    assert "--sig-correct-weight" in shown and "--alpha" not in shown
+
+
+def test_the_trainer_config_and_the_command_share_their_defaults():
+    from promed_agents.cli.grpo import GRPOCommandConfig
+    from promed_agents.trainers.grpo_trainer import DoctorGRPOConfig
+
+    trainer = DoctorGRPOConfig(output_dir="unused")
+    command = GRPOCommandConfig(output="unused")
+    for name in ("sig_weight", "sig_correct_weight", "answer_weight", "format_weight",
+                 "beta", "epsilon", "temperature", "loss_type", "learning_rate"):
+        assert getattr(trainer, name) == getattr(command, name), name
+    assert trainer.num_generations == command.group_size
+

@@ -18,8 +18,8 @@ from promed_agents.storage import TraceStore
 from promed_agents.trace import Role
 from promed_agents.trainers.episode_sources import GraphRollouts, LoggedEpisodes, inexact_sampling
 from promed_agents.trainers.grpo_trainer import (
-    SigGRPOConfig,
-    SigGRPOTrainer,
+    DoctorGRPOConfig,
+    DoctorGRPOTrainer,
     case_dataset,
     train_grpo,
 )
@@ -30,11 +30,11 @@ CASES = load_cases(bundled_sample_path())[:2]
 SCRIPT = ["question: What did the culture of the joint fluid show?", "answer: C"]
 
 
-def _config(tmp_path, name="grpo", **kwargs) -> SigGRPOConfig:
+def _config(tmp_path, name="grpo", **kwargs) -> DoctorGRPOConfig:
     defaults = dict(output_dir=str(tmp_path / name), max_steps=2, learning_rate=5e-3,
                     num_generations=2, per_device_train_batch_size=4, logging_steps=1,
                     save_strategy="no", report_to="none", seed=0, beta=0.0)
-    return SigGRPOConfig(**{**defaults, **kwargs})
+    return DoctorGRPOConfig(**{**defaults, **kwargs})
 
 
 def _weights(folder):
@@ -45,11 +45,11 @@ def _weights(folder):
 
 
 def test_the_private_trl_api_we_rely_on():
-    """Fails loudly when a TRL upgrade changes what SigGRPOTrainer overrides or calls."""
+    """Fails loudly when a TRL upgrade changes what DoctorGRPOTrainer overrides or calls."""
     import trl
     from trl import GRPOTrainer
 
-    assert trl.__version__ == "1.16.0", "SigGRPOTrainer is tested against trl 1.16.0 only"
+    assert trl.__version__ == "1.16.0", "DoctorGRPOTrainer is tested against trl 1.16.0 only"
     assert list(inspect.signature(GRPOTrainer._generate_and_score_completions).parameters) \
         == ["self", "inputs"]
     logps = inspect.signature(GRPOTrainer._get_per_token_logps_and_entropies).parameters
@@ -68,7 +68,7 @@ def test_compute_loss_takes_per_token_advantages(tiny_model_folder, tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_folder)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_folder)
     source = LoggedEpisodesStub()
-    trainer = SigGRPOTrainer(model, _config(tmp_path), case_dataset(CASES), source,
+    trainer = DoctorGRPOTrainer(model, _config(tmp_path), case_dataset(CASES), source,
                              processing_class=tokenizer)
     advantages = torch.tensor([[1.0, 2.0, 0.0], [-3.0, 0.0, 0.0]])
     inputs = {"prompt_ids": torch.tensor([[5, 6], [5, 6]]),
@@ -100,7 +100,7 @@ def test_two_steps_from_graph_rollouts(tiny_model_folder, tmp_path, sqlite_url):
         run = store.create_experiment("grpo-run", "grpo")
         source = GraphRollouts({c.id: c for c in CASES}, max_questions=2, store=store,
                                experiment_id=run, doctor=ScriptedChatModel(responses=SCRIPT))
-        result = train_grpo(str(tiny_model_folder), CASES, source, _config(tmp_path),
+        result = train_grpo(f"local:{tiny_model_folder}", CASES, source, _config(tmp_path),
                             store=store, experiment_id=run)
         assert store.count_episodes(run) == 8  # 2 steps x 2 cases x 2 consultations
         recorded = next(store.iter_episodes(run))
@@ -134,7 +134,7 @@ def test_the_live_policy_samples_its_own_consultations(tiny_model_folder, tmp_pa
         run = store.create_experiment("live", "grpo")
         source = GraphRollouts({c.id: c for c in CASES[:1]}, max_questions=1,
                                max_turn_tokens=6, store=store, experiment_id=run)
-        train_grpo(str(tiny_model_folder), CASES[:1], source,
+        train_grpo(f"local:{tiny_model_folder}", CASES[:1], source,
                    _config(tmp_path, max_steps=1, per_device_train_batch_size=2, beta=0.04),
                    store=store, experiment_id=run)
         episodes = list(store.iter_episodes(run))
@@ -165,7 +165,7 @@ def test_resume_restores_the_step_counter_and_optimizer(tiny_model_folder, tmp_p
         source = GraphRollouts({c.id: c for c in CASES}, max_questions=1, store=store,
                                experiment_id=run, doctor=ScriptedChatModel(responses=SCRIPT))
         config = _config(tmp_path, max_steps=1, save_strategy="steps", save_steps=1)
-        first = train_grpo(str(tiny_model_folder), CASES, source, config, store=store,
+        first = train_grpo(f"local:{tiny_model_folder}", CASES, source, config, store=store,
                            experiment_id=run)
         # as if the run had gone on and been killed in step 2, while saving checkpoint-2:
         (first.output_dir / RECEIPT).unlink()
@@ -175,7 +175,7 @@ def test_resume_restores_the_step_counter_and_optimizer(tiny_model_folder, tmp_p
         store.record_episodes([stale] * 3)
         store.save_training_metrics(run, 2, {"loss": 99.0})
         probe = FirstStep()
-        second = train_grpo(str(tiny_model_folder), CASES, source,
+        second = train_grpo(f"local:{tiny_model_folder}", CASES, source,
                             _config(tmp_path, max_steps=2, save_strategy="steps",
                                     save_steps=1),
                             callbacks=[probe], store=store, experiment_id=run)
@@ -189,7 +189,7 @@ def test_resume_restores_the_step_counter_and_optimizer(tiny_model_folder, tmp_p
         (checkpoint,) = store.list_checkpoints()  # registered twice, stored once
         assert checkpoint.step == 2
         with pytest.raises(TrainingError, match="already holds a trained model"):
-            train_grpo(str(tiny_model_folder), CASES, source, config)
+            train_grpo(f"local:{tiny_model_folder}", CASES, source, config)
 
 
 def _logged_consultations(store, model, tokenizer, run, shift=0.0):
@@ -224,7 +224,7 @@ def test_training_from_logged_traces_is_importance_weighted(tiny_model_folder, t
         run = store.create_experiment("offline", "grpo")
         source = LoggedEpisodes(store, [logged])
         assert source.case_ids == sorted(c.id for c in CASES)
-        result = train_grpo(str(tiny_model_folder), CASES, source,
+        result = train_grpo(f"local:{tiny_model_folder}", CASES, source,
                             _config(tmp_path, max_steps=1), store=store, experiment_id=run)
         ((_, metrics),) = store.training_metrics(run)
         assert store.count_episodes(run) == 0  # nothing new sampled
@@ -277,8 +277,8 @@ def test_logged_traces_with_proposed_turns_are_refused(sqlite_url):
 
 
 def test_local_consultations_record_how_they_sampled(tiny_model_folder):
+    from promed_agents.agents.doctor import doctor_sampling
     from promed_agents.backends.local_chat_model import LocalChatModel
-    from promed_agents.doctor import doctor_sampling
 
     doctor = LocalChatModel(model_ref=str(tiny_model_folder))
     for temperature, problem in ((1.0, None), (0.7, "were sampled at temperature 0.7")):
@@ -338,7 +338,7 @@ def test_kl_to_the_starting_model_grows_once_an_update_changes_the_policy(tiny_m
                                                                          tmp_path):
     source = GraphRollouts({c.id: c for c in CASES}, max_questions=1,
                            doctor=ScriptedChatModel(responses=SCRIPT))
-    result = train_grpo(str(tiny_model_folder), CASES, source,
+    result = train_grpo(f"local:{tiny_model_folder}", CASES, source,
                         _config(tmp_path, max_steps=2, beta=0.04, learning_rate=5e-2))
     lines = [json.loads(x) for x in (result.output_dir / LOG_FILE).read_text().splitlines()]
     first, second = [x for x in lines if "loss" in x]
@@ -356,7 +356,7 @@ def test_lora_with_kl_and_gradient_accumulation(tiny_model_folder, tmp_path):
     config = _config(tmp_path, max_steps=2, beta=0.04, use_lora=True, learning_rate=5e-2,
                      per_device_train_batch_size=2, gradient_accumulation_steps=2,
                      lora_target_modules=["q_proj", "v_proj"])
-    result = train_grpo(str(tiny_model_folder), CASES, source, config)
+    result = train_grpo(f"local:{tiny_model_folder}", CASES, source, config)
     lines = [json.loads(x) for x in (result.output_dir / LOG_FILE).read_text().splitlines()]
     first, second = [x for x in lines if "loss" in x]
     assert first["step"] == 1 and first["grad_norm"] > 0
@@ -379,7 +379,7 @@ def test_recorded_logprobs_match_the_trainers(tiny_model_folder, tmp_path):
     model = AutoModelForCausalLM.from_pretrained(tiny_model_folder)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_folder)
     source = GraphRollouts({c.id: c for c in CASES[:1]}, max_questions=1, max_turn_tokens=6)
-    trainer = SigGRPOTrainer(model, _config(tmp_path, temperature=1.0), case_dataset(CASES),
+    trainer = DoctorGRPOTrainer(model, _config(tmp_path, temperature=1.0), case_dataset(CASES),
                              source, processing_class=tokenizer)
     (episode,) = source.episodes([CASES[0].id], trainer)
     for turn in [t for t in episode.turns if t.role is Role.DOCTOR]:
@@ -419,7 +419,7 @@ def test_a_served_doctor_is_synced_each_step_and_its_ratio_reaches_the_loss(
         config = _config(tmp_path, max_steps=2, temperature=1.0, learning_rate=5e-2,
                          use_vllm=True, vllm_mode="server", vllm_server_base_url=url,
                          vllm_importance_sampling_mode="token_truncate")
-        result = train_grpo(str(tiny_model_folder), CASES, source, config)
+        result = train_grpo(f"local:{tiny_model_folder}", CASES, source, config)
     lines = [json.loads(x) for x in (result.output_dir / LOG_FILE).read_text().splitlines()]
     first, second = [x for x in lines if "loss" in x]
     assert first["grad_norm"] > 0 and first["num_tokens_trained"] > 0
@@ -442,6 +442,6 @@ def test_a_served_doctor_without_weight_sync_is_refused(tiny_model_folder, tmp_p
     served = resolve_chat_model("vllm:policy@http://127.0.0.1:9/v1")  # never called
     source = GraphRollouts({c.id: c for c in CASES}, doctor=served)
     with pytest.raises(TrainingError, match="nothing keeps in sync"):
-        SigGRPOTrainer(AutoModelForCausalLM.from_pretrained(tiny_model_folder),
+        DoctorGRPOTrainer(AutoModelForCausalLM.from_pretrained(tiny_model_folder),
                        _config(tmp_path), case_dataset(CASES), source,
                        processing_class=AutoTokenizer.from_pretrained(tiny_model_folder))

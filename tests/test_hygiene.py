@@ -1,4 +1,4 @@
-"""Hygiene (issue #8): no unsafe deserialisation or code execution in the package, no
+"""Hygiene: no unsafe deserialisation or code execution in the package, no
 remote code, database passwords never printed."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import ast
 
 import pytest
-from test_cli import run
 
 from conftest import ROOT
+from helpers import run
 
 PACKAGE = [p for folder in ("promed_agents", "graphs", "trainers", "storage")
            for p in (ROOT / folder).rglob("*.py")]

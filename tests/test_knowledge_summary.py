@@ -4,10 +4,10 @@ import asyncio
 
 import pytest
 
+from promed_agents.agents.evaluator import Evaluator
+from promed_agents.agents.knowledge_summary import KnowledgeSummary, summary_prompt
 from promed_agents.backends.scripted_chat_model import ScriptedChatModel
-from promed_agents.evaluator import Evaluator
 from promed_agents.graphs import ConsultationContext, run_consultations
-from promed_agents.knowledge_summary import KnowledgeSummary, summary_prompt
 from promed_agents.loader import bundled_sample_path, load_cases
 from promed_agents.trace import TurnKind
 

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from test_cli import run
 
+from promed_agents.cli.mcts import default_checkpoints
 from promed_agents.errors import ConsultationError
-from promed_agents.mcts_command import default_checkpoints
 from promed_agents.storage import TraceStore
 
-FAKE = "fake:question: Do you have a fever?||answer: A"
+from helpers import FAKE_DOCTOR, run
 
 
 def test_search_is_stored_resumed_and_shown(sqlite_url, tmp_path):
     args = ["mcts", "--experiment", "e", "--cases", "2", "--iterations", "3",
-            "--max-questions", "2", "--doctor", FAKE, "--db", sqlite_url]
+            "--max-questions", "2", "--doctor", FAKE_DOCTOR, "--db", sqlite_url]
     first = run(*args)
     assert first.exit_code == 0, first.output
     assert "MCTS e" in first.output and "imedqa-1" in first.output
@@ -57,12 +56,12 @@ def test_default_checkpoints_sit_beside_the_store():
 
 
 def test_stored_settings_never_hold_a_database_password(sqlite_url):
-    from promed_agents.cli_options import without_password
+    from promed_agents.cli.options import without_password
 
     assert without_password("postgresql://u:secret@h/db") == "postgresql://u:***@h/db"
     assert without_password("/data/x.sqlite") == "/data/x.sqlite"
     assert without_password(None) is None
-    run("mcts", "--experiment", "e", "--cases", "1", "--iterations", "1", "--doctor", FAKE,
+    run("mcts", "--experiment", "e", "--cases", "1", "--iterations", "1", "--doctor", FAKE_DOCTOR,
         "--checkpoints", "postgresql://u:secret@127.0.0.1:1/none", "--db", sqlite_url)
     with TraceStore(sqlite_url) as store:
         _, config = store.experiment_config("e")
@@ -70,10 +69,10 @@ def test_stored_settings_never_hold_a_database_password(sqlite_url):
 
 
 def test_a_bank_proposer_writes_candidate_turns(sqlite_url):
-    from promed_agents.question_bank import bank_questions
+    from promed_agents.agents.question_bank import bank_questions
 
     result = run("mcts", "--experiment", "p", "--cases", "2", "--iterations", "4",
-                 "--max-questions", "2", "--doctor", FAKE, "--proposer", "bank",
+                 "--max-questions", "2", "--doctor", FAKE_DOCTOR, "--proposer", "bank",
                  "--proposer-ratio", "1", "--db", sqlite_url)
     assert result.exit_code == 0, result.output
     bank = {f"question: {q}" for q in bank_questions()}

@@ -8,15 +8,16 @@ import random
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
+from promed_agents.agents.doctor import FINAL_REQUEST
+from promed_agents.agents.evaluator import Evaluator
 from promed_agents.backends.scripted_chat_model import ScriptedChatModel
 from promed_agents.case import Case
-from promed_agents.consult_command import checkpointer
-from promed_agents.doctor import FINAL_REQUEST
-from promed_agents.evaluator import Evaluator
+from promed_agents.cli.consult import checkpointer
+from promed_agents.errors import ConsultationError
 from promed_agents.graphs import ConsultationContext
 from promed_agents.search_tree import best_leaf
 from promed_agents.storage import TraceStore
-from promed_agents.trainers.mcts_search import ConsultationEnvironment, MctsConfig, run_mcts
+from promed_agents.trainers.mcts_search import ConsultationEnvironment, MCTSConfig, run_mcts
 
 CASE = Case(id="t-mcts", source="t", question="Which diagnosis?",
             options={"A": "Shingles", "B": "Migraine"}, answer=["A"],
@@ -52,7 +53,7 @@ def context(doctor) -> ConsultationContext:
 
 
 def search(store, experiment_id, doctor, saver, iterations, width=3):
-    config = MctsConfig(iterations=iterations, width=width)
+    config = MCTSConfig(iterations=iterations, width=width)
     env = ConsultationEnvironment(context(doctor), saver, config, experiment_id=experiment_id)
     return asyncio.run(run_mcts([CASE], env, store, experiment_id, config))
 
@@ -97,7 +98,7 @@ def test_search_resumes_from_the_store_and_checkpoints(store, tmp_path):
     where = str(tmp_path / "checkpoints.sqlite")
 
     async def run(iterations, doctor):
-        config = MctsConfig(iterations=iterations, width=3)
+        config = MCTSConfig(iterations=iterations, width=3)
         async with checkpointer(where) as saver:
             env = ConsultationEnvironment(context(doctor), saver, config,
                                           experiment_id=experiment)
@@ -136,15 +137,15 @@ def test_a_lost_checkpoint_is_a_clear_error(store):
 
 
 def test_config_is_checked():
-    with pytest.raises(ValueError, match="iterations"):
-        MctsConfig(iterations=0)
-    with pytest.raises(ValueError, match="decay"):
-        MctsConfig(decay=0)
+    with pytest.raises(ConsultationError, match="iterations"):
+        MCTSConfig(iterations=0)
+    with pytest.raises(ConsultationError, match="decay"):
+        MCTSConfig(decay=0)
 
 
 def proposer_run(store, name, policy, proposer, ratio, seed=0):
     experiment = store.create_experiment(name, "mcts")
-    config = MctsConfig(iterations=1, width=3, proposer_ratio=ratio, seed=seed)
+    config = MCTSConfig(iterations=1, width=3, proposer_ratio=ratio, seed=seed)
     env = ConsultationEnvironment(context(policy), InMemorySaver(), config,
                                   experiment_id=experiment, proposer=proposer)
     (report,) = asyncio.run(run_mcts([CASE], env, store, experiment, config))

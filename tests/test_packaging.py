@@ -48,37 +48,98 @@ def test_folders_import_only_under_the_promed_agents_namespace(tmp_path):
     assert bare == "[]"
 
 
-LAYERS = {"promed_agents": 0, "graphs": 1, "storage": 2, "trainers": 3}
-# the CLI sits on top of every layer
-CLI_MODULES = {"cli.py", "cli_options.py", "consult_command.py", "shapley_command.py",
-               "mcts_command.py", "train_command.py", "grpo_command.py",
-               "eval_command.py", "report_command.py"}
-NAMES = {"promed_agents.graphs": "graphs", "promed_agents.storage": "storage",
-         "promed_agents.trainers": "trainers"}
+# Each folder may import only the folders before it (the data path, bottom up). Imports
+# under ``if TYPE_CHECKING:`` are annotations only and create no dependency.
+LAYERS = ["promed_agents", "backends", "sig", "agents", "graphs", "storage", "trainers",
+          "cli"]
+FOLDERS = {"promed_agents": ROOT / "promed_agents", "backends": ROOT / "promed_agents" / "backends",
+           "sig": ROOT / "promed_agents" / "sig", "agents": ROOT / "promed_agents" / "agents",
+           "graphs": ROOT / "graphs", "storage": ROOT / "storage", "trainers": ROOT / "trainers",
+           "cli": ROOT / "promed_agents" / "cli"}
 
 
 def _layer_of_import(name: str) -> str | None:
-    for prefix, layer in NAMES.items():
-        if name == prefix or name.startswith(prefix + "."):
-            return layer
-    return "promed_agents" if name.split(".")[0] == "promed_agents" else None
+    parts = name.split(".")
+    if parts[0] != "promed_agents":
+        return None
+    return parts[1] if len(parts) > 1 and parts[1] in FOLDERS else "promed_agents"
 
 
-def test_layers_only_import_downwards():
-    """core <- graphs <- storage <- trainers; the CLI may reach every layer lazily."""
+def _layer_of_file(path: Path) -> str:
+    return next(layer for layer in reversed(LAYERS) if path.is_relative_to(FOLDERS[layer])
+                and (layer != "promed_agents" or path.parent == FOLDERS[layer]
+                     or path.parent.name == "data"))
+
+
+def _runtime_imports(tree: ast.AST) -> list[str]:
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skipped.update(id(n) for child in node.body for n in ast.walk(child))
+    names = []
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names.append(node.module or "")
+    return names
+
+
+def test_folders_only_import_the_folders_below_them():
+    """core <- backends <- sig <- agents <- graphs <- storage <- trainers <- cli, and no
+    module imports a module that imports it back."""
     violations = []
-    for layer, rank in LAYERS.items():
-        for path in (ROOT / layer).rglob("*.py"):
-            if path.name in CLI_MODULES or "versions" in path.parts:
+    for layer in LAYERS:
+        for path in FOLDERS[layer].rglob("*.py"):
+            if "versions" in path.parts or _layer_of_file(path) != layer:
                 continue
-            for node in ast.walk(ast.parse(path.read_text())):
-                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                    [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-                for name in names:
-                    target = _layer_of_import(name)
-                    if target is not None and LAYERS[target] > rank:
-                        violations.append(f"{path.relative_to(ROOT)} imports {name}")
+            for name in _runtime_imports(ast.parse(path.read_text())):
+                target = _layer_of_import(name)
+                if target is not None and LAYERS.index(target) > LAYERS.index(layer):
+                    violations.append(f"{path.relative_to(ROOT)} ({layer}) imports {name}")
     assert violations == []
+
+
+def _module_name(path: Path) -> str:
+    for prefix, folder in (("promed_agents.graphs", ROOT / "graphs"),
+                           ("promed_agents.storage", ROOT / "storage"),
+                           ("promed_agents.trainers", ROOT / "trainers"),
+                           ("promed_agents", ROOT / "promed_agents")):
+        if path.is_relative_to(folder):
+            parts = path.relative_to(folder).with_suffix("").parts
+            parts = parts[:-1] if parts[-1] == "__init__" else parts
+            return ".".join((prefix, *parts))
+    raise AssertionError(path)
+
+
+def test_no_import_circles():
+    modules = {}
+    for folder in (ROOT / "promed_agents", ROOT / "graphs", ROOT / "storage",
+                   ROOT / "trainers"):
+        for path in folder.rglob("*.py"):
+            if "versions" not in path.parts:
+                modules[_module_name(path)] = path
+    graph = {name: {i for i in _runtime_imports(ast.parse(path.read_text()))
+                    if i in modules and i != name} for name, path in modules.items()}
+    # a package's __init__ re-exports its modules; edges into a package count as edges
+    # into the module named, so only module-to-module circles are reported
+    packages = {n for n, p in modules.items() if p.name == "__init__.py"}
+    circles = []
+    for start in graph:
+        if start in packages:
+            continue
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in graph[node] - packages:
+                if nxt == start:
+                    circles.append(" -> ".join(path + [start]))
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, path + [nxt]))
+    assert circles == []
 
 
 @pytest.fixture(scope="module")

@@ -5,13 +5,19 @@ import asyncio
 import pytest
 from langchain_core.messages import BaseMessage
 
-from promed_agents.adversarial_turns import ADVERSARIAL_TURNS, DEGENERATE_QUESTIONS, leaks
+from promed_agents.agents.patient import (
+    DONT_KNOW,
+    FactSelectPatient,
+    LLMPatient,
+    lexical_fact_checker,
+)
+from promed_agents.agents.question_bank import bank_questions
 from promed_agents.backends.scripted_chat_model import ScriptedChatModel
 from promed_agents.loader import bundled_sample_path, load_cases
 from promed_agents.partial_view import partial_view
-from promed_agents.patient import DONT_KNOW, FactSelectPatient, LLMPatient, lexical_fact_checker
-from promed_agents.question_bank import bank_questions
 from promed_agents.text_similarity import TermWeights
+
+from adversarial_turns import ADVERSARIAL_TURNS, DEGENERATE_QUESTIONS, leaks
 
 CASES = load_cases(bundled_sample_path())
 

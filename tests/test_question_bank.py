@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from promed_agents.agents.question_bank import bank_questions, rank_by_yield, yield_by_question
 from promed_agents.case import Case
 from promed_agents.errors import ConsultationError
-from promed_agents.question_bank import bank_questions, rank_by_yield, yield_by_question
 
 TOPICS = ("chief complaint", "onset and duration", "character", "associated symptoms",
           "past history", "medications", "allergies", "family", "social",
@@ -16,7 +16,7 @@ TOPICS = ("chief complaint", "onset and duration", "character", "associated symp
 
 
 def test_the_bundled_bank_covers_history_taking_in_both_languages():
-    from promed_agents.question_bank import _bundled
+    from promed_agents.agents.question_bank import _bundled
 
     assert {entry["topic"] for entry in _bundled()} == set(TOPICS)
     english, chinese = bank_questions("en"), bank_questions("zh")

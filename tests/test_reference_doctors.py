@@ -6,12 +6,12 @@ import asyncio
 
 import pytest
 
+from promed_agents.agents.question_bank import bank_questions
+from promed_agents.agents.reference_doctors import BankDoctor, resolve_doctor
 from promed_agents.backends import resolve_chat_model
 from promed_agents.errors import BackendError
 from promed_agents.graphs import ConsultationContext, arun_consultations
 from promed_agents.loader import bundled_sample_path, load_cases
-from promed_agents.question_bank import bank_questions
-from promed_agents.reference_doctors import BankDoctor, resolve_doctor
 from promed_agents.trace import Role, TurnKind
 
 CASES = load_cases(bundled_sample_path())[:12]

@@ -8,9 +8,10 @@ import shutil
 import subprocess
 
 import pytest
-from test_cli import run
 
 from promed_agents.storage import TraceStore
+
+from helpers import run
 
 ASKS = "fake:question: What did the culture of the joint fluid show?||answer: C"
 

@@ -6,9 +6,10 @@ import math
 
 import pytest
 
+from promed_agents.errors import ConsultationError
 from promed_agents.search_tree import (
     SearchNode,
-    UcbSettings,
+    UCBConfig,
     backpropagate,
     best_leaf,
     fully_explored,
@@ -36,11 +37,11 @@ def test_the_new_child_slot_and_the_children_share_the_parents_count():
     """The slot is an unvisited child with ``initial_visits`` and ``optimistic_value``:
     a child with the same visits and a higher value beats it, whatever N is."""
     for parent_visits in (1, 2, 7):
-        settings = UcbSettings(width=2, initial_visits=1.0, optimistic_value=0.0)
+        settings = UCBConfig(width=2, initial_visits=1.0, optimistic_value=0.0)
         root = node(visits=parent_visits)
         better = node(root, visits=1, value_sum=0.1)
         assert select(root, settings) is better
-        worse = UcbSettings(width=2, initial_visits=1.0, optimistic_value=0.2)
+        worse = UCBConfig(width=2, initial_visits=1.0, optimistic_value=0.2)
         assert select(root, worse) is root
 
 
@@ -61,7 +62,7 @@ def test_backpropagation_gives_each_node_its_discounted_return():
 
 
 def test_a_node_is_widened_to_its_width_before_children_are_deepened():
-    settings = UcbSettings(width=3)  # reference initial visits 0.01: new slots win
+    settings = UCBConfig(width=3)  # reference initial visits 0.01: new slots win
     root = node(visits=2)
     strong = node(root, visits=1, value_sum=5.0)
     assert select(root, settings) is root  # 1 child < width 3: a new child
@@ -74,17 +75,17 @@ def test_a_node_is_widened_to_its_width_before_children_are_deepened():
 
 
 def test_selection_trades_value_against_visits():
-    settings = UcbSettings(width=2, exploration=1.0)
+    settings = UCBConfig(width=2, exploration=1.0)
     root = node(visits=101)
     often = node(root, visits=100, value_sum=60.0)   # value 0.6, well explored
     rarely = node(root, visits=1, value_sum=0.5)     # value 0.5, explored once
     assert select(root, settings) is rarely  # 0.5 + sqrt(ln 102) > 0.6 + sqrt(ln 102 / 100)
-    settings = UcbSettings(width=2, exploration=0.0)
+    settings = UCBConfig(width=2, exploration=0.0)
     assert select(root, settings) is often
 
 
 def test_terminal_nodes_are_revisited_and_a_full_tree_is_exhausted():
-    settings = UcbSettings(width=1)
+    settings = UCBConfig(width=1)
     root = node(visits=1)
     leaf = node(root, reward=1.0, terminal=True, visits=1, value_sum=1.0)
     assert fully_explored(root, 1)
@@ -105,7 +106,7 @@ def test_best_leaf_by_undiscounted_path_reward():
 
 
 def test_settings_are_checked():
-    with pytest.raises(ValueError, match="width"):
-        UcbSettings(width=0)
-    with pytest.raises(ValueError, match="initial_visits"):
-        UcbSettings(initial_visits=0)
+    with pytest.raises(ConsultationError, match="width"):
+        UCBConfig(width=0)
+    with pytest.raises(ConsultationError, match="initial_visits"):
+        UCBConfig(initial_visits=0)

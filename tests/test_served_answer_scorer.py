@@ -6,11 +6,12 @@ import pytest
 from fake_http import JsonHandler, serve
 from shapley_reference import shapley_by_all_orders
 
-from promed_agents.answer_scorer import answer_text, resolve_scorer
 from promed_agents.errors import BackendError
 from promed_agents.loader import bundled_sample_path, load_cases
-from promed_agents.served_answer_scorer import ServedAnswerScorer, served_prompt
-from promed_agents.shapley import exact_shapley
+from promed_agents.sig.answer_scorer import answer_text
+from promed_agents.sig.scorer_spec import resolve_scorer
+from promed_agents.sig.served_answer_scorer import ServedAnswerScorer, served_prompt
+from promed_agents.sig.shapley import exact_shapley
 
 TOKEN = re.compile(r"\s*\S+")
 

@@ -11,7 +11,7 @@ from promed_agents.trainers.sft_dataset import (
     ExportConfig,
     chosen_leaves,
     episode_samples,
-    export_jsonl,
+    export_samples,
 )
 
 
@@ -114,7 +114,7 @@ def test_export_loads_with_datasets(tmp_path):
 
     samples = episode_samples(episode(), 1.0) + episode_samples(
         episode(second_prompt=(1, 2, 99, 10, 11, 20, 21)))
-    path = export_jsonl(samples, tmp_path / "out" / "sft.jsonl")
+    path = export_samples(samples, tmp_path / "out" / "sft.jsonl")
     data = load_dataset("json", data_files=str(path), split="train")
     assert data.num_rows == 3
     assert data[0]["input_ids"] == samples[0].input_ids

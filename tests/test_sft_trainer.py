@@ -38,8 +38,8 @@ def test_loss_falls_and_the_output_is_a_usable_doctor(tiny_model_folder, tmp_pat
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_folder)
     with TraceStore(sqlite_url) as store:
-        result = train_sft(str(tiny_model_folder), _samples(tokenizer), _config(tmp_path),
-                           store=store, base_model_spec="local:tiny")
+        result = train_sft(f"local:{tiny_model_folder}", _samples(tokenizer), _config(tmp_path),
+                           store=store)
         (checkpoint,) = store.list_checkpoints()
     assert result.steps == 8 and len(result.losses) == 8
     assert result.losses[-1] < result.losses[0] - 1.0  # a fixed batch is learnt
@@ -72,7 +72,7 @@ def test_the_labels_trl_builds_are_ignored_exactly_outside_trained_turns(tiny_mo
             doctor(2, [11, 12, 13, 21, 22, 31, 32], [41, 42, 43], TurnKind.ANSWER)])
 
     samples = episode_samples(consultation(True)) + episode_samples(consultation(False))
-    trainer, _ = doctor_sft_trainer(str(tiny_model_folder), samples,
+    trainer, _ = doctor_sft_trainer(f"local:{tiny_model_folder}", samples,
                                     _config(tmp_path, per_device_train_batch_size=2))
     batch = next(iter(trainer.get_train_dataloader()))
     assert batch["input_ids"][:, :10].tolist() == [[11, 12, 13, 21, 22, 31, 32, 41, 42, 43]] * 2
@@ -91,9 +91,9 @@ def test_only_masked_tokens_are_trained(tiny_model_folder, tmp_path):
     unmasked = [TrainingSample(s.input_ids, [0] * len(s.input_ids))
                 for s in _samples(tokenizer)]
     with pytest.raises(TrainingError, match="no trained tokens"):
-        train_sft(str(tiny_model_folder), unmasked, _config(tmp_path))
+        train_sft(f"local:{tiny_model_folder}", unmasked, _config(tmp_path))
     with pytest.raises(TrainingError, match="empty"):
-        train_sft(str(tiny_model_folder), [], _config(tmp_path))
+        train_sft(f"local:{tiny_model_folder}", [], _config(tmp_path))
 
 
 def test_lora_resume_and_refusal_to_overwrite(tiny_model_folder, tmp_path):
@@ -103,12 +103,12 @@ def test_lora_resume_and_refusal_to_overwrite(tiny_model_folder, tmp_path):
     samples = _samples(tokenizer)
     first = _config(tmp_path, max_steps=2, save_strategy="steps", save_steps=2, use_lora=True,
                     lora_r=4)
-    result = train_sft(str(tiny_model_folder), samples, first)
+    result = train_sft(f"local:{tiny_model_folder}", samples, first)
     assert result.resumed_from is None and result.steps == 2
     assert (result.output_dir / "config.json").exists()  # merged, a plain model folder
     assert not (result.output_dir / "adapter_config.json").exists()
     with pytest.raises(TrainingError, match="already holds a trained model"):
-        train_sft(str(tiny_model_folder), samples, first)
+        train_sft(f"local:{tiny_model_folder}", samples, first)
     # An interrupted run (checkpoint written, no receipt) resumes from its checkpoint.
     (result.output_dir / RECEIPT).unlink()
     longer = _config(tmp_path, max_steps=4, save_strategy="steps", save_steps=2,
@@ -119,7 +119,7 @@ def test_lora_resume_and_refusal_to_overwrite(tiny_model_folder, tmp_path):
         def on_step_end(self, args, state, control, **kwargs):
             steps_run.append(state.global_step)
 
-    resumed = train_sft(str(tiny_model_folder), samples, longer, callbacks=[Count()])
+    resumed = train_sft(f"local:{tiny_model_folder}", samples, longer, callbacks=[Count()])
     assert steps_run == [3, 4]
     assert resumed.resumed_from.endswith("checkpoint-2") and resumed.steps == 4
     # The first two steps come from the checkpoint's history, not from running again.

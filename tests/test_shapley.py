@@ -5,9 +5,9 @@ import random
 
 import pytest
 
-from promed_agents.shapley import (
+from promed_agents.sig.shapley import (
     CoalitionCache,
-    PermutationSettings,
+    PermutationConfig,
     ShapleyError,
     exact_shapley,
     permutation_shapley,
@@ -78,7 +78,7 @@ def random_game(n, seed):
 def test_permutation_estimate_is_close_to_exact_on_eight_facts(antithetic):
     v = random_game(8, seed=3)
     exact = exact_shapley(8, batched(v)).values
-    settings = PermutationSettings(max_permutations=400, min_permutations=400,
+    settings = PermutationConfig(max_permutations=400, min_permutations=400,
                                    antithetic=antithetic, truncation=None, seed=5)
     estimate = permutation_shapley(8, batched(v), settings)
     assert estimate.permutations == 400
@@ -91,7 +91,7 @@ def test_permutation_estimate_is_close_to_exact_on_eight_facts(antithetic):
 
 def test_the_reference_stopping_rule_stops_early_on_an_additive_game():
     estimate = permutation_shapley(6, batched(lambda s: float(len(s))),
-                                   PermutationSettings(round_size=1, truncation=None))
+                                   PermutationConfig(round_size=1, truncation=None))
     assert estimate.permutations == 3  # estimates stop changing at once: the minimum
     assert estimate.values == pytest.approx([1.0] * 6)
     assert estimate.std_errors == pytest.approx([0.0] * 6)
@@ -99,7 +99,7 @@ def test_the_reference_stopping_rule_stops_early_on_an_additive_game():
 
 def test_the_budget_caps_permutations_when_estimates_keep_moving():
     v = random_game(7, seed=11)
-    estimate = permutation_shapley(7, batched(v), PermutationSettings(
+    estimate = permutation_shapley(7, batched(v), PermutationConfig(
         max_permutations=20, tolerance=1e-9, round_size=6, truncation=None))
     assert estimate.permutations == 20
 
@@ -107,11 +107,11 @@ def test_the_budget_caps_permutations_when_estimates_keep_moving():
 def test_truncation_skips_coalitions_once_the_value_is_reached():
     # Only fact 0 matters: after it, every coalition is within 1e-2 of v(all).
     value = batched(lambda s: 1.0 if 0 in s else 0.0)
-    settings = PermutationSettings(max_permutations=10, min_permutations=10, round_size=10)
+    settings = PermutationConfig(max_permutations=10, min_permutations=10, round_size=10)
     estimate = permutation_shapley(8, value, settings)
     assert estimate.values == pytest.approx([1.0] + [0.0] * 7)
     untruncated = permutation_shapley(8, batched(lambda s: 1.0 if 0 in s else 0.0),
-                                      PermutationSettings(max_permutations=10,
+                                      PermutationConfig(max_permutations=10,
                                                           min_permutations=10,
                                                           round_size=10, truncation=None))
     assert estimate.evaluations < untruncated.evaluations
@@ -120,7 +120,7 @@ def test_truncation_skips_coalitions_once_the_value_is_reached():
 def test_each_coalition_is_evaluated_once_and_rounds_are_batched_by_size():
     value = batched(lambda s: float(sum(s)))
     cache = CoalitionCache(value)
-    settings = PermutationSettings(max_permutations=20, min_permutations=20, round_size=10,
+    settings = PermutationConfig(max_permutations=20, min_permutations=20, round_size=10,
                                    truncation=None)
     permutation_shapley(5, cache, settings)
     seen = [c for call in value.calls for c in call]
@@ -131,7 +131,7 @@ def test_each_coalition_is_evaluated_once_and_rounds_are_batched_by_size():
 
 def test_antithetic_rounds_pair_each_permutation_with_its_reverse():
     value = batched(lambda s: float(len(s)))
-    permutation_shapley(4, value, PermutationSettings(
+    permutation_shapley(4, value, PermutationConfig(
         max_permutations=2, min_permutations=2, antithetic=True, truncation=None))
     singletons = [next(iter(c)) for call in value.calls for c in call if len(c) == 1]
     triples = [c for call in value.calls for c in call if len(c) == 3]
@@ -147,7 +147,7 @@ def test_a_value_function_returning_the_wrong_count_is_an_error():
 
 def test_bad_settings_are_rejected():
     with pytest.raises(ShapleyError, match="min_permutations"):
-        PermutationSettings(max_permutations=2, min_permutations=3)
+        PermutationConfig(max_permutations=2, min_permutations=3)
 
 
 def test_antithetic_standard_errors_are_calibrated():
@@ -157,7 +157,7 @@ def test_antithetic_standard_errors_are_calibrated():
     exact = exact_shapley(6, batched(v)).values
     z = []
     for seed in range(150):
-        estimate = permutation_shapley(6, batched(v), PermutationSettings(
+        estimate = permutation_shapley(6, batched(v), PermutationConfig(
             max_permutations=60, min_permutations=60, antithetic=True, truncation=None,
             seed=seed))
         assert estimate.permutations == 60
@@ -169,6 +169,6 @@ def test_antithetic_standard_errors_are_calibrated():
 
 def test_antithetic_permutations_are_never_left_unpaired():
     value = batched(lambda s: float(len(s)))
-    estimate = permutation_shapley(4, value, PermutationSettings(
+    estimate = permutation_shapley(4, value, PermutationConfig(
         max_permutations=3, min_permutations=3, antithetic=True, truncation=None))
     assert estimate.permutations == 4  # two whole pairs, not a pair and a half

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import pytest
-from test_cli import run
 
-from promed_agents.fact_weights import shapley_weights
+from promed_agents.sig.fact_weights import shapley_weights
 from promed_agents.storage import TraceStore
+
+from helpers import run
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from promed_agents.loader import bundled_sample_path, load_cases
-from promed_agents.shapley import PermutationSettings
+from promed_agents.sig.shapley import PermutationConfig
 from promed_agents.storage import TraceStore
 from promed_agents.trainers.shapley_job import ShapleyConfig, compute_shapley, method_name
 
@@ -50,7 +50,7 @@ def test_auto_uses_exact_up_to_the_bound_then_permutations(store):
     case = max(store.list_cases(), key=lambda c: len(c.facts))
     n = len(case.facts)
     config = ShapleyConfig(max_exact_facts=n - 1,
-                           permutations=PermutationSettings(max_permutations=5,
+                           permutations=PermutationConfig(max_permutations=5,
                                                             min_permutations=5))
     assert method_name(n, config) == "permutation"
     compute_shapley(store, [case], AdditiveScorer(), config)
@@ -61,7 +61,7 @@ def test_auto_uses_exact_up_to_the_bound_then_permutations(store):
 
 
 def test_scorer_weights_compute_once_until_refreshed(store):
-    from promed_agents.fact_weights import shapley_weights
+    from promed_agents.sig.fact_weights import shapley_weights
     from promed_agents.trainers.shapley_job import ScorerWeights
 
     case = store.list_cases()[0]

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import pytest
 
+from promed_agents.agents.evaluator import Evaluator
 from promed_agents.errors import NotFoundError
-from promed_agents.evaluator import Evaluator
-from promed_agents.fact_weights import shapley_weights
 from promed_agents.loader import bundled_sample_path, load_cases
-from promed_agents.shapley import ShapleyEstimate
+from promed_agents.sig.fact_weights import shapley_weights
+from promed_agents.sig.shapley import ShapleyEstimate
 from promed_agents.storage import StoredWeights, TraceStore
 
 
@@ -75,3 +75,25 @@ def test_stored_weights_turn_the_evaluator_gain_into_sig(store):
     assert score.new_fact_ids == [n - 1]
     assert score.gain == pytest.approx(shapley_weights(values, 2.0)[n - 1])
     assert score.gain > 1 / n  # the last fact has the largest value
+
+
+def test_sig_evaluator_weighs_by_stored_values_where_a_case_has_them(store):
+    from promed_agents.errors import ShapleyError
+    from promed_agents.storage import sig_evaluator
+
+    cases = store.list_cases()
+    assert sig_evaluator(store, "local:smollm2", cases).with_values == 0
+    none = sig_evaluator(store, "local:smollm2", cases).evaluator
+    assert none.name == Evaluator().name  # no values anywhere: the uniform evaluator
+    first = cases[0]
+    values = estimate(len(first.facts))
+    store.save_shapley(first.id, "local:smollm2", values,
+                       shapley_weights(values.values, 2.0), 2.0)
+    made = sig_evaluator(store, "local:smollm2", cases)
+    assert (made.with_values, made.cases) == (1, 3)
+    assert made.evaluator.name == "sig:local:smollm2"
+    assert made.evaluator.weights(first) == pytest.approx(shapley_weights(values.values, 2.0))
+    assert made.evaluator.weights(cases[1]) == pytest.approx([1 / len(cases[1].facts)] *
+                                                             len(cases[1].facts))
+    with pytest.raises(ShapleyError, match="2 of 3 cases .* no stored Shapley values"):
+        sig_evaluator(store, "local:smollm2", cases, require_shapley=True)

@@ -45,7 +45,8 @@ def test_a_wrong_answer_keeps_only_alpha_sig_and_format():
 
 
 def test_custom_weights():
-    weights = RewardWeights(alpha=1.0, beta=0.0, gamma=10.0, format=0.0)
+    weights = RewardWeights(sig_weight=1.0, sig_correct_weight=0.0, answer_weight=10.0,
+                            format_weight=0.0)
     assert turn_reward(TurnKind.QUESTION, 0.4, 1.0, True, weights) == pytest.approx(0.4)
     assert turn_reward(TurnKind.ANSWER, None, 1.0, True, weights) == 10.0
     assert turn_reward(TurnKind.INVALID, None, 0.0, True, weights) == 0.0

@@ -6,10 +6,10 @@ import pytest
 
 from promed_agents.loader import bundled_sample_path, load_cases
 from promed_agents.storage import TraceStore
-from promed_agents.storage.trace_export import export_jsonl
+from promed_agents.storage.trace_export import export_traces
 from promed_agents.trace import EpisodeStatus
 
-from test_trace_store import episode
+from helpers import episode
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def store(sqlite_url):
 
 def test_export_writes_one_line_per_episode(store, tmp_path):
     out = tmp_path / "exports" / "traces.jsonl"
-    assert export_jsonl(store, out) == 3
+    assert export_traces(store, out) == 3
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [line["case_id"] for line in lines] == ["imedqa-0", "imedqa-1", "imedqa-0"]
     assert lines[0]["messages"][0] == {"role": "assistant", "content": "question: Any fever?"}
@@ -39,17 +39,17 @@ def test_export_writes_one_line_per_episode(store, tmp_path):
 
 def test_export_filters_and_tokens(store, tmp_path):
     out = tmp_path / "one.jsonl"
-    assert export_jsonl(store, out, experiment_id=store.experiment_id("e"),
+    assert export_traces(store, out, experiment_id=store.experiment_id("e"),
                         with_tokens=True) == 1
     (line,) = [json.loads(x) for x in out.read_text().splitlines()]
     assert line["turns"][0]["token_ids"] == [11, 12, 13]
-    assert export_jsonl(store, tmp_path / "failed.jsonl", status="failed") == 1
+    assert export_traces(store, tmp_path / "failed.jsonl", status="failed") == 1
 
 
 def test_export_loads_with_datasets(store, tmp_path):
     datasets = pytest.importorskip("datasets")
     out = tmp_path / "traces.jsonl"
-    export_jsonl(store, out, with_tokens=True)
+    export_traces(store, out, with_tokens=True)
     dataset = datasets.load_dataset("json", data_files=str(out), split="train",
                                     cache_dir=str(tmp_path / "cache"))
     assert dataset.num_rows == 3
@@ -67,5 +67,5 @@ def test_failed_export_leaves_no_file(store, tmp_path, monkeypatch):
 
     monkeypatch.setattr(store, "iter_episodes", broken)
     with pytest.raises(RuntimeError):
-        export_jsonl(store, out)
+        export_traces(store, out)
     assert list(out.parent.iterdir()) == []

@@ -1,14 +1,14 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-
 import pytest
 
 from promed_agents.case import Case
 from promed_agents.errors import CaseConflictError, NotFoundError, TraceError
 from promed_agents.loader import bundled_sample_path, load_cases
 from promed_agents.storage import TraceStore
-from promed_agents.trace import EpisodeRecord, EpisodeStatus, TurnRecord
+from promed_agents.trace import EpisodeStatus, TurnRecord
+
+from helpers import episode
 
 
 @pytest.fixture
@@ -16,25 +16,6 @@ def store(db_url):
     with TraceStore(db_url) as opened:
         opened.import_cases(load_cases(bundled_sample_path(), split="sample", limit=5))
         yield opened
-
-
-def episode(case_id="imedqa-0", **kw):
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    turns = kw.pop("turns") if "turns" in kw else [
-        TurnRecord(index=0, role="doctor", text="question: Any fever?", kind="question",
-                   token_ids=[11, 12, 13], logprobs=[-0.5, -0.25, -1.0],
-                   token_rewards=[0.5, 0.5, 0.5], sig=0.25),
-        TurnRecord(index=1, role="patient", text="Yes, 39 C.", kind="reply",
-                   disclosed_fact_ids=[5]),
-        TurnRecord(index=2, role="doctor", text="answer: C", kind="answer", token_ids=[7],
-                   logprobs=[-0.125], reward=3.0),
-    ]
-    fields = dict(case_id=case_id, graph="consultation", doctor_spec="fake:scripted",
-                  patient_spec="fact-select", known_fact_ids=[0, 1, 2, 3], started_at=start,
-                  finished_at=start + timedelta(seconds=3), final_answer=["C"], correct=True,
-                  total_reward=3.5, metadata={"seed": 1, "prompt_tokens": 40}, turns=turns)
-    fields.update(kw)
-    return EpisodeRecord(**fields)
 
 
 def test_import_is_idempotent_and_round_trips(store):

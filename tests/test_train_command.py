@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from test_cli import run
-from test_mcts_command import FAKE
-
 from promed_agents.storage import TraceStore
+
+from helpers import FAKE_DOCTOR, run
 
 
 def test_sft_from_a_search_gives_a_usable_doctor(sqlite_url, tmp_path, tiny_model_folder):
     searched = run("mcts", "--experiment", "e", "--cases", "2", "--iterations", "2",
-                   "--max-questions", "2", "--doctor", FAKE, "--db", sqlite_url)
+                   "--max-questions", "2", "--doctor", FAKE_DOCTOR, "--db", sqlite_url)
     assert searched.exit_code == 0, searched.output
     out = tmp_path / "doctor"
     args = ["train", "sft", "--from", "e", "--output", out, "--model",
@@ -57,7 +56,7 @@ def test_checkpoints_are_written_every_save_steps_not_every_epoch(sqlite_url, tm
 
     monkeypatch.setattr(sft_trainer, "train_sft", fake_train)
     assert run("mcts", "--experiment", "e", "--cases", "2", "--iterations", "2",
-               "--max-questions", "2", "--doctor", FAKE, "--db", sqlite_url).exit_code == 0
+               "--max-questions", "2", "--doctor", FAKE_DOCTOR, "--db", sqlite_url).exit_code == 0
     for extra, expected in (((), 10), (("--save-steps", "3"), 3)):
         out = tmp_path / f"doctor-{expected}"
         trained = run("train", "sft", "--from", "e", "--output", out, "--model",
@@ -72,7 +71,7 @@ def test_bad_sources_and_models_are_one_line_errors(sqlite_url, tmp_path):
                   sqlite_url)
     assert missing.exit_code == 1 and "no experiment named 'nope'" in missing.stderr
     run("mcts", "--experiment", "e", "--cases", "1", "--iterations", "1", "--max-questions",
-        "1", "--doctor", FAKE, "--db", sqlite_url)
+        "1", "--doctor", FAKE_DOCTOR, "--db", sqlite_url)
     remote = run("train", "sft", "--from", "e", "--output", tmp_path / "x", "--db",
                  sqlite_url)  # the search's doctor is a fake model, not a local one
     assert remote.exit_code == 1 and "training needs a local model" in remote.stderr

@@ -34,20 +34,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from langchain_core.language_models import BaseChatModel
 
+from promed_agents.agents.doctor import doctor_sampling
+from promed_agents.agents.evaluator import Evaluator
+from promed_agents.agents.patient import FactSelectPatient, Patient
 from promed_agents.case import Case
-from promed_agents.doctor import doctor_sampling
 from promed_agents.errors import TrainingError
-from promed_agents.evaluator import Evaluator
 from promed_agents.graphs.consultation import DEFAULT_MAX_QUESTIONS, ConsultationContext
 from promed_agents.graphs.consultation_runner import arun_consultations
 from promed_agents.partial_view import DEFAULT_POLICY, PartialInfoPolicy
-from promed_agents.patient import FactSelectPatient, Patient
 from promed_agents.trace import EpisodeRecord, EpisodeStatus, Role
 from promed_agents.trainers.token_rewards import REFERENCE_WEIGHTS, with_token_rewards
+
+if TYPE_CHECKING:
+    from promed_agents.storage import TraceStore
 
 GRAPH_NAME = "grpo"
 
@@ -73,7 +76,7 @@ class GraphRollouts:
     demonstration: bool = False
     partial_policy: PartialInfoPolicy | str = DEFAULT_POLICY
     concurrency: int = 16
-    store: Any = None
+    store: TraceStore | None = None
     experiment_id: int | None = None
     doctor: BaseChatModel | None = None
     """A served copy of the policy (vLLM through ``openai:``); None: the trainer's model."""
@@ -151,7 +154,7 @@ class LoggedEpisodes:
     """Stored consultations of experiments ``experiment_ids``, served in turn per case
     (cycling when a case has fewer than a group). Failed episodes are skipped."""
 
-    store: Any
+    store: TraceStore
     experiment_ids: Sequence[int]
     require_shapley: bool = False
     """Refuse consultations whose SIG was not computed from stored Shapley values."""

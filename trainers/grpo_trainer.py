@@ -3,7 +3,7 @@
 case -> consultation graph -> trace in SQL -> Shapley/SIG -> token rewards -> **SIG-GRPO**
 -> checkpoint -> evaluation
 
-:class:`SigGRPOTrainer` is TRL's ``GRPOTrainer`` with one method replaced:
+:class:`DoctorGRPOTrainer` is TRL's ``GRPOTrainer`` with one method replaced:
 ``_generate_and_score_completions``. Instead of sampling one completion per prompt and
 scoring it with reward functions, it asks an
 :class:`~promed_agents.trainers.episode_sources.EpisodeSource` for whole consultations
@@ -40,7 +40,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from trl import GRPOConfig, GRPOTrainer
@@ -50,9 +50,10 @@ from promed_agents.case import Case
 from promed_agents.errors import TrainingError
 from promed_agents.trainers.episode_sources import EpisodeSource
 from promed_agents.trainers.grpo_batch import ScoredSequence, rollout_metrics, score_groups
-from promed_agents.trainers.token_rewards import RewardWeights
+from promed_agents.trainers.reference_hyperparameters import REFERENCE_GRPO
+from promed_agents.trainers.token_rewards import REFERENCE_WEIGHTS, RewardWeights
+from promed_agents.trainers.training_config import DoctorTrainingConfig, cpu_training_defaults
 from promed_agents.trainers.training_log import TrainingLog
-from promed_agents.trainers.training_options import DoctorTrainingOptions, cpu_training_defaults
 from promed_agents.trainers.training_output import (
     checkpoint_step,
     last_checkpoint,
@@ -62,29 +63,36 @@ from promed_agents.trainers.training_output import (
     write_receipt,
 )
 
+if TYPE_CHECKING:
+    from promed_agents.storage import TraceStore
+
 
 @dataclass
-class SigGRPOConfig(DoctorTrainingOptions, GRPOConfig):
+class DoctorGRPOConfig(DoctorTrainingConfig, GRPOConfig):
     """TRL's ``GRPOConfig`` with the reference's defaults and the SIG reward weights."""
 
-    loss_type: str = field(default="grpo", metadata={
+    learning_rate: float = field(default=REFERENCE_GRPO.learning_rate, metadata={
+        "help": "Learning rate (the reference's RL rate)."})
+    loss_type: str = field(default=REFERENCE_GRPO.loss_type, metadata={
         "help": "TRL loss aggregation; 'grpo' (the reference's) averages each sequence's "
                 "trained tokens, then the sequences."})
-    epsilon: float = field(default=0.1, metadata={"help": "PPO clipping (reference: 0.1)."})
-    beta: float = field(default=0.04, metadata={
+    epsilon: float = field(default=REFERENCE_GRPO.epsilon,
+                           metadata={"help": "PPO clipping (reference: 0.1)."})
+    beta: float = field(default=REFERENCE_GRPO.beta, metadata={
         "help": "Weight of the k3 KL to the starting model (reference: 0.04; 0 skips the "
                 "reference model)."})
-    temperature: float = field(default=0.7, metadata={
+    temperature: float = field(default=REFERENCE_GRPO.temperature, metadata={
         "help": "Sampling temperature of the doctor in rollouts (logprobs use the same)."})
-    num_generations: int = field(default=8, metadata={
+    num_generations: int = field(default=REFERENCE_GRPO.num_generations, metadata={
         "help": "Consultations per case and step (the group, G)."})
-    sig_weight: float = field(default=2.0, metadata={
-        "help": "alpha: question tokens get alpha*SIG (reference: 2)."})
-    sig_correct_weight: float = field(default=1.0, metadata={
-        "help": "beta (SIG): question tokens also get beta*SIG*correct (reference: 1)."})
-    answer_weight: float = field(default=3.0, metadata={
-        "help": "gamma: answer tokens get gamma*correct (reference: 3)."})
-    format_weight: float = field(default=1.0, metadata={
+    sig_weight: float = field(default=REFERENCE_WEIGHTS.sig_weight, metadata={
+        "help": "Question tokens get sig_weight*SIG (the reference's alpha: 2)."})
+    sig_correct_weight: float = field(default=REFERENCE_WEIGHTS.sig_correct_weight, metadata={
+        "help": "Question tokens also get sig_correct_weight*SIG*correct (the reference's "
+                "beta: 1; TRL's beta is the KL weight)."})
+    answer_weight: float = field(default=REFERENCE_WEIGHTS.answer_weight, metadata={
+        "help": "Answer tokens get answer_weight*correct (the reference's gamma: 3)."})
+    format_weight: float = field(default=REFERENCE_WEIGHTS.format_weight, metadata={
         "help": "Every doctor turn's tokens get format_weight*format_score (reference: 1)."})
     policy_name: str = field(default="grpo-policy", metadata={
         "help": "Doctor spec recorded on rollouts of the policy in training (local:NAME)."})
@@ -94,16 +102,17 @@ class SigGRPOConfig(DoctorTrainingOptions, GRPOConfig):
         super().__post_init__()
 
     @property
-    def reward_weights_sig(self) -> RewardWeights:
-        return RewardWeights(alpha=self.sig_weight, beta=self.sig_correct_weight,
-                             gamma=self.answer_weight, format=self.format_weight)
+    def token_reward_weights(self) -> RewardWeights:
+        return RewardWeights(sig_weight=self.sig_weight,
+                             sig_correct_weight=self.sig_correct_weight,
+                             answer_weight=self.answer_weight, format_weight=self.format_weight)
 
 
 def consultation_reward(*_args: Any, **_kwargs: Any) -> list[float]:
     """Stands in for TRL's reward functions, which it requires: SIG-GRPO's rewards are per
     token and come from the consultations (:mod:`~promed_agents.trainers.grpo_batch`), so
     this is never called."""
-    raise AssertionError("SigGRPOTrainer scores consultations itself")
+    raise AssertionError("DoctorGRPOTrainer scores consultations itself")
 
 
 def _served(doctor: Any) -> bool:
@@ -122,13 +131,13 @@ def _padded(rows: list[list[Any]], value: float, side: str, dtype: torch.dtype,
                padding_side=side).to(device)
 
 
-class SigGRPOTrainer(GRPOTrainer):
+class DoctorGRPOTrainer(GRPOTrainer):
     """GRPO on whole consultations from ``source`` with SIG-guided token advantages.
 
     ``train_dataset`` rows need a ``case_id`` (and a ``prompt``, which TRL shows in logs).
     """
 
-    def __init__(self, model: Any, args: SigGRPOConfig, train_dataset: Any,
+    def __init__(self, model: Any, args: DoctorGRPOConfig, train_dataset: Any,
                  source: EpisodeSource, processing_class: Any = None,
                  callbacks: list[Any] | None = None, peft_config: Any = None) -> None:
         local = args.per_device_train_batch_size * (args.steps_per_generation or 1)
@@ -154,7 +163,7 @@ class SigGRPOTrainer(GRPOTrainer):
                          train_dataset=train_dataset, processing_class=processing_class,
                          callbacks=callbacks, peft_config=peft_config)
         self.source = source
-        self.token_reward_weights = args.reward_weights_sig
+        self.token_reward_weights = args.token_reward_weights
 
     def _reference_logps(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                          keep: int, batch_size: int) -> torch.Tensor:
@@ -265,16 +274,28 @@ def case_dataset(cases: Sequence[Case]) -> Any:
     return Dataset.from_list([{"case_id": c.id, "prompt": c.question} for c in cases])
 
 
-def train_grpo(model_ref: str, cases: Sequence[Case], source: EpisodeSource,
-               config: SigGRPOConfig, *, store: Any = None, experiment_id: int | None = None,
-               base_model_spec: str | None = None, callbacks: Sequence[Any] = ()
+def train_grpo(model: str, cases: Sequence[Case], source: EpisodeSource,
+               config: DoctorGRPOConfig, *, store: TraceStore | None = None,
+               experiment_id: int | None = None, callbacks: Sequence[Any] = ()
                ) -> GRPOResult:
-    """Train the local model ``model_ref`` (an embedded name or a folder) with SIG-GRPO on
-    ``cases``, consultations coming from ``source``; save it to ``config.output_dir``
-    (resuming from its newest ``checkpoint-N``) and register it in ``store``."""
+    """Train a local doctor with SIG-GRPO and save it to ``config.output_dir``.
+
+    Args:
+        model: the starting model's spec, ``local:smollm2`` or ``local:PATH``.
+        cases: the cases rolled out (each step takes ``num_generations`` of one case).
+        source: where the consultations come from (:class:`GraphRollouts` for fresh
+            ones, :class:`LoggedEpisodes` for stored traces).
+        config: TRL's GRPO settings with the SIG reward weights.
+        store: registers the trained checkpoint and the per-step metrics when given.
+        experiment_id: the run's experiment in ``store`` (its rollouts are recorded there).
+        callbacks: transformers ``TrainerCallback`` objects (progress, logging).
+
+    A rerun resumes from the newest ``checkpoint-N`` in ``config.output_dir``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from promed_agents.backends.local_weights import model_folder
+    from promed_agents.backends.local_weights import local_model_ref, model_folder
+
+    model_ref = local_model_ref(model)
 
     output = Path(config.output_dir)
     refuse_finished(output)
@@ -285,9 +306,9 @@ def train_grpo(model_ref: str, cases: Sequence[Case], source: EpisodeSource,
     tokenizer = AutoTokenizer.from_pretrained(folder)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(folder)
+    policy = AutoModelForCausalLM.from_pretrained(folder)
     log = TrainingLog(output, store, experiment_id)
-    trainer = SigGRPOTrainer(model, config, case_dataset(cases), source,
+    trainer = DoctorGRPOTrainer(policy, config, case_dataset(cases), source,
                              processing_class=tokenizer, callbacks=[log, *callbacks],
                              peft_config=config.lora_config() if config.use_lora else None)
     if config.disable_tqdm:
@@ -305,7 +326,7 @@ def train_grpo(model_ref: str, cases: Sequence[Case], source: EpisodeSource,
                "learning_rate": config.learning_rate, "beta": config.beta,
                "epsilon": config.epsilon, "loss_type": config.loss_type,
                "lora": config.use_lora, "last_log": logged[-1] if logged else {}}
-    base = base_model_spec or f"local:{model_ref}"
+    base = model
     checkpoint_id = None
     if not trainer.accelerator.is_main_process:  # one registration and receipt per run
         return GRPOResult(output, trainer.state.global_step, resume, None, metrics)

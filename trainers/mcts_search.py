@@ -33,7 +33,7 @@ import random
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import BaseChatModel
 
@@ -46,7 +46,7 @@ from promed_agents.graphs.consultation_runner import episode_from_state, recursi
 from promed_agents.partial_view import DEFAULT_POLICY, PartialInfoPolicy, partial_view
 from promed_agents.search_tree import (
     SearchNode,
-    UcbSettings,
+    UCBConfig,
     backpropagate,
     best_leaf,
     fully_explored,
@@ -54,20 +54,27 @@ from promed_agents.search_tree import (
 )
 from promed_agents.trace import EpisodeRecord, Role
 
+if TYPE_CHECKING:
+    from promed_agents.storage import TraceStore
+
 GRAPH_NAME = "mcts"
 
 
 @dataclass
-class MctsConfig:
+class MCTSConfig:
     """Search parameters; the defaults are the reference's (ProMed)."""
 
     iterations: int = field(default=8, metadata={"help": "Iterations per case (ref 5-10)."})
-    width: int = field(default=8, metadata={"help": "Most children per node (ref 8)."})
-    exploration: float = field(default=2.2, metadata={"help": "UCB exploration weight."})
+    width: int = field(default=UCBConfig.width,
+                       metadata={"help": "Most children per node (ref 8)."})
+    exploration: float = field(default=UCBConfig.exploration,
+                               metadata={"help": "UCB exploration weight (2.2)."})
     initial_visits: float = field(
-        default=0.01, metadata={"help": "Visits an unvisited child counts (ref 0.01)."})
+        default=UCBConfig.initial_visits,
+        metadata={"help": "Visits an unvisited child counts (ref 0.01)."})
     optimistic_value: float = field(
-        default=0.0, metadata={"help": "Value assumed for an unvisited child."})
+        default=UCBConfig.optimistic_value,
+        metadata={"help": "Value assumed for an unvisited child."})
     decay: float = field(default=0.9, metadata={"help": "Discount per level in backprop."})
     correct_bonus: float = field(
         default=2.0, metadata={"help": "Reward of a correct final answer (ref +2)."})
@@ -78,22 +85,23 @@ class MctsConfig:
 
     def __post_init__(self) -> None:
         if self.iterations < 1:
-            raise ValueError(f"iterations must be >= 1, got {self.iterations}")
+            raise ConsultationError(f"MCTS iterations must be >= 1, got {self.iterations}")
         if not 0 < self.decay <= 1:
-            raise ValueError(f"decay must be in (0, 1], got {self.decay}")
+            raise ConsultationError(f"MCTS decay must be in (0, 1], got {self.decay}")
         if not 0 <= self.proposer_ratio <= 1:
-            raise ValueError(f"proposer_ratio must be in [0, 1], got {self.proposer_ratio}")
+            raise ConsultationError(
+                f"MCTS proposer_ratio must be in [0, 1], got {self.proposer_ratio}")
 
     @property
-    def ucb(self) -> UcbSettings:
-        return UcbSettings(self.exploration, self.width, self.initial_visits,
+    def ucb(self) -> UCBConfig:
+        return UCBConfig(self.exploration, self.width, self.initial_visits,
                            self.optimistic_value)
 
 
 class ConsultationEnvironment:
     """The consultation graph, paused before each doctor turn, as a tree environment."""
 
-    def __init__(self, context: ConsultationContext, checkpointer: Any, config: MctsConfig,
+    def __init__(self, context: ConsultationContext, checkpointer: Any, config: MCTSConfig,
                  policy: PartialInfoPolicy | str = DEFAULT_POLICY, graph: Any = None,
                  experiment_id: int | None = None, proposer: BaseChatModel | None = None,
                  proposer_kwargs: dict[str, Any] | None = None):
@@ -197,8 +205,8 @@ class SearchReport:
     error: str | None = None
 
 
-async def search_case(case: Case, env: ConsultationEnvironment, store: Any,
-                      experiment_id: int, config: MctsConfig,
+async def search_case(case: Case, env: ConsultationEnvironment, store: TraceStore,
+                      experiment_id: int, config: MCTSConfig,
                       on_iteration: Callable[[str], None] | None = None) -> SearchReport:
     """Run (or resume) the search of ``case`` until its root has ``config.iterations``
     visits or its tree is exhausted; every iteration is stored as it ends."""
@@ -227,8 +235,8 @@ async def search_case(case: Case, env: ConsultationEnvironment, store: Any,
                         best.path_reward() if best else 0.0, best.correct if best else None)
 
 
-async def run_mcts(cases: Sequence[Case], env: ConsultationEnvironment, store: Any,
-                   experiment_id: int, config: MctsConfig, concurrency: int = 8,
+async def run_mcts(cases: Sequence[Case], env: ConsultationEnvironment, store: TraceStore,
+                   experiment_id: int, config: MCTSConfig, concurrency: int = 8,
                    on_iteration: Callable[[str], None] | None = None) -> list[SearchReport]:
     """Search ``cases``, ``concurrency`` at a time (so a local doctor decodes their turns
     together); reports in the order of ``cases``. A case whose search fails (a model

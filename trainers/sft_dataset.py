@@ -16,7 +16,7 @@ questions but no right answer) still teaches its questions, with the wrong answe
 context only; ``correct_only`` drops such paths altogether. Prompts, patient replies,
 reminders and invalid turns are context only.
 
-:func:`export_jsonl` writes the samples as JSON Lines that
+:func:`export_samples` writes the samples as JSON Lines that
 ``datasets.load_dataset("json", data_files=...)`` loads, with ``input_ids`` and
 ``assistant_masks`` as TRL's ``SFTTrainer`` takes them.
 """
@@ -27,7 +27,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from promed_agents.atomic_file import atomic_writer
 from promed_agents.errors import TrainingError
@@ -35,6 +35,9 @@ from promed_agents.graphs.rollout import policy_samples, stitch
 from promed_agents.search_tree import SearchNode
 from promed_agents.storage.training_records import TrainingSample
 from promed_agents.trace import EpisodeRecord, Role, TurnKind
+
+if TYPE_CHECKING:
+    from promed_agents.storage import TraceStore
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ def episode_samples(episode: EpisodeRecord, weight: float | None = None
             for k, t in enumerate(turns) if trained[k]]
 
 
-def search_samples(store: Any, experiment_id: int, config: ExportConfig
+def search_samples(store: TraceStore, experiment_id: int, config: ExportConfig
                    ) -> tuple[list[TrainingSample], dict[str, int]]:
     """Samples from every tree of experiment ``experiment_id``, and counts of what was
     taken (cases, leaves, samples)."""
@@ -112,7 +115,7 @@ def search_samples(store: Any, experiment_id: int, config: ExportConfig
     return samples, {"cases": len(case_ids), "leaves": leaves_taken, "samples": len(samples)}
 
 
-def export_jsonl(samples: Sequence[TrainingSample], path: str | Path) -> Path:
+def export_samples(samples: Sequence[TrainingSample], path: str | Path) -> Path:
     """Write ``samples`` to ``path`` as JSON Lines (atomically: a temporary file renamed
     into place, so a failed export leaves no half-written file)."""
     path = Path(path)

@@ -17,13 +17,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trl import SFTConfig
 
 from promed_agents.errors import TrainingError
 from promed_agents.storage.training_records import TrainingSample
-from promed_agents.trainers.training_options import DoctorTrainingOptions, cpu_training_defaults
+from promed_agents.trainers.training_config import DoctorTrainingConfig, cpu_training_defaults
 from promed_agents.trainers.training_output import (
     last_checkpoint,
     quiet,
@@ -32,9 +32,12 @@ from promed_agents.trainers.training_output import (
     write_receipt,
 )
 
+if TYPE_CHECKING:
+    from promed_agents.storage import TraceStore
+
 
 @dataclass
-class DoctorSFTConfig(DoctorTrainingOptions, SFTConfig):
+class DoctorSFTConfig(DoctorTrainingConfig, SFTConfig):
     """TRL's ``SFTConfig`` with LoRA options. Defaults suit a small doctor on CPU."""
 
     def __post_init__(self) -> None:
@@ -51,16 +54,16 @@ class SFTResult:
     checkpoint_id: int | None
 
 
-def doctor_sft_trainer(model_ref: str, samples: Sequence[TrainingSample],
+def doctor_sft_trainer(model: str, samples: Sequence[TrainingSample],
                        config: DoctorSFTConfig, callbacks: Sequence[Any] = ()
                        ) -> tuple[Any, Any]:
-    """TRL's ``SFTTrainer`` (and its tokenizer) for the local model ``model_ref`` on
+    """TRL's ``SFTTrainer`` (and its tokenizer) for the local model spec ``model`` on
     ``samples``: pre-tokenised ``input_ids`` whose ``assistant_masks`` say what is learnt."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTTrainer
 
-    from promed_agents.backends.local_weights import model_folder
+    from promed_agents.backends.local_weights import local_model_ref, model_folder
 
     if not samples:
         raise TrainingError("no training samples: the dataset is empty (did the search "
@@ -68,30 +71,38 @@ def doctor_sft_trainer(model_ref: str, samples: Sequence[TrainingSample],
     if not any(sum(s.assistant_masks) for s in samples):
         raise TrainingError("the samples have no trained tokens (no well-formed doctor "
                             "turns); nothing to learn from")
-    folder = model_folder(model_ref)
+    folder = model_folder(local_model_ref(model))
     tokenizer = AutoTokenizer.from_pretrained(folder)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(folder)
+    policy = AutoModelForCausalLM.from_pretrained(folder)
     dataset = Dataset.from_list([{"input_ids": s.input_ids, "assistant_masks": s.assistant_masks}
                                  for s in samples])
-    trainer = SFTTrainer(model=model, args=config, train_dataset=dataset,
+    trainer = SFTTrainer(model=policy, args=config, train_dataset=dataset,
                          processing_class=tokenizer,
                          peft_config=config.lora_config() if config.use_lora else None,
                          callbacks=list(callbacks))
     return trainer, tokenizer
 
 
-def train_sft(model_ref: str, samples: Sequence[TrainingSample], config: DoctorSFTConfig, *,
-              store: Any = None, base_model_spec: str | None = None,
-              dataset_id: int | None = None, experiment_id: int | None = None,
-              callbacks: Sequence[Any] = ()) -> SFTResult:
-    """Fine-tune the local model ``model_ref`` (an embedded name or a folder) on
-    ``samples``; save it to ``config.output_dir`` and register it in ``store``.
-    ``callbacks`` are transformers ``TrainerCallback`` objects (progress, logging)."""
+def train_sft(model: str, samples: Sequence[TrainingSample], config: DoctorSFTConfig, *,
+              store: TraceStore | None = None, dataset_id: int | None = None,
+              experiment_id: int | None = None, callbacks: Sequence[Any] = ()) -> SFTResult:
+    """Fine-tune a local doctor on ``samples`` and save it to ``config.output_dir``.
+
+    Args:
+        model: the starting model's spec, ``local:smollm2`` or ``local:PATH``.
+        samples: pre-tokenised samples (:func:`~promed_agents.trainers.search_samples`).
+        config: TRL's SFT settings with LoRA options.
+        store: registers the trained checkpoint when given.
+        dataset_id: the stored dataset the samples came from (recorded with it).
+        experiment_id: the search they came from.
+        callbacks: transformers ``TrainerCallback`` objects (progress, logging).
+
+    A rerun resumes from the newest ``checkpoint-N`` in ``config.output_dir``."""
     output = Path(config.output_dir)
     refuse_finished(output)
-    trainer, tokenizer = doctor_sft_trainer(model_ref, samples, config, callbacks)
+    trainer, tokenizer = doctor_sft_trainer(model, samples, config, callbacks)
     trained = sum(sum(s.assistant_masks) for s in samples)
     if config.disable_tqdm:
         quiet(trainer)
@@ -105,10 +116,10 @@ def train_sft(model_ref: str, samples: Sequence[TrainingSample], config: DoctorS
     checkpoint_id = None
     if store is not None:
         checkpoint_id = store.register_checkpoint(
-            str(output.resolve()), base_model_spec or f"local:{model_ref}",
+            str(output.resolve()), model,
             trainer.state.global_step, metrics, experiment_id=experiment_id,
             dataset_id=dataset_id)
-    receipt = {"base_model": base_model_spec or f"local:{model_ref}", "dataset_id": dataset_id,
+    receipt = {"base_model": model, "dataset_id": dataset_id,
                "checkpoint_id": checkpoint_id, "resumed_from": resume, **metrics}
     write_receipt(output, receipt)
     return SFTResult(output, trainer.state.global_step, losses, resume, checkpoint_id)

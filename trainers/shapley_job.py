@@ -3,7 +3,7 @@
 case -> consultation graph -> trace in SQL -> **Shapley** / SIG -> MCTS-SFT / GRPO
 
 :func:`compute_shapley` estimates each case's fact values under a scorer
-(:mod:`promed_agents.answer_scorer`), turns them into weights and stores both, one
+(:mod:`promed_agents.sig.answer_scorer`), turns them into weights and stores both, one
 transaction per case. Cases already stored for the same scorer and method are skipped, so
 an interrupted run resumes where it stopped.
 """
@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from promed_agents.answer_scorer import AnswerScorer
 from promed_agents.case import Case
-from promed_agents.fact_weights import WeightMethod, shapley_weights
-from promed_agents.shapley import (
-    PermutationSettings,
+from promed_agents.sig.answer_scorer import AnswerScorer
+from promed_agents.sig.fact_weights import WeightMethod, shapley_weights
+from promed_agents.sig.shapley import (
+    PermutationConfig,
     ShapleyEstimate,
     exact_shapley,
     permutation_shapley,
@@ -35,7 +35,7 @@ class ShapleyConfig:
     method: ShapleyMethod = "auto"
     """exact, permutation, or auto: exact up to ``max_exact_facts`` facts."""
     max_exact_facts: int = 10
-    permutations: PermutationSettings = field(default_factory=PermutationSettings)
+    permutations: PermutationConfig = field(default_factory=PermutationConfig)
     temperature: float = 2.0
     weight_method: WeightMethod = "softmax"
 

@@ -28,15 +28,16 @@ from promed_agents.trace import EpisodeRecord, Role, TurnKind
 
 @dataclass(frozen=True)
 class RewardWeights:
-    """Weights of the reward parts (reference values)."""
+    """Weights of the reward parts, named as the CLI flags and :class:`DoctorGRPOConfig`
+    name them (the reference's alpha, beta and gamma; its values are the defaults)."""
 
-    alpha: float = 2.0
-    """Question tokens: weight of the question's SIG."""
-    beta: float = 1.0
-    """Question tokens: weight of SIG times correctness."""
-    gamma: float = 3.0
-    """Answer tokens: weight of correctness."""
-    format: float = 1.0
+    sig_weight: float = 2.0
+    """Question tokens: weight of the question's SIG (the reference's alpha)."""
+    sig_correct_weight: float = 1.0
+    """Question tokens: weight of SIG times correctness (the reference's beta)."""
+    answer_weight: float = 3.0
+    """Answer tokens: weight of correctness (the reference's gamma)."""
+    format_weight: float = 1.0
     """Every doctor turn: weight of its format score."""
 
 
@@ -47,11 +48,12 @@ def turn_reward(kind: TurnKind | None, sig: float | None, format_score: float | 
                 correct: bool, weights: RewardWeights) -> float:
     """The reward each token of one doctor turn gets."""
     right = 1.0 if correct else 0.0
-    reward = weights.format * (format_score or 0.0)
+    reward = weights.format_weight * (format_score or 0.0)
     if kind is TurnKind.QUESTION:
-        reward += weights.alpha * (sig or 0.0) + weights.beta * (sig or 0.0) * right
+        reward += (weights.sig_weight * (sig or 0.0)
+                   + weights.sig_correct_weight * (sig or 0.0) * right)
     elif kind is TurnKind.ANSWER:
-        reward += weights.gamma * right
+        reward += weights.answer_weight * right
     return reward
 
 

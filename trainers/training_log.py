@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transformers import TrainerCallback
+
+if TYPE_CHECKING:
+    from promed_agents.storage import TraceStore
 
 LOG_FILE = "training_log.jsonl"
 
 
 class TrainingLog(TrainerCallback):
-    def __init__(self, folder: str | Path, store: Any = None,
+    def __init__(self, folder: str | Path, store: TraceStore | None = None,
                  experiment_id: int | None = None) -> None:
         self.path = Path(folder) / LOG_FILE
         self.store, self.experiment_id = store, experiment_id

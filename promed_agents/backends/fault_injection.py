@@ -5,7 +5,7 @@ case -> consultation graph (**doctor / patient models**) -> trace in SQL -> ...
 :class:`FaultInjectingChatModel` wraps any chat model and, in a seeded share ``rate`` of
 its calls, raises a ``ConnectionError``, stalls for ``stall_s`` (longer than the
 consultation's ``model_timeout_s``), returns an empty reply, or returns garbage, in turn.
-Used by the fault tests and ``benchmarks/backend_faults.py`` (issue #8).
+Used by the fault tests and ``benchmarks/backend_faults.py``.
 """
 
 from __future__ import annotations

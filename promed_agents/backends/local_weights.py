@@ -73,6 +73,15 @@ def model_folder(ref: str) -> Path:
     return path
 
 
+def local_model_ref(spec: str) -> str:
+    """The local model a model spec names: ``local:smollm2`` -> ``smollm2``,
+    ``local:PATH`` -> ``PATH``. Training and local scoring need weights on this machine."""
+    if not spec.startswith("local:") or not spec[len("local:"):]:
+        raise BackendError(f"model {spec!r}: training needs a local model spec "
+                           "(local:smollm2 or local:PATH)")
+    return spec[len("local:"):]
+
+
 def load_local_model(ref: str) -> tuple[Any, Any]:
     """``(model, tokenizer)`` for ``ref``, loaded once per process and shared."""
     with _LOCK:

@@ -11,9 +11,9 @@ A spec is ``provider:model`` with an optional ``@base_url``:
 - ``vllm:MODEL@http://host:port/v1``: a vLLM server, also asked for the completion's and
   the prompt's token ids (:mod:`.vllm_chat_model`, :mod:`.token_metadata`);
 - ``fake:RESPONSE||RESPONSE...``: a scripted model for tests (see :mod:`.scripted_chat_model`);
-- ``bank:random`` / ``bank:fixed`` (``:FILE``): a reference doctor asking the question bank
-  (:mod:`promed_agents.reference_doctors`; ``oracle`` needs the cases, so it is built by
-  :func:`promed_agents.reference_doctors.resolve_doctor`);
+- ``bank:random`` / ``bank:fixed`` (``:FILE``): a reference doctor asking the question bank,
+  registered by :mod:`promed_agents.agents.reference_doctors` (``oracle`` needs the cases, so
+  it is built by :func:`promed_agents.agents.reference_doctors.resolve_doctor`);
 - any other LangChain provider (``anthropic:...``, ``ollama:...``) through LangChain's
   ``init_chat_model``.
 
@@ -105,14 +105,8 @@ def _langchain(spec: ModelSpec) -> BaseChatModel:
         raise BackendError(f"cannot create a chat model for {spec}: {reason}") from None
 
 
-def _bank(spec: ModelSpec) -> BaseChatModel:
-    from promed_agents.reference_doctors import bank_doctor
-
-    return bank_doctor(str(spec))
-
-
 _REGISTRY: dict[str, BackendFactory] = {"local": _local, "fake": _fake, "openai": _openai,
-                                         "vllm": _vllm, "bank": _bank}
+                                         "vllm": _vllm}
 _CACHE: dict[str, BaseChatModel] = {}
 _SPEC_OF: dict[int, str] = {}  # id of a cached model -> its spec (cached models never die)
 _LOCK = threading.Lock()

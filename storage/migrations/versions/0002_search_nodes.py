@@ -1,4 +1,4 @@
-"""MCTS search trees: one row per node (issue #5).
+"""MCTS search trees: one row per node.
 
 Revision ID: 0002
 Revises: 0001

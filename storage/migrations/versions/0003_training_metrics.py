@@ -1,4 +1,4 @@
-"""Per-step training metrics of a run (issue #6).
+"""Per-step training metrics of a run.
 
 Revision ID: 0003
 Revises: 0002

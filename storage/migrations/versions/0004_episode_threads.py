@@ -1,4 +1,4 @@
-"""Episodes name the checkpointer thread and the training step they came from (issue #8).
+"""Episodes name the checkpointer thread and the training step they came from.
 
 A consultation run with a LangGraph checkpointer stores its thread id, unique within its
 experiment, so that a resumed run records each consultation once; a training rollout

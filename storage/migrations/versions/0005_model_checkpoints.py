@@ -1,4 +1,4 @@
-"""The table of trained checkpoints is renamed ``model_checkpoints`` (issue #8).
+"""The table of trained checkpoints is renamed ``model_checkpoints``.
 
 LangGraph's checkpointers keep their own ``checkpoints`` table; with LangGraph's
 checkpoints in the store's own database (``promed mcts`` on PostgreSQL does that by

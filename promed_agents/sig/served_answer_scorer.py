@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from promed_agents.answer_scorer import AnswerTarget, answer_text, facts_text
 from promed_agents.case import Case
 from promed_agents.errors import BackendError
-from promed_agents.shapley import Coalition, ValueFunction
+from promed_agents.sig.answer_scorer import AnswerTarget, answer_text, facts_text
+from promed_agents.sig.shapley import Coalition, ValueFunction
 
 
 def served_prompt(case: Case, coalition: Coalition) -> str:

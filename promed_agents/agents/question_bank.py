@@ -8,7 +8,7 @@ allergies, family and social history, a review of systems by organ, vital signs,
 physical examination, laboratory and imaging results, in English and Chinese (the CMB
 cases' language). It serves MCTS as a proposer of candidate questions
 (:mod:`promed_agents.trainers.mcts_search`) and the model-free reference doctors
-(:mod:`promed_agents.reference_doctors`). :func:`rank_by_yield` orders a bank by the new
+(:mod:`promed_agents.agents.reference_doctors`). :func:`rank_by_yield` orders a bank by the new
 facts each question acquires on training cases, the order a fixed script asks in.
 """
 
@@ -20,10 +20,10 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
+from promed_agents.agents.patient import FactSelectPatient
 from promed_agents.case import Case
 from promed_agents.errors import ConsultationError
 from promed_agents.partial_view import DEFAULT_POLICY, PartialInfoPolicy, partial_view
-from promed_agents.patient import FactSelectPatient
 
 LANGUAGES = ("en", "zh")
 

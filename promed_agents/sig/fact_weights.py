@@ -2,7 +2,7 @@
 
 case -> consultation graph -> trace in SQL -> Shapley / **SIG** -> MCTS-SFT / GRPO
 
-A case's Shapley values (:mod:`promed_agents.shapley`) become weights that sum to 1:
+A case's Shapley values (:mod:`promed_agents.sig.shapley`) become weights that sum to 1:
 
 - ``softmax`` (the reference): w = softmax(phi / T), with T = 1.0 for MCTS and 2.0 for RL.
   Values with (almost) no spread give uniform weights.

@@ -13,14 +13,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from promed_agents.cli_options import (
+from promed_agents.cli.options import (
     CaseIdsOption,
     CasesOption,
     DbOption,
@@ -30,38 +30,41 @@ from promed_agents.cli_options import (
     err_console,
     open_store,
     reports_errors,
+    select_cases,
 )
-from promed_agents.consult_command import select_cases
+from promed_agents.cli.progress_bar import progress_bar
 from promed_agents.errors import NotFoundError
-from promed_agents.progress_bar import progress_bar
+
+if TYPE_CHECKING:
+    from promed_agents.storage import TraceStore
 
 
 @dataclass(frozen=True)
-class ShapleySettings:
-    cases: int | None
-    case_ids: Sequence[str]
-    split: str | None
-    scorer: str
-    method: str
-    permutations: int
-    min_permutations: int
-    antithetic: bool
-    temperature: float
-    target: str
-    seed: int
+class ShapleyCommandConfig:
+    cases: int | None = None
+    case_ids: Sequence[str] = ()
+    split: str | None = None
+    scorer: str = "local:smollm2"
+    method: str = "auto"
+    permutations: int = 50
+    min_permutations: int = 3
+    antithetic: bool = False
+    temperature: float = 2.0
+    target: str = "text"
+    seed: int = 0
 
 
-def compute(store: Any, settings: ShapleySettings, console: Console,
+def compute(store: TraceStore, settings: ShapleyCommandConfig, console: Console,
             progress_console: Console) -> Any:
-    from promed_agents.answer_scorer import resolve_scorer
-    from promed_agents.shapley import PermutationSettings
+    from promed_agents.sig.scorer_spec import resolve_scorer
+    from promed_agents.sig.shapley import PermutationConfig
     from promed_agents.trainers.shapley_job import ShapleyConfig, compute_shapley
 
     scorer = resolve_scorer(settings.scorer, settings.target)  # type: ignore[arg-type]
     cases = select_cases(store, console, settings.cases, settings.case_ids, settings.split)
     config = ShapleyConfig(
         method=settings.method,  # type: ignore[arg-type]
-        permutations=PermutationSettings(
+        permutations=PermutationConfig(
             max_permutations=settings.permutations,
             min_permutations=min(settings.min_permutations, settings.permutations),
             antithetic=settings.antithetic, seed=settings.seed),
@@ -77,7 +80,8 @@ def compute(store: Any, settings: ShapleySettings, console: Console,
     return report
 
 
-def show(store: Any, case_id: str, scorer: str, method: str | None, console: Console) -> None:
+def show(store: TraceStore, case_id: str, scorer: str, method: str | None,
+         console: Console) -> None:
     case = store.get_case(case_id)
     record = store.get_shapley(case_id, scorer, method)
     if record is None:
@@ -110,17 +114,22 @@ def shapley_compute(
     case_ids: CaseIdsOption = None,
     split: SplitOption = None,
     scorer: Annotated[str, typer.Option(help="Scorer model spec (local:...).")] =
-    "local:smollm2",
+    ShapleyCommandConfig.scorer,
     method: Annotated[str, typer.Option(
-        help="exact, permutation, or auto (exact up to 10 facts).")] = "auto",
-    permutations: Annotated[int, typer.Option(min=1, help="At most M permutations.")] = 50,
-    min_permutations: Annotated[int, typer.Option(min=1, help="At least this many.")] = 3,
+        help="exact, permutation, or auto (exact up to 10 facts).")] = ShapleyCommandConfig.method,
+    permutations: Annotated[int, typer.Option(min=1, help="At most M permutations.")] =
+    ShapleyCommandConfig.permutations,
+    min_permutations: Annotated[int, typer.Option(min=1, help="At least this many.")] =
+    ShapleyCommandConfig.min_permutations,
     antithetic: Annotated[bool, typer.Option(help="Pair permutations with reverses.")] =
-    False,
+    ShapleyCommandConfig.antithetic,
     temperature: Annotated[float, typer.Option(min=1e-6, help="Softmax temperature of the "
-                                               "stored weights.")] = 2.0,
-    target: Annotated[str, typer.Option(help="Scored answer: text or letter-text.")] = "text",
-    seed: Annotated[int, typer.Option(help="Permutation sampling seed.")] = 0,
+                                               "stored weights.")] =
+    ShapleyCommandConfig.temperature,
+    target: Annotated[str, typer.Option(help="Scored answer: text or letter-text.")] =
+    ShapleyCommandConfig.target,
+    seed: Annotated[int, typer.Option(help="Permutation sampling seed.")] =
+    ShapleyCommandConfig.seed,
     db: DbOption = None,
 ) -> None:
     """Estimate and store fact Shapley values (cases already stored are skipped);
@@ -132,7 +141,7 @@ def shapley_compute(
                                  param_hint="--method")
     if target not in ("text", "letter-text"):
         raise typer.BadParameter(f"{target!r}: use text or letter-text", param_hint="--target")
-    settings = ShapleySettings(
+    settings = ShapleyCommandConfig(
         cases=cases, case_ids=case_id_list(case_ids), split=split, scorer=scorer,
         method=method, permutations=permutations,
         min_permutations=min_permutations, antithetic=antithetic, temperature=temperature,

@@ -13,7 +13,7 @@ the physical limit of information acquired, nothing else:
   (``--seeds`` passes one per run) and the conversation so far, so a run is reproducible.
   As an MCTS proposer (``bank``), each call draws afresh, so siblings differ.
 - ``bank:fixed`` asks the bank in its order: the bundled bank's order is its best script,
-  ranked by yield on training cases (:func:`~promed_agents.question_bank.rank_by_yield`);
+  ranked by yield on training cases (:func:`~promed_agents.agents.question_bank.rank_by_yield`);
   ``bank:fixed:FILE`` takes a bank file in the order it lists.
 - ``oracle`` asks about each unknown fact by the fact's own text, in the case's order:
   an upper bound for what questions can acquire under the patient's per-reply cap. It
@@ -37,11 +37,12 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
+from promed_agents.agents.doctor import FINAL_REQUEST, case_prompt
+from promed_agents.agents.question_bank import bank_questions
+from promed_agents.backends.model_spec import ModelSpec, register_backend, resolve_chat_model
 from promed_agents.case import Case
-from promed_agents.doctor import FINAL_REQUEST, case_prompt
 from promed_agents.errors import BackendError
 from promed_agents.partial_view import PartialInfoPolicy, PartialView
-from promed_agents.question_bank import bank_questions
 from promed_agents.text_similarity import bundled_term_weights, matching_tokens
 
 ORDERS = ("random", "fixed")
@@ -171,7 +172,7 @@ def oracle_doctor(cases: Sequence[Case]) -> OracleDoctor:
 def bank_doctor(spec: str) -> BankDoctor:
     """``bank`` (an MCTS proposer: fresh random draws), ``bank:random``, ``bank:fixed``,
     or either with ``:FILE`` (a bank file, see
-    :func:`~promed_agents.question_bank.bank_questions`)."""
+    :func:`~promed_agents.agents.question_bank.bank_questions`)."""
     _, _, rest = spec.partition(":")
     order, _, path = rest.partition(":")
     if spec == "bank":
@@ -193,10 +194,15 @@ def resolve_doctor(spec: str | BaseChatModel, cases: Sequence[Case] = ()) -> Bas
     """The doctor a spec names: a reference doctor (``bank:random``, ``bank:fixed``,
     ``oracle``, which needs ``cases``) or any model spec
     (:func:`~promed_agents.backends.resolve_chat_model`)."""
-    from promed_agents.backends import resolve_chat_model
-
     if isinstance(spec, str) and spec == "oracle":
         return oracle_doctor(cases)
     if isinstance(spec, str) and is_reference(spec):
         return bank_doctor(spec)
     return resolve_chat_model(spec)
+
+
+def _bank_backend(spec: ModelSpec) -> BaseChatModel:
+    return bank_doctor(str(spec))
+
+
+register_backend("bank", _bank_backend)  # bank:... specs resolve wherever chat models do

@@ -17,7 +17,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -25,7 +25,12 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
-from promed_agents.cli_options import (
+from promed_agents.agents.doctor import doctor_sampling
+from promed_agents.agents.evaluator import Evaluator
+from promed_agents.agents.patient_spec import resolve_patient
+from promed_agents.agents.reference_doctors import resolve_doctor
+from promed_agents.backends import resolve_chat_model
+from promed_agents.cli.options import (
     CaseIdsOption,
     CasesOption,
     DbOption,
@@ -35,40 +40,48 @@ from promed_agents.cli_options import (
     console,
     err_console,
     open_store,
+    refuse_store_file,
     reports_errors,
+    select_cases,
     without_password,
 )
+from promed_agents.cli.progress_bar import progress_bar
 from promed_agents.errors import ConsultationError, NotFoundError
-from promed_agents.progress_bar import progress_bar
+from promed_agents.graphs import ConsultationContext
+from promed_agents.graphs.checkpointer import checkpointer
+from promed_agents.trainers.mcts_search import ConsultationEnvironment, MCTSConfig, run_mcts
+
+if TYPE_CHECKING:
+    from promed_agents.storage import TraceStore
 
 KIND = "mcts"
 
 
 @dataclass(frozen=True)
-class MctsSettings:
-    cases: int | None
-    case_ids: Sequence[str]
-    split: str | None
-    doctor: str
-    patient: str
+class MCTSCommandConfig:
     experiment: str
-    iterations: int
-    width: int
-    exploration: float
-    decay: float
-    correct_bonus: float
-    temperature: float
-    max_new_tokens: int
-    max_questions: int
-    concurrency: int
-    weight_temperature: float
+    cases: int | None = None
+    case_ids: Sequence[str] = ()
+    split: str | None = None
+    doctor: str = "local:smollm2"
+    patient: str = "fact-select"
+    iterations: int = MCTSConfig.iterations
+    width: int = MCTSConfig.width
+    exploration: float = MCTSConfig.exploration
+    decay: float = MCTSConfig.decay
+    correct_bonus: float = MCTSConfig.correct_bonus
+    temperature: float = 1.0
+    max_new_tokens: int = 48
+    max_questions: int = 10
+    concurrency: int = 8
+    weight_temperature: float = 1.0
     sig_scorer: str | None = None
     checkpoints: str | None = None
     demonstration: bool = False
     proposer: str | None = None
     """Who else writes candidate doctor turns: ``bank`` or any model spec."""
-    proposer_ratio: float = 0.75
-    seed: int = 0
+    proposer_ratio: float = MCTSConfig.proposer_ratio
+    seed: int = MCTSConfig.seed
 
 
 def default_checkpoints(store_url: str) -> str:
@@ -86,10 +99,9 @@ def default_checkpoints(store_url: str) -> str:
     return f"{path.rsplit('.', 1)[0] if path.endswith('.db') else path}.mcts-checkpoints.sqlite"
 
 
-def _experiment(store: Any, settings: MctsSettings, console: Console) -> tuple[int, list[Any]]:
+def _experiment(store: TraceStore, settings: MCTSCommandConfig, console: Console
+                ) -> tuple[int, list[Any]]:
     """The experiment to run (created, or resumed when it exists) and its cases."""
-    from promed_agents.consult_command import select_cases
-
     try:
         experiment_id, saved = store.experiment_config(settings.experiment)
     except NotFoundError:
@@ -107,29 +119,18 @@ def _experiment(store: Any, settings: MctsSettings, console: Console) -> tuple[i
     return experiment_id, [store.get_case(case_id) for case_id in saved["case_ids"]]
 
 
-def search(store: Any, settings: MctsSettings, console: Console,
+def search(store: TraceStore, settings: MCTSCommandConfig, console: Console,
            progress_console: Console) -> list[Any]:
     """Run (or resume) the search ``settings`` describe; returns the per-case reports."""
-    from promed_agents.backends import resolve_chat_model
-    from promed_agents.consult_command import (
-        checkpointer,
-        patient_from_spec,
-        refuse_store_file,
-    )
-    from promed_agents.doctor import doctor_sampling
-    from promed_agents.evaluator import Evaluator
-    from promed_agents.graphs import ConsultationContext
-    from promed_agents.reference_doctors import resolve_doctor
     from promed_agents.storage import StoredWeights
-    from promed_agents.trainers.mcts_search import ConsultationEnvironment, MctsConfig, run_mcts
 
-    config = MctsConfig(iterations=settings.iterations, width=settings.width,
+    config = MCTSConfig(iterations=settings.iterations, width=settings.width,
                         exploration=settings.exploration, decay=settings.decay,
                         correct_bonus=settings.correct_bonus,
                         proposer_ratio=settings.proposer_ratio, seed=settings.seed)
     doctor = resolve_chat_model(settings.doctor)  # bad specs fail before the store changes
     proposer = resolve_doctor(settings.proposer) if settings.proposer else None
-    patient_from_spec(settings.patient)
+    resolve_patient(settings.patient)
     refuse_store_file(store, settings.checkpoints)
     experiment_id, cases = _experiment(store, settings, console)
     scorer = settings.sig_scorer or settings.doctor
@@ -139,7 +140,7 @@ def search(store: Any, settings: MctsSettings, console: Console,
                   f"{settings.weight_temperature:g}) for {with_values} of {len(cases)} "
                   "cases; uniform weights for the rest")
     context = ConsultationContext(
-        doctor=doctor, patient=patient_from_spec(settings.patient),
+        doctor=doctor, patient=resolve_patient(settings.patient),
         evaluator=Evaluator(weights=weights, name=f"sig:{scorer}"),
         max_questions=settings.max_questions, demonstration=settings.demonstration,
         doctor_kwargs=doctor_sampling(doctor, max_tokens=settings.max_new_tokens,
@@ -187,7 +188,7 @@ def report_table(reports: Sequence[Any], seconds: float, experiment: str) -> Tab
     return table
 
 
-def show_tree(store: Any, case_id: str, experiment: str, console: Console) -> None:
+def show_tree(store: TraceStore, case_id: str, experiment: str, console: Console) -> None:
     experiment_id = store.experiment_id(experiment)
     root = store.load_search_tree(experiment_id, case_id)
     if root is None:
@@ -228,21 +229,30 @@ def mcts_search(
     cases: CasesOption = None,
     case_ids: CaseIdsOption = None,
     split: SplitOption = None,
-    doctor: Annotated[str, typer.Option(help="Doctor model spec.")] = "local:smollm2",
+    doctor: Annotated[str, typer.Option(help="Doctor model spec.")] = MCTSCommandConfig.doctor,
     patient: Annotated[str, typer.Option(help="fact-select or llm:MODEL_SPEC.")] =
-    "fact-select",
-    iterations: Annotated[int, typer.Option(min=1, help="Iterations per case.")] = 8,
-    width: Annotated[int, typer.Option(min=1, help="Most children per node.")] = 8,
-    exploration: Annotated[float, typer.Option(min=0.0, help="UCB exploration.")] = 2.2,
-    decay: Annotated[float, typer.Option(min=1e-6, max=1.0, help="Backprop decay.")] = 0.9,
-    correct_bonus: Annotated[float, typer.Option(help="Reward of a right answer.")] = 2.0,
-    temperature: Annotated[float, typer.Option(min=0.0, help="Doctor sampling.")] = 1.0,
-    max_new_tokens: Annotated[int, typer.Option(min=1, help="Tokens per doctor turn.")] = 48,
-    max_questions: Annotated[int, typer.Option(min=0, help="Question budget.")] = 10,
-    concurrency: Annotated[int, typer.Option(min=1, help="Cases searched at once.")] = 8,
+    MCTSCommandConfig.patient,
+    iterations: Annotated[int, typer.Option(min=1, help="Iterations per case.")] =
+    MCTSCommandConfig.iterations,
+    width: Annotated[int, typer.Option(min=1, help="Most children per node.")] =
+    MCTSCommandConfig.width,
+    exploration: Annotated[float, typer.Option(min=0.0, help="UCB exploration.")] =
+    MCTSCommandConfig.exploration,
+    decay: Annotated[float, typer.Option(min=1e-6, max=1.0, help="Backprop decay.")] =
+    MCTSCommandConfig.decay,
+    correct_bonus: Annotated[float, typer.Option(help="Reward of a right answer.")] =
+    MCTSCommandConfig.correct_bonus,
+    temperature: Annotated[float, typer.Option(min=0.0, help="Doctor sampling.")] =
+    MCTSCommandConfig.temperature,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Tokens per doctor turn.")] =
+    MCTSCommandConfig.max_new_tokens,
+    max_questions: Annotated[int, typer.Option(min=0, help="Question budget.")] =
+    MCTSCommandConfig.max_questions,
+    concurrency: Annotated[int, typer.Option(min=1, help="Cases searched at once.")] =
+    MCTSCommandConfig.concurrency,
     weight_temperature: Annotated[float, typer.Option(
         min=1e-6, help="Softmax temperature of the SIG weights (reference: 1.0 in MCTS).")] =
-    1.0,
+    MCTSCommandConfig.weight_temperature,
     sig_scorer: Annotated[str | None, typer.Option(
         help="Whose stored Shapley values weigh facts [default: the doctor].")] = None,
     checkpoints: Annotated[str | None, typer.Option(
@@ -253,8 +263,10 @@ def mcts_search(
         help="Who else writes candidate turns: bank (the question bank) or a model spec "
              "(a stronger searcher) [default: the doctor only].")] = None,
     proposer_ratio: Annotated[float, typer.Option(
-        min=0.0, max=1.0, help="Share of turns the proposer writes.")] = 0.75,
-    seed: Annotated[int, typer.Option(help="Seeds the policy/proposer draws.")] = 0,
+        min=0.0, max=1.0, help="Share of turns the proposer writes.")] =
+    MCTSCommandConfig.proposer_ratio,
+    seed: Annotated[int, typer.Option(help="Seeds the policy/proposer draws.")] =
+    MCTSCommandConfig.seed,
     db: DbOption = None,
 ) -> None:
     """Search consultations and store the trees; rerun with the same --experiment to
@@ -264,7 +276,7 @@ def mcts_search(
     if not experiment:
         raise typer.BadParameter("name the search, so that it can be resumed and trained "
                                  "from", param_hint="--experiment")
-    settings = MctsSettings(
+    settings = MCTSCommandConfig(
         cases=cases, case_ids=case_id_list(case_ids), split=split, doctor=doctor,
         patient=patient, experiment=experiment, iterations=iterations, width=width,
         exploration=exploration, decay=decay, correct_bonus=correct_bonus,

@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 
 from promed_agents.atomic_file import atomic_writer
-from promed_agents.cli_options import DbOption, console, open_store, reports_errors
+from promed_agents.cli.options import DbOption, console, open_store, reports_errors
 from promed_agents.errors import NotFoundError
 
 

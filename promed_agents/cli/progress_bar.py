@@ -5,6 +5,8 @@ Shown on a terminal only; silent when output is piped or captured (CI, tests).
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -13,3 +15,15 @@ def progress_bar(console: Console) -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), console=console, transient=True,
                     disable=not console.is_terminal)
+
+
+def step_progress(progress: Any, task: Any) -> Any:
+    """A transformers ``TrainerCallback`` that moves a rich progress bar with the steps
+    (transformers is imported only when training)."""
+    from transformers import TrainerCallback
+
+    class ProgressCallback(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            progress.update(task, completed=state.global_step, total=state.max_steps)
+
+    return ProgressCallback()

@@ -4,7 +4,7 @@ case -> consultation graph -> trace in SQL -> **Shapley** / SIG -> MCTS-SFT / GR
 
 The game: players are the facts 0..n-1 of a case, and v(S) is a number for every coalition
 S (for ProMed, the scorer's log-probability of the correct answer given the facts in S;
-see :mod:`promed_agents.answer_scorer`). The estimators here know nothing of models: they
+see :mod:`promed_agents.sig.answer_scorer`). The estimators here know nothing of models: they
 call a :data:`ValueFunction` on *batches* of coalitions, through a :class:`CoalitionCache`
 that evaluates each distinct coalition once.
 
@@ -27,15 +27,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
-from promed_agents.errors import PromedError
+from promed_agents.errors import ShapleyError
 
 Coalition = frozenset[int]
 ValueFunction = Callable[[Sequence[Coalition]], Sequence[float]]
 """v for a batch of coalitions, in order."""
 
-
-class ShapleyError(PromedError):
-    """A Shapley computation cannot run as asked."""
 
 
 class CoalitionCache:
@@ -103,7 +100,7 @@ def exact_shapley(n: int, value: ValueFunction | CoalitionCache,
 
 
 @dataclass(frozen=True)
-class PermutationSettings:
+class PermutationConfig:
     """The reference's stopping rule, with our batching options."""
 
     max_permutations: int = 50
@@ -125,7 +122,7 @@ class PermutationSettings:
             raise ShapleyError(f"round_size must be at least 1, got {self.round_size}")
 
 
-def _round_permutations(n: int, count: int, settings: PermutationSettings,
+def _round_permutations(n: int, count: int, settings: PermutationConfig,
                         rng: random.Random) -> list[list[int]]:
     """``count`` permutations; antithetic: ``count`` pairs, each followed by its reverse."""
     perms: list[list[int]] = []
@@ -156,9 +153,9 @@ def _marginals(perms: list[list[int]], n: int, cache: CoalitionCache, v_empty: f
 
 
 def permutation_shapley(n: int, value: ValueFunction | CoalitionCache,
-                        settings: PermutationSettings | None = None) -> ShapleyEstimate:
+                        settings: PermutationConfig | None = None) -> ShapleyEstimate:
     """Monte Carlo Shapley values with the reference's stopping rule; see the module."""
-    settings = settings or PermutationSettings()
+    settings = settings or PermutationConfig()
     cache = value if isinstance(value, CoalitionCache) else CoalitionCache(value)
     v_empty, v_full = cache([frozenset(), frozenset(range(n))])
     if n == 0:

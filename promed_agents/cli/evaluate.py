@@ -17,14 +17,17 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import asdict, dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from promed_agents.cli_options import (
+from promed_agents.agents.doctor import doctor_sampling
+from promed_agents.agents.patient_spec import resolve_patient
+from promed_agents.agents.reference_doctors import resolve_doctor
+from promed_agents.cli.options import (
     CaseIdsOption,
     CasesOption,
     DbOption,
@@ -33,9 +36,12 @@ from promed_agents.cli_options import (
     case_id_list,
     console,
     err_console,
+    evaluator_for,
     open_store,
     reports_errors,
+    select_cases,
 )
+from promed_agents.cli.progress_bar import progress_bar
 from promed_agents.errors import ConsultationError
 from promed_agents.evaluation import (
     LABELS,
@@ -47,28 +53,31 @@ from promed_agents.evaluation import (
     sig_weighting,
     summarize,
 )
-from promed_agents.progress_bar import progress_bar
+from promed_agents.graphs import ConsultationContext, arun_consultations
 from promed_agents.trace import ConsultationMode
+
+if TYPE_CHECKING:
+    from promed_agents.storage import TraceStore
 
 KIND = "eval"
 
 
 @dataclass(frozen=True)
-class EvalSettings:
-    doctor: str
+class EvalCommandConfig:
     experiment: str
-    cases: int | None
-    case_ids: list[str]
-    split: str | None
-    modes: list[str]
-    seeds: int
-    patient: str
-    max_questions: int
-    temperature: float
-    max_new_tokens: int
-    concurrency: int
-    sig_scorer: str | None
-    demonstration: bool
+    doctor: str = "local:smollm2"
+    cases: int | None = None
+    case_ids: list[str] = ()
+    split: str | None = None
+    modes: list[str] = ("proactive", "reactive")
+    seeds: int = 1
+    patient: str = "fact-select"
+    max_questions: int = 10
+    temperature: float = 0.0
+    max_new_tokens: int = 48
+    concurrency: int = 8
+    sig_scorer: str | None = None
+    demonstration: bool = False
 
 
 def _modes(text: str) -> list[str]:
@@ -92,20 +101,16 @@ class RunFigures(dict[str, dict[str, dict[str, float]]]):
         return " / ".join(sorted(set(self.weightings.values()))) or "unrecorded"
 
 
-def run_evaluation(store: Any, settings: EvalSettings, console: Console,
+def run_evaluation(store: TraceStore, settings: EvalCommandConfig, console: Console,
                    progress_console: Console) -> RunFigures:
     """Run and record every mode and seed; returns per-case figures by run name."""
-    from promed_agents.consult_command import patient_from_spec, select_cases, sig_evaluator
-    from promed_agents.doctor import doctor_sampling
-    from promed_agents.graphs import ConsultationContext, arun_consultations
-    from promed_agents.reference_doctors import resolve_doctor
     from promed_agents.storage.trace_recorder import TraceRecorder
 
     resolve_doctor(settings.doctor)  # bad specs fail before the store changes
-    patient_from_spec(settings.patient)
+    resolve_patient(settings.patient)
     cases = select_cases(store, console, settings.cases, settings.case_ids, settings.split)
     doctor = resolve_doctor(settings.doctor, cases)
-    evaluator = sig_evaluator(store, settings.sig_scorer or settings.doctor, cases, console)
+    evaluator = evaluator_for(store, settings.sig_scorer or settings.doctor, cases, console)
     runs = RunFigures()
     with progress_bar(progress_console) as progress:
         for mode in settings.modes:
@@ -124,7 +129,7 @@ def run_evaluation(store: Any, settings: EvalSettings, console: Console,
 
             for seed in range(settings.seeds):
                 context = ConsultationContext(
-                    doctor=doctor, patient=patient_from_spec(settings.patient),
+                    doctor=doctor, patient=resolve_patient(settings.patient),
                     mode=ConsultationMode(mode), evaluator=evaluator,
                     max_questions=settings.max_questions,
                     demonstration=settings.demonstration,
@@ -176,7 +181,7 @@ def comparison_table(base: str, other: str, difference: dict[str, Estimate],
     return table
 
 
-def compare_runs(store: Any, base: str, other: str, console: Console) -> None:
+def compare_runs(store: TraceStore, base: str, other: str, console: Console) -> None:
     episodes = [list(store.iter_episodes(store.experiment_id(name))) for name in (base, other)]
     figures = [per_case(run) for run in episodes]
     shared = set(figures[0]) & set(figures[1])
@@ -198,21 +203,26 @@ def evaluate(
     ctx: typer.Context,
     doctor: Annotated[str, typer.Option(
         help="Doctor model spec, or a reference doctor: bank:random, bank:fixed, oracle.")] =
-    "local:smollm2",
+    EvalCommandConfig.doctor,
     experiment: Annotated[str | None, typer.Option(
         help="Run name; each mode is stored as NAME-MODE [default: eval-TIME].")] = None,
     cases: CasesOption = None,
     case_ids: CaseIdsOption = None,
     split: SplitOption = None,
     modes: Annotated[str, typer.Option(help="proactive, reactive or both.")] =
-    "proactive,reactive",
-    seeds: Annotated[int, typer.Option(min=1, help="Runs per case and mode.")] = 1,
+    ",".join(EvalCommandConfig.modes),
+    seeds: Annotated[int, typer.Option(min=1, help="Runs per case and mode.")] =
+    EvalCommandConfig.seeds,
     patient: Annotated[str, typer.Option(help="fact-select or llm:MODEL_SPEC.")] =
-    "fact-select",
-    max_questions: Annotated[int, typer.Option(min=0, help="Question budget.")] = 10,
-    temperature: Annotated[float, typer.Option(min=0.0, help="Doctor sampling.")] = 0.0,
-    max_new_tokens: Annotated[int, typer.Option(min=1, help="Tokens per doctor turn.")] = 48,
-    concurrency: Annotated[int, typer.Option(min=1, help="Consultations at once.")] = 8,
+    EvalCommandConfig.patient,
+    max_questions: Annotated[int, typer.Option(min=0, help="Question budget.")] =
+    EvalCommandConfig.max_questions,
+    temperature: Annotated[float, typer.Option(min=0.0, help="Doctor sampling.")] =
+    EvalCommandConfig.temperature,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Tokens per doctor turn.")] =
+    EvalCommandConfig.max_new_tokens,
+    concurrency: Annotated[int, typer.Option(min=1, help="Consultations at once.")] =
+    EvalCommandConfig.concurrency,
     sig_scorer: Annotated[str | None, typer.Option(
         help="Whose stored Shapley values weigh facts [default: --doctor].")] = None,
     demonstration: DemonstrationOption = False,
@@ -222,7 +232,7 @@ def evaluate(
     and the relative gain of proactive over reactive."""
     if ctx.invoked_subcommand is not None:
         return
-    settings = EvalSettings(
+    settings = EvalCommandConfig(
         doctor=doctor, experiment=experiment or f"eval-{time.strftime('%Y%m%d-%H%M%S')}",
         cases=cases, case_ids=case_id_list(case_ids), split=split, modes=_modes(modes),
         seeds=seeds, patient=patient, max_questions=max_questions, temperature=temperature,

@@ -15,46 +15,42 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from promed_agents.cli_options import DbOption, console, err_console, open_store, reports_errors
+from promed_agents.backends.local_weights import local_model_ref
+from promed_agents.cli.options import DbOption, console, err_console, open_store, reports_errors
+from promed_agents.cli.progress_bar import progress_bar, step_progress
 from promed_agents.errors import NotFoundError, TrainingError
-from promed_agents.progress_bar import progress_bar
+
+if TYPE_CHECKING:
+    from promed_agents.storage import TraceStore
 
 
 @dataclass(frozen=True)
-class SftSettings:
+class SFTCommandConfig:
     source: str
     output: Path
-    model: str | None
-    dataset: str | None
-    min_reward: float | None
-    correct_only: bool
-    epochs: float
-    max_steps: int
-    learning_rate: float
-    batch_size: int
-    max_length: int
-    lora: bool
-    seed: int
+    model: str | None = None
+    dataset: str | None = None
+    min_reward: float | None = None
+    correct_only: bool = False
+    epochs: float = 3.0
+    max_steps: int = -1
+    learning_rate: float = 1e-5
+    batch_size: int = 4
+    max_length: int = 2048
+    lora: bool = False
+    seed: int = 0
     save_steps: int = 10
     """Checkpoint every N steps (a checkpoint holds the optimizer state, about 12 bytes a
     weight: saving once an epoch on a few samples costs more than the steps)."""
 
 
-def local_ref(spec: str) -> str:
-    """The local model behind ``spec`` (``local:NAME`` or ``local:PATH``)."""
-    if not spec.startswith("local:"):
-        raise TrainingError(f"--model {spec!r}: training needs a local model "
-                            "(local:smollm2 or local:PATH)")
-    return spec[len("local:"):]
-
-
-def search_experiment(store: Any, name: str) -> tuple[int, dict[str, Any]]:
+def search_experiment(store: TraceStore, name: str) -> tuple[int, dict[str, Any]]:
     """``(id, config)`` of the MCTS search called ``name``."""
     experiment_id, config = store.experiment_config(name)
     if config.get("kind") != "mcts":
@@ -63,7 +59,7 @@ def search_experiment(store: Any, name: str) -> tuple[int, dict[str, Any]]:
     return experiment_id, config
 
 
-def dataset_samples(store: Any, settings: SftSettings, experiment_id: int,
+def dataset_samples(store: TraceStore, settings: SFTCommandConfig, experiment_id: int,
                     console: Console) -> tuple[int, list[Any]]:
     """``(dataset id, samples)``: the stored dataset named for this export, made from
     the search on first use."""
@@ -91,27 +87,15 @@ def dataset_samples(store: Any, settings: SftSettings, experiment_id: int,
     return dataset_id, samples
 
 
-def progress_callback(progress: Any, task: Any) -> Any:
-    """A transformers ``TrainerCallback`` that moves a rich progress bar with the steps
-    (transformers is imported only when training)."""
-    from transformers import TrainerCallback
-
-    class ProgressCallback(TrainerCallback):
-        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            progress.update(task, completed=state.global_step, total=state.max_steps)
-
-    return ProgressCallback()
-
-
-def train_sft_command(store: Any, settings: SftSettings, console: Console,
+def train_sft_command(store: TraceStore, settings: SFTCommandConfig, console: Console,
                       progress_console: Console) -> Any:
-    from promed_agents.trainers.sft_dataset import export_jsonl
+    from promed_agents.trainers.sft_dataset import export_samples
     from promed_agents.trainers.sft_trainer import DoctorSFTConfig, SFTResult, train_sft
     from promed_agents.trainers.training_output import finished_receipt
 
     experiment_id, config = search_experiment(store, settings.source)
     model_spec = settings.model or config.get("doctor", "")
-    ref = local_ref(model_spec)
+    local_model_ref(model_spec)  # a bad spec fails before the dataset is made
     dataset_id, samples = dataset_samples(store, settings, experiment_id, console)
     receipt = finished_receipt(settings.output)
     if receipt is not None and receipt.get("dataset_id") == dataset_id:
@@ -120,7 +104,7 @@ def train_sft_command(store: Any, settings: SftSettings, console: Console,
         return SFTResult(settings.output, receipt["steps"], receipt.get("losses", []), None,
                          receipt.get("checkpoint_id"))
     settings.output.mkdir(parents=True, exist_ok=True)
-    data_file = export_jsonl(samples, settings.output / "sft_data.jsonl")
+    data_file = export_samples(samples, settings.output / "sft_data.jsonl")
     config = DoctorSFTConfig(
         output_dir=str(settings.output), num_train_epochs=settings.epochs,
         max_steps=settings.max_steps, learning_rate=settings.learning_rate,
@@ -131,9 +115,9 @@ def train_sft_command(store: Any, settings: SftSettings, console: Console,
     started = time.perf_counter()
     with progress_bar(progress_console) as progress:
         task = progress.add_task(f"SFT ({model_spec})", total=None)
-        result = train_sft(ref, samples, config, store=store, base_model_spec=model_spec,
+        result = train_sft(model_spec, samples, config, store=store,
                            dataset_id=dataset_id, experiment_id=experiment_id,
-                           callbacks=[progress_callback(progress, task)])
+                           callbacks=[step_progress(progress, task)])
     losses = result.losses
     console.print(f"trained {result.steps} steps in {time.perf_counter() - started:.0f} s"
                   + (f" (resumed from {escape(result.resumed_from)})" if result.resumed_from
@@ -162,34 +146,30 @@ def sft(
         help="Also train on every path with at least this reward [default: best only].")] =
     None,
     correct_only: Annotated[bool, typer.Option(help="Only paths with the right answer.")] =
-    False,
-    epochs: Annotated[float, typer.Option(min=0.0, help="Training epochs.")] = 3.0,
-    max_steps: Annotated[int, typer.Option(help="Stop after N steps (-1: by epochs).")] = -1,
-    learning_rate: Annotated[float, typer.Option(min=0.0, help="Learning rate.")] = 1e-5,
-    batch_size: Annotated[int, typer.Option(min=1, help="Sequences per step.")] = 4,
+    SFTCommandConfig.correct_only,
+    epochs: Annotated[float, typer.Option(min=0.0, help="Training epochs.")] =
+    SFTCommandConfig.epochs,
+    max_steps: Annotated[int, typer.Option(help="Stop after N steps (-1: by epochs).")] =
+    SFTCommandConfig.max_steps,
+    learning_rate: Annotated[float, typer.Option(min=0.0, help="Learning rate.")] =
+    SFTCommandConfig.learning_rate,
+    batch_size: Annotated[int, typer.Option(min=1, help="Sequences per step.")] =
+    SFTCommandConfig.batch_size,
     max_length: Annotated[int, typer.Option(min=16, help="Longest sequence (tokens).")] =
-    2048,
+    SFTCommandConfig.max_length,
     lora: Annotated[bool, typer.Option(help="Train a LoRA adapter (merged on save).")] =
-    False,
-    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
-    save_steps: Annotated[int, typer.Option(min=1, help="Checkpoint every N steps.")] = 10,
+    SFTCommandConfig.lora,
+    seed: Annotated[int, typer.Option(help="Training seed.")] = SFTCommandConfig.seed,
+    save_steps: Annotated[int, typer.Option(min=1, help="Checkpoint every N steps.")] =
+    SFTCommandConfig.save_steps,
     db: DbOption = None,
 ) -> None:
     """SFT the doctor on the best paths of an MCTS search (only the doctor's turns are
     trained); a rerun resumes from the last checkpoint."""
-    settings = SftSettings(source=source, output=output, model=model, dataset=dataset,
+    settings = SFTCommandConfig(source=source, output=output, model=model, dataset=dataset,
                            min_reward=min_reward, correct_only=correct_only, epochs=epochs,
                            max_steps=max_steps, learning_rate=learning_rate,
                            batch_size=batch_size, max_length=max_length, lora=lora, seed=seed,
                            save_steps=save_steps)
     with open_store(db) as store:
         train_sft_command(store, settings, console, err_console)
-
-
-def _register_grpo() -> None:
-    from promed_agents.grpo_command import grpo
-
-    train_app.command("grpo")(grpo)
-
-
-_register_grpo()

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 
+from promed_agents.agents.patient import FactChecker, lexical_fact_checker
 from promed_agents.case import Case
-from promed_agents.patient import FactChecker, lexical_fact_checker
 
 SUMMARY_SYSTEM = (
     "You keep a doctor's notes. From the notes and the dialogue with the patient below, "

@@ -10,140 +10,71 @@ progress bar, record each episode in its own transaction, and summarise. With
 finished consultations are kept, interrupted ones go on from their last checkpoint.
 """
 
+
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated
 
+import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from promed_agents.case import Case
-from promed_agents.cli_options import without_password
+from promed_agents.agents.doctor import doctor_sampling
+from promed_agents.agents.patient_spec import resolve_patient
+from promed_agents.agents.reference_doctors import resolve_doctor
+from promed_agents.cli.options import (
+    CaseIdsOption,
+    CasesOption,
+    DbOption,
+    DemonstrationOption,
+    SplitOption,
+    case_id_list,
+    console,
+    err_console,
+    evaluator_for,
+    open_store,
+    refuse_store_file,
+    reports_errors,
+    select_cases,
+    without_password,
+)
+from promed_agents.cli.progress_bar import progress_bar
 from promed_agents.errors import ConsultationError
-from promed_agents.loader import bundled_sample_path, load_cases
-from promed_agents.partial_view import PartialInfoPolicy
-from promed_agents.progress_bar import progress_bar
+from promed_agents.graphs import ConsultationContext, arun_consultations
+from promed_agents.graphs.checkpointer import checkpointer
+from promed_agents.partial_view import DEFAULT_POLICY, PartialInfoPolicy
 from promed_agents.trace import ConsultationMode, EpisodeRecord, EpisodeStatus
+
+if TYPE_CHECKING:
+    from promed_agents.storage import TraceStore
 
 
 @dataclass(frozen=True)
-class ConsultSettings:
-    cases: int | None
-    case_ids: Sequence[str]
-    split: str | None
-    mode: ConsultationMode
-    doctor: str
-    patient: str
-    max_questions: int
-    concurrency: int
-    experiment: str | None
-    policy: PartialInfoPolicy
-    temperature: float
-    max_new_tokens: int
+class ConsultCommandConfig:
+    cases: int | None = None
+    case_ids: Sequence[str] = ()
+    split: str | None = None
+    mode: ConsultationMode = ConsultationMode.PROACTIVE
+    doctor: str = "local:smollm2"
+    patient: str = "fact-select"
+    max_questions: int = 10
+    concurrency: int = 8
+    experiment: str | None = None
+    policy: PartialInfoPolicy = DEFAULT_POLICY
+    temperature: float = 0.0
+    max_new_tokens: int = 64
     checkpoints: str | None = None
     resume: bool = False
     sig_scorer: str | None = None
     """Whose stored Shapley values weigh the facts (default: the doctor's model)."""
     demonstration: bool = False
-
-
-def patient_from_spec(spec: str) -> Any:
-    from promed_agents.backends import resolve_chat_model
-    from promed_agents.patient import FactSelectPatient, LLMPatient
-
-    if spec == "fact-select":
-        return FactSelectPatient()
-    if spec.startswith("llm:"):
-        return LLMPatient(model=resolve_chat_model(spec[len("llm:"):]))
-    raise ConsultationError(f"--patient {spec!r}: use fact-select or llm:MODEL_SPEC")
-
-
-def select_cases(store: Any, console: Console, count: int | None = None,
-                 case_ids: Sequence[str] = (), split: str | None = None) -> list[Case]:
-    """The cases a command names: by id, else the first ``count`` stored (of ``split``).
-    An empty store first gets the bundled sample."""
-    if case_ids:
-        return [store.get_case(case_id) for case_id in case_ids]
-    if store.count_cases() == 0:
-        report = store.import_cases(load_cases(bundled_sample_path(), split="sample"))
-        console.print(f"the store was empty: imported the bundled sample ({report.added} "
-                      "iMedQA cases, CC BY 4.0)")
-    cases = store.list_cases(split=split, limit=count)
-    if not cases:
-        raise ConsultationError(f"no stored cases match (split {split!r}); see "
-                                "`promed cases list`")
-    return cases
-
-
-@contextlib.asynccontextmanager
-async def checkpointer(where: str) -> AsyncIterator[Any]:
-    """LangGraph's checkpointer for ``where``: a PostgreSQL URL (``postgresql://...``,
-    with the ``postgres`` extra) or a SQLite file path."""
-    from langgraph.checkpoint.serde.base import maybe_add_typed_methods
-
-    from promed_agents.graphs.consultation import checkpoint_serializer
-
-    serde = maybe_add_typed_methods(checkpoint_serializer())
-    if where.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
-        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-
-        conninfo = where.replace("postgresql+psycopg://", "postgresql://", 1)
-        async with AsyncPostgresSaver.from_conn_string(conninfo) as saver:
-            saver.serde = serde
-            await saver.setup()
-            yield saver
-        return
-    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-
-    async with AsyncSqliteSaver.from_conn_string(where) as saver:
-        saver.serde = serde
-        yield saver
-
-
-def refuse_store_file(store: Any, where: str | None) -> None:
-    """LangGraph's SQLite checkpoints may not share the SQLite store's file: the store
-    would wait for the saver's write lock inside the event loop that must release it."""
-    url = store.engine.url
-    if not where or url.get_backend_name() != "sqlite" or not url.database or \
-            where.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
-        return
-    if Path(where).expanduser().resolve() == Path(url.database).expanduser().resolve():
-        raise ConsultationError(f"--checkpoints {where} is the store's own SQLite file; "
-                                "give LangGraph's checkpoints a file of their own (or keep "
-                                "both in PostgreSQL)")
-
-
-def sig_evaluator(store: Any, scorer_spec: str, cases: Sequence[Case],
-                  console: Console, require_shapley: bool = False) -> Any:
-    """The evaluator: SIG from stored Shapley values of ``scorer_spec`` where the cases
-    have them (uniform gain otherwise), with a line saying how many cases have them. With
-    ``require_shapley``, a case without stored values is an error instead."""
-    from promed_agents.evaluator import Evaluator
-    from promed_agents.storage import StoredWeights
-
-    weights = StoredWeights(store, scorer_spec)
-    with_values = sum(weights.has_values(case) for case in cases)
-    if require_shapley and with_values < len(cases):
-        missing = [c.id for c in cases if not weights.has_values(c)]
-        raise ConsultationError(
-            f"--require-shapley: {len(missing)} of {len(cases)} cases (first: "
-            f"{', '.join(missing[:3])}) have no stored Shapley values for scorer "
-            f"{scorer_spec!r}; compute them with 'promed shapley --scorer {scorer_spec}', or "
-            "leave out --require-shapley to weigh their facts uniformly")
-    console.print(f"SIG from stored Shapley values ({escape(scorer_spec)}) for {with_values} "
-                  f"of {len(cases)} cases; uniform weights for the rest")
-    if not with_values:
-        return Evaluator()
-    return Evaluator(weights=weights, name=f"sig:{scorer_spec}")
 
 
 def summary_table(episodes: Sequence[EpisodeRecord], seconds: float, title: str) -> Table:
@@ -170,7 +101,7 @@ def summary_table(episodes: Sequence[EpisodeRecord], seconds: float, title: str)
     return table
 
 
-def _resumable(store: Any, settings: ConsultSettings) -> bool:
+def _resumable(store: TraceStore, settings: ConsultCommandConfig) -> bool:
     """Whether ``--experiment`` names a run that kept its checkpoints where
     ``--checkpoints`` says: then running the same command again resumes it."""
     from promed_agents.errors import NotFoundError
@@ -194,12 +125,9 @@ def _resumable(store: Any, settings: ConsultSettings) -> bool:
     return True
 
 
-def consult(store: Any, settings: ConsultSettings, console: Console,
+def consult(store: TraceStore, settings: ConsultCommandConfig, console: Console,
             progress_console: Console) -> list[EpisodeRecord]:
     """Run the consultations ``settings`` describe, recording each episode in ``store``."""
-    from promed_agents.doctor import doctor_sampling
-    from promed_agents.graphs import ConsultationContext, arun_consultations
-    from promed_agents.reference_doctors import resolve_doctor
     from promed_agents.storage.trace_recorder import TraceRecorder
 
     refuse_store_file(store, settings.checkpoints)
@@ -213,13 +141,13 @@ def consult(store: Any, settings: ConsultSettings, console: Console,
         experiment_id, saved = store.experiment_config(settings.experiment)
         cases = [store.get_case(case_id) for case_id in saved.get("case_ids", [])]
     resolve_doctor(settings.doctor)  # bad specs fail before the store changes
-    patient = patient_from_spec(settings.patient)
+    patient = resolve_patient(settings.patient)
     if not resume:
         cases = select_cases(store, console, settings.cases, settings.case_ids, settings.split)
     doctor = resolve_doctor(settings.doctor, cases)
     context = ConsultationContext(
         doctor=doctor, patient=patient, mode=settings.mode,
-        evaluator=sig_evaluator(store, settings.sig_scorer or settings.doctor, cases, console),
+        evaluator=evaluator_for(store, settings.sig_scorer or settings.doctor, cases, console),
         max_questions=settings.max_questions, demonstration=settings.demonstration,
         doctor_kwargs=doctor_sampling(doctor, max_tokens=settings.max_new_tokens,
                                       temperature=settings.temperature))
@@ -255,3 +183,52 @@ def consult(store: Any, settings: ConsultSettings, console: Console,
         f"experiment {name}: {settings.mode.value}, doctor {settings.doctor}, "
         f"patient {settings.patient}")))
     return episodes
+
+
+# -- the CLI entry -----------------------------------------------------------------------
+
+@reports_errors
+def consult_command(
+    cases: CasesOption = None,
+    case_ids: CaseIdsOption = None,
+    split: SplitOption = None,
+    mode: Annotated[ConsultationMode, typer.Option(help="Ask first, or answer at once.")] =
+    ConsultCommandConfig.mode,
+    doctor: Annotated[str, typer.Option(help="Doctor model spec.")] = ConsultCommandConfig.doctor,
+    patient: Annotated[str, typer.Option(help="fact-select or llm:MODEL_SPEC.")] =
+    ConsultCommandConfig.patient,
+    max_questions: Annotated[int, typer.Option(min=0, help="Question budget.")] =
+    ConsultCommandConfig.max_questions,
+    concurrency: Annotated[int, typer.Option(min=1, help="Consultations at once.")] =
+    ConsultCommandConfig.concurrency,
+    experiment: Annotated[str | None, typer.Option(help="Experiment name (new).")] = None,
+    policy: Annotated[PartialInfoPolicy, typer.Option(help="Partial-information policy.")] =
+    ConsultCommandConfig.policy,
+    temperature: Annotated[float, typer.Option(min=0.0, help="Doctor sampling.")] =
+    ConsultCommandConfig.temperature,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Per doctor turn.")] =
+    ConsultCommandConfig.max_new_tokens,
+    checkpoints: Annotated[str | None, typer.Option(
+        help="LangGraph checkpoints (makes the run resumable): a SQLite file, or a "
+             "postgresql:// URL (postgres extra).")] = None,
+    resume: Annotated[bool, typer.Option(
+        help="Continue --experiment from --checkpoints: finished cases are kept, "
+             "interrupted ones resume (the same command with --experiment and "
+             "--checkpoints resumes an existing run too).")] = ConsultCommandConfig.resume,
+    sig_scorer: Annotated[str | None, typer.Option(
+        help="Weigh facts by this scorer's stored Shapley values (SIG) [default: the "
+             "doctor's model]; cases without values get uniform weights.")] = None,
+    demonstration: DemonstrationOption = False,
+    db: DbOption = None,
+) -> None:
+    """Run consultations on stored cases; every episode is recorded with its turns."""
+    from promed_agents.cli.consult import ConsultCommandConfig, consult
+
+    settings = ConsultCommandConfig(
+        cases=cases, case_ids=case_id_list(case_ids), split=split, mode=mode, doctor=doctor,
+        patient=patient, max_questions=max_questions,
+        concurrency=concurrency, experiment=experiment, policy=policy,
+        temperature=temperature, max_new_tokens=max_new_tokens, checkpoints=checkpoints,
+        resume=resume, sig_scorer=sig_scorer, demonstration=demonstration)
+    with open_store(db) as store:
+        consult(store, settings, console, err_console)

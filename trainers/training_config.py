@@ -3,9 +3,9 @@ checkpointing, CPU training.
 
 case -> consultation graph -> trace in SQL -> Shapley/SIG -> **MCTS-SFT / GRPO** -> evaluation
 
-:class:`DoctorTrainingOptions` is a dataclass mixin placed before TRL's config class
-(``class DoctorSFTConfig(DoctorTrainingOptions, SFTConfig)``), so its defaults replace
-TRL's; :meth:`DoctorTrainingOptions.lora_config` builds the peft ``LoraConfig``.
+:class:`DoctorTrainingConfig` is a dataclass mixin placed before TRL's config class
+(``class DoctorSFTConfig(DoctorTrainingConfig, SFTConfig)``), so its defaults replace
+TRL's; :meth:`DoctorTrainingConfig.lora_config` builds the peft ``LoraConfig``.
 :func:`cpu_training_defaults` is called by the configs' ``__post_init__`` before TRL's.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 
 @dataclass
-class DoctorTrainingOptions:
+class DoctorTrainingConfig:
     """LoRA (reference settings as defaults) and activation checkpointing off."""
 
     activation_checkpointing: bool | None = field(default=False, metadata={

@@ -16,71 +16,83 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from promed_agents.cli_options import (
+from promed_agents.agents.patient_spec import resolve_patient
+from promed_agents.backends.local_weights import local_model_ref
+from promed_agents.cli.options import (
     CaseIdsOption,
     CasesOption,
     DbOption,
     DemonstrationOption,
+    RenamedFloat,
     SplitOption,
     case_id_list,
     console,
     err_console,
+    evaluator_for,
     open_store,
+    renamed,
     reports_errors,
+    select_cases,
 )
+from promed_agents.cli.progress_bar import progress_bar, step_progress
 from promed_agents.errors import NotFoundError, TraceError, TrainingError
-from promed_agents.progress_bar import progress_bar
+from promed_agents.trainers.reference_hyperparameters import REFERENCE_GRPO
+from promed_agents.trainers.token_rewards import REFERENCE_WEIGHTS
+
+if TYPE_CHECKING:
+    from promed_agents.storage import TraceStore
 
 KIND = "grpo"
 
 
 @dataclass(frozen=True)
-class GrpoSettings:
-    model: str
+class GRPOCommandConfig:
+    """What ``promed train grpo`` runs; each field is the flag of the same name, and the
+    defaults are the reference's (:data:`REFERENCE_GRPO`, :data:`REFERENCE_WEIGHTS`)."""
+
     output: Path
-    experiment: str | None
-    cases: int | None
-    case_ids: str | None
-    split: str | None
-    from_traces: str | None
-    group_size: int
-    cases_per_step: int
-    steps: int
-    learning_rate: float
-    beta: float
-    epsilon: float
-    ratio_cap: float | None
-    loss_type: str
-    alpha: float
-    sig_correct: float
-    gamma: float
-    format_weight: float
-    temperature: float
-    max_new_tokens: int
-    max_questions: int
-    patient: str
-    sig_scorer: str | None
-    require_shapley: bool
-    demonstration: bool
-    lora: bool
-    save_steps: int
-    seed: int
+    model: str = "local:smollm2"
+    experiment: str | None = None
+    cases: int | None = None
+    case_ids: str | None = None
+    split: str | None = None
+    from_traces: str | None = None
+    group_size: int = REFERENCE_GRPO.num_generations
+    cases_per_step: int = 1
+    steps: int = 30
+    learning_rate: float = REFERENCE_GRPO.learning_rate
+    beta: float = REFERENCE_GRPO.beta
+    epsilon: float = REFERENCE_GRPO.epsilon
+    delta: float | None = None
+    loss_type: str = REFERENCE_GRPO.loss_type
+    sig_weight: float = REFERENCE_WEIGHTS.sig_weight
+    sig_correct_weight: float = REFERENCE_WEIGHTS.sig_correct_weight
+    answer_weight: float = REFERENCE_WEIGHTS.answer_weight
+    format_weight: float = REFERENCE_WEIGHTS.format_weight
+    temperature: float = REFERENCE_GRPO.temperature
+    max_new_tokens: int = 48
+    max_questions: int = 10
+    patient: str = "fact-select"
+    sig_scorer: str | None = None
+    require_shapley: bool = False
+    demonstration: bool = False
+    lora: bool = False
+    save_steps: int = 10
+    seed: int = 0
 
     @property
     def name(self) -> str:
         return self.experiment or f"grpo-{self.output.resolve().name}"
 
 
-def _run(store: Any, settings: GrpoSettings, console: Console) -> tuple[int, list[Any]]:
+def _run(store: TraceStore, settings: GRPOCommandConfig, console: Console) -> tuple[int, list[Any]]:
     """The run's experiment (created, or resumed when it exists) and its cases."""
-    from promed_agents.consult_command import select_cases
-
     try:
         experiment_id, saved = store.experiment_config(settings.name)
     except NotFoundError:
@@ -111,34 +123,32 @@ def _run(store: Any, settings: GrpoSettings, console: Console) -> tuple[int, lis
     return experiment_id, [store.get_case(case_id) for case_id in saved["case_ids"]]
 
 
-def _trace_experiments(store: Any, names: str) -> list[int]:
+def _trace_experiments(store: TraceStore, names: str) -> list[int]:
     return [store.experiment_id(name) for name in case_id_list(names)]
 
 
-def _source(store: Any, settings: GrpoSettings, experiment_id: int, cases: list[Any],
+def _source(store: TraceStore, settings: GRPOCommandConfig, experiment_id: int, cases: list[Any],
             console: Console) -> Any:
-    from promed_agents.consult_command import patient_from_spec, sig_evaluator
     from promed_agents.trainers.episode_sources import GraphRollouts, LoggedEpisodes
 
     if settings.from_traces:
         return LoggedEpisodes(store, _trace_experiments(store, settings.from_traces),
                               require_shapley=settings.require_shapley)
-    evaluator = sig_evaluator(store, settings.sig_scorer or settings.model, cases, console,
+    evaluator = evaluator_for(store, settings.sig_scorer or settings.model, cases, console,
                               require_shapley=settings.require_shapley)
-    return GraphRollouts({c.id: c for c in cases}, patient=patient_from_spec(settings.patient),
+    return GraphRollouts({c.id: c for c in cases}, patient=resolve_patient(settings.patient),
                          evaluator=evaluator, max_questions=settings.max_questions,
                          max_turn_tokens=settings.max_new_tokens,
                          demonstration=settings.demonstration, store=store,
                          experiment_id=experiment_id)
 
 
-def train_grpo_command(store: Any, settings: GrpoSettings, console: Console,
+def train_grpo_command(store: TraceStore, settings: GRPOCommandConfig, console: Console,
                        progress_console: Console) -> Any:
-    from promed_agents.train_command import local_ref, progress_callback
-    from promed_agents.trainers.grpo_trainer import GRPOResult, SigGRPOConfig, train_grpo
+    from promed_agents.trainers.grpo_trainer import DoctorGRPOConfig, GRPOResult, train_grpo
     from promed_agents.trainers.training_output import finished_receipt
 
-    ref = local_ref(settings.model)
+    local_model_ref(settings.model)  # a bad spec fails before the run is created
     experiment_id, cases = _run(store, settings, console)
     receipt = finished_receipt(settings.output)
     if receipt is not None and receipt.get("experiment_id") == experiment_id:
@@ -148,13 +158,13 @@ def train_grpo_command(store: Any, settings: GrpoSettings, console: Console,
                           receipt.get("checkpoint_id"), receipt)
     source = _source(store, settings, experiment_id, cases, console)
     size = settings.group_size * settings.cases_per_step
-    config = SigGRPOConfig(
+    config = DoctorGRPOConfig(
         output_dir=str(settings.output), max_steps=settings.steps,
         learning_rate=settings.learning_rate, num_generations=settings.group_size,
         per_device_train_batch_size=size, beta=settings.beta, epsilon=settings.epsilon,
-        delta=settings.ratio_cap, loss_type=settings.loss_type,
-        temperature=settings.temperature, sig_weight=settings.alpha,
-        sig_correct_weight=settings.sig_correct, answer_weight=settings.gamma,
+        delta=settings.delta, loss_type=settings.loss_type,
+        temperature=settings.temperature, sig_weight=settings.sig_weight,
+        sig_correct_weight=settings.sig_correct_weight, answer_weight=settings.answer_weight,
         format_weight=settings.format_weight, use_lora=settings.lora, logging_steps=1,
         save_strategy="steps", save_steps=settings.save_steps, save_total_limit=1,
         report_to="none", seed=settings.seed, disable_tqdm=True,
@@ -165,9 +175,9 @@ def train_grpo_command(store: Any, settings: GrpoSettings, console: Console,
     started = time.perf_counter()
     with progress_bar(progress_console) as progress:
         task = progress.add_task(f"GRPO ({settings.model})", total=settings.steps)
-        result = train_grpo(ref, cases, source, config, store=store,
-                            experiment_id=experiment_id, base_model_spec=settings.model,
-                            callbacks=[progress_callback(progress, task)])
+        result = train_grpo(settings.model, cases, source, config, store=store,
+                            experiment_id=experiment_id,
+                            callbacks=[step_progress(progress, task)])
     last = result.metrics.get("last_log", {})
     console.print(f"trained {result.steps} steps in {time.perf_counter() - started:.0f} s"
                   + (f" (resumed from {escape(result.resumed_from)})" if result.resumed_from
@@ -186,7 +196,7 @@ def train_grpo_command(store: Any, settings: GrpoSettings, console: Console,
 def grpo(
     output: Annotated[Path, typer.Option(help="Folder of the trained model.")],
     model: Annotated[str, typer.Option(help="Starting model spec (local:...).")] =
-    "local:smollm2",
+    GRPOCommandConfig.model,
     experiment: Annotated[str | None, typer.Option(
         help="Name of this run [default: grpo-OUTPUT_NAME]; rerun to resume.")] = None,
     cases: CasesOption = None,
@@ -195,26 +205,42 @@ def grpo(
     from_traces: Annotated[str | None, typer.Option(
         help="Train on stored consultations of these experiments (comma-separated) "
              "instead of fresh rollouts.")] = None,
-    group_size: Annotated[int, typer.Option(min=2, help="Consultations per case (G).")] = 8,
-    cases_per_step: Annotated[int, typer.Option(min=1, help="Cases per step.")] = 1,
-    steps: Annotated[int, typer.Option(min=1, help="Training steps.")] = 30,
-    learning_rate: Annotated[float, typer.Option(min=0.0, help="Learning rate.")] = 5e-6,
-    beta: Annotated[float, typer.Option(min=0.0, help="k3 KL weight (0: no reference).")] =
-    0.04,
-    epsilon: Annotated[float, typer.Option(min=0.0, help="PPO clipping.")] = 0.1,
-    ratio_cap: Annotated[float | None, typer.Option(
-        help="Cap of the importance ratio (TRL's delta; useful with --from-traces).")] = None,
+    group_size: Annotated[int, typer.Option(
+        min=2, help="Consultations per case (G; TRL's num_generations).")] =
+    GRPOCommandConfig.group_size,
+    cases_per_step: Annotated[int, typer.Option(min=1, help="Cases per step.")] =
+    GRPOCommandConfig.cases_per_step,
+    steps: Annotated[int, typer.Option(min=1, help="Training steps.")] = GRPOCommandConfig.steps,
+    learning_rate: Annotated[float, typer.Option(min=0.0, help="Learning rate.")] =
+    GRPOCommandConfig.learning_rate,
+    beta: Annotated[float, typer.Option(
+        min=0.0, help="TRL's beta: k3 KL weight (0: no reference model).")] =
+    GRPOCommandConfig.beta,
+    epsilon: Annotated[float, typer.Option(min=0.0, help="TRL's epsilon: PPO clipping.")] =
+    GRPOCommandConfig.epsilon,
+    delta: Annotated[float | None, typer.Option(
+        help="TRL's delta: cap of the importance ratio (useful with --from-traces).")] = None,
     loss_type: Annotated[str, typer.Option(help="TRL loss type (grpo, dapo, dr_grpo, ...).")]
-    = "grpo",
-    alpha: Annotated[float, typer.Option(help="Question tokens: weight of SIG.")] = 2.0,
-    sig_correct: Annotated[float, typer.Option(help="Question tokens: SIG x correct.")] = 1.0,
-    gamma: Annotated[float, typer.Option(help="Answer tokens: weight of correct.")] = 3.0,
-    format_weight: Annotated[float, typer.Option(help="Every turn: format score.")] = 1.0,
-    temperature: Annotated[float, typer.Option(min=0.01, help="Rollout sampling.")] = 0.7,
-    max_new_tokens: Annotated[int, typer.Option(min=1, help="Tokens per doctor turn.")] = 48,
-    max_questions: Annotated[int, typer.Option(min=0, help="Question budget.")] = 10,
+    = GRPOCommandConfig.loss_type,
+    sig_weight: Annotated[float, typer.Option(
+        help="Question tokens: weight of SIG (the reference's alpha).")] =
+    GRPOCommandConfig.sig_weight,
+    sig_correct_weight: Annotated[float, typer.Option(
+        help="Question tokens: weight of SIG x correct (the reference's beta).")] =
+    GRPOCommandConfig.sig_correct_weight,
+    answer_weight: Annotated[float, typer.Option(
+        help="Answer tokens: weight of correct (the reference's gamma).")] =
+    GRPOCommandConfig.answer_weight,
+    format_weight: Annotated[float, typer.Option(help="Every turn: format score.")] =
+    GRPOCommandConfig.format_weight,
+    temperature: Annotated[float, typer.Option(min=0.01, help="Rollout sampling.")] =
+    GRPOCommandConfig.temperature,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Tokens per doctor turn.")] =
+    GRPOCommandConfig.max_new_tokens,
+    max_questions: Annotated[int, typer.Option(min=0, help="Question budget.")] =
+    GRPOCommandConfig.max_questions,
     patient: Annotated[str, typer.Option(help="fact-select or llm:MODEL_SPEC.")] =
-    "fact-select",
+    GRPOCommandConfig.patient,
     sig_scorer: Annotated[str | None, typer.Option(
         help="Whose stored Shapley values weigh facts [default: --model].")] = None,
     require_shapley: Annotated[bool, typer.Option(
@@ -223,21 +249,30 @@ def grpo(
     demonstration: DemonstrationOption = False,
     lora: Annotated[bool, typer.Option(help="Train a LoRA adapter (merged on save).")] =
     False,
-    save_steps: Annotated[int, typer.Option(min=1, help="Checkpoint every N steps.")] = 10,
-    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    save_steps: Annotated[int, typer.Option(min=1, help="Checkpoint every N steps.")] =
+    GRPOCommandConfig.save_steps,
+    seed: Annotated[int, typer.Option(help="Training seed.")] = GRPOCommandConfig.seed,
+    alpha: RenamedFloat = None,
+    sig_correct: RenamedFloat = None,
+    gamma: RenamedFloat = None,
+    ratio_cap: RenamedFloat = None,
     db: DbOption = None,
 ) -> None:
     """SIG-GRPO: question tokens rewarded by their SIG, answers by correctness; from
     fresh consultations of the model in training or from stored ones. A rerun resumes."""
-    settings = GrpoSettings(
+    settings = GRPOCommandConfig(
         model=model, output=output, experiment=experiment, cases=cases, case_ids=case_ids,
         split=split, from_traces=from_traces, group_size=group_size,
         cases_per_step=cases_per_step, steps=steps, learning_rate=learning_rate, beta=beta,
-        epsilon=epsilon, ratio_cap=ratio_cap, loss_type=loss_type, alpha=alpha,
-        sig_correct=sig_correct, gamma=gamma, format_weight=format_weight,
-        temperature=temperature, max_new_tokens=max_new_tokens, max_questions=max_questions,
-        patient=patient, sig_scorer=sig_scorer, require_shapley=require_shapley,
-        demonstration=demonstration, lora=lora,
+        epsilon=epsilon, delta=renamed("--ratio-cap", ratio_cap, "--delta", delta),
+        loss_type=loss_type,
+        sig_weight=renamed("--alpha", alpha, "--sig-weight", sig_weight),
+        sig_correct_weight=renamed("--sig-correct", sig_correct, "--sig-correct-weight",
+                                   sig_correct_weight),
+        answer_weight=renamed("--gamma", gamma, "--answer-weight", answer_weight),
+        format_weight=format_weight, temperature=temperature, max_new_tokens=max_new_tokens,
+        max_questions=max_questions, patient=patient, sig_scorer=sig_scorer,
+        require_shapley=require_shapley, demonstration=demonstration, lora=lora,
         save_steps=save_steps, seed=seed)
     with open_store(db) as store:
         train_grpo_command(store, settings, console, err_console)

@@ -12,7 +12,7 @@ answers them with nothing.
 
 from __future__ import annotations
 
-from promed_agents.patient import leaks
+from promed_agents.agents.patient import leaks
 
 ADVERSARIAL_TURNS = [
     # asking for the answer or the options

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from promed_agents.case import Case
-from promed_agents.fact_weights import information_state, shapley_information_gain
+from promed_agents.sig.fact_weights import information_state, shapley_information_gain
 
 if TYPE_CHECKING:
-    from promed_agents.knowledge_summary import KnowledgeSummary
+    from promed_agents.agents.knowledge_summary import KnowledgeSummary
 
 FactWeights = Callable[[Case], Sequence[float]]
 
@@ -48,7 +48,7 @@ class FinalScore:
 class Evaluator:
     """Scores replies and episodes. ``weights`` weigh facts (uniform, or Shapley weights,
     which make the gain SIG). With ``summary``, a fact is acquired when an LLM summary of
-    the dialogue contains it (:mod:`promed_agents.knowledge_summary`) rather than when the
+    the dialogue contains it (:mod:`promed_agents.agents.knowledge_summary`) rather than when the
     patient discloses it."""
 
     weights: FactWeights = field(default=uniform_weights)

@@ -1,0 +1,121 @@
+"""``promed cases``: import benchmark case files into the store, list and show cases.
+
+**case** -> consultation graph -> trace in SQL -> Shapley/SIG -> MCTS-SFT / GRPO -> evaluation
+"""
+
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from promed_agents.cli.options import (
+    DbOption,
+    console,
+    err_console,
+    open_store,
+    reports_errors,
+)
+from promed_agents.cli.progress_bar import progress_bar
+from promed_agents.errors import CaseConflictError, CaseFormatError
+from promed_agents.loader import CaseFormat, iter_located_cases
+from promed_agents.partial_view import DEFAULT_POLICY, PartialInfoPolicy, partial_view
+
+cases_app = typer.Typer(help="Import and inspect benchmark cases.", no_args_is_help=True)
+
+
+def import_file(path: Path, fmt: CaseFormat, split: str | None, limit: int | None,
+                db: str | None) -> tuple[int, int]:
+    """Validate every case of ``path``, then store them in one transaction."""
+    located = list(iter_located_cases(path, fmt, split=split, limit=limit))
+    if not located and limit != 0:
+        raise CaseFormatError(path, None, None, "no cases in the file (it is empty or holds "
+                              "only blank lines); nothing imported")
+    where = {case.id: location for location, case in located}
+    store = open_store(db)
+    try:
+        with progress_bar(err_console) as progress:
+            task = progress.add_task(f"importing {path.name}", total=len(located))
+            report = store.import_cases((case for _, case in located),
+                                        progress=lambda n: progress.advance(task, n))
+    except CaseConflictError as exc:
+        raise CaseConflictError(f"{path}:{where.get(exc.case_id, '?')}: {exc}") from None
+    finally:
+        store.close()
+    return report.added, report.unchanged
+
+
+@cases_app.command("import")
+@reports_errors
+def cases_import(
+    path: Annotated[Path, typer.Argument(help="Case file (JSON Lines or JSON array).")],
+    fmt: Annotated[CaseFormat, typer.Option("--format", help="File format.")] = CaseFormat.AUTO,
+    split: Annotated[str | None, typer.Option(help="Split name to record, e.g. dev.")] = None,
+    limit: Annotated[int | None, typer.Option(min=0, help="Import only the first N.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Import a case file. All or nothing; re-importing the same file changes nothing."""
+    added, unchanged = import_file(path, fmt, split, limit, db)
+    console.print(f"imported {added} new case(s) from {path} "
+                  f"({unchanged} already stored unchanged)")
+
+
+@cases_app.command("list")
+@reports_errors
+def cases_list(
+    source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+    split: Annotated[str | None, typer.Option(help="Only this split.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most N rows.")] = 20,
+    offset: Annotated[int, typer.Option(min=0, help="Skip the first N.")] = 0,
+    db: DbOption = None,
+) -> None:
+    """List stored cases."""
+    with open_store(db) as store:
+        total = store.count_cases(source=source, split=split)
+        cases = store.list_cases(source=source, split=split, limit=limit, offset=offset)
+    table = Table(title=f"{len(cases)} of {total} case(s)")
+    for column in ("id", "split", "facts", "answer", "question"):
+        table.add_column(column, overflow="ellipsis", no_wrap=column != "question")
+    for case in cases:
+        table.add_row(case.id, case.split or "-", str(len(case.facts)), ",".join(case.answer),
+                      escape(case.question))
+    console.print(table)
+
+
+@cases_app.command("show")
+@reports_errors
+def cases_show(
+    case_id: Annotated[str, typer.Argument(help="Case id, e.g. imedqa-0.")],
+    policy: Annotated[PartialInfoPolicy, typer.Option(
+        help="Partial-information policy to show.")] = DEFAULT_POLICY,
+    db: DbOption = None,
+) -> None:
+    """Show one case, marking the facts the doctor knows at the start."""
+    with open_store(db) as store:
+        case = store.get_case(case_id)
+    show_case(case, policy)
+
+
+def show_case(case: Any, policy: PartialInfoPolicy) -> None:
+    view = partial_view(case, policy)
+    console.print(f"[bold]{case.id}[/] ({case.source}, {case.language}, split "
+                  f"{case.split or '-'})")
+    console.print(f"[bold]Question:[/] {escape(case.question)}")
+    for letter, text in case.options.items():
+        mark = "[green]*[/]" if letter in case.answer else " "
+        console.print(f" {mark} {letter}. {escape(text)}", highlight=False)
+    if view.given_text is not None:
+        console.print(f"[bold]Given at start ({policy.value}):[/] {escape(view.given_text)}")
+    table = Table(title=f"facts ({len(view.known_fact_ids)} of {len(case.facts)} known "
+                        f"at start, policy {policy.value})")
+    table.add_column("#", justify="right")
+    table.add_column("known")
+    table.add_column("fact")
+    known = set(view.known_fact_ids)
+    for i, fact in enumerate(case.facts):
+        table.add_row(str(i), "yes" if i in known else "", escape(fact))
+    console.print(table)

@@ -1,0 +1,46 @@
+"""Helpers the test modules share: the CLI runner, store counts, a sample episode."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from typer.testing import CliRunner
+
+from promed_agents.cli import app
+from promed_agents.storage import TraceStore
+from promed_agents.trace import EpisodeRecord, TurnRecord
+
+runner = CliRunner()
+
+FAKE_DOCTOR = "fake:question: Do you have a fever?||answer: A"
+"""A scripted doctor: one question, then answer A."""
+
+
+def run(*args, env=None):
+    """``promed ARGS`` in-process; the result has ``exit_code``, ``output``, ``stderr``."""
+    return runner.invoke(app, [str(a) for a in args], env=env)
+
+
+def counts(url):
+    """``(cases, episodes, turns)`` in the store at ``url``."""
+    with TraceStore(url) as store:
+        return store.count_cases(), store.count_episodes(), store.count_turns()
+
+
+def episode(case_id="imedqa-0", **kw):
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    turns = kw.pop("turns") if "turns" in kw else [
+        TurnRecord(index=0, role="doctor", text="question: Any fever?", kind="question",
+                   token_ids=[11, 12, 13], logprobs=[-0.5, -0.25, -1.0],
+                   token_rewards=[0.5, 0.5, 0.5], sig=0.25),
+        TurnRecord(index=1, role="patient", text="Yes, 39 C.", kind="reply",
+                   disclosed_fact_ids=[5]),
+        TurnRecord(index=2, role="doctor", text="answer: C", kind="answer", token_ids=[7],
+                   logprobs=[-0.125], reward=3.0),
+    ]
+    fields = dict(case_id=case_id, graph="consultation", doctor_spec="fake:scripted",
+                  patient_spec="fact-select", known_fact_ids=[0, 1, 2, 3], started_at=start,
+                  finished_at=start + timedelta(seconds=3), final_answer=["C"], correct=True,
+                  total_reward=3.5, metadata={"seed": 1, "prompt_tokens": 40}, turns=turns)
+    fields.update(kw)
+    return EpisodeRecord(**fields)
