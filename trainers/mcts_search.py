@@ -241,9 +241,20 @@ async def run_mcts(cases: Sequence[Case], env: ConsultationEnvironment, store: T
     """Search ``cases``, ``concurrency`` at a time (so a local doctor decodes their turns
     together); reports in the order of ``cases``. A case whose search fails (a model
     that still fails after the graph's retries) is reported with its error; what it had
-    stored stays, and a rerun resumes it."""
+    stored stays, and a rerun resumes it.
+
+    Args:
+        cases: the cases searched.
+        env: the consultation graph as the search's environment (doctor, patient,
+            evaluator, checkpointer, proposer).
+        store: where each tree's nodes and each simulated consultation are stored.
+        experiment_id: the search's experiment in ``store``.
+        config: iterations, UCB and reward settings.
+        concurrency: cases searched at once.
+        on_iteration: called with the case id after each iteration (progress).
+    """
     if concurrency < 1:
-        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        raise ConsultationError(f"concurrency must be >= 1, got {concurrency}")
     gate = asyncio.Semaphore(concurrency)
 
     async def one(case: Case) -> SearchReport:

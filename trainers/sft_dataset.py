@@ -102,8 +102,9 @@ def episode_samples(episode: EpisodeRecord, weight: float | None = None
 
 def search_samples(store: TraceStore, experiment_id: int, config: ExportConfig
                    ) -> tuple[list[TrainingSample], dict[str, int]]:
-    """Samples from every tree of experiment ``experiment_id``, and counts of what was
-    taken (cases, leaves, samples)."""
+    """Samples from every tree of the search ``experiment_id`` in ``store``, and counts of
+    what was taken (cases, leaves, samples). ``config`` says which leaves: the best of
+    each tree (when it earned anything), and those above ``min_reward``."""
     samples: list[TrainingSample] = []
     case_ids = sorted(store.search_progress(experiment_id))
     leaves_taken = 0

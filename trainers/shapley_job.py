@@ -69,8 +69,16 @@ def compute_shapley(store: TraceStore, cases: Iterable[Case], scorer: AnswerScor
                     config: ShapleyConfig | None = None,
                     on_case: Callable[[Case, ShapleyEstimate | None], None] | None = None,
                     ) -> ShapleyReport:
-    """Estimate and store values for ``cases`` not yet stored under this scorer and
-    method. ``on_case`` is called after each case (with None for a skipped one)."""
+    """Estimate and store Shapley values for ``cases`` not yet stored under this scorer
+    and method.
+
+    Args:
+        store: where the values and their fact weights are stored, per case and scorer.
+        cases: the cases whose facts are valued.
+        scorer: v(S), e.g. ``promed_agents.sig.resolve_scorer("local:smollm2")``.
+        config: the estimator (exact, permutation or auto) and the weights' temperature.
+        on_case: called after each case (with None for a skipped one).
+    """
     config = config or ShapleyConfig()
     report = ShapleyReport()
     done = {m: store.shapley_case_ids(scorer.spec, m)

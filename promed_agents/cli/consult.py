@@ -34,6 +34,9 @@ from promed_agents.cli.options import (
     CasesOption,
     DbOption,
     DemonstrationOption,
+    MaxNewTokensOption,
+    MaxQuestionsOption,
+    PatientOption,
     SplitOption,
     case_id_list,
     console,
@@ -195,10 +198,8 @@ def consult_command(
     mode: Annotated[ConsultationMode, typer.Option(help="Ask first, or answer at once.")] =
     ConsultCommandConfig.mode,
     doctor: Annotated[str, typer.Option(help="Doctor model spec.")] = ConsultCommandConfig.doctor,
-    patient: Annotated[str, typer.Option(help="fact-select or llm:MODEL_SPEC.")] =
-    ConsultCommandConfig.patient,
-    max_questions: Annotated[int, typer.Option(min=0, help="Question budget.")] =
-    ConsultCommandConfig.max_questions,
+    patient: PatientOption = ConsultCommandConfig.patient,
+    max_questions: MaxQuestionsOption = ConsultCommandConfig.max_questions,
     concurrency: Annotated[int, typer.Option(min=1, help="Consultations at once.")] =
     ConsultCommandConfig.concurrency,
     experiment: Annotated[str | None, typer.Option(help="Experiment name (new).")] = None,
@@ -206,8 +207,7 @@ def consult_command(
     ConsultCommandConfig.policy,
     temperature: Annotated[float, typer.Option(min=0.0, help="Doctor sampling.")] =
     ConsultCommandConfig.temperature,
-    max_new_tokens: Annotated[int, typer.Option(min=1, help="Per doctor turn.")] =
-    ConsultCommandConfig.max_new_tokens,
+    max_new_tokens: MaxNewTokensOption = ConsultCommandConfig.max_new_tokens,
     checkpoints: Annotated[str | None, typer.Option(
         help="LangGraph checkpoints (makes the run resumable): a SQLite file, or a "
              "postgresql:// URL (postgres extra).")] = None,

@@ -35,6 +35,7 @@ from promed_agents.cli.mcts import MCTSCommandConfig, search
 from promed_agents.cli.options import (
     DEMO_DB,
     DbOption,
+    MaxQuestionsOption,
     console,
     err_console,
     open_store,
@@ -170,8 +171,7 @@ def demo(
     DemoConfig.eval_cases,
     train_cases: Annotated[int, typer.Option(min=1, help="Cases searched and trained on.")]
     = DemoConfig.train_cases,
-    max_questions: Annotated[int, typer.Option(min=0, help="Question budget.")] =
-    DemoConfig.max_questions,
+    max_questions: MaxQuestionsOption = DemoConfig.max_questions,
     sft_steps: Annotated[int, typer.Option(min=1, help="SFT steps.")] = DemoConfig.sft_steps,
     grpo_steps: Annotated[int, typer.Option(min=1, help="SIG-GRPO steps.")] =
     DemoConfig.grpo_steps,

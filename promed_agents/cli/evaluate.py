@@ -32,6 +32,9 @@ from promed_agents.cli.options import (
     CasesOption,
     DbOption,
     DemonstrationOption,
+    MaxNewTokensOption,
+    MaxQuestionsOption,
+    PatientOption,
     SplitOption,
     case_id_list,
     console,
@@ -213,14 +216,11 @@ def evaluate(
     ",".join(EvalCommandConfig.modes),
     seeds: Annotated[int, typer.Option(min=1, help="Runs per case and mode.")] =
     EvalCommandConfig.seeds,
-    patient: Annotated[str, typer.Option(help="fact-select or llm:MODEL_SPEC.")] =
-    EvalCommandConfig.patient,
-    max_questions: Annotated[int, typer.Option(min=0, help="Question budget.")] =
-    EvalCommandConfig.max_questions,
+    patient: PatientOption = EvalCommandConfig.patient,
+    max_questions: MaxQuestionsOption = EvalCommandConfig.max_questions,
     temperature: Annotated[float, typer.Option(min=0.0, help="Doctor sampling.")] =
     EvalCommandConfig.temperature,
-    max_new_tokens: Annotated[int, typer.Option(min=1, help="Tokens per doctor turn.")] =
-    EvalCommandConfig.max_new_tokens,
+    max_new_tokens: MaxNewTokensOption = EvalCommandConfig.max_new_tokens,
     concurrency: Annotated[int, typer.Option(min=1, help="Consultations at once.")] =
     EvalCommandConfig.concurrency,
     sig_scorer: Annotated[str | None, typer.Option(

@@ -29,6 +29,9 @@ from promed_agents.cli.options import (
     CasesOption,
     DbOption,
     DemonstrationOption,
+    MaxNewTokensOption,
+    MaxQuestionsOption,
+    PatientOption,
     RenamedFloat,
     SplitOption,
     case_id_list,
@@ -235,12 +238,9 @@ def grpo(
     GRPOCommandConfig.format_weight,
     temperature: Annotated[float, typer.Option(min=0.01, help="Rollout sampling.")] =
     GRPOCommandConfig.temperature,
-    max_new_tokens: Annotated[int, typer.Option(min=1, help="Tokens per doctor turn.")] =
-    GRPOCommandConfig.max_new_tokens,
-    max_questions: Annotated[int, typer.Option(min=0, help="Question budget.")] =
-    GRPOCommandConfig.max_questions,
-    patient: Annotated[str, typer.Option(help="fact-select or llm:MODEL_SPEC.")] =
-    GRPOCommandConfig.patient,
+    max_new_tokens: MaxNewTokensOption = GRPOCommandConfig.max_new_tokens,
+    max_questions: MaxQuestionsOption = GRPOCommandConfig.max_questions,
+    patient: PatientOption = GRPOCommandConfig.patient,
     sig_scorer: Annotated[str | None, typer.Option(
         help="Whose stored Shapley values weigh facts [default: --model].")] = None,
     require_shapley: Annotated[bool, typer.Option(

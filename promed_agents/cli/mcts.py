@@ -35,6 +35,9 @@ from promed_agents.cli.options import (
     CasesOption,
     DbOption,
     DemonstrationOption,
+    MaxNewTokensOption,
+    MaxQuestionsOption,
+    PatientOption,
     SplitOption,
     case_id_list,
     console,
@@ -230,8 +233,7 @@ def mcts_search(
     case_ids: CaseIdsOption = None,
     split: SplitOption = None,
     doctor: Annotated[str, typer.Option(help="Doctor model spec.")] = MCTSCommandConfig.doctor,
-    patient: Annotated[str, typer.Option(help="fact-select or llm:MODEL_SPEC.")] =
-    MCTSCommandConfig.patient,
+    patient: PatientOption = MCTSCommandConfig.patient,
     iterations: Annotated[int, typer.Option(min=1, help="Iterations per case.")] =
     MCTSCommandConfig.iterations,
     width: Annotated[int, typer.Option(min=1, help="Most children per node.")] =
@@ -244,10 +246,8 @@ def mcts_search(
     MCTSCommandConfig.correct_bonus,
     temperature: Annotated[float, typer.Option(min=0.0, help="Doctor sampling.")] =
     MCTSCommandConfig.temperature,
-    max_new_tokens: Annotated[int, typer.Option(min=1, help="Tokens per doctor turn.")] =
-    MCTSCommandConfig.max_new_tokens,
-    max_questions: Annotated[int, typer.Option(min=0, help="Question budget.")] =
-    MCTSCommandConfig.max_questions,
+    max_new_tokens: MaxNewTokensOption = MCTSCommandConfig.max_new_tokens,
+    max_questions: MaxQuestionsOption = MCTSCommandConfig.max_questions,
     concurrency: Annotated[int, typer.Option(min=1, help="Cases searched at once.")] =
     MCTSCommandConfig.concurrency,
     weight_temperature: Annotated[float, typer.Option(

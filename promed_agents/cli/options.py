@@ -39,6 +39,10 @@ DEMO_DB = "sqlite:///promed-demo.db"
 CasesOption = Annotated[int | None, typer.Option(min=1, help="The first N stored cases.")]
 CaseIdsOption = Annotated[str | None, typer.Option(help="Comma-separated case ids.")]
 SplitOption = Annotated[str | None, typer.Option(help="Only cases of this split.")]
+# What every consultation command takes (each command's config holds the default).
+PatientOption = Annotated[str, typer.Option(help="fact-select or llm:MODEL_SPEC.")]
+MaxQuestionsOption = Annotated[int, typer.Option(min=0, help="Question budget.")]
+MaxNewTokensOption = Annotated[int, typer.Option(min=1, help="Tokens per doctor turn.")]
 DemonstrationOption = Annotated[bool, typer.Option(
     help="Show the doctor a worked example consultation first (small models need it to "
          "follow the turn format).")]
