@@ -23,6 +23,20 @@ def _script():
     return module
 
 
+def test_a_killed_consultation_batch_resumes_to_the_uninterrupted_counts(tiny_model_folder):
+    """The fast representative of the test below: one job, one kill, SQLite."""
+    results = _script().main(["--model", f"local:{tiny_model_folder}", "--cases", "4",
+                              "--kills", "1", "--jitter", "0.05", "--jobs", "consult"])
+    result = results["consult"]
+    (kill,) = result["kills"]
+    assert kill["killed"] and kill["mid_work"], kill
+    assert kill["half_written"] == [] and result["half_written_at_end"] == []
+    assert result["equal"], (result["reference"], result["resumed"])
+    assert result["kept_unchanged"] == result["stored_before_first_kill"] > 0
+    assert result["resumed"]["episodes"] == 4 and result["resumed"]["duplicated"] == 0
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["sqlite", pytest.param("postgres",
                                                           marks=pytest.mark.postgres)])
 def test_killed_jobs_resume_to_the_counts_of_an_uninterrupted_run(where, tiny_model_folder,

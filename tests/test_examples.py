@@ -3,6 +3,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 
@@ -29,6 +31,7 @@ def test_compose_graph_example_refuses_the_leading_question():
     assert lines[-1] == "final answer ['C'], correct True"
 
 
+@pytest.mark.slow
 def test_swap_backends_example_runs_one_graph_on_three_backends(served_url, smollm2_folder):
     result = subprocess.run([sys.executable, str(ROOT / "examples" / "swap_backends.py"),
                              "--openai-url", served_url, "--openai-model", str(smollm2_folder)],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from promed_agents.storage import TraceStore
 
 from helpers import run
@@ -111,6 +113,7 @@ def test_bad_grpo_arguments_are_one_line_errors(sqlite_url, tmp_path):
     assert small.exit_code == 2
 
 
+@pytest.mark.slow
 def test_two_processes_train_one_run(sqlite_url, tmp_path, tiny_model_folder):
     """torchrun, 2 CPU processes (DDP over gloo): each samples its own cases, one run,
     one registered checkpoint."""

@@ -148,6 +148,7 @@ def test_the_live_policy_samples_its_own_consultations(tiny_model_folder, tmp_pa
     assert "kl" in metrics and "episodes/untrained" in metrics
 
 
+@pytest.mark.slow
 def test_resume_restores_the_step_counter_and_optimizer(tiny_model_folder, tmp_path,
                                                         sqlite_url):
     from transformers import TrainerCallback
@@ -210,7 +211,8 @@ def _logged_consultations(store, model, tokenizer, run, shift=0.0):
         store.record_episode(episode)
 
 
-@pytest.mark.parametrize("shift, clipped", [(0.0, False), (-1.0, True)])
+@pytest.mark.parametrize("shift, clipped", [
+    (0.0, False), pytest.param(-1.0, True, marks=pytest.mark.slow)])
 def test_training_from_logged_traces_is_importance_weighted(tiny_model_folder, tmp_path,
                                                             sqlite_url, shift, clipped):
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -334,6 +336,7 @@ def test_logged_episodes_are_served_in_turn_and_checked(sqlite_url):
             source.episodes([CASES[1].id])
 
 
+@pytest.mark.slow
 def test_kl_to_the_starting_model_grows_once_an_update_changes_the_policy(tiny_model_folder,
                                                                          tmp_path):
     source = GraphRollouts({c.id: c for c in CASES}, max_questions=1,
@@ -346,6 +349,7 @@ def test_kl_to_the_starting_model_grows_once_an_update_changes_the_policy(tiny_m
     assert first["kl"] == pytest.approx(0.0, abs=1e-6) and second["kl"] > 1e-6
 
 
+@pytest.mark.slow
 def test_lora_with_kl_and_gradient_accumulation(tiny_model_folder, tmp_path):
     """LoRA: the reference is the model with the adapter off; the adapter is merged on
     save. Two accumulation steps split one generation batch of two cases."""
