@@ -15,6 +15,10 @@ runner = CliRunner()
 FAKE_DOCTOR = "fake:question: Do you have a fever?||answer: A"
 """A scripted doctor: one question, then answer A."""
 
+EXACT_SAMPLING = {"doctor": "local:tiny", "temperature": 1.0, "top_p": 1.0, "logprobs": "raw"}
+"""Sampling metadata of a consultation sampled from the logprobs it recorded (the only
+kind SIG-GRPO takes from stored traces)."""
+
 
 def run(*args, env=None):
     """``promed ARGS`` in-process; the result has ``exit_code``, ``output``, ``stderr``."""
