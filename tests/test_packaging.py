@@ -25,11 +25,22 @@ def python(code: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]
 def test_importing_the_core_loads_no_heavy_library(tmp_path):
     code = ("import sys, promed_agents, promed_agents.case, promed_agents.loader, "
             "promed_agents.partial_view, promed_agents.trace, promed_agents.cli, "
-            "promed_agents.graphs\n"
+            "promed_agents.graphs, promed_agents.trainers, promed_agents.sig, "
+            "promed_agents.agents\n"
             f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
     result = python(code, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_the_trainers_package_loads_its_torch_names_on_first_use(tmp_path):
+    code = ("import sys, promed_agents.trainers as t\n"
+            "print('torch' in sys.modules, set(t.__all__) <= set(dir(t)))\n"
+            "t.train_grpo, t.DoctorSFTConfig\n"
+            "print('torch' in sys.modules)")
+    result = python(code, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "True", "True"]
 
 
 def test_folders_import_only_under_the_promed_agents_namespace(tmp_path):
