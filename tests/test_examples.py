@@ -44,6 +44,7 @@ def test_swap_backends_example_runs_one_graph_on_three_backends(served_url, smol
     assert all("failed" not in line for line in lines)
 
 
+@pytest.mark.slow
 def test_train_from_traces_example(tmp_path, tiny_model_folder):
     result = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "train_from_traces.py"), "--doctor",
