@@ -22,7 +22,8 @@ def test_shapley_stores_values_resumes_and_shows_them(sqlite_url, scorer):
         records = [store.get_shapley(c.id, scorer) for c in cases]
     for case, record in zip(cases, records, strict=True):
         assert len(record.values) == len(case.facts)
-        assert record.method == ("exact" if len(case.facts) <= 10 else "permutation")
+        assert record.method == "kernel"
+        assert record.samples == min(64, max(2 ** len(case.facts), 2 * len(case.facts) + 2))
         assert record.weights == pytest.approx(shapley_weights(record.values, 2.0))
     again = run("shapley", "--cases", "3", "--scorer", scorer, "--db", sqlite_url)
     assert "stored Shapley values for 1 cases (2 already stored, skipped)" in again.output
@@ -49,9 +50,25 @@ def test_permutation_method_records_standard_errors(sqlite_url, scorer):
     assert all(e is not None and e >= 0 for e in record.std_errors)
 
 
+def test_kernel_budget_is_the_max_evaluations_option(sqlite_url, scorer):
+    # imedqa-2 has 12 facts: the first round is 26 coalitions, then whole pairs.
+    result = run("shapley", "--case-ids", "imedqa-2", "--max-evaluations", "31",
+                 "--scorer", scorer, "--db", sqlite_url)
+    assert result.exit_code == 1  # not imported yet
+    run("cases", "import", __import__("promed_agents").bundled_sample_path(), "--db",
+        sqlite_url)
+    result = run("shapley", "--case-ids", "imedqa-2", "--max-evaluations", "31",
+                 "--scorer", scorer, "--db", sqlite_url)
+    assert result.exit_code == 0, result.output
+    with TraceStore(sqlite_url) as store:
+        record = store.get_shapley("imedqa-2", scorer)
+    assert record.method == "kernel" and record.samples == 30
+    assert all(e is not None and e >= 0 for e in record.std_errors)
+
+
 def test_bad_options_and_missing_values_are_reported(sqlite_url, scorer):
     bad = run("shapley", "--method", "owen", "--db", sqlite_url)
-    assert bad.exit_code == 2 and "use exact, permutation or auto" in bad.output
+    assert bad.exit_code == 2 and "use kernel, exact, permutation or auto" in bad.output
     remote = run("shapley", "--cases", "1", "--scorer", "anthropic:claude",
                  "--db", sqlite_url)
     assert remote.exit_code == 1 and "token log-probabilities" in remote.stderr

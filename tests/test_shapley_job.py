@@ -46,18 +46,28 @@ def test_values_are_stored_and_a_rerun_skips_done_cases(store):
     assert scorer.cases.count(cases[0].id) == 1  # not scored twice
 
 
-def test_auto_uses_exact_up_to_the_bound_then_permutations(store):
+def test_auto_uses_exact_up_to_the_bound_then_kernel(store):
     case = max(store.list_cases(), key=lambda c: len(c.facts))
     n = len(case.facts)
-    config = ShapleyConfig(max_exact_facts=n - 1,
-                           permutations=PermutationConfig(max_permutations=5,
-                                                            min_permutations=5))
-    assert method_name(n, config) == "permutation"
+    config = ShapleyConfig(method="auto", max_exact_facts=n - 1)
+    assert method_name(n, config) == "kernel" and method_name(n - 1, config) == "exact"
     compute_shapley(store, [case], AdditiveScorer(), config)
     record = store.get_shapley(case.id, "test:additive")
-    assert record.method == "permutation" and record.samples == 5
+    assert record.method == "kernel" and record.samples == config.kernel.max_evaluations
+    # An additive game: KernelSHAP's regression is exact, and so is every resample.
     assert record.values == pytest.approx([float(len(f)) for f in case.facts])
-    assert record.std_errors == pytest.approx([0.0] * n)
+    assert record.std_errors == pytest.approx([0.0] * n, abs=1e-9)
+
+
+def test_permutation_method_uses_the_permutation_settings(store):
+    case = max(store.list_cases(), key=lambda c: len(c.facts))
+    config = ShapleyConfig(method="permutation", permutations=PermutationConfig(
+        max_permutations=5, min_permutations=5))
+    assert method_name(len(case.facts), config) == "permutation"
+    compute_shapley(store, [case], AdditiveScorer(), config)
+    record = store.get_shapley(case.id, "test:additive", "permutation")
+    assert record.samples == 5
+    assert record.values == pytest.approx([float(len(f)) for f in case.facts])
 
 
 def test_scorer_weights_compute_once_until_refreshed(store):

@@ -17,6 +17,7 @@ from typing import Literal
 from promed_agents.case import Case
 from promed_agents.sig.answer_scorer import AnswerScorer
 from promed_agents.sig.fact_weights import WeightMethod, shapley_weights
+from promed_agents.sig.kernel_shapley import KernelConfig, kernel_shapley
 from promed_agents.sig.shapley import (
     PermutationConfig,
     ShapleyEstimate,
@@ -25,16 +26,20 @@ from promed_agents.sig.shapley import (
 )
 from promed_agents.storage import TraceStore
 
-ShapleyMethod = Literal["exact", "permutation", "auto"]
+ShapleyMethod = Literal["kernel", "exact", "permutation", "auto"]
+STORED_METHODS = ("kernel", "exact", "permutation", "permutation-antithetic")
 
 
 @dataclass(frozen=True)
 class ShapleyConfig:
     """How values are estimated and weighted."""
 
-    method: ShapleyMethod = "auto"
-    """exact, permutation, or auto: exact up to ``max_exact_facts`` facts."""
+    method: ShapleyMethod = "kernel"
+    """kernel (stratified paired KernelSHAP: the least time for a given error, measured in
+    BENCHMARKS.md), exact, permutation (the reference's estimator), or auto: exact up to
+    ``max_exact_facts`` facts, kernel above."""
     max_exact_facts: int = 10
+    kernel: KernelConfig = field(default_factory=KernelConfig)
     permutations: PermutationConfig = field(default_factory=PermutationConfig)
     temperature: float = 2.0
     weight_method: WeightMethod = "softmax"
@@ -49,14 +54,18 @@ def estimate_case(case: Case, scorer: AnswerScorer, config: ShapleyConfig) -> Sh
     if use_exact:
         return exact_shapley(n, value, max(config.max_exact_facts, n)
                              if config.method == "exact" else config.max_exact_facts)
-    return permutation_shapley(n, value, config.permutations)
+    if config.method == "permutation":
+        return permutation_shapley(n, value, config.permutations)
+    return kernel_shapley(n, value, config.kernel)
 
 
 def method_name(n_facts: int, config: ShapleyConfig) -> str:
     """The method :func:`estimate_case` uses for a case with ``n_facts`` facts."""
     if config.method == "exact" or (config.method == "auto" and n_facts <= config.max_exact_facts):
         return "exact"
-    return "permutation-antithetic" if config.permutations.antithetic else "permutation"
+    if config.method == "permutation":
+        return "permutation-antithetic" if config.permutations.antithetic else "permutation"
+    return "kernel"
 
 
 @dataclass
@@ -76,13 +85,13 @@ def compute_shapley(store: TraceStore, cases: Iterable[Case], scorer: AnswerScor
         store: where the values and their fact weights are stored, per case and scorer.
         cases: the cases whose facts are valued.
         scorer: v(S), e.g. ``promed_agents.sig.resolve_scorer("local:smollm2")``.
-        config: the estimator (exact, permutation or auto) and the weights' temperature.
+        config: the estimator (kernel, exact, permutation or auto) and the weights'
+            temperature.
         on_case: called after each case (with None for a skipped one).
     """
     config = config or ShapleyConfig()
     report = ShapleyReport()
-    done = {m: store.shapley_case_ids(scorer.spec, m)
-            for m in ("exact", "permutation", "permutation-antithetic")}
+    done = {m: store.shapley_case_ids(scorer.spec, m) for m in STORED_METHODS}
     for case in cases:
         if case.id in done[method_name(len(case.facts), config)]:
             report.skipped.append(case.id)

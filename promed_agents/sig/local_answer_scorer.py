@@ -8,7 +8,8 @@ everything before the facts is shared by all coalitions of a case:
 coalitions it scores, so a coalition whose first facts (in the case's order) were scored
 before, such as {0, 2, 5} after {0, 2}, reads only the rest. Reuse is on token ids of the
 joint tokenization (a token prefix has the same states whatever follows it), so it never
-changes a value. Coalitions are scored in batches, in float32 (bfloat16 results depend on
+changes a value. Coalitions are scored in batches of similar uncached length (padding
+costs as much as tokens), in float32 (bfloat16 results depend on
 the batch composition, which would make v depend on it too).
 """
 
@@ -70,14 +71,39 @@ class LocalAnswerScorer:
 
         def value(coalitions: Sequence[Coalition]) -> list[float]:
             rows = [self.tokens(tokenizer, case, c) for c in coalitions]
-            out: list[float] = []
-            for start in range(0, len(rows), self.batch_size):
-                out += _score(model, cache, rows[start:start + self.batch_size],
-                              tokenizer.pad_token_id, keep=self.reuse_mb > 0)
+            out = [0.0] * len(rows)
+            for batch in _length_buckets(rows, cache, self.batch_size):
+                scores = _score(model, cache, [rows[i] for i in batch],
+                                tokenizer.pad_token_id, keep=self.reuse_mb > 0)
+                for i, score in zip(batch, scores, strict=True):
+                    out[i] = score
             return out
 
         value.cache = cache  # type: ignore[attr-defined]  # for inspection
         return value
+
+
+def _length_buckets(rows: list[ScoredTokens], cache: Any, batch_size: int,
+                    waste: float = 0.25) -> list[list[int]]:
+    """Row indices in batches of similar uncached length, longest first.
+
+    A batch costs its rows times its longest uncached part, so a batch mixing a
+    one-fact coalition with a ten-fact one pays for padding; a row joins the current
+    batch only while the padding stays under ``waste`` of the batch's tokens."""
+    rest = [len(row.ids) - cache.lookup(row.ids, len(row.ids) - row.n_answer - 1)[0]
+            for row in rows]
+    batches: list[list[int]] = []
+    real = 0
+    for i in sorted(range(len(rows)), key=lambda i: -rest[i]):
+        if batches and len(batches[-1]) < batch_size:
+            width, count = rest[batches[-1][0]], len(batches[-1]) + 1
+            if (width * count - real - rest[i]) <= waste * width * count:
+                batches[-1].append(i)
+                real += rest[i]
+                continue
+        batches.append([i])
+        real = rest[i]
+    return batches
 
 
 def _score(model: Any, cache: Any, rows: list[ScoredTokens], pad: int,

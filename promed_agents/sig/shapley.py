@@ -17,6 +17,8 @@ that evaluates each distinct coalition once.
   model as one batch (the stopping rule is checked after each permutation, and the run
   ends with the round in which it is met); antithetic rounds pair each permutation with
   its reverse.
+
+:mod:`promed_agents.sig.kernel_shapley` needs fewer coalitions for the same error.
 """
 
 from __future__ import annotations
@@ -153,13 +155,19 @@ def _marginals(perms: list[list[int]], n: int, cache: CoalitionCache, v_empty: f
 
 
 def permutation_shapley(n: int, value: ValueFunction | CoalitionCache,
-                        settings: PermutationConfig | None = None) -> ShapleyEstimate:
-    """Monte Carlo Shapley values with the reference's stopping rule; see the module."""
+                        settings: PermutationConfig | None = None,
+                        on_round: Callable[[ShapleyEstimate], None] | None = None,
+                        ) -> ShapleyEstimate:
+    """Monte Carlo Shapley values with the reference's stopping rule; see the module.
+
+    ``on_round`` is called with the estimate after each round (the last call's estimate
+    is the one returned)."""
     settings = settings or PermutationConfig()
     cache = value if isinstance(value, CoalitionCache) else CoalitionCache(value)
     v_empty, v_full = cache([frozenset(), frozenset(range(n))])
     if n == 0:
         return ShapleyEstimate([], "permutation", [], 0, cache.evaluations, v_empty, v_full)
+    method = "permutation-antithetic" if settings.antithetic else "permutation"
     rng = random.Random(settings.seed)
     # A sample is one permutation's marginals, or with antithetic permutations the mean
     # of a pair's (a permutation and its reverse are not independent draws, so the pair
@@ -186,10 +194,13 @@ def permutation_shapley(n: int, value: ValueFunction | CoalitionCache,
             # The round's later permutations are already paid for: they are kept.
             done = done or (per_sample * m >= settings.min_permutations
                             and change < settings.tolerance)
-    m = len(samples)
-    errors = [math.sqrt(sum((s[i] - means[i]) ** 2 for s in samples) / (m - 1) / m)
-              if m > 1 else math.nan for i in range(n)]
-    method = "permutation-antithetic" if settings.antithetic else "permutation"
-    return ShapleyEstimate(values=means, method=method, std_errors=errors,
-                           permutations=per_sample * m,
-                           evaluations=cache.evaluations, v_empty=v_empty, v_full=v_full)
+        m = len(samples)
+        errors = [math.sqrt(sum((s[i] - means[i]) ** 2 for s in samples) / (m - 1) / m)
+                  if m > 1 else math.nan for i in range(n)]
+        estimate = ShapleyEstimate(values=means, method=method, std_errors=errors,
+                                   permutations=per_sample * m,
+                                   evaluations=cache.evaluations, v_empty=v_empty,
+                                   v_full=v_full)
+        if on_round:
+            on_round(estimate)
+    return estimate
