@@ -34,6 +34,8 @@ from promed_agents.cli.options import (
 )
 from promed_agents.cli.progress_bar import progress_bar
 from promed_agents.errors import NotFoundError
+from promed_agents.sig.kernel_shapley import KernelConfig
+from promed_agents.sig.shapley import PermutationConfig
 
 if TYPE_CHECKING:
     from promed_agents.storage import TraceStore
@@ -46,9 +48,9 @@ class ShapleyCommandConfig:
     split: str | None = None
     scorer: str = "local:smollm2"
     method: str = "kernel"
-    max_evaluations: int = 64
-    permutations: int = 50
-    min_permutations: int = 3
+    max_evaluations: int = KernelConfig.max_evaluations
+    permutations: int = PermutationConfig.max_permutations
+    min_permutations: int = PermutationConfig.min_permutations
     antithetic: bool = False
     temperature: float = 2.0
     target: str = "text"
@@ -57,9 +59,7 @@ class ShapleyCommandConfig:
 
 def compute(store: TraceStore, settings: ShapleyCommandConfig, console: Console,
             progress_console: Console) -> Any:
-    from promed_agents.sig.kernel_shapley import KernelConfig
     from promed_agents.sig.scorer_spec import resolve_scorer
-    from promed_agents.sig.shapley import PermutationConfig
     from promed_agents.trainers.shapley_job import ShapleyConfig, compute_shapley
 
     scorer = resolve_scorer(settings.scorer, settings.target)  # type: ignore[arg-type]
