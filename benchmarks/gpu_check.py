@@ -162,6 +162,7 @@ def grpo_part(args, device: torch.device, dtype: torch.dtype) -> dict:
     """Part 3, or why it was skipped (its libraries missing: bring them with --wheels)."""
     try:
         from grpo_step import grpo_step
+
         import promed_agents.trainers.grpo_trainer  # noqa: F401  trl, langgraph, pydantic
     except ImportError as missing:
         return {"skipped": f"{missing}: run gpu_check.sh with --wheels DIR "

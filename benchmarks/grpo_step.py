@@ -26,7 +26,6 @@ from typing import Any
 
 import torch
 
-
 PAD, EOS = 1, 2
 
 
