@@ -11,7 +11,7 @@ case -> **consultation graph** -> trace in SQL -> Shapley/SIG -> MCTS-SFT / GRPO
 - :mod:`.checkpointer`: LangGraph checkpointers that make runs resumable.
 """
 
-from promed_agents.graphs.checkpointer import checkpointer
+from promed_agents.graphs.checkpointer import check_checkpointer, checkpointer
 from promed_agents.graphs.consultation import (
     ConsultationContext,
     ConsultationState,
@@ -27,4 +27,5 @@ from promed_agents.graphs.rollout import Trajectory, TrajectoryGroup, arollout
 
 __all__ = ["ConsultationContext", "ConsultationState", "Trajectory", "TrajectoryGroup",
            "arollout", "arun_consultations", "build_consultation_graph",
-           "checkpoint_serializer", "checkpointer", "episode_from_state", "run_consultations"]
+           "check_checkpointer", "checkpoint_serializer", "checkpointer", "episode_from_state",
+           "run_consultations"]

@@ -4,16 +4,21 @@ case -> **consultation graph** (checkpoints) -> trace in SQL -> Shapley/SIG -> .
 
 :func:`checkpointer` opens LangGraph's saver for a location, with the serializer that
 rebuilds exactly the consultation state's types
-(:func:`~promed_agents.graphs.consultation.checkpoint_serializer`).
+(:func:`~promed_agents.graphs.consultation.checkpoint_serializer`);
+:func:`check_checkpointer` tries a location before a run starts.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
 
+from promed_agents.errors import ConsultationError
 from promed_agents.graphs.consultation import checkpoint_serializer
+from promed_agents.redaction import without_password
 
 POSTGRES_PREFIXES = ("postgresql://", "postgresql+psycopg://", "postgres://")
 
@@ -21,21 +26,44 @@ POSTGRES_PREFIXES = ("postgresql://", "postgresql+psycopg://", "postgres://")
 @contextlib.asynccontextmanager
 async def checkpointer(where: str) -> AsyncIterator[Any]:
     """LangGraph's checkpointer for ``where``: a PostgreSQL URL (``postgresql://...``,
-    with the ``postgres`` extra) or a SQLite file path."""
+    with the ``postgres`` extra) or a SQLite file path. A location that cannot be opened
+    or set up is a :class:`~promed_agents.errors.ConsultationError` naming it (password
+    masked), raised before anything runs."""
     from langgraph.checkpoint.serde.base import maybe_add_typed_methods
 
     serde = maybe_add_typed_methods(checkpoint_serializer())
-    if where.startswith(POSTGRES_PREFIXES):
-        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    failures: tuple[type[BaseException], ...] = (OSError, sqlite3.Error)
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            if where.startswith(POSTGRES_PREFIXES):
+                import psycopg
+                from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
-        conninfo = where.replace("postgresql+psycopg://", "postgresql://", 1)
-        async with AsyncPostgresSaver.from_conn_string(conninfo) as saver:
+                failures += (psycopg.Error,)
+                conninfo = where.replace("postgresql+psycopg://", "postgresql://", 1)
+                saver = await stack.enter_async_context(
+                    AsyncPostgresSaver.from_conn_string(conninfo))
+            else:
+                from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+                saver = await stack.enter_async_context(AsyncSqliteSaver.from_conn_string(where))
             saver.serde = serde
             await saver.setup()
-            yield saver
-        return
-    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-
-    async with AsyncSqliteSaver.from_conn_string(where) as saver:
-        saver.serde = serde
+        except failures as exc:
+            reason = " ".join(str(exc).split())
+            raise ConsultationError(
+                f"cannot open the checkpoints {without_password(where)!r}: {reason}; give "
+                "--checkpoints a writable SQLite file or a reachable PostgreSQL URL") from None
         yield saver
+
+
+def check_checkpointer(where: str) -> None:
+    """Open and close the checkpointer for ``where`` now, so that a location that cannot
+    be used fails (a :class:`~promed_agents.errors.ConsultationError`) before a run
+    writes anything to its store."""
+
+    async def probe() -> None:
+        async with checkpointer(where):
+            pass
+
+    asyncio.run(probe())

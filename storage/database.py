@@ -22,10 +22,11 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from promed_agents.errors import StoreError
+from promed_agents.redaction import without_password
 
 DEFAULT_URL = "sqlite:///promed.db"
 ENV_VAR = "PROMED_DB"
@@ -41,8 +42,8 @@ def resolve_url(url: str | None = None) -> str:
     ``postgres://`` are given the psycopg 3 driver.
     """
     raw = url or os.environ.get(ENV_VAR) or DEFAULT_URL
-    if "://" not in raw:
-        return f"sqlite:///{raw}"
+    if "://" not in raw:  # a path is taken as it is: '%' in it is no URL escape
+        return URL.create("sqlite", database=raw).render_as_string()
     for prefix in ("postgresql://", "postgres://"):
         if raw.startswith(prefix):
             return "postgresql+psycopg://" + raw[len(prefix):]
@@ -72,7 +73,8 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     try:
         parsed = make_url(resolved)
     except (ArgumentError, ValueError) as exc:
-        raise StoreError(f"database URL {resolved!r} is not valid: {exc}; use e.g. "
+        raise StoreError(f"database URL {without_password(resolved)!r} is not valid: {exc}; "
+                         "use e.g. "
                          "sqlite:///promed.db or postgresql://user@host/db") from None
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         folder = Path(parsed.database).expanduser().parent
@@ -96,9 +98,9 @@ def alembic_config(engine: Engine | None = None) -> Config:
     """An Alembic config pointing at the shipped migrations (no alembic.ini needed)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    if engine is not None:
-        config.set_main_option("sqlalchemy.url",
-                               engine.url.render_as_string(hide_password=False))
+    if engine is not None:  # ConfigParser interpolates '%': a percent-encoded URL doubles it
+        config.set_main_option("sqlalchemy.url", engine.url.render_as_string(
+            hide_password=False).replace("%", "%%"))
     return config
 
 

@@ -46,13 +46,13 @@ from promed_agents.cli.options import (
     refuse_store_file,
     reports_errors,
     select_cases,
-    without_password,
 )
 from promed_agents.cli.progress_bar import progress_bar
 from promed_agents.errors import ConsultationError
 from promed_agents.graphs import ConsultationContext, arun_consultations
-from promed_agents.graphs.checkpointer import checkpointer
+from promed_agents.graphs.checkpointer import check_checkpointer, checkpointer
 from promed_agents.partial_view import DEFAULT_POLICY, PartialInfoPolicy
+from promed_agents.redaction import without_password
 from promed_agents.trace import ConsultationMode, EpisodeRecord, EpisodeStatus
 
 if TYPE_CHECKING:
@@ -134,6 +134,8 @@ def consult(store: TraceStore, settings: ConsultCommandConfig, console: Console,
     from promed_agents.storage.trace_recorder import TraceRecorder
 
     refuse_store_file(store, settings.checkpoints)
+    if settings.checkpoints:  # an unusable location fails before the store changes
+        check_checkpointer(settings.checkpoints)
     resume = settings.resume or _resumable(store, settings)
     if resume:
         if not settings.experiment:

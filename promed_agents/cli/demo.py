@@ -47,6 +47,7 @@ from promed_agents.errors import TrainingError
 from promed_agents.evaluation import relative_gain
 from promed_agents.loader import CaseFormat, bundled_sample_path
 from promed_agents.partial_view import PartialInfoPolicy
+from promed_agents.redaction import without_password
 
 if TYPE_CHECKING:
     from promed_agents.storage import TraceStore
@@ -194,7 +195,7 @@ def demo(
     with open_store(db) as store:
         groups = store.case_groups()
         first = store.list_cases(source="imedqa", split="sample", limit=1)
-    table = Table(title=f"cases in {db}")
+    table = Table(title=f"cases in {escape(str(without_password(db)))}")
     for column in ("source", "split", "language", "cases", "facts", "facts/case"):
         table.add_column(column)
     for g in groups:

@@ -46,12 +46,12 @@ from promed_agents.cli.options import (
     refuse_store_file,
     reports_errors,
     select_cases,
-    without_password,
 )
 from promed_agents.cli.progress_bar import progress_bar
 from promed_agents.errors import ConsultationError, NotFoundError
 from promed_agents.graphs import ConsultationContext
-from promed_agents.graphs.checkpointer import checkpointer
+from promed_agents.graphs.checkpointer import check_checkpointer, checkpointer
+from promed_agents.redaction import without_password
 from promed_agents.trainers.mcts_search import ConsultationEnvironment, MCTSConfig, run_mcts
 
 if TYPE_CHECKING:
@@ -135,6 +135,11 @@ def search(store: TraceStore, settings: MCTSCommandConfig, console: Console,
     proposer = resolve_doctor(settings.proposer) if settings.proposer else None
     resolve_patient(settings.patient)
     refuse_store_file(store, settings.checkpoints)
+    # The real URL (with its password) is used, never printed; an unusable location
+    # fails before the store changes.
+    where = settings.checkpoints or default_checkpoints(
+        store.engine.url.render_as_string(hide_password=False))
+    check_checkpointer(where)
     experiment_id, cases = _experiment(store, settings, console)
     scorer = settings.sig_scorer or settings.doctor
     weights = StoredWeights(store, scorer, temperature=settings.weight_temperature)
@@ -148,9 +153,6 @@ def search(store: TraceStore, settings: MCTSCommandConfig, console: Console,
         max_questions=settings.max_questions, demonstration=settings.demonstration,
         doctor_kwargs=doctor_sampling(doctor, max_tokens=settings.max_new_tokens,
                                       temperature=settings.temperature))
-    # The real URL (with its password) is used, never printed.
-    where = settings.checkpoints or default_checkpoints(
-        store.engine.url.render_as_string(hide_password=False))
     done = store.search_progress(experiment_id)
     started = time.perf_counter()
     with progress_bar(progress_console) as progress:

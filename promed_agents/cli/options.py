@@ -83,16 +83,6 @@ def reports_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def without_password(where: str | None) -> str | None:
-    """A location as it may be stored or printed: a database URL with its password
-    masked; a file path unchanged."""
-    if not where or "://" not in where:
-        return where
-    from sqlalchemy.engine import make_url
-
-    return make_url(where).render_as_string(hide_password=True)
-
-
 def open_store(db: str | None) -> TraceStore:
     from promed_agents.storage import TraceStore
 
