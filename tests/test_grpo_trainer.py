@@ -213,8 +213,8 @@ def _logged_consultations(store, model, tokenizer, run, shift=0.0):
         store.record_episode(episode)
 
 
-@pytest.mark.parametrize("shift, clipped", [
-    (0.0, False), pytest.param(-1.0, True, marks=pytest.mark.slow)])
+@pytest.mark.slow  # test_grpo_command's offline run and the recorded-logprobs test stay fast
+@pytest.mark.parametrize("shift, clipped", [(0.0, False), (-1.0, True)])
 def test_training_from_logged_traces_is_importance_weighted(tiny_model_folder, tmp_path,
                                                             sqlite_url, shift, clipped):
     from transformers import AutoModelForCausalLM, AutoTokenizer
