@@ -33,32 +33,29 @@ def test_shapley_stores_values_resumes_and_shows_them(sqlite_url, scorer):
     assert f"{records[0].values[0]:+.4f}" in shown.output
 
 
-def test_permutation_method_records_standard_errors(sqlite_url, scorer):
-    result = run("shapley", "--case-ids", "imedqa-0", "--method", "permutation",
-                 "--permutations", "4", "--min-permutations", "4", "--antithetic",
-                 "--scorer", scorer, "--db", sqlite_url)
-    assert result.exit_code == 1 and "not in the store" in result.stderr
-    run("cases", "import", __import__("promed_agents").bundled_sample_path(), "--db",
-        sqlite_url)
-    result = run("shapley", "--case-ids", "imedqa-0", "--method", "permutation",
-                 "--permutations", "4", "--min-permutations", "4", "--antithetic",
-                 "--scorer", scorer, "--db", sqlite_url)
+def _computed(url, scorer, case_id, *options):
+    """The record ``promed shapley --case-ids CASE_ID OPTIONS`` stores, the sample imported."""
+    run("cases", "import", __import__("promed_agents").bundled_sample_path(), "--db", url)
+    result = run("shapley", "--case-ids", case_id, *options, "--scorer", scorer, "--db", url)
     assert result.exit_code == 0, result.output
-    with TraceStore(sqlite_url) as store:
-        record = store.get_shapley("imedqa-0", scorer)
+    with TraceStore(url) as store:
+        return store.get_shapley(case_id, scorer)
+
+
+def test_permutation_method_records_standard_errors(sqlite_url, scorer):
+    options = ("--method", "permutation", "--permutations", "4", "--min-permutations", "4",
+               "--antithetic")
+    result = run("shapley", "--case-ids", "imedqa-0", *options, "--scorer", scorer,
+                 "--db", sqlite_url)
+    assert result.exit_code == 1 and "not in the store" in result.stderr
+    record = _computed(sqlite_url, scorer, "imedqa-0", *options)
     assert record.method == "permutation-antithetic" and record.samples == 4
     assert all(e is not None and e >= 0 for e in record.std_errors)
 
 
 def test_kernel_budget_is_the_max_evaluations_option(sqlite_url, scorer):
     # imedqa-2 has 12 facts: the first round is 26 coalitions, then whole pairs.
-    run("cases", "import", __import__("promed_agents").bundled_sample_path(), "--db",
-        sqlite_url)
-    result = run("shapley", "--case-ids", "imedqa-2", "--max-evaluations", "31",
-                 "--scorer", scorer, "--db", sqlite_url)
-    assert result.exit_code == 0, result.output
-    with TraceStore(sqlite_url) as store:
-        record = store.get_shapley("imedqa-2", scorer)
+    record = _computed(sqlite_url, scorer, "imedqa-2", "--max-evaluations", "31")
     assert record.method == "kernel" and record.samples == 30
     assert all(e is not None and e >= 0 for e in record.std_errors)
 
