@@ -104,7 +104,8 @@ def failed_episode(case: Case, view: PartialView, context: ConsultationContext,
                          status=EpisodeStatus.FAILED,
                          failure_reason=f"{type(error).__name__}: {error}"[:2000],
                          started_at=now, finished_at=now,
-                         metadata={"max_questions": context.max_questions})
+                         metadata={"max_questions": context.max_questions,
+                                   "doctor_kwargs": context.doctor_kwargs})
 
 
 def recursion_limit(max_questions: int) -> int:

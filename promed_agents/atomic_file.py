@@ -17,13 +17,24 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
+from promed_agents.errors import OutputError
+
 
 @contextlib.contextmanager
 def atomic_writer(path: str | Path) -> Iterator[TextIO]:
-    """A text handle (UTF-8) whose content becomes ``path`` when the block ends."""
+    """A text handle (UTF-8) whose content becomes ``path`` when the block ends.
+
+    A ``path`` that is a folder, or one that cannot be created, is an
+    :class:`~promed_agents.errors.OutputError` before anything is written."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    if path.is_dir():
+        raise OutputError(f"{path} is a folder; give the path of a file (in it or "
+                          "elsewhere)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             yield out

@@ -58,6 +58,10 @@ class NotFoundError(PromedError):
     """A case, episode or experiment asked for by id is not in the store."""
 
 
+class OutputError(PromedError):
+    """An output file (export, dataset, report) cannot be written where it was asked for."""
+
+
 class StoreError(PromedError):
     """The trace store cannot be opened, migrated or written to."""
 

@@ -55,7 +55,8 @@ class Estimate:
 
 
 def episode_figures(episode: EpisodeRecord) -> dict[str, float]:
-    """The metrics of one consultation (a failed one scores 0 on each)."""
+    """The metrics of one consultation (a failed one scores 0 on each; :func:`per_case`
+    leaves failed ones out)."""
     if episode.status is EpisodeStatus.FAILED:
         return dict.fromkeys(METRICS, 0.0)
     doctor = [t for t in episode.turns if t.role is Role.DOCTOR]
@@ -76,6 +77,20 @@ def episode_figures(episode: EpisodeRecord) -> dict[str, float]:
             "valid_turns": len(valid) / len(doctor) if doctor else 0.0}
 
 
+def run_status(episodes: Iterable[EpisodeRecord]) -> tuple[str, str | None]:
+    """``(status, reason)`` of a run from its consultations: ``failed`` when every one
+    failed (or there were none), ``incomplete`` when some did, else ``complete``; the
+    reason counts the failures and quotes the first."""
+    episodes = list(episodes)
+    failed = [e for e in episodes if e.status is EpisodeStatus.FAILED]
+    if not failed and episodes:
+        return "complete", None
+    first = failed[0].failure_reason if failed else None
+    reason = (f"{len(failed)} of {len(episodes)} consultations failed"
+              + (f"; the first: {first}" if first else ""))
+    return ("failed" if len(failed) == len(episodes) else "incomplete"), reason
+
+
 def sig_weighting(episodes: Iterable[EpisodeRecord]) -> str:
     """How the SIG of ``episodes`` weighed facts, as their evaluators recorded it:
     ``uniform``, ``shapley:SCORER``, several of these joined by ``+``, or ``unrecorded``."""
@@ -84,10 +99,13 @@ def sig_weighting(episodes: Iterable[EpisodeRecord]) -> str:
 
 
 def per_case(episodes: Iterable[EpisodeRecord]) -> dict[str, dict[str, float]]:
-    """Each case's metrics, averaged over its episodes (seeds)."""
+    """Each case's metrics, averaged over its episodes (seeds). Failed consultations are
+    left out (a case whose every episode failed has no figures): a backend error is not a
+    wrong answer. :func:`run_status` says how many there were."""
     grouped: dict[str, list[dict[str, float]]] = defaultdict(list)
     for episode in episodes:
-        grouped[episode.case_id].append(episode_figures(episode))
+        if episode.status is not EpisodeStatus.FAILED:
+            grouped[episode.case_id].append(episode_figures(episode))
     return {case: {m: sum(f[m] for f in figures) / len(figures) for m in METRICS}
             for case, figures in grouped.items()}
 

@@ -9,8 +9,10 @@ Three formats are read (see ``../shared/data/README.md`` in the development chec
 - ``promed-cmb``: the ProMed reference's CMB JSON array (Chinese; ``option``, letters in
   ``answer``).
 
-Either container (JSON Lines or one JSON array) is accepted for every format; ``auto``
-detects the format from the first record's keys. Any problem raises
+MediQ's second benchmark, iCraft-MD, has the ``mediq`` format and ids of its own (0..139):
+its cases are ``craftmd-<id>`` (from the file name, or ``source="craftmd"``), so both
+benchmarks live in one store. Either container (JSON Lines or one JSON array) is accepted
+for every format; ``auto`` detects the format from the first record's keys. Any problem raises
 :class:`~promed_agents.errors.CaseFormatError` naming file, line (or array index) and field,
 and nothing is returned: callers import all of a file or none of it.
 """
@@ -97,9 +99,21 @@ _RECORD_MODELS: dict[CaseFormat, type[_Strict]] = {
 }
 
 
+SAMPLE_SPLIT = "dev"
+"""The split of the bundled sample: its cases are iMedQA's first 50 dev cases, so a later
+``promed cases import imedqa_dev.jsonl --split dev`` finds them stored unchanged (the same
+case stored twice under two ids would let a run train on what another evaluates on)."""
+
+
 def bundled_sample_path() -> Path:
-    """The ~50 iMedQA cases shipped with the package (CC BY 4.0, see data/ATTRIBUTION.md)."""
+    """The 50 iMedQA cases shipped with the package (CC BY 4.0, see data/ATTRIBUTION.md):
+    the first 50 cases of MediQ's iMedQA dev file."""
     return Path(str(resources.files("promed_agents.data").joinpath("imedqa_sample.jsonl")))
+
+
+def bundled_sample() -> list[Case]:
+    """The bundled sample's cases, split ``dev`` (:data:`SAMPLE_SPLIT`)."""
+    return load_cases(bundled_sample_path(), split=SAMPLE_SPLIT)
 
 
 def read_records(path: str | Path) -> Iterator[Record]:
@@ -166,31 +180,48 @@ def _zh_context(full_question: str, atomic_question: str) -> list[str]:
     return [s.strip() for s in _ZH_SENTENCE_END.split(vignette) if s.strip()]
 
 
-def _case_fields(raw: _Strict, fmt: CaseFormat, split: str | None) -> dict[str, Any]:
+DEFAULT_SOURCES = {CaseFormat.MEDIQ: "imedqa", CaseFormat.PROMED_MEDQA: "medqa",
+                   CaseFormat.PROMED_CMB: "cmb"}
+"""The source (and id prefix) of each format's cases unless the file says otherwise."""
+_SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+def file_source(path: str | Path, fmt: CaseFormat) -> str:
+    """The benchmark a file holds, as far as its name tells: MediQ's two benchmarks share
+    one format, and its iCraft-MD file is named ``all_craft_md.jsonl`` (ids 0..139, the
+    same as iMedQA's first), so a MediQ file whose name mentions "craft" is ``craftmd``."""
+    if fmt is CaseFormat.MEDIQ and "craft" in Path(path).name.lower():
+        return "craftmd"
+    return DEFAULT_SOURCES[fmt]
+
+
+def _case_fields(raw: _Strict, fmt: CaseFormat, split: str | None, source: str
+                 ) -> dict[str, Any]:
     if isinstance(raw, _MediqRecord):
-        return dict(id=f"imedqa-{raw.id}", source="imedqa", language="en", split=split,
+        return dict(id=f"{source}-{raw.id}", source=source, language="en", split=split,
                     question=raw.question, options=raw.options, answer=[raw.answer_idx],
                     facts=[_FACT_NUMBER.sub("", f) for f in raw.facts], context=raw.context,
                     demographics=raw.patient)
     if isinstance(raw, _MedqaRecord):
-        return dict(id=f"medqa-{raw.id}", source="medqa", language="en", split=split,
+        return dict(id=f"{source}-{raw.id}", source=source, language="en", split=split,
                     question=raw.atomic_question.strip(), options=raw.options,
                     answer=[raw.answer_idx], facts=raw.facts, context=raw.context)
     assert isinstance(raw, _CmbRecord)
-    return dict(id=f"cmb-{raw.id}", source="cmb", language="zh", split=split,
+    return dict(id=f"{source}-{raw.id}", source=source, language="zh", split=split,
                 question=raw.atomic_question.strip(), options=raw.option,
                 answer=list(raw.answer.strip()), facts=raw.facts,
                 context=_zh_context(raw.question, raw.atomic_question))
 
 
-def _to_case(path: Path, location: str, value: Any, fmt: CaseFormat, split: str | None) -> Case:
+def _to_case(path: Path, location: str, value: Any, fmt: CaseFormat, split: str | None,
+             source: str | None) -> Case:
     if not isinstance(value, dict):
         raise CaseFormatError(path, location, None,
                               f"expected a JSON object, got {type(value).__name__}")
     model = _RECORD_MODELS[fmt]
     try:
         raw = model.model_validate(value)
-        return Case(**_case_fields(raw, fmt, split))
+        return Case(**_case_fields(raw, fmt, split, source or file_source(path, fmt)))
     except ValidationError as exc:
         error = exc.errors()[0]
         field = _field_path(tuple(error["loc"]), fmt) or None
@@ -209,9 +240,14 @@ def iter_located_cases(
     fmt: CaseFormat | str = CaseFormat.AUTO,
     split: str | None = None,
     limit: int | None = None,
+    source: str | None = None,
 ) -> Iterator[tuple[str, Case]]:
     """Yield ``(location, case)`` for the cases of ``path``, validating each."""
     path = Path(path)
+    if source is not None and not _SOURCE_NAME.match(source):
+        raise CaseFormatError(path, None, None, f"source {source!r} is not a plain name",
+                              hint="use lower-case letters, digits, '-', '_' or '.', e.g. "
+                                   "craftmd")
     try:
         fmt = CaseFormat(fmt)
     except ValueError:
@@ -231,7 +267,7 @@ def iter_located_cases(
                     path, location, None, "cannot tell the file's format from this record",
                     hint="pass --format mediq, promed-medqa or promed-cmb")
             fmt = detected
-        case = _to_case(path, location, value, fmt, split)
+        case = _to_case(path, location, value, fmt, split, source)
         if case.id in seen:
             raise CaseFormatError(path, location, "id",
                                   f"duplicate id {case.id!r} (first at {seen[case.id]})")
@@ -244,9 +280,10 @@ def iter_cases(
     fmt: CaseFormat | str = CaseFormat.AUTO,
     split: str | None = None,
     limit: int | None = None,
+    source: str | None = None,
 ) -> Iterator[Case]:
     """Yield the cases of ``path`` one by one, validating each (see :func:`load_cases`)."""
-    for _, case in iter_located_cases(path, fmt, split=split, limit=limit):
+    for _, case in iter_located_cases(path, fmt, split=split, limit=limit, source=source):
         yield case
 
 
@@ -255,9 +292,13 @@ def load_cases(
     fmt: CaseFormat | str = CaseFormat.AUTO,
     split: str | None = None,
     limit: int | None = None,
+    source: str | None = None,
 ) -> list[Case]:
     """Read and validate every case of ``path`` (the first ``limit`` if given).
 
-    Raises :class:`CaseFormatError` on the first bad record; nothing is returned then.
+    Each case is ``SOURCE-<id>`` of source ``SOURCE``: ``source`` if given, else what the
+    file holds (:func:`file_source`: imedqa, craftmd, medqa or cmb), so files of several
+    benchmarks live in one store. Raises :class:`CaseFormatError` on the first bad record;
+    nothing is returned then.
     """
-    return list(iter_cases(path, fmt, split=split, limit=limit))
+    return list(iter_cases(path, fmt, split=split, limit=limit, source=source))

@@ -1,48 +1,62 @@
-"""The HTML report: results, training curves and a consultation viewer in one file.
+"""The HTML report: results, comparison charts, training curves, the questions that
+acquired the most, and a consultation viewer, in one file.
 
 case -> consultation graph -> trace in SQL -> ... -> evaluation -> **report.html**
 
-:func:`build_report` reads the store only. For each run (experiment) it shows the
-evaluation figures with 95% bootstrap intervals (:mod:`promed_agents.evaluation`); for a
-training run with logged steps, its curves (mean token reward and its parts: SIG,
-accuracy, format; questions per episode, KL) drawn by matplotlib and inlined as PNG; and
-a consultation viewer for a few episodes: each doctor question with its SIG as a bar, the
-facts the patient disclosed highlighted, and the case's facts listed with their weights
-(stored Shapley weights of the run's SIG scorer, uniform where none). The file is
-self-contained (no scripts, no external links).
+:func:`build_report` reads the store only. For each run (experiment): the evaluation
+figures with 95% bootstrap intervals (:mod:`promed_agents.evaluation`) and how the run
+ended (an incomplete run is marked, its failed consultations left out of the figures);
+a bar chart of each metric per run with its interval; the distribution of SIG per
+question; per run, the questions that acquired the most weight; for a training run with
+logged steps, its curves (:mod:`promed_agents.report_charts`); and a consultation viewer
+for a few episodes: each doctor question with its SIG as a bar, the facts the patient
+disclosed highlighted as acquired (a fact the doctor knew at the start is marked known,
+never acquired), and the case's facts listed with their weights (stored Shapley weights
+of the run's SIG scorer, uniform where none). The file is self-contained (no scripts, no
+external links); its font stack covers Chinese (CMB) text.
 """
 
 from __future__ import annotations
 
-import base64
-import io
 from collections.abc import Callable, Sequence
-from html import escape
+from html import escape as _escape
 from typing import TYPE_CHECKING
 
 from promed_agents.case import Case
-from promed_agents.evaluation import LABELS, SHOWN, per_case, summarize
+from promed_agents.display_text import without_controls
+from promed_agents.evaluation import LABELS, SHOWN, per_case, run_status, summarize
+from promed_agents.report_charts import comparison_chart, sig_distribution, training_curves
 from promed_agents.trace import EpisodeRecord, Role, TurnKind
 
 if TYPE_CHECKING:
     from promed_agents.storage import TraceStore
 
-CURVES = (("token_reward/mean", "mean token reward"), ("episodes/sig", "SIG / episode"),
-          ("episodes/accuracy", "accuracy"), ("episodes/format", "format score"),
-          ("episodes/questions", "questions / episode"), ("kl", "KL to the start"))
-STYLE = """
-body{font-family:system-ui,sans-serif;margin:2em;max-width:70em;color:#222}
+__all__ = ["build_report", "consultation", "training_curves"]
+
+FONTS = ('system-ui, -apple-system, "Segoe UI", "Noto Sans", "Noto Sans CJK SC", '
+         '"Source Han Sans SC", "Droid Sans Fallback", "WenQuanYi Zen Hei", "PingFang SC", '
+         '"Microsoft YaHei", sans-serif')
+"""Latin first, then fonts with Chinese glyphs (Debian's fonts-noto-cjk or
+fonts-droid-fallback, macOS, Windows)."""
+STYLE = "body{font-family:" + FONTS + """;margin:2em;max-width:75em;color:#222;line-height:1.4}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em}
 th{background:#f2f2f2}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .turn{margin:.3em 0}.doctor{color:#0b4f8a}.patient{color:#555}
 img{max-width:100%}
 .bar{display:inline-block;height:.8em;background:#2a9d8f;vertical-align:middle}
 .fact.acquired{background:#ffe08a}.fact.known{color:#777}
+.status-incomplete,.status-failed{color:#b00020;font-weight:bold}
 .episode{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;margin:1em 0}
 """
+TOP_QUESTIONS = 5
 
 
-def _results(runs: dict[str, dict[str, dict[str, float]]]) -> str:
+def escape(text: object) -> str:
+    """Stored text as HTML: markup escaped, control characters written out."""
+    return _escape(without_controls(text))
+
+
+def _results(runs: dict[str, dict[str, dict[str, float]]], ended: dict[str, str]) -> str:
     header = "".join(f"<th>{escape(LABELS[m])}</th>" for m in SHOWN)
     rows = []
     for name, figures in runs.items():
@@ -52,36 +66,32 @@ def _results(runs: dict[str, dict[str, dict[str, float]]]) -> str:
         cells = "".join(f"<td class=n>{summary[m].mean:.3f} "
                         f"<small>[{summary[m].low:.3f}, {summary[m].high:.3f}]</small></td>"
                         for m in SHOWN)
-        rows.append(f"<tr><td>{escape(name)}</td><td class=n>{len(figures)}</td>{cells}</tr>")
-    return (f"<table id=results><tr><th>run</th><th>cases</th>{header}</tr>"
+        rows.append(f"<tr><td>{escape(name)}</td><td class=n>{len(figures)}</td>{cells}"
+                    f"<td>{ended.get(name, '')}</td></tr>")
+    return (f"<table id=results><tr><th>run</th><th>cases</th>{header}<th>status</th></tr>"
             + "".join(rows) + "</table>")
 
 
-def training_curves(steps: Sequence[tuple[int, dict[str, float]]], title: str) -> str:
-    """The logged training steps of one run as an inline PNG ``<img>``."""
-    import matplotlib
+def _ended(store: TraceStore, name: str, episodes: Sequence[EpisodeRecord]) -> str:
+    """How a run ended, as a table cell: its stored status, else what its episodes say."""
+    stored = store.experiment(name)
+    status, reason = (stored.status, stored.status_reason) if stored.status else \
+        run_status(episodes) if episodes else ("", None)
+    if status in ("incomplete", "failed"):
+        return (f"<span class='status-{status}'>{status}</span> "
+                f"<small>{escape(reason or '')}</small>")
+    return escape(status)
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
 
-    shown = [(key, label) for key, label in CURVES if any(key in m for _, m in steps)]
-    figure, axes = plt.subplots(1, len(shown), figsize=(3.2 * len(shown), 2.6),
-                                squeeze=False)
-    for axis, (key, label) in zip(axes[0], shown, strict=True):
-        points = [(step, m[key]) for step, m in steps if key in m]
-        axis.plot([p[0] for p in points], [p[1] for p in points], marker=".")
-        axis.set_title(label, fontsize=9)
-        axis.set_xlabel("step", fontsize=8)
-        axis.tick_params(labelsize=7)
-        if key == "kl":
-            axis.set_yscale("symlog", linthresh=0.1)
-    figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80)
-    plt.close(figure)
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img alt="{escape(title)}" src="data:image/png;base64,{data}">'
+def _top_questions(episodes: Sequence[EpisodeRecord]) -> str:
+    asked = sorted(((t.sig or 0.0, e.case_id, t.text) for e in episodes for t in e.turns
+                    if t.kind is TurnKind.QUESTION), key=lambda q: -q[0])[:TOP_QUESTIONS]
+    if not asked or asked[0][0] <= 0:
+        return "<p>No question acquired any weight.</p>"
+    return ("<table class=top><tr><th>SIG</th><th>case</th><th>question</th></tr>"
+            + "".join(f"<tr><td class=n>{sig:.3f}</td><td>{escape(case)}</td>"
+                      f"<td>{escape(text)}</td></tr>" for sig, case, text in asked)
+            + "</table>")
 
 
 WeightsFor = Callable[[str], Callable[[Case], list[float]]]
@@ -104,8 +114,8 @@ def consultation(store: TraceStore, episode: EpisodeRecord, weights_for: Weights
     """One episode: turns with SIG bars, the case's facts with weights and highlights."""
     case = store.get_case(episode.case_id)
     weights = weights_for(_scorer(episode))(case)
-    acquired = {i for t in episode.turns for i in t.disclosed_fact_ids}
     known = set(episode.known_fact_ids)
+    acquired = {i for t in episode.turns for i in t.disclosed_fact_ids} - known
     turns = []
     for turn in episode.turns:
         if turn.role is Role.DOCTOR:
@@ -135,20 +145,32 @@ def build_report(store: TraceStore, experiments: Sequence[str] | None = None,
     """The report of ``experiments`` (names; every run in the store when None); facts are
     weighed by ``weights_for`` (uniform by default)."""
     names = list(experiments) if experiments else [e.name for e in store.list_experiments()]
-    runs, curves, viewers = {}, [], []
+    runs, ended, sigs, curves, viewers, tops = {}, {}, {}, [], [], []
     for name in names:
         run_id = store.experiment_id(name)
         episodes = list(store.iter_episodes(run_id))
         runs[name] = per_case(episodes)
+        ended[name] = _ended(store, name, episodes)
         steps = store.training_metrics(run_id)
         if steps:
             curves.append(f"<h3>{escape(name)}</h3>" + training_curves(steps, name))
         if episodes:
+            sigs[name] = [t.sig or 0.0 for e in episodes for t in e.turns
+                          if t.kind is TurnKind.QUESTION]
+            tops.append(f"<h3>{escape(name)}</h3>" + _top_questions(episodes))
             viewers.append(f"<h3>{escape(name)}</h3>" + "".join(
                 consultation(store, e, weights_for) for e in episodes[:episodes_per_run]))
+    evaluated = {n: summarize(f) for n, f in runs.items() if f}
+    charts = comparison_chart(evaluated, SHOWN) if evaluated else ""
+    asked = {n: v for n, v in sigs.items() if v}
     return ("<!doctype html><html><head><meta charset=utf-8><title>ProMed Agents report"
             f"</title><style>{STYLE}</style></head><body><h1>ProMed Agents report</h1>"
-            "<h2>Results</h2><p>Means over cases with 95% bootstrap intervals.</p>"
-            + _results(runs) + "<h2>Training curves</h2>"
+            "<h2>Results</h2><p>Means over cases with 95% bootstrap intervals; failed "
+            "consultations are left out and their run marked.</p>"
+            + _results(runs, ended) + charts
+            + "<h2>SIG per question</h2>"
+            + (sig_distribution(asked) if asked else "<p>No questions were asked.</p>")
+            + "<h2>Questions that acquired the most</h2>" + "".join(tops)
+            + "<h2>Training curves</h2>"
             + ("".join(curves) or "<p>No training run in this report.</p>")
             + "<h2>Consultations</h2>" + "".join(viewers) + "</body></html>")

@@ -15,9 +15,10 @@ from promed_agents.storage.shapley_records import (
 )
 from promed_agents.storage.trace_export import export_traces
 from promed_agents.storage.trace_recorder import TraceRecorder
-from promed_agents.storage.trace_store import EpisodeSummary, TraceStore
+from promed_agents.storage.trace_store import EpisodeSummary, ExperimentSummary, TraceStore
 from promed_agents.storage.training_records import CheckpointRecord, TrainingSample
 
-__all__ = ["CaseGroup", "CheckpointRecord", "EpisodeSummary", "ImportReport", "SIGEvaluator",
+__all__ = ["CaseGroup", "CheckpointRecord", "EpisodeSummary", "ExperimentSummary",
+           "ImportReport", "SIGEvaluator",
            "ShapleyRecord", "StoredWeights", "TraceRecorder", "TraceStore", "TrainingSample",
            "export_traces", "make_engine", "resolve_url", "sig_evaluator", "upgrade"]

@@ -19,6 +19,7 @@ from sqlalchemy.orm import selectinload
 
 from promed_agents.case import Case
 from promed_agents.errors import CaseConflictError, NotFoundError
+from promed_agents.storage.column_types import row_limit, row_offset
 from promed_agents.storage.models import CaseRow, FactRow
 
 if TYPE_CHECKING:
@@ -96,10 +97,7 @@ class CaseRecords:
                 digest = case.content_hash()
                 if case.id in stored:
                     if stored[case.id] != digest:
-                        raise CaseConflictError(
-                            f"case {case.id} is already stored with different content or split; "
-                            "nothing was imported (give the file its own ids, or use "
-                            "another database)", case_id=case.id)
+                        raise self._conflict(session, case)
                     unchanged += 1
                 else:
                     session.add(CaseRow(
@@ -113,6 +111,22 @@ class CaseRecords:
                 if progress is not None:
                     progress(1)
         return ImportReport(added=added, unchanged=unchanged)
+
+    @staticmethod
+    def _conflict(session: Session, case: Case) -> CaseConflictError:
+        """Why ``case`` cannot be stored next to the stored case of its id."""
+        split, digest = session.execute(select(CaseRow.split, CaseRow.content_hash).where(
+            CaseRow.id == case.id)).one()
+        if case.model_copy(update={"split": split}).content_hash() == digest:
+            return CaseConflictError(
+                f"case {case.id} is already stored with split {split!r}, not "
+                f"{'without one' if case.split is None else repr(case.split)}; nothing "
+                f"was imported (import with --split {split}, or give the file its own "
+                "ids with --source)", case_id=case.id)
+        return CaseConflictError(
+            f"case {case.id} is already stored with different content; nothing was "
+            "imported (give the file its own ids with --source NAME, or use another "
+            "database)", case_id=case.id)
 
     def get_case(self, case_id: str) -> Case:
         with self._session() as session:
@@ -136,7 +150,7 @@ class CaseRecords:
         query = (select(CaseRow).options(selectinload(CaseRow.facts))
                  .where(*self._case_filters(source, split))
                  .order_by(CaseRow.source, func.length(CaseRow.id), CaseRow.id)
-                 .offset(offset).limit(limit))
+                 .offset(row_offset(offset)).limit(row_limit(limit)))
         with self._session() as session:
             return [_case_from_row(row) for row in session.scalars(query)]
 

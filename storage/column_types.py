@@ -78,3 +78,17 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
+
+
+SQL_INT_MAX = 2**63 - 1
+"""The largest integer SQLite and PostgreSQL's BIGINT hold."""
+
+
+def row_limit(count: int | None) -> int | None:
+    """A LIMIT the database takes: a count beyond 64 bits asks for every row."""
+    return None if count is None or count > SQL_INT_MAX else count
+
+
+def row_offset(offset: int) -> int:
+    """An OFFSET the database takes: one beyond 64 bits is past every row anyway."""
+    return min(offset, SQL_INT_MAX)

@@ -21,9 +21,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util import CommandError
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 
 from promed_agents.errors import StoreError
 from promed_agents.redaction import without_password
@@ -67,8 +69,30 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
-    """Create an engine for ``url`` (see :func:`resolve_url`), configured for the store."""
+def database_failure(exc: DBAPIError, url: Any, doing: str) -> StoreError:
+    """A driver's failure (not a SQLite file, read-only, unreachable, locked) as one line
+    naming the database (its password masked)."""
+    reason = " ".join(str(exc.orig).split())  # drivers' messages span several lines
+    where = without_password(str(url))
+    hint = ""
+    if "not a database" in reason:
+        hint = "; point --db at a ProMed store or a new file"
+    elif "readonly" in reason or "read-only" in reason:
+        hint = "; make the file and its folder writable, or copy the store elsewhere"
+    return StoreError(f"cannot {doing} the database {where}: {reason}{hint}")
+
+
+def is_driver_failure(exc: BaseException) -> bool:
+    """A database failure that is about the database, not about the data: constraint
+    violations (:class:`IntegrityError`) are left to their callers."""
+    return isinstance(exc, DBAPIError) and not isinstance(exc, IntegrityError)
+
+
+def make_engine(url: str | None = None, *, create: bool = True, **kwargs: Any) -> Engine:
+    """Create an engine for ``url`` (see :func:`resolve_url`), configured for the store.
+
+    With ``create=False`` a SQLite file that does not exist is an error rather than a new
+    empty database (for commands that only read)."""
     resolved = resolve_url(url)
     try:
         parsed = make_url(resolved)
@@ -76,8 +100,13 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         raise StoreError(f"database URL {without_password(resolved)!r} is not valid: {exc}; "
                          "use e.g. "
                          "sqlite:///promed.db or postgresql://user@host/db") from None
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        folder = Path(parsed.database).expanduser().parent
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") \
+            and not parsed.query.get("uri"):
+        file = Path(parsed.database).expanduser()
+        if not create and not file.exists():
+            raise StoreError(f"the database {file} does not exist; import cases first "
+                             "(`promed cases import FILE --db ...`) or check --db")
+        folder = file.parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -115,9 +144,18 @@ def current_revision(engine: Engine) -> str | None:
     try:
         with engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
-    except OperationalError as exc:
-        reason = " ".join(str(exc.orig).split())  # drivers' messages span several lines
-        raise StoreError(f"cannot open the database {engine.url!r}: {reason}") from None
+    except DBAPIError as exc:
+        raise database_failure(exc, engine.url, "open") from None
+
+
+def check_revision(revision: str) -> None:
+    """Refuse a migration target the shipped migrations do not have (before any
+    database is opened)."""
+    try:
+        ScriptDirectory.from_config(alembic_config()).get_revisions(revision)
+    except (CommandError, RevisionError) as exc:
+        raise StoreError(f"no schema revision {revision!r}: {exc}; the newest is "
+                         f"{head_revision()!r} (`promed db upgrade head`)") from None
 
 
 def upgrade(engine: Engine, revision: str = "head") -> str | None:
@@ -126,6 +164,7 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
     One transaction, serialised across processes (SQLite: ``BEGIN IMMEDIATE``;
     PostgreSQL: an advisory lock), so concurrent callers migrate once.
     """
+    check_revision(revision)
     config = alembic_config(engine)
     try:
         with engine.begin() as connection:
@@ -134,8 +173,11 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
                                    {"key": _MIGRATION_LOCK_KEY})
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
-    except OperationalError as exc:
-        raise StoreError(f"cannot migrate the database {engine.url!r}: {exc.orig}") from None
+    except DBAPIError as exc:
+        raise database_failure(exc, engine.url, "migrate") from None
+    except CommandError as exc:
+        raise StoreError(f"cannot migrate the database {engine.url!r} to {revision!r}: "
+                         f"{exc}; see `promed db current`") from None
     return current_revision(engine)
 
 

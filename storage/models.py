@@ -96,6 +96,9 @@ class ExperimentRow(Base):
     config: Mapped[dict[str, Any]]
     notes: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    status: Mapped[str | None] = mapped_column(String(16))
+    """How the run ended: complete, incomplete or failed (None: not recorded)."""
+    status_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class EpisodeRow(Base):

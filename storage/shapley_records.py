@@ -100,6 +100,11 @@ class ShapleyRecords:
                 query = query.where(ShapleyValueRow.method == method)
             return set(session.scalars(query))
 
+    def shapley_scorers(self) -> list[str]:
+        """The scorer specs with stored values, sorted."""
+        with self._session() as session:
+            return sorted(session.scalars(select(ShapleyValueRow.scorer_spec).distinct()))
+
 
 @dataclass
 class StoredWeights:

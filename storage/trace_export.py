@@ -2,28 +2,49 @@
 
 case -> consultation graph -> trace in SQL -> **export** -> (datasets, notebooks, other trainers)
 
-One JSON object per episode, with a chat-style ``messages`` list and the full ``turns``.
-The schema is the same on every line (free-form metadata travels as a JSON string), so the
-file loads with ``datasets.load_dataset("json", data_files=PATH)``. The file is written
-to a temporary name and renamed into place, so a failed export leaves no partial file.
+One JSON object per episode: the ``prompt`` the doctor started from (system message, the
+worked example when the run showed one, and the case as the doctor saw it), the
+consultation as a chat-style ``messages`` list, the full ``turns``, and the free-form
+``metadata`` as a nested JSON object. The file loads with
+``datasets.load_dataset("json", data_files=PATH)``. A file is written to a temporary name
+and renamed into place, so a failed export leaves no partial file; ``-`` writes to
+standard output.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
+from promed_agents.agents.doctor import opening_messages
 from promed_agents.atomic_file import atomic_writer
+from promed_agents.case import Case
+from promed_agents.partial_view import partial_view
 from promed_agents.storage.trace_store import TraceStore
-from promed_agents.trace import EpisodeRecord, EpisodeStatus
+from promed_agents.trace import ConsultationMode, EpisodeRecord, EpisodeStatus
 
+_MESSAGE_ROLES = {"system": "system", "human": "user", "ai": "assistant"}
 _CHAT_ROLES = {"doctor": "assistant", "patient": "user", "system": "system",
                "evaluator": "user"}
 
 
-def episode_to_json(episode: EpisodeRecord, with_tokens: bool = False) -> dict[str, Any]:
+def prompt_messages(case: Case, episode: EpisodeRecord, demonstration: bool = False
+                    ) -> list[dict[str, str]] | None:
+    """The doctor's opening prompt of ``episode`` as chat messages; None when the case's
+    view under the episode's policy is not the one the episode started from."""
+    view = partial_view(case, episode.partial_policy)
+    if view.known_fact_ids != episode.known_fact_ids:
+        return None
+    proactive = episode.mode is ConsultationMode.PROACTIVE
+    return [{"role": _MESSAGE_ROLES[m.type], "content": str(m.content)}
+            for m in opening_messages(case, view, proactive, demonstration)]
+
+
+def episode_to_json(episode: EpisodeRecord, with_tokens: bool = False,
+                    prompt: list[dict[str, str]] | None = None) -> dict[str, Any]:
     """The export form of one episode (see the module docstring)."""
     turns = []
     for turn in episode.turns:
@@ -57,23 +78,43 @@ def episode_to_json(episode: EpisodeRecord, with_tokens: bool = False) -> dict[s
         "correct": episode.correct,
         "total_reward": episode.total_reward,
         "num_questions": episode.num_questions,
+        "prompt": prompt,
         "messages": [{"role": _CHAT_ROLES[t.role.value], "content": t.text}
                      for t in episode.turns],
         "turns": turns,
-        "metadata_json": json.dumps(episode.metadata, sort_keys=True),
+        "metadata": episode.metadata,
     }
 
 
-def export_traces(store: TraceStore, path: str | Path, *, experiment_id: int | None = None,
-                 status: EpisodeStatus | str | None = None, with_tokens: bool = False,
-                 progress: Callable[[int], None] | None = None) -> int:
-    """Write the matching episodes to ``path``; returns how many were written."""
-    count = 0
+def export_traces(store: TraceStore, path: str | Path | TextIO, *,
+                  experiment_id: int | None = None,
+                  status: EpisodeStatus | str | None = None, with_tokens: bool = False,
+                  progress: Callable[[int], None] | None = None) -> int:
+    """Write the matching episodes to ``path`` (a file name, ``-`` for standard output,
+    or an open text handle); returns how many were written."""
+    if isinstance(path, str) and path == "-":
+        return _write(store, sys.stdout, experiment_id, status, with_tokens, progress)
+    if not isinstance(path, (str, Path)):
+        return _write(store, path, experiment_id, status, with_tokens, progress)
     with atomic_writer(path) as out:
-        for episode in store.iter_episodes(experiment_id=experiment_id, status=status):
-            out.write(json.dumps(episode_to_json(episode, with_tokens),
-                                 ensure_ascii=False) + "\n")
-            count += 1
-            if progress is not None:
-                progress(1)
+        return _write(store, out, experiment_id, status, with_tokens, progress)
+
+
+def _write(store: TraceStore, out: TextIO, experiment_id: int | None,
+           status: EpisodeStatus | str | None, with_tokens: bool,
+           progress: Callable[[int], None] | None) -> int:
+    count = 0
+    cases: dict[str, Case] = {}
+    shown_example = {e.id: bool(store.experiment_config(e.name)[1].get("demonstration"))
+                     for e in store.list_experiments()}
+    for episode in store.iter_episodes(experiment_id=experiment_id, status=status):
+        if episode.case_id not in cases:
+            cases[episode.case_id] = store.get_case(episode.case_id)
+        prompt = prompt_messages(cases[episode.case_id], episode,
+                                 shown_example.get(episode.experiment_id or -1, False))
+        out.write(json.dumps(episode_to_json(episode, with_tokens, prompt),
+                             ensure_ascii=False) + "\n")
+        count += 1
+        if progress is not None:
+            progress(1)
     return count

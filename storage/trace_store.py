@@ -9,18 +9,25 @@ database session. Opening a store applies any pending migrations.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from promed_agents.errors import NotFoundError, TraceError
 from promed_agents.storage.case_records import CaseRecords
-from promed_agents.storage.database import ensure_schema, make_engine
+from promed_agents.storage.column_types import SQL_INT_MAX, row_limit, row_offset
+from promed_agents.storage.database import (
+    database_failure,
+    ensure_schema,
+    is_driver_failure,
+    make_engine,
+)
 from promed_agents.storage.models import EpisodeRow, ExperimentRow, TurnRow
 from promed_agents.storage.search_records import SearchRecords
 from promed_agents.storage.shapley_records import ShapleyRecords
@@ -34,6 +41,10 @@ class ExperimentSummary:
     name: str
     kind: str
     created_at: datetime
+    status: str | None = None
+    """complete, incomplete (some consultations failed) or failed (all of them); None
+    while running or when the run did not record it."""
+    status_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,14 @@ class EpisodeSummary:
     correct: bool | None
     total_reward: float | None
     duration_s: float | None
+
+
+def _status(status: EpisodeStatus | str) -> EpisodeStatus:
+    try:
+        return EpisodeStatus(status)
+    except ValueError:
+        raise NotFoundError(f"no episode status {status!r}; use one of "
+                            f"{', '.join(s.value for s in EpisodeStatus)}") from None
 
 
 def _turn_from_row(row: TurnRow) -> TurnRecord:
@@ -81,12 +100,13 @@ class TraceStore(CaseRecords, ShapleyRecords, SearchRecords, TrainingRecords):
     """Cases, consultations and training artefacts in one SQL database.
 
     ``TraceStore()`` opens ``$PROMED_DB`` or ``sqlite:///promed.db``; pass a URL or an
-    engine for another. Use it as a context manager, or call :meth:`close`.
+    engine for another. ``create=False`` refuses a SQLite file that does not exist yet.
+    Use it as a context manager, or call :meth:`close`.
     """
 
     def __init__(self, url: str | None = None, *, engine: Engine | None = None,
-                 migrate: bool = True) -> None:
-        self.engine = engine if engine is not None else make_engine(url)
+                 migrate: bool = True, create: bool = True) -> None:
+        self.engine = engine if engine is not None else make_engine(url, create=create)
         if migrate:
             ensure_schema(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -108,8 +128,17 @@ class TraceStore(CaseRecords, ShapleyRecords, SearchRecords, TrainingRecords):
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    def _session(self) -> Session:
-        return self._sessions()
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[Session]:
+        """A session whose driver failures (a read-only file, a file that is not a
+        database, a server gone) come out as one :class:`StoreError`."""
+        try:
+            with self._sessions() as session:
+                yield session
+        except DBAPIError as exc:
+            if not is_driver_failure(exc):
+                raise
+            raise database_failure(exc, self.url, "use") from None
 
     # -- experiments ---------------------------------------------------------------------
 
@@ -140,8 +169,30 @@ class TraceStore(CaseRecords, ShapleyRecords, SearchRecords, TrainingRecords):
     def list_experiments(self) -> list[ExperimentSummary]:
         """Every run in the store, oldest first."""
         with self._session() as session:
-            return [ExperimentSummary(row.id, row.name, row.kind, row.created_at)
+            return [ExperimentSummary(row.id, row.name, row.kind, row.created_at, row.status,
+                                      row.status_reason)
                     for row in session.scalars(select(ExperimentRow).order_by(ExperimentRow.id))]
+
+    def experiment(self, name: str) -> ExperimentSummary:
+        """The run called ``name``."""
+        with self._session() as session:
+            row = session.scalar(select(ExperimentRow).where(ExperimentRow.name == name))
+        if row is None:
+            raise NotFoundError(f"no experiment named {name!r} in {self.url}")
+        return ExperimentSummary(row.id, row.name, row.kind, row.created_at, row.status,
+                                 row.status_reason)
+
+    def finish_experiment(self, experiment_id: int, status: str,
+                          reason: str | None = None) -> None:
+        """Record how a run ended (see :func:`promed_agents.evaluation.run_status`)."""
+        if status not in ("complete", "incomplete", "failed"):
+            raise TraceError(f"experiment status {status!r}: use complete, incomplete or "
+                             "failed")
+        with self._session() as session, session.begin():
+            row = session.get(ExperimentRow, experiment_id)
+            if row is None:
+                raise NotFoundError(f"experiment {experiment_id} does not exist")
+            row.status, row.status_reason = status, reason
 
     # -- episodes ------------------------------------------------------------------------
 
@@ -224,7 +275,8 @@ class TraceStore(CaseRecords, ShapleyRecords, SearchRecords, TrainingRecords):
 
     def get_episode(self, episode_id: int) -> EpisodeRecord:
         with self._session() as session:
-            row = session.get(EpisodeRow, episode_id, options=[selectinload(EpisodeRow.turns)])
+            row = session.get(EpisodeRow, episode_id, options=[selectinload(
+                EpisodeRow.turns)]) if abs(episode_id) <= SQL_INT_MAX else None
             if row is None:
                 raise NotFoundError(f"episode {episode_id} is not in the store {self.url}; "
                                     "see `promed traces list`")
@@ -239,7 +291,7 @@ class TraceStore(CaseRecords, ShapleyRecords, SearchRecords, TrainingRecords):
         if case_id is not None:
             filters.append(EpisodeRow.case_id == case_id)
         if status is not None:
-            filters.append(EpisodeRow.status == EpisodeStatus(status).value)
+            filters.append(EpisodeRow.status == _status(status).value)
         return filters
 
     def _episode_query(self, experiment_id: int | None, case_id: str | None,
@@ -249,9 +301,10 @@ class TraceStore(CaseRecords, ShapleyRecords, SearchRecords, TrainingRecords):
 
     def list_episodes(self, experiment_id: int | None = None, case_id: str | None = None,
                       status: EpisodeStatus | str | None = None,
-                      limit: int | None = None) -> list[EpisodeSummary]:
+                      limit: int | None = None, offset: int = 0) -> list[EpisodeSummary]:
         """Summaries of the matching episodes, oldest first (no turns are read)."""
-        query = self._episode_query(experiment_id, case_id, status).limit(limit)
+        query = self._episode_query(experiment_id, case_id, status).offset(
+            row_offset(offset)).limit(row_limit(limit))
         with self._session() as session:
             return [EpisodeSummary(
                 id=row.id, case_id=row.case_id, experiment_id=row.experiment_id,
@@ -279,9 +332,10 @@ class TraceStore(CaseRecords, ShapleyRecords, SearchRecords, TrainingRecords):
             last_id = rows[-1].id
 
     def count_episodes(self, experiment_id: int | None = None,
-                       status: EpisodeStatus | str | None = None) -> int:
+                       status: EpisodeStatus | str | None = None,
+                       case_id: str | None = None) -> int:
         query = select(func.count()).select_from(EpisodeRow).where(
-            *self._episode_filters(experiment_id, status=status))
+            *self._episode_filters(experiment_id, case_id, status))
         with self._session() as session:
             return session.scalar(query) or 0
 

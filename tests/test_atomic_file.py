@@ -30,3 +30,18 @@ def test_an_error_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
         raise RuntimeError("boom")
     assert target.read_text() == "good"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_a_folder_or_an_unwritable_place_is_refused_before_writing(tmp_path):
+    from promed_agents.errors import OutputError
+
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    with pytest.raises(OutputError, match="is a folder; give the path of a file"):
+        with atomic_writer(folder) as out:
+            out.write("x")
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(OutputError, match="cannot write"):
+        with atomic_writer(tmp_path / "a-file" / "out.txt") as out:
+            out.write("x")
+    assert list(folder.iterdir()) == []

@@ -4,6 +4,8 @@ non-zero exit, and nothing written. Malformed case records are in malformed_inpu
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from promed_agents.storage import TraceStore
@@ -187,3 +189,200 @@ def test_unwritable_checkpoints_fail_before_the_store_changes(path, command, sto
 
 def test_every_command_with_a_database_is_in_the_census():
     assert len(DB_COMMANDS) >= 19 and len(CHECKPOINT_COMMANDS) == 2
+
+
+HUGE = "99999999999999999999"
+FAKE = ["--doctor", "fake:answer: A"]
+INPUTS = [
+    (["consult", "--cases", "1", "--doctor", "openai:m@notaurl"], "is not an http(s) URL"),
+    (["eval", "--cases", "1", "--doctor", "vllm:m@http://:80/v1"], "has no host"),
+    (["consult", "--cases", "1", "--temperature", "inf", *FAKE],
+     "--temperature inf: give a finite number"),
+    (["eval", "--cases", "1", "--temperature", "inf", *FAKE], "give a finite number"),
+    (["mcts", "--experiment", "m", "--cases", "1", "--temperature", "inf", *FAKE],
+     "give a finite number"),
+    (["consult", "--case-ids", ",,", *FAKE], "--case-ids ',,' names nothing"),
+    (["eval", "--case-ids", " , ", *FAKE], "names nothing"),
+    (["consult", "--cases", "1", "--case-ids", "imedqa-0", *FAKE],
+     "--case-ids and --cases both choose cases"),
+    (["eval", "--split", "dev", "--case-ids", "imedqa-0", *FAKE], "both choose cases"),
+    (["consult", "--cases", "1", "--sig-scorer", "nothing", *FAKE],
+     "--sig-scorer nothing: no Shapley values are stored"),
+    (["eval", "--cases", "1", "--sig-scorer", "nothing", *FAKE], "no Shapley values"),
+    (["train", "grpo", "--output", "/nonexistent/out", "--model", "local:smollm2",
+      "--cases", "1", "--sig-scorer", "nothing"], "no Shapley values"),
+    (["consult", "--cases", HUGE, *FAKE], "the largest number it takes"),
+    (["traces", "show", HUGE], "the largest number it takes"),
+    (["cases", "list", "--offset", HUGE], "the largest number it takes"),
+    (["traces", "list", "--status", "bogus"], "no episode status 'bogus'"),
+    (["db", "upgrade", "nosuchrev"], "no schema revision 'nosuchrev'"),
+]
+
+
+@pytest.mark.parametrize("args, problem", INPUTS,
+                         ids=[" ".join(a[:3]) + f"-{i}" for i, (a, _) in enumerate(INPUTS)])
+def test_bad_values_are_one_line_before_anything_is_written(store_url, args, problem):
+    before = counts(store_url)
+    assert problem in one_line(run(*args, "--db", store_url))
+    assert counts(store_url) == before  # not even the bundled sample
+    with TraceStore(store_url) as store:
+        assert [e.name for e in store.list_experiments()] == ["existing"]
+
+
+def test_outputs_that_are_folders_are_refused(store_url, tmp_path):
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    for args in (["traces", "export", folder], ["report", "--out", folder]):
+        assert f"{folder} is a folder" in one_line(run(*args, "--db", store_url))
+    assert list(folder.iterdir()) == []
+
+
+READ_ONLY = [["cases", "list"], ["cases", "show", "imedqa-0"], ["traces", "list"],
+             ["traces", "show", "1"], ["traces", "export", "{tmp}/out.jsonl"],
+             ["report", "--out", "{tmp}/r.html"], ["eval", "compare", "a", "b"],
+             ["mcts", "show", "imedqa-0", "--experiment", "m"],
+             ["shapley", "show", "imedqa-0"], ["db", "current"]]
+
+
+@pytest.mark.parametrize("args", READ_ONLY, ids=[" ".join(a[:2]) for a in READ_ONLY])
+def test_reading_commands_do_not_create_a_database(args, tmp_path):
+    where = tmp_path / "missing" / "store.db"
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    assert f"the database {where} does not exist" in one_line(run(*args, "--db", where))
+    assert not (tmp_path / "missing").exists() and not (tmp_path / "out.jsonl").exists()
+
+
+def _damaged(kind, tmp_path, store_url) -> str:
+    path = tmp_path / f"{kind}.db"
+    if kind == "not-sqlite":
+        path.write_text("these are notes, not a database\n" * 100)
+    else:  # the first 5 KB of a real store
+        path.write_bytes((tmp_path / "store.db").read_bytes()[:5000])
+    return str(path)
+
+
+@pytest.mark.parametrize("kind, problem", [("not-sqlite", "file is not a database"),
+                                           ("truncated", "malformed")])
+@pytest.mark.parametrize("args", [["cases", "list"], ["consult", "--cases", "1", *FAKE],
+                                  ["cases", "import", "{good}"]], ids=["list", "consult",
+                                                                       "import"])
+def test_files_that_are_not_stores_are_one_line(kind, problem, args, store_url, tmp_path):
+    (tmp_path / "good.jsonl").write_text(GOOD + "\n", encoding="utf-8")
+    path = _damaged(kind, tmp_path, store_url)
+    before = (tmp_path / f"{kind}.db").read_bytes()
+    args = [a.replace("{good}", str(tmp_path / "good.jsonl")) for a in args]
+    line = one_line(run(*args, "--db", path))
+    assert "cannot open the database" in line and problem in line
+    assert (tmp_path / f"{kind}.db").read_bytes() == before
+
+
+def test_a_read_only_store_is_one_line_and_unchanged(store_url, tmp_path):
+    read_only = f"sqlite:///file:{tmp_path / 'store.db'}?mode=ro&uri=true"
+    before = counts(store_url)
+    listed = run("cases", "list", "--db", read_only)
+    assert listed.exit_code == 0, listed.output  # reading works
+    line = one_line(run("consult", "--cases", "1", *FAKE, "--db", read_only))
+    assert "attempt to write a readonly database" in line and "writable" in line
+    assert counts(store_url) == before
+
+
+def test_a_run_whose_every_consultation_failed_is_an_error(store_url):
+    from langchain_core.language_models import BaseChatModel
+
+    from promed_agents.backends import register_backend
+
+    class AlwaysDown(BaseChatModel):
+        def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+            raise ConnectionError("the server went away")
+
+        @property
+        def _llm_type(self) -> str:
+            return "always-down"
+
+    result = run("consult", "--cases", "1", "--doctor", "openai:m@http://127.0.0.1:1/v1",
+                 "--experiment", "dead", "--db", store_url)  # a server that is not there
+    line = one_line(result)
+    assert "run dead failed: 1 of 1 consultations failed; the first:" in line
+    assert "Connection error" in line
+    register_backend("always-down", lambda spec: AlwaysDown())
+    evaluated = run("eval", "--cases", "2", "--doctor", "always-down:x", "--experiment",
+                    "dead-eval", "--db", store_url)
+    assert "run dead-eval-proactive failed: 2 of 2" in one_line(evaluated)
+    assert "accuracy" not in evaluated.output  # no figures for a run that did not run
+    with TraceStore(store_url) as store:
+        assert store.experiment("dead").status == "failed"
+        assert store.experiment("dead-eval-proactive").status == "failed"
+        names = [e.name for e in store.list_experiments()]
+    assert "dead-eval-reactive" not in names  # the evaluation stopped at the failure
+
+
+HOSTILE = "[/INST] [bold red]x[/] \x1b[2J\x1b]0;pwned\x07 \x9b31m end"
+"""Rich markup, a terminal escape that clears the screen, one that sets the window title,
+and a C1 control character."""
+
+
+@pytest.fixture
+def hostile_store(store_url):
+    from promed_agents.case import Case
+    from promed_agents.sig.shapley import ShapleyEstimate
+    from promed_agents.trace import EpisodeStatus
+
+    from helpers import episode
+
+    case = Case(id="imedqa-0", source="imedqa", split=f"s{HOSTILE}",
+                question=f"Q {HOSTILE}?", options={"A": f"opt {HOSTILE}", "B": "b",
+                                                    "C": "c", "D": "d"},
+                answer=["C"], context=[f"ctx {HOSTILE}"],
+                facts=[f"fact {HOSTILE}", "f1", "f2", "f3", "f4", "f5"])
+    with TraceStore(store_url) as store:
+        store.import_cases([case])
+        run_id = store.create_experiment(f"run {HOSTILE}", "eval", {})
+        turns = episode().turns
+        turns[0] = turns[0].model_copy(update={"text": f"question: {HOSTILE}"})
+        turns[1] = turns[1].model_copy(update={"text": f"Yes {HOSTILE}"})
+        store.record_episode(episode(experiment_id=run_id, turns=turns,
+                                     doctor_spec=f"fake:{HOSTILE}",
+                                     graph=f"g {HOSTILE}"))
+        store.record_episode(episode(experiment_id=run_id, status=EpisodeStatus.FAILED,
+                                     failure_reason=f"Boom {HOSTILE}", correct=None,
+                                     final_answer=None, turns=[]))
+        store.save_shapley("imedqa-0", "local:smollm2", ShapleyEstimate(
+            values=[0.1] * 6, method="exact"), weights=[1 / 6] * 6, temperature=1.0)
+    return store_url
+
+
+PRINTING = [["cases", "show", "imedqa-0"], ["traces", "show", "1"], ["traces", "show", "2"],
+            ["shapley", "show", "imedqa-0"], ["eval", "compare", f"run {HOSTILE}",
+                                              f"run {HOSTILE}"],
+            *[[command, "list", "--format", fmt] for command in ("cases", "traces")
+              for fmt in ("csv", "json")]]
+TABLES = [["cases", "list"], ["traces", "list"]]
+"""Tables at 80 columns cut long text short: no markup there to check, only that no
+control character reaches the terminal."""
+
+
+def _printed(result) -> str:
+    assert result.exit_code == 0, result.output + result.stderr
+    shown = result.output + result.stderr
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", shown), repr(shown)
+    return shown
+
+
+@pytest.mark.parametrize("args", PRINTING, ids=[" ".join(a[:4])[:24] for a in PRINTING])
+def test_stored_text_is_printed_as_text(hostile_store, args):
+    shown = _printed(run(*args, "--db", hostile_store))
+    assert "[/INST]" in shown  # markup shown as it is, not taken as a closing tag
+    assert "\\x1b[2J" in shown or "\\u001b[2J" in shown  # the escape, written out
+
+
+@pytest.mark.parametrize("args", TABLES, ids=[" ".join(a) for a in TABLES])
+def test_tables_of_stored_text_hold_no_control_characters(hostile_store, args):
+    _printed(run(*args, "--db", hostile_store))
+
+
+def test_the_report_escapes_stored_text(hostile_store, tmp_path):
+    result = run("report", "--out", tmp_path / "r.html", "--db", hostile_store)
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "[/INST]" in html and not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", html)
+    assert "\\x1b[2J" in html

@@ -105,8 +105,12 @@ def test_cases_list_and_show(seeded):
     assert missing.exit_code == 1 and "case 'imedqa-77' is not in the store" in missing.stderr
 
 
-def test_db_upgrade_and_current(sqlite_url):
-    assert "(empty database)" in run("db", "current", "--db", sqlite_url).output
+def test_db_upgrade_and_current(sqlite_url, tmp_path):
+    missing = run("db", "current", "--db", sqlite_url)
+    assert missing.exit_code == 1 and "does not exist" in missing.stderr
+    assert not any(tmp_path.iterdir())  # a read-only command creates no database
+    (tmp_path / "empty.db").touch()
+    assert "(empty database)" in run("db", "current", "--db", tmp_path / "empty.db").output
     from promed_agents.storage.database import head_revision
 
     head = head_revision()
@@ -198,3 +202,80 @@ def test_demo_runs_the_whole_pipeline_on_a_local_model(tmp_path, tiny_model_fold
         assert [s for s, _ in store.training_metrics(store.experiment_id(grpo[0]))] == [1]
     html = report.read_text()
     assert "-trained-proactive" in html and 'src="data:image/png;base64,' in html
+
+
+def test_short_help_version_and_plain_help():
+    assert run("-h").output == run("--help").output
+    assert run("traces", "list", "-h").exit_code == 0
+    from promed_agents import __version__
+
+    assert run("--version").output == f"promed-agents {__version__}\n"
+    top = run("--help").output
+    assert "<bool>" not in top and "╭" not in top  # plain, as click writes help
+    commands = top.split("Commands:")[1].strip().splitlines()
+    assert len(commands) == 10  # one line per command, no hard breaks
+    assert all(not line.rstrip().endswith("...") for line in commands)
+    assert "[default: sqlite:///promed.db]" in " ".join(run("cases", "list", "-h").output.split())
+
+
+def test_the_readme_quick_start_imports_dev_after_the_sample(sqlite_url):
+    # An empty store gets the bundled sample on its first consultation; the README's next
+    # step imports the 1,000 dev cases, whose first 50 are the sample's.
+    first = run("consult", "--cases", "1", "--doctor", "fake:answer: C", "--db", sqlite_url)
+    assert first.exit_code == 0 and "bundled sample (50 iMedQA dev cases" in first.output
+    dev = run("cases", "import", shared_file("mediq/imedqa_dev.jsonl"), "--split", "dev",
+              "--db", sqlite_url)
+    assert dev.exit_code == 0, dev.stderr
+    assert "imported 950 new case(s)" in dev.output and "50 already stored" in dev.output
+    without = run("cases", "import", shared_file("mediq/imedqa_dev.jsonl"), "--db",
+                  sqlite_url)
+    assert "case imedqa-0 is already stored with split 'dev', not without one" in \
+        without.stderr and "--split dev" in without.stderr
+
+
+def test_imedqa_and_icraftmd_live_in_one_store(sqlite_url, tmp_path):
+    craft = tmp_path / "all_craft_md.jsonl"  # the name of MediQ's iCraft-MD file
+    craft.write_text("\n".join(bundled_sample_path().read_text().splitlines()[:3]) + "\n")
+    assert run("cases", "import", bundled_sample_path(), "--split", "dev", "--db",
+               sqlite_url).exit_code == 0
+    detected = run("cases", "import", craft, "--db", sqlite_url)
+    assert detected.exit_code == 0 and "imported 3 new case(s)" in detected.output
+    named = run("cases", "import", bundled_sample_path(), "--source", "craftmd-v2",
+                "--limit", "2", "--db", sqlite_url)
+    assert named.exit_code == 0, named.stderr
+    with TraceStore(sqlite_url) as store:
+        assert store.count_cases(source="imedqa") == 50
+        assert [c.id for c in store.list_cases(source="craftmd")] == [
+            "craftmd-0", "craftmd-1", "craftmd-2"]
+        assert store.count_cases(source="craftmd-v2") == 2
+
+
+def test_traces_list_pages_and_prints_json_or_csv(seeded):
+    page = run("traces", "list", "--limit", "1", "--offset", "1", "--db", seeded)
+    assert page.exit_code == 0 and "2-2 of 2 episode(s)" in page.output
+    rows = json.loads(run("traces", "list", "--format", "json", "--db", seeded).output)
+    assert [(r["id"], r["experiment"], r["case"]) for r in rows] == [
+        (1, "smoke", "imedqa-0"), (2, None, "imedqa-2")]
+    lines = run("traces", "list", "--format", "csv", "--db", seeded).output.splitlines()
+    assert lines[0] == "id,experiment,case,mode,status,questions,answer,correct"
+    assert lines[1].startswith("1,smoke,imedqa-0,proactive,completed,1,C,yes")
+    cases = json.loads(run("cases", "list", "--format", "json", "--db", seeded).output)
+    assert [c["id"] for c in cases] == ["imedqa-0", "imedqa-1", "imedqa-2"]
+
+
+def test_tables_fit_80_columns_when_piped(seeded):
+    for args in (["cases", "list"], ["traces", "list"]):
+        result = run(*args, "--db", seeded)
+        assert max(len(line) for line in result.output.splitlines()) <= 80, result.output
+
+
+def test_traces_export_to_standard_output_with_prompt_and_metadata(seeded):
+    result = run("traces", "export", "-", "--db", seeded)
+    assert result.exit_code == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 2 and "wrote 2 episode(s) to standard output" in result.stderr
+    assert lines[0]["metadata"] == {"seed": 1, "prompt_tokens": 40}  # JSON, not a string
+    system, case = lines[0]["prompt"]
+    assert system["role"] == "system" and "ask the patient ONE short question" in \
+        system["content"]
+    assert case["role"] == "user" and "Ceftriaxone" in case["content"]

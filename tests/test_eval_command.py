@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from promed_agents.loader import bundled_sample_path, load_cases
 from promed_agents.storage import TraceStore
 
@@ -27,7 +29,10 @@ def test_eval_runs_each_mode_and_seed_and_stores_the_runs(sqlite_url):
             assert store.count_episodes(run_id) == 12  # 6 cases x 2 seeds
             episodes = list(store.iter_episodes(run_id))
             assert {e.mode.value for e in episodes} == {mode}
-            assert {e.graph for e in episodes} == {"eval-s0", "eval-s1"}
+            assert {e.graph for e in episodes} == {"consultation"}  # the graph's name
+            seeds = sorted(e.metadata["doctor_kwargs"]["seed"] for e in episodes)
+            assert seeds == [0] * 6 + [1] * 6
+            assert store.experiment(f"e-{mode}").status == "complete"
 
 
 def test_compare_reports_paired_differences_and_the_gain(sqlite_url):
@@ -47,6 +52,9 @@ def test_bad_eval_arguments_are_one_line_errors(sqlite_url):
     bad_mode = run("eval", "--modes", "curious", "--doctor", "fake:answer: A", "--db",
                    sqlite_url)
     assert bad_mode.exit_code == 1 and "give proactive, reactive or both" in bad_mode.stderr
+    nowhere = run("eval", "compare", "x", "y", "--db", sqlite_url)
+    assert nowhere.exit_code == 1 and "does not exist" in nowhere.stderr
+    TraceStore(sqlite_url).close()
     missing = run("eval", "compare", "x", "y", "--db", sqlite_url)
     assert missing.exit_code == 1 and "no experiment named 'x'" in missing.stderr
 
@@ -64,3 +72,37 @@ def test_reference_doctors_are_evaluated_with_the_asking_metrics(sqlite_url):
             e.num_questions == 3 for e in oracle)
     compared = run("eval", "compare", "r-proactive", "o-proactive", "--db", sqlite_url)
     assert compared.exit_code == 0 and "facts acquired / episode" in compared.output
+
+
+def test_failed_consultations_are_reported_left_out_and_mark_the_run(sqlite_url):
+    from langchain_core.language_models import BaseChatModel
+    from langchain_core.messages import AIMessage
+    from langchain_core.outputs import ChatGeneration, ChatResult
+
+    from promed_agents.backends import register_backend
+
+    class DownForOneCase(BaseChatModel):
+        """Answers C, except that the server is gone for case imedqa-0."""
+
+        def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+            if any("cell wall synthesis" in str(m.content) for m in messages):
+                raise ConnectionError("the server went away")
+            return ChatResult(generations=[ChatGeneration(message=AIMessage("answer: C"))])
+
+        @property
+        def _llm_type(self) -> str:
+            return "down-for-one-case"
+
+    register_backend("down-for-one", lambda spec: DownForOneCase())
+    result = run("eval", "--doctor", "down-for-one:x", "--cases", "4", "--modes",
+                 "proactive", "--experiment", "half", "--db", sqlite_url)
+    assert result.exit_code == 0, result.output
+    assert "warning: run half-proactive is incomplete: 1 of 4 consultations failed; " \
+           "the first: ConnectionError: the server went away" in result.stderr
+    assert re.search(r"failed consultations \(left out\)\s+.\s+1", result.output)
+    assert re.search(r"cases\s+.\s+3", result.output)
+    answers_c = sum(case.answer == ["C"] for case in CASES[1:4]) / 3
+    assert f"{answers_c:.3f} [" in result.output  # accuracy over the three that ran
+    with TraceStore(sqlite_url) as store:
+        ended = store.experiment("half-proactive")
+    assert ended.status == "incomplete" and "1 of 4" in ended.status_reason

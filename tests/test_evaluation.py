@@ -9,6 +9,7 @@ from promed_agents.evaluation import (
     paired_difference,
     per_case,
     relative_gain,
+    run_status,
     summarize,
 )
 from promed_agents.trace import EpisodeRecord, EpisodeStatus, Role, TurnKind, TurnRecord
@@ -93,3 +94,16 @@ def test_paired_difference_and_relative_gain():
     assert relative_gain(never, proactive) is None
     with pytest.raises(ValueError, match="no cases"):
         summarize({})
+
+
+def test_failed_consultations_are_left_out_and_counted():
+    failed = EpisodeRecord(case_id="c1", graph="g", doctor_spec="d",
+                           status=EpisodeStatus.FAILED, failure_reason="ConnectionError: x")
+    episodes = [episode("c0", True), failed, episode("c2", False)]
+    assert set(per_case(episodes)) == {"c0", "c2"}  # a backend error is no wrong answer
+    assert run_status(episodes) == ("incomplete", "1 of 3 consultations failed; the "
+                                                  "first: ConnectionError: x")
+    assert run_status([failed]) == ("failed", "1 of 1 consultations failed; the first: "
+                                              "ConnectionError: x")
+    assert run_status(episodes[:1]) == ("complete", None)
+    assert run_status([])[0] == "failed"

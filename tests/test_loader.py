@@ -118,3 +118,26 @@ def test_malformed_input_names_file_location_and_field(tmp_path, name, suffix, t
     assert message.startswith(f"{path}:{location}: ") and "\n" not in message
     if field:
         assert f"field '{field}'" in message
+
+
+def test_a_source_names_the_benchmark_and_prefixes_the_ids(tmp_path):
+    craft = tmp_path / "all_craft_md.jsonl"
+    craft.write_text(bundled_sample_path().read_text().splitlines()[0] + "\n")
+    (detected,) = load_cases(craft)
+    assert (detected.id, detected.source) == ("craftmd-0", "craftmd")
+    (named,) = load_cases(bundled_sample_path(), source="craftmd", limit=1)
+    assert (named.id, named.source) == ("craftmd-0", "craftmd")
+    (default,) = load_cases(bundled_sample_path(), limit=1)
+    assert (default.id, default.source) == ("imedqa-0", "imedqa")
+    (medqa,) = load_cases(shared_file("promed_format/medqa_atomic_example.jsonl"),
+                          source="medqa-usmle", limit=1)
+    assert medqa.id.startswith("medqa-usmle-") and medqa.source == "medqa-usmle"
+    with pytest.raises(CaseFormatError, match="source 'Craft MD' is not a plain name"):
+        load_cases(bundled_sample_path(), source="Craft MD")
+
+
+def test_the_bundled_sample_is_split_dev_like_the_file_it_comes_from():
+    from promed_agents.loader import SAMPLE_SPLIT, bundled_sample
+
+    dev = load_cases(shared_file("mediq/imedqa_dev.jsonl"), split="dev", limit=50)
+    assert SAMPLE_SPLIT == "dev" and bundled_sample() == dev

@@ -159,3 +159,48 @@ def test_concurrent_imports_of_the_same_file_store_each_case_once(db_url):
     assert all(added + unchanged == 50 for added, unchanged in reports)
     with TraceStore(db_url) as store:
         assert store.count_cases() == 50
+
+
+def test_a_run_records_how_it_ended(store):
+    run_id = store.create_experiment("e", "eval")
+    assert store.experiment("e").status is None  # running, or not recorded
+    store.finish_experiment(run_id, "incomplete", "1 of 2 consultations failed")
+    ended = store.experiment("e")
+    assert (ended.status, ended.status_reason) == ("incomplete",
+                                                   "1 of 2 consultations failed")
+    assert store.list_experiments()[0].status == "incomplete"
+    with pytest.raises(TraceError, match="use complete, incomplete or failed"):
+        store.finish_experiment(run_id, "done")
+    with pytest.raises(NotFoundError):
+        store.experiment("nope")
+
+
+def test_listings_page_count_by_case_and_take_any_integer(store):
+    for case_id in ("imedqa-0", "imedqa-1", "imedqa-0"):
+        store.record_episode(episode(case_id=case_id))
+    assert [e.id for e in store.list_episodes(limit=1, offset=1)] == [2]
+    assert store.count_episodes(case_id="imedqa-0") == 2
+    assert len(store.list_episodes(limit=2**70)) == 3  # beyond 64 bits: every row
+    assert store.list_cases(offset=2**70) == []
+    with pytest.raises(NotFoundError, match="episode 1180591620717411303424 is not"):
+        store.get_episode(2**70)
+    with pytest.raises(NotFoundError, match="no episode status 'bogus'; use one of"):
+        store.list_episodes(status="bogus")
+
+
+def test_a_conflict_in_the_split_alone_says_which_split(store):
+    again = store.get_case("imedqa-0").model_copy(update={"split": "dev"})
+    with pytest.raises(CaseConflictError, match="stored with split 'sample', not 'dev'"):
+        store.import_cases([again])
+
+
+def test_driver_failures_are_store_errors(tmp_path):
+    from promed_agents.errors import StoreError
+
+    path = tmp_path / "notes.db"
+    path.write_text("not a database\n" * 100)
+    with pytest.raises(StoreError, match="file is not a database"):
+        TraceStore(str(path))
+    with pytest.raises(StoreError, match="does not exist"):
+        TraceStore(str(tmp_path / "missing" / "x.db"), create=False)
+    assert not (tmp_path / "missing").exists()

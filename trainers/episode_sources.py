@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from langchain_core.language_models import BaseChatModel
 
-from promed_agents.agents.doctor import doctor_sampling
+from promed_agents.agents.doctor import DOCTOR_TURN_TOKENS, doctor_sampling
 from promed_agents.agents.evaluator import Evaluator
 from promed_agents.agents.patient import FactSelectPatient, Patient
 from promed_agents.case import Case
@@ -72,7 +72,7 @@ class GraphRollouts:
     patient: Patient = field(default_factory=FactSelectPatient)
     evaluator: Evaluator = field(default_factory=Evaluator)
     max_questions: int = DEFAULT_MAX_QUESTIONS
-    max_turn_tokens: int = 64
+    max_turn_tokens: int = DOCTOR_TURN_TOKENS
     demonstration: bool = False
     partial_policy: PartialInfoPolicy | str = DEFAULT_POLICY
     concurrency: int = 16

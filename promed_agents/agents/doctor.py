@@ -30,6 +30,11 @@ from promed_agents.case import Case
 from promed_agents.partial_view import PartialView
 from promed_agents.trace import TurnKind
 
+DOCTOR_TURN_TOKENS = 48
+"""New tokens per doctor turn, the one default of every command (consult, eval, mcts,
+GRPO): a turn is one line, ``question: ...`` or ``answer: X``, and ends at the line's
+end; 48 tokens hold the longest question the reference's doctors ask."""
+
 PROACTIVE_SYSTEM = (
     "You are a doctor answering a medical exam question about a patient. You know only part "
     "of the patient's case. Each turn, do exactly one of two things:\n"

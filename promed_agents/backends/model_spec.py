@@ -28,6 +28,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from langchain_core.language_models import BaseChatModel
 
@@ -75,20 +76,44 @@ def _fake(spec: ModelSpec) -> BaseChatModel:
     return ScriptedChatModel(responses=spec.model.split("||"))
 
 
+def _server_url(spec: ModelSpec) -> str:
+    """The server of an ``openai:``/``vllm:`` spec, checked before any request: these
+    providers talk to a server the user runs, so one must be named and well formed."""
+    example = f"{spec.provider}:MODEL@http://127.0.0.1:8000/v1"
+    if spec.base_url is None:
+        after = spec.model.partition("@")[2]
+        problem = f"{after!r} after '@' is not an http(s) URL" if after else \
+            "it names no server"
+        raise BackendError(f"model spec {str(spec)!r}: {problem}; give the server as "
+                           f"{example}")
+    try:
+        parsed = urlsplit(spec.base_url)
+        parsed.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError as exc:
+        raise BackendError(f"model spec {str(spec)!r}: server URL {spec.base_url!r} is not "
+                           f"valid ({exc}); e.g. {example}") from None
+    if not parsed.hostname:
+        raise BackendError(f"model spec {str(spec)!r}: server URL {spec.base_url!r} has no "
+                           f"host; e.g. {example}")
+    return spec.base_url
+
+
 def _openai(spec: ModelSpec) -> BaseChatModel:
+    base_url = _server_url(spec)
     from langchain_openai import ChatOpenAI
 
     # Local OpenAI-compatible servers rarely check the key; logprobs when the server has them.
-    return ChatOpenAI(model=spec.model, base_url=spec.base_url, api_key="not-needed",
+    return ChatOpenAI(model=spec.model, base_url=base_url, api_key="not-needed",
                       logprobs=True, temperature=0.0)
 
 
 def _vllm(spec: ModelSpec) -> BaseChatModel:
+    base_url = _server_url(spec)
     from promed_agents.backends.vllm_chat_model import VLLM_TOKEN_IDS, VLLMChatModel
 
     # vLLM's OpenAI server: logprobs with each token written as "token_id:<id>", and the
     # prompt's token ids (kept by VLLMChatModel).
-    return VLLMChatModel(model=spec.model, base_url=spec.base_url, api_key="not-needed",
+    return VLLMChatModel(model=spec.model, base_url=base_url, api_key="not-needed",
                          logprobs=True, temperature=0.0, extra_body=dict(VLLM_TOKEN_IDS))
 
 

@@ -10,15 +10,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
+from promed_agents.cli.listing import FormatOption, ListFormat, print_rows
 from promed_agents.cli.options import (
     DbOption,
     console,
     err_console,
     open_store,
     reports_errors,
+    shown,
 )
 from promed_agents.cli.progress_bar import progress_bar
 from promed_agents.errors import CaseConflictError, CaseFormatError
@@ -29,9 +30,9 @@ cases_app = typer.Typer(help="Import and inspect benchmark cases.", no_args_is_h
 
 
 def import_file(path: Path, fmt: CaseFormat, split: str | None, limit: int | None,
-                db: str | None) -> tuple[int, int]:
+                db: str | None, source: str | None = None) -> tuple[int, int]:
     """Validate every case of ``path``, then store them in one transaction."""
-    located = list(iter_located_cases(path, fmt, split=split, limit=limit))
+    located = list(iter_located_cases(path, fmt, split=split, limit=limit, source=source))
     if not located and limit != 0:
         raise CaseFormatError(path, None, None, "no cases in the file (it is empty or holds "
                               "only blank lines); nothing imported")
@@ -56,10 +57,14 @@ def cases_import(
     fmt: Annotated[CaseFormat, typer.Option("--format", help="File format.")] = CaseFormat.AUTO,
     split: Annotated[str | None, typer.Option(help="Split name to record, e.g. dev.")] = None,
     limit: Annotated[int | None, typer.Option(min=0, help="Import only the first N.")] = None,
+    source: Annotated[str | None, typer.Option(
+        help="Benchmark name recorded as the cases' source and id prefix (SOURCE-<id>), "
+             "e.g. craftmd for MediQ's iCraft-MD [default: from the file: imedqa, craftmd "
+             "when the name mentions craft, medqa or cmb].")] = None,
     db: DbOption = None,
 ) -> None:
     """Import a case file. All or nothing; re-importing the same file changes nothing."""
-    added, unchanged = import_file(path, fmt, split, limit, db)
+    added, unchanged = import_file(path, fmt, split, limit, db, source)
     console.print(f"imported {added} new case(s) from {path} "
                   f"({unchanged} already stored unchanged)")
 
@@ -71,19 +76,18 @@ def cases_list(
     split: Annotated[str | None, typer.Option(help="Only this split.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most N rows.")] = 20,
     offset: Annotated[int, typer.Option(min=0, help="Skip the first N.")] = 0,
+    fmt: FormatOption = ListFormat.TABLE,
     db: DbOption = None,
 ) -> None:
     """List stored cases."""
-    with open_store(db) as store:
+    with open_store(db, create=False) as store:
         total = store.count_cases(source=source, split=split)
         cases = store.list_cases(source=source, split=split, limit=limit, offset=offset)
-    table = Table(title=f"{len(cases)} of {total} case(s)")
-    for column in ("id", "split", "facts", "answer", "question"):
-        table.add_column(column, overflow="ellipsis", no_wrap=column != "question")
-    for case in cases:
-        table.add_row(case.id, case.split or "-", str(len(case.facts)), ",".join(case.answer),
-                      escape(case.question))
-    console.print(table)
+    rows = [(case.id, case.split, len(case.facts), ",".join(case.answer), case.question)
+            for case in cases]
+    shown_to = f"{offset + 1}-{offset + len(rows)}" if rows and offset else str(len(rows))
+    print_rows(("id", "split", "facts", "answer", "question"), rows, fmt,
+               f"{shown_to} of {total} case(s)", wide="question")
 
 
 @cases_app.command("show")
@@ -95,21 +99,21 @@ def cases_show(
     db: DbOption = None,
 ) -> None:
     """Show one case, marking the facts the doctor knows at the start."""
-    with open_store(db) as store:
+    with open_store(db, create=False) as store:
         case = store.get_case(case_id)
     show_case(case, policy)
 
 
 def show_case(case: Any, policy: PartialInfoPolicy) -> None:
     view = partial_view(case, policy)
-    console.print(f"[bold]{case.id}[/] ({case.source}, {case.language}, split "
-                  f"{case.split or '-'})")
-    console.print(f"[bold]Question:[/] {escape(case.question)}")
+    console.print(f"[bold]{shown(case.id)}[/] ({shown(case.source)}, {shown(case.language)}, "
+                  f"split {shown(case.split or '-')})")
+    console.print(f"[bold]Question:[/] {shown(case.question)}")
     for letter, text in case.options.items():
         mark = "[green]*[/]" if letter in case.answer else " "
-        console.print(f" {mark} {letter}. {escape(text)}", highlight=False)
+        console.print(f" {mark} {shown(letter)}. {shown(text)}", highlight=False)
     if view.given_text is not None:
-        console.print(f"[bold]Given at start ({policy.value}):[/] {escape(view.given_text)}")
+        console.print(f"[bold]Given at start ({policy.value}):[/] {shown(view.given_text)}")
     table = Table(title=f"facts ({len(view.known_fact_ids)} of {len(case.facts)} known "
                         f"at start, policy {policy.value})")
     table.add_column("#", justify="right")
@@ -117,5 +121,5 @@ def show_case(case: Any, policy: PartialInfoPolicy) -> None:
     table.add_column("fact")
     known = set(view.known_fact_ids)
     for i, fact in enumerate(case.facts):
-        table.add_row(str(i), "yes" if i in known else "", escape(fact))
+        table.add_row(str(i), "yes" if i in known else "", shown(fact))
     console.print(table)

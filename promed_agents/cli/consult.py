@@ -23,10 +23,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
-from promed_agents.agents.doctor import doctor_sampling
+from promed_agents.agents.doctor import DOCTOR_TURN_TOKENS, doctor_sampling
 from promed_agents.agents.patient_spec import resolve_patient
 from promed_agents.agents.reference_doctors import resolve_doctor
 from promed_agents.cli.options import (
@@ -39,16 +38,20 @@ from promed_agents.cli.options import (
     PatientOption,
     SplitOption,
     case_id_list,
+    check_sig_scorer,
     console,
     err_console,
     evaluator_for,
     open_store,
     refuse_store_file,
+    report_status,
     reports_errors,
     select_cases,
+    shown,
 )
 from promed_agents.cli.progress_bar import progress_bar
 from promed_agents.errors import ConsultationError
+from promed_agents.evaluation import run_status
 from promed_agents.graphs import ConsultationContext, arun_consultations
 from promed_agents.graphs.checkpointer import check_checkpointer, checkpointer
 from promed_agents.partial_view import DEFAULT_POLICY, PartialInfoPolicy
@@ -72,7 +75,7 @@ class ConsultCommandConfig:
     experiment: str | None = None
     policy: PartialInfoPolicy = DEFAULT_POLICY
     temperature: float = 0.0
-    max_new_tokens: int = 64
+    max_new_tokens: int = DOCTOR_TURN_TOKENS
     checkpoints: str | None = None
     resume: bool = False
     sig_scorer: str | None = None
@@ -147,12 +150,13 @@ def consult(store: TraceStore, settings: ConsultCommandConfig, console: Console,
         cases = [store.get_case(case_id) for case_id in saved.get("case_ids", [])]
     resolve_doctor(settings.doctor)  # bad specs fail before the store changes
     patient = resolve_patient(settings.patient)
+    check_sig_scorer(store, settings.sig_scorer)
     if not resume:
         cases = select_cases(store, console, settings.cases, settings.case_ids, settings.split)
     doctor = resolve_doctor(settings.doctor, cases)
     context = ConsultationContext(
         doctor=doctor, patient=patient, mode=settings.mode,
-        evaluator=evaluator_for(store, settings.sig_scorer or settings.doctor, cases, console),
+        evaluator=evaluator_for(store, settings.sig_scorer, settings.doctor, cases, console),
         max_questions=settings.max_questions, demonstration=settings.demonstration,
         doctor_kwargs=doctor_sampling(doctor, max_tokens=settings.max_new_tokens,
                                       temperature=settings.temperature))
@@ -184,9 +188,12 @@ def consult(store: TraceStore, settings: ConsultCommandConfig, console: Console,
 
         episodes = asyncio.run(run())
     elapsed = time.perf_counter() - started
-    console.print(summary_table(episodes, elapsed, escape(
+    status, reason = run_status(episodes)
+    store.finish_experiment(experiment_id, status, reason)
+    console.print(summary_table(episodes, elapsed, shown(
         f"experiment {name}: {settings.mode.value}, doctor {settings.doctor}, "
         f"patient {settings.patient}")))
+    report_status(name, status, reason)
     return episodes
 
 

@@ -19,13 +19,14 @@ from promed_agents.cli.options import (
 db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
 
 
-@db_app.command("upgrade")
+@db_app.command("upgrade", short_help="Apply the schema migrations.")
 @reports_errors
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
                db: DbOption = None) -> None:
     """Apply the schema migrations (the store also does this when it opens)."""
-    from promed_agents.storage.database import make_engine, upgrade
+    from promed_agents.storage.database import check_revision, make_engine, upgrade
 
+    check_revision(revision)
     engine = make_engine(db)
     try:
         reached = upgrade(engine, revision)
@@ -34,13 +35,13 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
     console.print(f"{engine.url.render_as_string(hide_password=True)} is at revision {reached}")
 
 
-@db_app.command("current")
+@db_app.command("current", short_help="Print the schema revision.")
 @reports_errors
 def db_current(db: DbOption = None) -> None:
     """Print the schema revision of the database and the newest one known."""
     from promed_agents.storage.database import current_revision, head_revision, make_engine
 
-    engine = make_engine(db)
+    engine = make_engine(db, create=False)
     try:
         current = current_revision(engine)
     finally:

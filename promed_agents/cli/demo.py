@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from promed_agents.cli.cases import import_file, show_case
@@ -40,12 +39,13 @@ from promed_agents.cli.options import (
     err_console,
     open_store,
     reports_errors,
+    shown,
 )
 from promed_agents.cli.shapley import ShapleyCommandConfig, compute
 from promed_agents.cli.train import SFTCommandConfig, train_sft_command
 from promed_agents.errors import TrainingError
 from promed_agents.evaluation import relative_gain
-from promed_agents.loader import CaseFormat, bundled_sample_path
+from promed_agents.loader import SAMPLE_SPLIT, CaseFormat, bundled_sample_path
 from promed_agents.partial_view import PartialInfoPolicy
 from promed_agents.redaction import without_password
 
@@ -98,11 +98,14 @@ def run_demo(store: TraceStore, plan: DemoConfig, console: Console, progress_con
     stamp = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     held_out = _ids(20, plan.eval_cases)
 
+    def scorer() -> str | None:  # the base doctor's Shapley values, where it has some
+        return plan.doctor if plan.doctor in store.shapley_scorers() else None
+
     def evaluate(doctor: str, name: str, modes: list[str]) -> dict[str, Any]:
         return run_evaluation(store, EvalCommandConfig(
             doctor=doctor, experiment=f"{stamp}-{name}", case_ids=held_out, modes=modes,
             max_questions=plan.max_questions, concurrency=plan.eval_cases,
-            sig_scorer=plan.doctor, demonstration=True), console, progress_console)
+            sig_scorer=scorer(), demonstration=True), console, progress_console)
 
     local = plan.doctor.startswith("local:")
     if local:
@@ -146,13 +149,14 @@ def _train(store: TraceStore, plan: DemoConfig, stamp: str, console: Console,
             progress_console)
         start = f"local:{folder / 'sft'}"
     except TrainingError as error:
-        console.print(f"SFT skipped: {escape(str(error))}")
+        console.print(f"SFT skipped: {shown(str(error))}")
     train_grpo_command(store, GRPOCommandConfig(
         model=start, output=folder / "grpo", experiment=f"{stamp}-grpo",
         case_ids=",".join(_ids(0, plan.train_cases)), group_size=plan.group_size,
         steps=plan.grpo_steps, learning_rate=plan.grpo_learning_rate,
-        max_questions=plan.max_questions, sig_scorer=plan.doctor, demonstration=True,
-        save_steps=plan.grpo_steps), console, progress_console)
+        max_questions=plan.max_questions, demonstration=True, save_steps=plan.grpo_steps,
+        sig_scorer=plan.doctor if plan.doctor in store.shapley_scorers() else None),
+        console, progress_console)
     return folder / "grpo"
 
 
@@ -189,17 +193,18 @@ def demo(
     Uses its own database, promed-demo.db, unless --db or PROMED_DB says otherwise."""
     db = db or DEMO_DB
     sample = bundled_sample_path()
-    added, unchanged = import_file(sample, CaseFormat.AUTO, "sample", None, db)
+    added, unchanged = import_file(sample, CaseFormat.AUTO, SAMPLE_SPLIT, None, db)
     console.print(f"bundled sample: {added} case(s) added, {unchanged} already stored "
                   "(iMedQA from MediQ, CC BY 4.0)")
     with open_store(db) as store:
         groups = store.case_groups()
-        first = store.list_cases(source="imedqa", split="sample", limit=1)
-    table = Table(title=f"cases in {escape(str(without_password(db)))}")
+        first = store.list_cases(source="imedqa", split=SAMPLE_SPLIT, limit=1)
+    table = Table(title=f"cases in {shown(str(without_password(db)))}")
     for column in ("source", "split", "language", "cases", "facts", "facts/case"):
         table.add_column(column)
     for g in groups:
-        table.add_row(g.source, g.split or "-", g.language, str(g.cases), str(g.facts),
+        table.add_row(shown(g.source), shown(g.split or "-"), shown(g.language), str(g.cases),
+                      str(g.facts),
                       f"{g.facts / g.cases:.1f}" if g.cases else "-")
     console.print(table)
     if first:
@@ -221,7 +226,7 @@ def demo(
             out.write(build_report(store, [*result.runs, *result.training_runs],
                                    weights_for=lambda spec: StoredWeights(store, spec)))
     runs, prefix = result.runs, f"{result.name}-"
-    table = results_table({n.removeprefix(prefix): f for n, f in runs.items()}, escape(
+    table = results_table({n.removeprefix(prefix): f for n, f in runs.items()}, shown(
         f"{result.name}: held-out cases, 95% bootstrap CI "
         f"({time.perf_counter() - started:.0f} s)"), runs.weighting())
     if doctor == "local:smollm2":
@@ -231,4 +236,4 @@ def demo(
     console.print("relative accuracy gain of proactive over reactive (base): " + (
         "undefined (reactive accuracy 0)" if gain is None else
         f"{gain.mean:+.1%} [{gain.low:+.1%}, {gain.high:+.1%}]"))
-    console.print(f"report: {escape(str(report_file.resolve()))}")
+    console.print(f"report: {shown(str(report_file.resolve()))}")

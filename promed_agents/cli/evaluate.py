@@ -21,10 +21,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
-from promed_agents.agents.doctor import doctor_sampling
+from promed_agents.agents.doctor import DOCTOR_TURN_TOKENS, doctor_sampling
 from promed_agents.agents.patient_spec import resolve_patient
 from promed_agents.agents.reference_doctors import resolve_doctor
 from promed_agents.cli.options import (
@@ -37,12 +36,15 @@ from promed_agents.cli.options import (
     PatientOption,
     SplitOption,
     case_id_list,
+    check_sig_scorer,
     console,
     err_console,
     evaluator_for,
     open_store,
+    report_status,
     reports_errors,
     select_cases,
+    shown,
 )
 from promed_agents.cli.progress_bar import progress_bar
 from promed_agents.errors import ConsultationError
@@ -53,11 +55,12 @@ from promed_agents.evaluation import (
     paired_difference,
     per_case,
     relative_gain,
+    run_status,
     sig_weighting,
     summarize,
 )
 from promed_agents.graphs import ConsultationContext, arun_consultations
-from promed_agents.trace import ConsultationMode
+from promed_agents.trace import ConsultationMode, EpisodeStatus
 
 if TYPE_CHECKING:
     from promed_agents.storage import TraceStore
@@ -77,7 +80,7 @@ class EvalCommandConfig:
     patient: str = "fact-select"
     max_questions: int = 10
     temperature: float = 0.0
-    max_new_tokens: int = 48
+    max_new_tokens: int = DOCTOR_TURN_TOKENS
     concurrency: int = 8
     sig_scorer: str | None = None
     demonstration: bool = False
@@ -99,6 +102,8 @@ class RunFigures(dict[str, dict[str, dict[str, float]]]):
     def __init__(self) -> None:
         super().__init__()
         self.weightings: dict[str, str] = {}
+        self.failed: dict[str, int] = {}
+        """Failed consultations by run name (left out of the figures)."""
 
     def weighting(self) -> str:
         return " / ".join(sorted(set(self.weightings.values()))) or "unrecorded"
@@ -111,9 +116,10 @@ def run_evaluation(store: TraceStore, settings: EvalCommandConfig, console: Cons
 
     resolve_doctor(settings.doctor)  # bad specs fail before the store changes
     resolve_patient(settings.patient)
+    check_sig_scorer(store, settings.sig_scorer)
     cases = select_cases(store, console, settings.cases, settings.case_ids, settings.split)
     doctor = resolve_doctor(settings.doctor, cases)
-    evaluator = evaluator_for(store, settings.sig_scorer or settings.doctor, cases, console)
+    evaluator = evaluator_for(store, settings.sig_scorer, settings.doctor, cases, console)
     runs = RunFigures()
     with progress_bar(progress_console) as progress:
         for mode in settings.modes:
@@ -142,10 +148,13 @@ def run_evaluation(store: TraceStore, settings: EvalCommandConfig, console: Cons
 
                 episodes += asyncio.run(arun_consultations(
                     cases, context, concurrency=settings.concurrency,
-                    experiment_id=experiment_id, on_episode=on_episode,
-                    graph_name=f"eval-s{seed}"))
+                    experiment_id=experiment_id, on_episode=on_episode))
+            status, reason = run_status(episodes)
+            store.finish_experiment(experiment_id, status, reason)
+            report_status(name, status, reason)  # a failed run stops the evaluation
             runs[name] = per_case(episodes)
             runs.weightings[name] = sig_weighting(episodes)
+            runs.failed[name] = sum(e.status is EpisodeStatus.FAILED for e in episodes)
     return runs
 
 
@@ -157,8 +166,12 @@ def results_table(runs: dict[str, dict[str, dict[str, float]]], title: str,
     table.add_column("metric")
     summaries = {name: summarize(figures) for name, figures in runs.items()}
     for name in runs:
-        table.add_column(escape(name), justify="right")
+        table.add_column(shown(name), justify="right")
     table.add_row("cases", *(str(len(figures)) for figures in runs.values()))
+    failed = getattr(runs, "failed", {})
+    if any(failed.values()):
+        table.add_row("failed consultations (left out)",
+                      *(str(failed.get(name, 0)) for name in runs))
     for metric in SHOWN:
         table.add_row(_label(metric, weighting),
                       *(str(summary[metric]) for summary in summaries.values()))
@@ -167,13 +180,13 @@ def results_table(runs: dict[str, dict[str, dict[str, float]]], title: str,
 
 def _label(metric: str, weighting: str | None) -> str:
     if metric == "sig" and weighting:
-        return f"{LABELS[metric]} ({escape(weighting)} weights)"
+        return f"{LABELS[metric]} ({shown(weighting)} weights)"
     return LABELS[metric]
 
 
 def comparison_table(base: str, other: str, difference: dict[str, Estimate],
                      gain: Estimate | None, cases: int, weighting: str | None = None) -> Table:
-    table = Table(title=escape(f"{other} minus {base} ({cases} shared cases, paired)"))
+    table = Table(title=shown(f"{other} minus {base} ({cases} shared cases, paired)"))
     table.add_column("metric")
     table.add_column("difference [95% CI]", justify="right")
     for metric in SHOWN:
@@ -240,7 +253,7 @@ def evaluate(
         demonstration=demonstration)
     with open_store(db) as store:
         runs = run_evaluation(store, settings, console, err_console)
-    console.print(results_table(runs, escape(f"{settings.experiment}: {doctor}, "
+    console.print(results_table(runs, shown(f"{settings.experiment}: {doctor}, "
                                              f"{seeds} seed(s), 95% bootstrap CI"),
                                 runs.weighting()))
     if len(runs) == 2:
@@ -251,7 +264,7 @@ def evaluate(
             f"{gain.mean:+.1%} [{gain.low:+.1%}, {gain.high:+.1%}]"))
 
 
-@eval_app.command("compare")
+@eval_app.command("compare", short_help="Compare two runs, paired.")
 @reports_errors
 def compare(
     run_a: Annotated[str, typer.Argument(help="The base run (experiment name).")],
@@ -260,5 +273,5 @@ def compare(
 ) -> None:
     """RUN_B minus RUN_A on their shared cases, with paired 95% intervals, and B's
     relative accuracy gain over A."""
-    with open_store(db) as store:
+    with open_store(db, create=False) as store:
         compare_runs(store, run_a, run_b, console)

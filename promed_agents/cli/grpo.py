@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
+from promed_agents.agents.doctor import DOCTOR_TURN_TOKENS
 from promed_agents.agents.patient_spec import resolve_patient
 from promed_agents.backends.local_weights import local_model_ref
 from promed_agents.cli.options import (
@@ -35,6 +35,7 @@ from promed_agents.cli.options import (
     RenamedFloat,
     SplitOption,
     case_id_list,
+    check_sig_scorer,
     console,
     err_console,
     evaluator_for,
@@ -42,6 +43,7 @@ from promed_agents.cli.options import (
     renamed,
     reports_errors,
     select_cases,
+    shown,
 )
 from promed_agents.cli.progress_bar import progress_bar, step_progress
 from promed_agents.errors import NotFoundError, TraceError, TrainingError
@@ -79,7 +81,7 @@ class GRPOCommandConfig:
     answer_weight: float = REFERENCE_WEIGHTS.answer_weight
     format_weight: float = REFERENCE_WEIGHTS.format_weight
     temperature: float = REFERENCE_GRPO.temperature
-    max_new_tokens: int = 48
+    max_new_tokens: int = DOCTOR_TURN_TOKENS
     max_questions: int = 10
     patient: str = "fact-select"
     sig_scorer: str | None = None
@@ -96,6 +98,7 @@ class GRPOCommandConfig:
 
 def _run(store: TraceStore, settings: GRPOCommandConfig, console: Console) -> tuple[int, list[Any]]:
     """The run's experiment (created, or resumed when it exists) and its cases."""
+    check_sig_scorer(store, settings.sig_scorer)
     try:
         experiment_id, saved = store.experiment_config(settings.name)
     except NotFoundError:
@@ -122,12 +125,12 @@ def _run(store: TraceStore, settings: GRPOCommandConfig, console: Console) -> tu
     if Path(saved["output"]).resolve() != settings.output.resolve():
         raise TrainingError(f"experiment {settings.name!r} trains into {saved['output']}; "
                             "give that --output to resume it, or another --experiment name")
-    console.print(f"resuming GRPO run {escape(settings.name)}")
+    console.print(f"resuming GRPO run {shown(settings.name)}")
     return experiment_id, [store.get_case(case_id) for case_id in saved["case_ids"]]
 
 
 def _trace_experiments(store: TraceStore, names: str) -> list[int]:
-    return [store.experiment_id(name) for name in case_id_list(names)]
+    return [store.experiment_id(name) for name in case_id_list(names, "--from-traces")]
 
 
 def _source(store: TraceStore, settings: GRPOCommandConfig, experiment_id: int, cases: list[Any],
@@ -137,7 +140,7 @@ def _source(store: TraceStore, settings: GRPOCommandConfig, experiment_id: int, 
     if settings.from_traces:
         return LoggedEpisodes(store, _trace_experiments(store, settings.from_traces),
                               require_shapley=settings.require_shapley)
-    evaluator = evaluator_for(store, settings.sig_scorer or settings.model, cases, console,
+    evaluator = evaluator_for(store, settings.sig_scorer, settings.model, cases, console,
                               require_shapley=settings.require_shapley)
     return GraphRollouts({c.id: c for c in cases}, patient=resolve_patient(settings.patient),
                          evaluator=evaluator, max_questions=settings.max_questions,
@@ -155,8 +158,8 @@ def train_grpo_command(store: TraceStore, settings: GRPOCommandConfig, console: 
     experiment_id, cases = _run(store, settings, console)
     receipt = finished_receipt(settings.output)
     if receipt is not None and receipt.get("experiment_id") == experiment_id:
-        console.print(f"GRPO run {escape(settings.name)} is already finished "
-                      f"({receipt['steps']} steps): model in {escape(str(settings.output))}")
+        console.print(f"GRPO run {shown(settings.name)} is already finished "
+                      f"({receipt['steps']} steps): model in {shown(str(settings.output))}")
         return GRPOResult(settings.output, receipt["steps"], None,
                           receipt.get("checkpoint_id"), receipt)
     source = _source(store, settings, experiment_id, cases, console)
@@ -183,15 +186,15 @@ def train_grpo_command(store: TraceStore, settings: GRPOCommandConfig, console: 
                             callbacks=[step_progress(progress, task)])
     last = result.metrics.get("last_log", {})
     console.print(f"trained {result.steps} steps in {time.perf_counter() - started:.0f} s"
-                  + (f" (resumed from {escape(result.resumed_from)})" if result.resumed_from
+                  + (f" (resumed from {shown(result.resumed_from)})" if result.resumed_from
                      else "")
                   + "; last step: " + ", ".join(
                       f"{k} {last[k]:.3f}" for k in ("episodes/sig", "episodes/accuracy",
                                                      "episodes/questions", "kl") if k in last))
-    console.print(f"metrics: {escape(str(result.output_dir / 'training_log.jsonl'))} and run "
-                  f"{escape(settings.name)} in the store\nmodel: "
-                  f"{escape(str(result.output_dir))} (use it with --doctor "
-                  f"local:{escape(str(result.output_dir))})")
+    console.print(f"metrics: {shown(str(result.output_dir / 'training_log.jsonl'))} and run "
+                  f"{shown(settings.name)} in the store\nmodel: "
+                  f"{shown(str(result.output_dir))} (use it with --doctor "
+                  f"local:{shown(str(result.output_dir))})")
     return result
 
 

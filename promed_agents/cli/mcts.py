@@ -21,11 +21,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
-from promed_agents.agents.doctor import doctor_sampling
+from promed_agents.agents.doctor import DOCTOR_TURN_TOKENS, doctor_sampling
 from promed_agents.agents.evaluator import Evaluator
 from promed_agents.agents.patient_spec import resolve_patient
 from promed_agents.agents.reference_doctors import resolve_doctor
@@ -46,6 +45,7 @@ from promed_agents.cli.options import (
     refuse_store_file,
     reports_errors,
     select_cases,
+    shown,
 )
 from promed_agents.cli.progress_bar import progress_bar
 from promed_agents.errors import ConsultationError, NotFoundError
@@ -74,7 +74,7 @@ class MCTSCommandConfig:
     decay: float = MCTSConfig.decay
     correct_bonus: float = MCTSConfig.correct_bonus
     temperature: float = 1.0
-    max_new_tokens: int = 48
+    max_new_tokens: int = DOCTOR_TURN_TOKENS
     max_questions: int = 10
     concurrency: int = 8
     weight_temperature: float = 1.0
@@ -117,7 +117,7 @@ def _experiment(store: TraceStore, settings: MCTSCommandConfig, console: Console
         raise ConsultationError(f"experiment {settings.experiment!r} exists and is not an "
                                 "MCTS search; choose another --experiment name")
     done = store.search_progress(experiment_id)
-    console.print(f"resuming search {escape(settings.experiment)}: {len(done)} of "
+    console.print(f"resuming search {shown(settings.experiment)}: {len(done)} of "
                   f"{len(saved['case_ids'])} cases started")
     return experiment_id, [store.get_case(case_id) for case_id in saved["case_ids"]]
 
@@ -144,7 +144,7 @@ def search(store: TraceStore, settings: MCTSCommandConfig, console: Console,
     scorer = settings.sig_scorer or settings.doctor
     weights = StoredWeights(store, scorer, temperature=settings.weight_temperature)
     with_values = sum(weights.has_values(case) for case in cases)
-    console.print(f"SIG from stored Shapley values ({escape(scorer)}, T="
+    console.print(f"SIG from stored Shapley values ({shown(scorer)}, T="
                   f"{settings.weight_temperature:g}) for {with_values} of {len(cases)} "
                   "cases; uniform weights for the rest")
     context = ConsultationContext(
@@ -176,17 +176,17 @@ def search(store: TraceStore, settings: MCTSCommandConfig, console: Console,
     console.print(report_table(reports, time.perf_counter() - started, settings.experiment))
     failed = [r for r in reports if r.error]
     for report in failed:
-        err_console.print(f"[red]case {escape(report.case_id)} failed:[/] "
-                          f"{escape(report.error or '')}; rerun the command to resume it")
+        err_console.print(f"[red]case {shown(report.case_id)} failed:[/] "
+                          f"{shown(report.error or '')}; rerun the command to resume it")
     return reports
 
 
 def report_table(reports: Sequence[Any], seconds: float, experiment: str) -> Table:
-    table = Table(title=escape(f"MCTS {experiment} ({seconds:.0f} s)"))
+    table = Table(title=shown(f"MCTS {experiment} ({seconds:.0f} s)"))
     for column in ("case", "iterations", "nodes", "leaves", "best reward", "best correct"):
         table.add_column(column, justify="left" if column == "case" else "right")
     for r in reports:
-        table.add_row(escape(r.case_id), str(r.iterations), str(r.nodes), str(r.leaves),
+        table.add_row(shown(r.case_id), str(r.iterations), str(r.nodes), str(r.leaves),
                       f"{r.best_reward:.3f}",
                       "failed" if r.error else {True: "yes", False: "no", None: "-"}[
                           r.best_correct])
@@ -203,13 +203,13 @@ def show_tree(store: TraceStore, case_id: str, experiment: str, console: Console
     def label(node: Any) -> str:
         stats = f"[dim]visits {node.visits:g}, Q {node.value:.3f}[/]"
         if node.parent is None:
-            return f"[bold]{escape(case_id)}[/] {stats}"
+            return f"[bold]{shown(case_id)}[/] {stats}"
         sig = f"SIG {node.sig:.3f}, " if node.sig is not None else ""
         end = ""
         if node.terminal:
             end = " [green]correct[/]" if node.correct else " [red]wrong[/]"
             end += f" (path reward {node.path_reward():.3f})"
-        return f"{escape(node.turn_text or '')} [dim]({sig}{node.turn_kind})[/]{end} {stats}"
+        return f"{shown(node.turn_text or '')} [dim]({sig}{node.turn_kind})[/]{end} {stats}"
 
     def grow(branch: Tree, node: Any) -> None:
         for child in node.children:
@@ -292,7 +292,7 @@ def mcts_search(
         raise typer.Exit(1)
 
 
-@mcts_app.command("show")
+@mcts_app.command("show", short_help="Print a case's search tree.")
 @reports_errors
 def mcts_show(
     case_id: Annotated[str, typer.Argument(help="Case id.")],
@@ -300,5 +300,5 @@ def mcts_show(
     db: DbOption = None,
 ) -> None:
     """Print a case's search tree: each doctor turn with SIG, visits and value."""
-    with open_store(db) as store:
+    with open_store(db, create=False) as store:
         show_tree(store, case_id, experiment, console)

@@ -9,6 +9,7 @@ Used by :mod:`promed_agents.cli` and the command modules that define their own s
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -19,9 +20,10 @@ from rich.markup import escape
 
 from promed_agents.agents.evaluator import Evaluator
 from promed_agents.case import Case
+from promed_agents.display_text import without_controls
 from promed_agents.errors import ConsultationError, PromedError
 from promed_agents.graphs.checkpointer import POSTGRES_PREFIXES
-from promed_agents.loader import bundled_sample_path, load_cases
+from promed_agents.loader import SAMPLE_SPLIT, bundled_sample
 
 if TYPE_CHECKING:
     from promed_agents.storage import TraceStore
@@ -61,12 +63,40 @@ def renamed(old_flag: str, old_value: Any, new_flag: str, new_value: Any) -> Any
     return old_value
 
 
-def case_id_list(text: str | None) -> list[str]:
-    """``--case-ids a, b`` as a list."""
-    return [c.strip() for c in text.split(",") if c.strip()] if text else []
+def shown(text: object) -> str:
+    """Stored or user text as the terminal should show it: rich markup escaped, control
+    characters (terminal escape sequences among them) written out as ``\\xNN``."""
+    return escape(without_controls(text))
+
+
+def case_id_list(text: str | None, flag: str = "--case-ids") -> list[str]:
+    """``--case-ids a, b`` (or another comma-separated ``flag``) as a list; given, it must
+    name at least one."""
+    if text is None:
+        return []
+    ids = [c.strip() for c in text.split(",") if c.strip()]
+    if not ids:
+        example = "imedqa-0,imedqa-1 (see `promed cases list`)" if flag == "--case-ids" \
+            else "NAME1,NAME2"
+        raise ConsultationError(f"{flag} {text!r} names nothing; give comma-separated "
+                                f"names, e.g. {flag} {example}")
+    return ids
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+INT_MAX = 2**63 - 1
+"""The largest integer a command takes (what SQLite and PostgreSQL's BIGINT hold)."""
+
+
+def check_numbers(arguments: dict[str, Any]) -> None:
+    """Refuse numbers no command can use: infinite or NaN floats, integers beyond 64 bits
+    (the option parser lets both through)."""
+    for name, value in arguments.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise PromedError(f"{flag} {value}: give a finite number")
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT_MAX:
+            raise PromedError(f"{flag} {value}: the largest number it takes is {INT_MAX}")
 
 
 def reports_errors(func: F) -> F:
@@ -75,30 +105,50 @@ def reports_errors(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            check_numbers(kwargs)
             return func(*args, **kwargs)
         except PromedError as exc:
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            err_console.print(f"[bold red]error:[/] {shown(exc)}", highlight=False)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
 
 
-def open_store(db: str | None) -> TraceStore:
+def report_status(run: str, status: str, reason: str | None) -> None:
+    """How a run ended, said where the user looks: an incomplete run warns on stderr; a
+    run whose every consultation failed is an error (exit status 1), never a result."""
+    if status == "failed":
+        raise ConsultationError(f"run {run} failed: {reason}; fix the cause and run it "
+                                "again")
+    if status == "incomplete":
+        err_console.print(f"[yellow]warning:[/] run {shown(run)} is incomplete: "
+                          f"{shown(reason)}; its figures leave these consultations out",
+                          highlight=False)
+
+
+def open_store(db: str | None, *, create: bool = True) -> TraceStore:
+    """The store at ``db``; commands that only read pass ``create=False``, so a mistyped
+    SQLite path is an error rather than a new empty database."""
     from promed_agents.storage import TraceStore
 
-    return TraceStore(db)
+    return TraceStore(db, create=create)
 
 
 def select_cases(store: TraceStore, console: Console, count: int | None = None,
                  case_ids: Sequence[str] = (), split: str | None = None) -> list[Case]:
     """The cases a command names: by id, else the first ``count`` stored (of ``split``).
     An empty store first gets the bundled sample."""
+    if case_ids and (count is not None or split is not None):
+        given = "--cases" if count is not None else "--split"
+        raise ConsultationError(f"--case-ids and {given} both choose cases; give one of "
+                                "them (--case-ids picks cases by id, --cases the first N "
+                                "stored, --split those of one split)")
     if case_ids:
         return [store.get_case(case_id) for case_id in case_ids]
     if store.count_cases() == 0:
-        report = store.import_cases(load_cases(bundled_sample_path(), split="sample"))
+        report = store.import_cases(bundled_sample())
         console.print(f"the store was empty: imported the bundled sample ({report.added} "
-                      "iMedQA cases, CC BY 4.0)")
+                      f"iMedQA {SAMPLE_SPLIT} cases, CC BY 4.0)")
     cases = store.list_cases(split=split, limit=count)
     if not cases:
         raise ConsultationError(f"no stored cases match (split {split!r}); see "
@@ -119,14 +169,29 @@ def refuse_store_file(store: TraceStore, where: str | None) -> None:
                                 "both in PostgreSQL)")
 
 
-def evaluator_for(store: TraceStore, scorer: str, cases: Sequence[Case], console: Console,
-                  require_shapley: bool = False) -> Evaluator:
-    """The SIG evaluator from ``scorer``'s stored Shapley values
+def check_sig_scorer(store: TraceStore, scorer: str | None) -> None:
+    """Refuse a ``--sig-scorer`` with no Shapley values stored at all (commands call this
+    before they write anything)."""
+    if scorer is None:
+        return
+    stored = store.shapley_scorers()
+    if scorer not in stored:
+        raise ConsultationError(
+            f"--sig-scorer {scorer}: no Shapley values are stored for this scorer "
+            f"(stored: {', '.join(stored) if stored else 'none'}); compute them with "
+            f"`promed shapley --scorer {scorer}`, or leave out --sig-scorer")
+
+
+def evaluator_for(store: TraceStore, scorer: str | None, default: str, cases: Sequence[Case],
+                  console: Console, require_shapley: bool = False) -> Evaluator:
+    """The SIG evaluator from the stored Shapley values of ``scorer`` (``--sig-scorer``),
+    else of ``default`` (the doctor's model)
     (:func:`promed_agents.storage.sig_evaluator`), with a line saying how many cases
-    have them."""
+    have them. A ``--sig-scorer`` with no values stored at all is an error."""
     from promed_agents.storage import sig_evaluator
 
-    made = sig_evaluator(store, scorer, cases, require_shapley=require_shapley)
-    console.print(f"SIG from stored Shapley values ({escape(scorer)}) for {made.with_values} "
-                  f"of {made.cases} cases; uniform weights for the rest")
+    check_sig_scorer(store, scorer)
+    made = sig_evaluator(store, scorer or default, cases, require_shapley=require_shapley)
+    console.print(f"SIG from stored Shapley values ({shown(scorer or default)}) for "
+                  f"{made.with_values} of {made.cases} cases; uniform weights for the rest")
     return made.evaluator

@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from promed_agents.atomic_file import atomic_writer
-from promed_agents.cli.options import DbOption, console, open_store, reports_errors
+from promed_agents.cli.options import DbOption, console, open_store, reports_errors, shown
 from promed_agents.errors import NotFoundError
 
 
@@ -33,7 +32,7 @@ def report(
     from promed_agents.report import build_report
     from promed_agents.storage import StoredWeights
 
-    with open_store(db) as store:
+    with open_store(db, create=False) as store:
         if not experiment and not store.list_experiments():
             raise NotFoundError(f"the store {store.url} has no runs yet; run promed consult, "
                                 "eval, mcts or train first")
@@ -41,4 +40,4 @@ def report(
                             weights_for=lambda spec: StoredWeights(store, spec))
     with atomic_writer(out) as handle:
         handle.write(html)
-    console.print(f"report: {escape(str(out.resolve()))}")
+    console.print(f"report: {shown(str(out.resolve()))}")

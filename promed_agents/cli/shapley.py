@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from promed_agents.cli.options import (
@@ -31,6 +30,7 @@ from promed_agents.cli.options import (
     open_store,
     reports_errors,
     select_cases,
+    shown,
 )
 from promed_agents.cli.progress_bar import progress_bar
 from promed_agents.errors import NotFoundError
@@ -79,7 +79,7 @@ def compute(store: TraceStore, settings: ShapleyCommandConfig, console: Console,
                                  on_case=lambda case, estimate: progress.advance(task))
     console.print(f"stored Shapley values for {len(report.computed)} cases "
                   f"({len(report.skipped)} already stored, skipped) in "
-                  f"{time.perf_counter() - started:.1f} s; scorer {escape(scorer.spec)}")
+                  f"{time.perf_counter() - started:.1f} s; scorer {shown(scorer.spec)}")
     return report
 
 
@@ -92,14 +92,14 @@ def show(store: TraceStore, case_id: str, scorer: str, method: str | None,
                             f"{f' and method {method!r}' if method else ''}; compute them "
                             f"with 'promed shapley --case-ids {case_id} --scorer "
                             f"{scorer}'")
-    table = Table(title=escape(f"{case_id}: Shapley values ({record.method}, "
+    table = Table(title=shown(f"{case_id}: Shapley values ({record.method}, "
                                f"{record.scorer_spec}, softmax T={record.temperature:g}, "
                                f"{record.samples} samples)"))
     for column in ("#", "fact", "value", "weight", "std. error"):
         table.add_column(column, justify="left" if column == "fact" else "right")
     for i, fact in enumerate(case.facts):
         error = record.std_errors[i]
-        table.add_row(str(i), escape(fact), f"{record.values[i]:+.4f}",
+        table.add_row(str(i), shown(fact), f"{record.values[i]:+.4f}",
                       f"{record.weights[i]:.3f}", "-" if error is None else f"{error:.4f}")
     console.print(table)
 
@@ -169,5 +169,5 @@ def shapley_show(
     db: DbOption = None,
 ) -> None:
     """Print a case's facts with Shapley value, weight and standard error."""
-    with open_store(db) as store:
+    with open_store(db, create=False) as store:
         show(store, case_id, scorer, method, console)

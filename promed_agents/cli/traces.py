@@ -11,15 +11,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
+from promed_agents.cli.listing import FormatOption, ListFormat, print_rows
 from promed_agents.cli.options import (
     DbOption,
     console,
     err_console,
     open_store,
     reports_errors,
+    shown,
 )
 from promed_agents.cli.progress_bar import progress_bar
 
@@ -38,23 +38,28 @@ def _experiment_id(store: TraceStore, experiment: str | None) -> int | None:
 def traces_list(
     experiment: Annotated[str | None, typer.Option(help="Only this experiment.")] = None,
     case: Annotated[str | None, typer.Option(help="Only this case id.")] = None,
-    status: Annotated[str | None, typer.Option(help="completed, timeout, failed...")] = None,
+    status: Annotated[str | None, typer.Option(
+        help="Only this status: running, completed, timeout or failed.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most N rows.")] = 50,
+    offset: Annotated[int, typer.Option(min=0, help="Skip the first N.")] = 0,
+    fmt: FormatOption = ListFormat.TABLE,
     db: DbOption = None,
 ) -> None:
-    """List recorded consultations."""
-    with open_store(db) as store:
-        episodes = store.list_episodes(experiment_id=_experiment_id(store, experiment),
-                                       case_id=case, status=status, limit=limit)
-    table = Table(title=f"{len(episodes)} episode(s)")
-    for column in ("id", "case", "graph", "mode", "policy", "status", "questions",
-                   "answer", "correct"):
-        table.add_column(column)
-    for ep in episodes:
-        table.add_row(str(ep.id), ep.case_id, ep.graph, ep.mode, ep.partial_policy, ep.status,
-                      str(ep.num_questions), ",".join(ep.final_answer or []) or "-",
-                      "-" if ep.correct is None else ("yes" if ep.correct else "no"))
-    console.print(table)
+    """List recorded consultations, oldest first."""
+    with open_store(db, create=False) as store:
+        experiment_id = _experiment_id(store, experiment)
+        total = store.count_episodes(experiment_id=experiment_id, case_id=case, status=status)
+        episodes = store.list_episodes(experiment_id=experiment_id, case_id=case,
+                                       status=status, limit=limit, offset=offset)
+        names = {e.id: e.name for e in store.list_experiments()}
+    rows = [(ep.id, names.get(ep.experiment_id), ep.case_id, ep.mode, ep.status,
+             ep.num_questions, ",".join(ep.final_answer or []) or None,
+             None if ep.correct is None else ("yes" if ep.correct else "no"))
+            for ep in episodes]
+    shown_to = f"{offset + 1}-{offset + len(rows)}" if rows and offset else str(len(rows))
+    print_rows(("id", "experiment", "case", "mode", "status", "questions", "answer",
+                "correct"), rows, fmt, f"{shown_to} of {total} episode(s)",
+               wide="experiment")
 
 
 @traces_app.command("show")
@@ -62,13 +67,16 @@ def traces_list(
 def traces_show(episode_id: Annotated[int, typer.Argument(help="Episode id.")],
                 db: DbOption = None) -> None:
     """Show one consultation turn by turn."""
-    with open_store(db) as store:
+    with open_store(db, create=False) as store:
         ep = store.get_episode(episode_id)
-    console.print(f"[bold]episode {ep.id}[/]: case {ep.case_id}, graph {ep.graph}, mode "
-                  f"{ep.mode.value}, policy {ep.partial_policy.value}, status {ep.status.value}"
-                  + (f" ({ep.failure_reason})" if ep.failure_reason else ""))
-    console.print(f"doctor {ep.doctor_spec}; patient {ep.patient_spec or '-'}; evaluator "
-                  f"{ep.evaluator_spec or '-'}; known facts at start {ep.known_fact_ids}")
+    console.print(f"[bold]episode {ep.id}[/]: case {shown(ep.case_id)}, graph "
+                  f"{shown(ep.graph)}, mode {ep.mode.value}, policy {ep.partial_policy.value}, "
+                  f"status {ep.status.value}"
+                  + (f" ({shown(ep.failure_reason)})" if ep.failure_reason else ""),
+                  highlight=False)
+    console.print(f"doctor {shown(ep.doctor_spec)}; patient {shown(ep.patient_spec or '-')}; "
+                  f"evaluator {shown(ep.evaluator_spec or '-')}; known facts at start "
+                  f"{ep.known_fact_ids}", highlight=False)
     for turn in ep.turns:
         extra = []
         if turn.kind:
@@ -80,20 +88,20 @@ def traces_show(episode_id: Annotated[int, typer.Argument(help="Episode id.")],
         if turn.reward is not None:
             extra.append(f"reward {turn.reward:.3f}")
         note = f" [dim]({'; '.join(extra)})[/]" if extra else ""
-        console.print(f"[bold]{turn.index:>2} {turn.role.value}:[/] {escape(turn.text)}{note}",
+        console.print(f"[bold]{turn.index:>2} {turn.role.value}:[/] {shown(turn.text)}{note}",
                       highlight=False)
     verdict = "-" if ep.correct is None else ("correct" if ep.correct else "wrong")
-    console.print(f"final answer {','.join(ep.final_answer or []) or '-'}: {verdict}")
+    console.print(f"final answer {shown(','.join(ep.final_answer or []) or '-')}: {verdict}")
 
 
 class ExportFormat(str, Enum):
     JSONL = "jsonl"
 
 
-@traces_app.command("export")
+@traces_app.command("export", short_help="Export consultations as JSON Lines.")
 @reports_errors
 def traces_export(
-    out: Annotated[Path, typer.Argument(help="Output file.")],
+    out: Annotated[str, typer.Argument(help="Output file, or - for standard output.")],
     fmt: Annotated[ExportFormat, typer.Option("--format", help="Output format.")] =
     ExportFormat.JSONL,
     experiment: Annotated[str | None, typer.Option(help="Only this experiment.")] = None,
@@ -102,15 +110,19 @@ def traces_export(
     False,
     db: DbOption = None,
 ) -> None:
-    """Export consultations (loadable with datasets.load_dataset('json', ...))."""
+    """Export consultations as JSON Lines: the doctor's prompt, the chat, the turns and
+    the metadata, one episode a line (loadable with datasets.load_dataset('json', ...))."""
     from promed_agents.storage.trace_export import export_traces
 
-    with open_store(db) as store:
+    target = out if out == "-" else Path(out)
+    with open_store(db, create=False) as store:
         experiment_id = _experiment_id(store, experiment)
         with progress_bar(err_console) as progress:
             task = progress.add_task("exporting", total=store.count_episodes(
                 experiment_id=experiment_id, status=status))
-            count = export_traces(store, out, experiment_id=experiment_id, status=status,
+            count = export_traces(store, target, experiment_id=experiment_id, status=status,
                                  with_tokens=with_tokens,
                                  progress=lambda n: progress.advance(task, n))
-    console.print(f"wrote {count} episode(s) to {out}")
+    (err_console if out == "-" else console).print(
+        f"wrote {count} episode(s) to {'standard output' if out == '-' else shown(out)}",
+        highlight=False)

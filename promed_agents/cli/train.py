@@ -19,10 +19,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from promed_agents.backends.local_weights import local_model_ref
-from promed_agents.cli.options import DbOption, console, err_console, open_store, reports_errors
+from promed_agents.cli.options import (
+    DbOption,
+    console,
+    err_console,
+    open_store,
+    reports_errors,
+    shown,
+)
 from promed_agents.cli.progress_bar import progress_bar, step_progress
 from promed_agents.errors import NotFoundError, TrainingError
 
@@ -68,7 +74,7 @@ def dataset_samples(store: TraceStore, settings: SFTCommandConfig, experiment_id
     name = settings.dataset or f"{settings.source}-sft"
     try:
         dataset_id, samples = store.load_training_dataset(name)
-        console.print(f"training dataset {escape(name)}: {len(samples)} sample(s) (stored)")
+        console.print(f"training dataset {shown(name)}: {len(samples)} sample(s) (stored)")
         return dataset_id, samples
     except NotFoundError:
         pass
@@ -82,7 +88,7 @@ def dataset_samples(store: TraceStore, settings: SFTCommandConfig, experiment_id
         name, "sft", samples, experiment_id=experiment_id,
         config={"min_reward": settings.min_reward, "correct_only": settings.correct_only,
                 **counts})
-    console.print(f"training dataset {escape(name)}: {counts['samples']} sample(s) from "
+    console.print(f"training dataset {shown(name)}: {counts['samples']} sample(s) from "
                   f"{counts['leaves']} path(s) of {counts['cases']} case(s)")
     return dataset_id, samples
 
@@ -99,8 +105,8 @@ def train_sft_command(store: TraceStore, settings: SFTCommandConfig, console: Co
     dataset_id, samples = dataset_samples(store, settings, experiment_id, console)
     receipt = finished_receipt(settings.output)
     if receipt is not None and receipt.get("dataset_id") == dataset_id:
-        console.print(f"SFT on {escape(settings.source)} is already finished "
-                      f"({receipt['steps']} steps): model in {escape(str(settings.output))}")
+        console.print(f"SFT on {shown(settings.source)} is already finished "
+                      f"({receipt['steps']} steps): model in {shown(str(settings.output))}")
         return SFTResult(settings.output, receipt["steps"], receipt.get("losses", []), None,
                          receipt.get("checkpoint_id"))
     settings.output.mkdir(parents=True, exist_ok=True)
@@ -120,11 +126,11 @@ def train_sft_command(store: TraceStore, settings: SFTCommandConfig, console: Co
                            callbacks=[step_progress(progress, task)])
     losses = result.losses
     console.print(f"trained {result.steps} steps in {time.perf_counter() - started:.0f} s"
-                  + (f" (resumed from {escape(result.resumed_from)})" if result.resumed_from
+                  + (f" (resumed from {shown(result.resumed_from)})" if result.resumed_from
                      else "")
                   + (f"; loss {losses[0]:.3f} -> {losses[-1]:.3f}" if losses else ""))
-    console.print(f"data: {escape(str(data_file))}\nmodel: {escape(str(result.output_dir))} "
-                  f"(use it with --doctor local:{escape(str(result.output_dir))})")
+    console.print(f"data: {shown(str(data_file))}\nmodel: {shown(str(result.output_dir))} "
+                  f"(use it with --doctor local:{shown(str(result.output_dir))})")
     return result
 
 
@@ -133,7 +139,7 @@ def train_sft_command(store: TraceStore, settings: SFTCommandConfig, console: Co
 train_app = typer.Typer(help="Train doctor models from stored searches and traces.")
 
 
-@train_app.command("sft")
+@train_app.command("sft", short_help="SFT on the best paths of an MCTS search.")
 @reports_errors
 def sft(
     source: Annotated[str, typer.Option("--from", help="The MCTS search (experiment name).")],

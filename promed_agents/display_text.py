@@ -1,0 +1,19 @@
+"""Stored text made safe to show: the terminal (the CLI) and the HTML report print case
+text and model output as they were stored, so control characters must not act.
+
+case -> ... -> trace in SQL -> **CLI output, report.html**
+
+:func:`without_controls` writes each C0/C1 control character (terminal escape sequences
+begin with one) as a visible ``\\xNN``; line breaks and tabs stay.
+"""
+
+from __future__ import annotations
+
+import re
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def without_controls(text: object) -> str:
+    """``text`` with every control character but newline and tab written as ``\\xNN``."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
