@@ -18,8 +18,15 @@ SIG-GRPO** -> **evaluation** against reactive, base, bank:random, bank:fixed, or
    proactive, ``bank:random`` (``--random-seeds`` seeds), ``bank:fixed``, ``oracle``,
    SFT, SFT+GRPO. SIG is the uniform-weight gain (no Shapley values are computed: on the
    embedded model they would be noise, since it cannot use information).
+   With ``--designs`` (comma-separated: ``promed``, ``doctoragent``, ``outcome``,
+   ``rollout-level``, and any of them with ``+length`` for the length penalty), one GRPO
+   run per reward design from the same SFT model, with the same steps, cases, patient
+   and evaluation (``doctoragent`` trains with its dynamic budget, 2 to budget + 1
+   turns); ``--abstain`` adds MediQ's abstaining doctor (the base model, numerical
+   confidence, threshold 0.8); ``--no-reference-doctors`` skips bank:random, bank:fixed
+   and oracle.
 5. Prints one table (mean [95% CI] over cases), paired differences of SFT+GRPO against
-   the others, and the last line
+   the others (and of each other design against ProMed's), and the last line
    ``sig_gain=<SFT+GRPO minus base, SIG per episode> ci_low=<...> ci_high=<...>``.
 """
 
@@ -74,6 +81,15 @@ def arguments() -> argparse.Namespace:
     p.add_argument("--group-size", type=int, default=4)
     p.add_argument("--grpo-learning-rate", type=float, default=1e-5)
     p.add_argument("--random-seeds", type=int, default=3)
+    p.add_argument("--designs", default="promed",
+                   help="GRPO reward designs, comma-separated (promed first).")
+    p.add_argument("--length-penalty", type=float, default=1.0,
+                   help="The penalty of a design named with +length.")
+    p.add_argument("--cases-per-step", type=int, default=2)
+    p.add_argument("--abstain", action="store_true",
+                   help="Also evaluate MediQ's abstaining doctor (the base model).")
+    p.add_argument("--reference-doctors", action=argparse.BooleanOptionalAction,
+                   default=True, help="Evaluate bank:random, bank:fixed and oracle.")
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--workdir", type=Path, default=Path("asking-effect-runs"))
     return p.parse_args()
@@ -88,6 +104,10 @@ def main() -> int:
     store = TraceStore(f"sqlite:///{work / 'store.db'}")
     started = time.perf_counter()
 
+    if "promed" not in args.designs.split(","):
+        print("error: --designs must include promed (the others are compared with it)",
+              file=sys.stderr)
+        return 1
     train = load_cases(args.cases, split="train", limit=args.train_cases)
     if args.eval_cases is not None:
         evaluated = load_cases(args.eval_cases, split=args.eval_split or "eval")
@@ -111,22 +131,26 @@ def main() -> int:
     bank_file = work / "bank_fixed.json"
     bank_file.write_text(json.dumps(rank_by_yield(bank_questions(), train), indent=1))
 
-    def evaluate(doctor: str, name: str, mode: str = "proactive", seeds: int = 1):
+    def evaluate(doctor: str, name: str, mode: str = "proactive", seeds: int = 1,
+                 abstain: str | None = None):
         runs = run_evaluation(store, EvalCommandConfig(
             doctor=doctor, experiment=f"{stamp}-{name}", cases=None, case_ids=eval_ids,
             split=None, modes=[mode], seeds=seeds, patient="fact-select",
             max_questions=args.budget, temperature=0.0, max_new_tokens=48,
-            concurrency=args.concurrency, sig_scorer=args.doctor, demonstration=True),
-            console, quiet)
+            concurrency=args.concurrency, sig_scorer=None, demonstration=True,
+            abstain=abstain), console, quiet)
         console.print(f"[{time.perf_counter() - started:.0f} s] evaluated {name}")
         return next(iter(runs.values()))
 
     results = {"reactive": evaluate(args.doctor, "reactive", "reactive"),
                "base proactive": evaluate(args.doctor, "base")}
-    results[f"bank:random ({args.random_seeds} seeds)"] = evaluate(
-        "bank:random", "bank-random", seeds=args.random_seeds)
-    results["bank:fixed"] = evaluate(f"bank:fixed:{bank_file}", "bank-fixed")
-    results["oracle"] = evaluate("oracle", "oracle")
+    if args.abstain:
+        results["abstaining (MediQ)"] = evaluate(args.doctor, "abstain", abstain="numerical")
+    if args.reference_doctors:
+        results[f"bank:random ({args.random_seeds} seeds)"] = evaluate(
+            "bank:random", "bank-random", seeds=args.random_seeds)
+        results["bank:fixed"] = evaluate(f"bank:fixed:{bank_file}", "bank-fixed")
+        results["oracle"] = evaluate("oracle", "oracle")
 
     models = work / "models"
     reports = search(store, MCTSCommandConfig(
@@ -143,14 +167,22 @@ def main() -> int:
         epochs=args.sft_epochs, learning_rate=args.sft_learning_rate), console, quiet)
     console.print(f"[{time.perf_counter() - started:.0f} s] SFT: {sft.steps} steps")
     results["SFT"] = evaluate(f"local:{models / 'sft'}", "sft")
-    train_grpo_command(store, GRPOCommandConfig(
-        model=f"local:{models / 'sft'}", output=models / "grpo", experiment=f"{stamp}-grpo",
-        case_ids=",".join(train_ids), group_size=args.group_size, cases_per_step=2,
-        steps=args.grpo_steps, learning_rate=args.grpo_learning_rate,
-        max_questions=args.budget, sig_scorer=args.doctor, demonstration=True,
-        save_steps=args.grpo_steps), console, quiet)
-    console.print(f"[{time.perf_counter() - started:.0f} s] GRPO done")
-    results["SFT+GRPO"] = evaluate(f"local:{models / 'grpo'}", "grpo")
+    designs = [d.strip() for d in args.designs.split(",") if d.strip()]
+    for design in designs:
+        reward, _, extra = design.partition("+")
+        folder = "grpo" if design == "promed" else f"grpo-{design.replace('+', '-')}"
+        train_grpo_command(store, GRPOCommandConfig(
+            model=f"local:{models / 'sft'}", output=models / folder,
+            experiment=f"{stamp}-{folder}", case_ids=",".join(train_ids),
+            group_size=args.group_size, cases_per_step=args.cases_per_step,
+            steps=args.grpo_steps, learning_rate=args.grpo_learning_rate,
+            max_questions=args.budget, sig_scorer=None, demonstration=True,
+            reward=reward, length_penalty=args.length_penalty if extra == "length" else 0.0,
+            dynamic_budget=f"2-{args.budget + 1}" if reward == "doctoragent" else None,
+            save_steps=args.grpo_steps), console, quiet)
+        console.print(f"[{time.perf_counter() - started:.0f} s] GRPO ({design}) done")
+        label = "SFT+GRPO" if design == "promed" else f"SFT+GRPO ({design})"
+        results[label] = evaluate(f"local:{models / folder}", folder)
 
     table = Table(title=f"asking effect: {len(evaluated)} unseen cases, budget {args.budget}, "
                         "fact-select patient, greedy; mean [95% CI]; SIG with uniform weights")
@@ -166,13 +198,25 @@ def main() -> int:
     for metric in ("sig", "fact_recall", "answerable", "new_facts", "correct"):
         diffs.add_column(LABELS[metric], justify="right")
     trained = results["SFT+GRPO"]
-    for name in ("base proactive", f"bank:random ({args.random_seeds} seeds)", "bank:fixed",
-                 "SFT"):
+    for name in [n for n in results if n not in ("reactive", "oracle", "SFT+GRPO")]:
         d = paired_difference(results[name], trained)
         diffs.add_row(name, *(f"{d[m].mean:+.3f} [{d[m].low:+.3f}, {d[m].high:+.3f}]"
                               for m in ("sig", "fact_recall", "answerable", "new_facts",
                                         "correct")))
     console.print(diffs, width=240)
+    others = [n for n in results if n.startswith("SFT+GRPO (")]
+    if others:
+        against = Table(title="each reward design minus ProMed's (SFT+GRPO), paired by "
+                              "case, 95% CI")
+        against.add_column("design")
+        for metric in ("sig", "answerable", "new_facts", "questions", "correct"):
+            against.add_column(LABELS[metric], justify="right")
+        for name in others:
+            d = paired_difference(trained, results[name])
+            against.add_row(name, *(f"{d[m].mean:+.3f} [{d[m].low:+.3f}, {d[m].high:+.3f}]"
+                                    for m in ("sig", "answerable", "new_facts", "questions",
+                                              "correct")))
+        console.print(against, width=240)
     console.print(f"total {time.perf_counter() - started:.0f} s; store {work / 'store.db'}")
     assert set(SHOWN) >= set(COLUMNS)
     gain = paired_difference(results["base proactive"], trained)["sig"]

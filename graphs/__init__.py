@@ -15,6 +15,7 @@ from promed_agents.graphs.checkpointer import check_checkpointer, checkpointer
 from promed_agents.graphs.consultation import (
     ConsultationContext,
     ConsultationState,
+    abstaining_consultation_graph,
     build_consultation_graph,
     checkpoint_serializer,
 )
@@ -26,6 +27,6 @@ from promed_agents.graphs.consultation_runner import (
 from promed_agents.graphs.rollout import Trajectory, TrajectoryGroup, arollout
 
 __all__ = ["ConsultationContext", "ConsultationState", "Trajectory", "TrajectoryGroup",
-           "arollout", "arun_consultations", "build_consultation_graph",
-           "check_checkpointer", "checkpoint_serializer", "checkpointer", "episode_from_state",
-           "run_consultations"]
+           "abstaining_consultation_graph", "arollout", "arun_consultations",
+           "build_consultation_graph", "check_checkpointer", "checkpoint_serializer",
+           "checkpointer", "episode_from_state", "run_consultations"]

@@ -16,6 +16,8 @@ The doctor's rules (format, budget, invalid turns) are in :mod:`promed_agents.ag
 from __future__ import annotations
 
 import asyncio
+import operator
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -29,6 +31,7 @@ from langgraph.graph.message import add_messages
 from langgraph.runtime import Runtime
 from langgraph.types import RetryPolicy, default_retry_on
 
+from promed_agents.agents.abstention import DEFAULT_THRESHOLD, Abstention
 from promed_agents.agents.doctor import (
     DOCTOR_STOP,
     FINAL_REQUEST,
@@ -76,6 +79,7 @@ def merge_turns(left: list[TurnRecord], right: list[TurnRecord]) -> list[TurnRec
 
 class ConsultationState(TypedDict, total=False):
     case: Case
+    budget: int
     view: PartialView
     messages: Annotated[list[AnyMessage], add_messages]
     turns: Annotated[list[TurnRecord], merge_turns]
@@ -90,6 +94,8 @@ class ConsultationState(TypedDict, total=False):
     format_score: float
     fact_recall: float
     information_gain: float
+    weighted_recall: float
+    confidences: Annotated[list[float], operator.add]
     started_at: datetime
 
 
@@ -108,11 +114,24 @@ class ConsultationContext:
     model_timeout_s: float | None = None
     """Give up on a doctor or patient call after this long (TimeoutError, which the
     nodes' retry policy retries); None waits as long as the backend does."""
+    budget_range: tuple[int, int] | None = None
+    """A dynamic turn budget (DoctorAgent-RL's): each consultation draws its number of
+    doctor turns T uniformly from this inclusive range (Python's ``random``, which a
+    trainer's seed sets), may ask T - 1 questions, and the doctor sees "Turn t of T."
+    before each turn; ``max_questions`` is then unused. None: the fixed budget."""
+
+
+def question_budget(state: ConsultationState, context: ConsultationContext) -> int:
+    """The questions this consultation may ask (its drawn budget, else the fixed one)."""
+    budget = state.get("budget")
+    return context.max_questions if budget is None else budget
 
 
 def _start(state: ConsultationState, runtime: Runtime[ConsultationContext]) -> dict:
     proactive = runtime.context.mode is ConsultationMode.PROACTIVE
-    return {"messages": opening_messages(state["case"], state["view"], proactive,
+    drawn = runtime.context.budget_range
+    budget = {"budget": random.randint(*drawn) - 1} if drawn and proactive else {}
+    return {**budget,"messages": opening_messages(state["case"], state["view"], proactive,
                                          runtime.context.demonstration),
             "turns": [], "turn": 0, "questions": 0, "pending_question": None,
             "acquired": list(state["view"].known_fact_ids), "final_requested": not proactive,
@@ -125,11 +144,16 @@ async def _doctor(state: ConsultationState, runtime: Runtime[ConsultationContext
     update: dict[str, Any] = {}
     messages = list(state["messages"])
     final = state.get("final_requested", False)
-    if not final and state["questions"] >= ctx.max_questions:
+    budget = question_budget(state, ctx)
+    if not final and state["questions"] >= budget:
         final = True
         request = HumanMessage(FINAL_REQUEST)
         messages.append(request)
         update["messages"] = [request]
+    if state.get("budget") is not None:  # a drawn budget: the doctor sees where it stands
+        shown = HumanMessage(f"Turn {min(state['questions'], budget) + 1} of {budget + 1}.")
+        messages.append(shown)
+        update["messages"] = update.get("messages", []) + [shown]
     started = time.perf_counter()
     reply = await asyncio.wait_for(ctx.doctor.ainvoke(messages, **ctx.doctor_kwargs),
                                    ctx.model_timeout_s)
@@ -160,11 +184,12 @@ async def _doctor(state: ConsultationState, runtime: Runtime[ConsultationContext
     return update
 
 
-def _route_question(next_node: str) -> Callable[[ConsultationState], str]:
+def _route_question(next_node: str, doctor: str = "doctor"
+                    ) -> Callable[[ConsultationState], str]:
     def route(state: ConsultationState) -> str:
         if state.get("status"):
             return "evaluate_final"
-        return next_node if state.get("pending_question") else "doctor"
+        return next_node if state.get("pending_question") else doctor
 
     return route
 
@@ -204,7 +229,7 @@ def _evaluate_final(state: ConsultationState, runtime: Runtime[ConsultationConte
         state["case"], state.get("final_answer"), [t.format_score or 0.0 for t in doctor_turns],
         sum(1 for t in doctor_turns if t.kind is TurnKind.QUESTION), state["acquired"])
     return {"correct": score.correct, "format_score": score.format_score,
-            "fact_recall": score.fact_recall}
+            "fact_recall": score.fact_recall, "weighted_recall": score.weighted_recall}
 
 
 def checkpoint_serializer() -> Any:
@@ -218,6 +243,7 @@ def checkpoint_serializer() -> Any:
 def build_consultation_graph(
     retry_policy: RetryPolicy | None = MODEL_RETRY,
     question_hooks: Sequence[tuple[str, Callable[..., Any]]] = (),
+    doctor_hooks: Sequence[tuple[str, Callable[..., Any]]] = (),
 ) -> StateGraph[ConsultationState, ConsultationContext]:
     """The consultation graph, uncompiled. Compile it, then run it with
     ``graph.ainvoke({"case": case, "view": view}, context=ConsultationContext(...))``.
@@ -225,7 +251,10 @@ def build_consultation_graph(
     ``question_hooks`` are ``(name, node)`` pairs run in order between a doctor's question
     and the patient (a safety check, a question rewriter, a logger). A hook that sets
     ``pending_question`` to None answers in the patient's stead (append its own turn) and
-    the doctor goes next. Nodes can also be added after ``evaluate_final``.
+    the doctor goes next. ``doctor_hooks`` run in order before every doctor turn (MediQ's
+    abstention, :class:`~promed_agents.agents.abstention.Abstention`, decides there
+    whether the doctor may still ask: it sets ``final_requested``). Nodes can also be
+    added after ``evaluate_final``.
     """
     graph = StateGraph(ConsultationState, context_schema=ConsultationContext)
     graph.add_node("start", _start)
@@ -233,17 +262,34 @@ def build_consultation_graph(
     graph.add_node("patient", _patient, retry_policy=retry_policy)
     graph.add_node("evaluate_reply", _evaluate_reply)
     graph.add_node("evaluate_final", _evaluate_final)
+    before = [name for name, _ in doctor_hooks] + ["doctor"]
+    for name, node in doctor_hooks:
+        graph.add_node(name, node, retry_policy=retry_policy)
+    for name, next_node in zip(before, before[1:], strict=False):
+        graph.add_edge(name, next_node)
+    entry = before[0]
     graph.add_edge(START, "start")
-    graph.add_edge("start", "doctor")
+    graph.add_edge("start", entry)
     chain = [name for name, _ in question_hooks] + ["patient"]
     for name, node in question_hooks:
         graph.add_node(name, node)
-    graph.add_conditional_edges("doctor", _route_question(chain[0]),
-                                [chain[0], "doctor", "evaluate_final"])
+    graph.add_conditional_edges("doctor", _route_question(chain[0], entry),
+                                [chain[0], entry, "evaluate_final"])
     for name, next_node in zip(chain, chain[1:], strict=False):
-        graph.add_conditional_edges(name, _route_question(next_node),
-                                    [next_node, "doctor", "evaluate_final"])
+        graph.add_conditional_edges(name, _route_question(next_node, entry),
+                                    [next_node, entry, "evaluate_final"])
     graph.add_edge("patient", "evaluate_reply")
-    graph.add_edge("evaluate_reply", "doctor")
+    graph.add_edge("evaluate_reply", entry)
     graph.add_edge("evaluate_final", END)
     return graph
+
+
+def abstaining_consultation_graph(variant: str = "numerical",
+                                  threshold: float = DEFAULT_THRESHOLD, **graph_options: Any
+                                  ) -> StateGraph[ConsultationState, ConsultationContext]:
+    """The consultation graph with MediQ's :class:`~promed_agents.agents.abstention.
+    Abstention` before the doctor (uncompiled; ``graph_options`` go to
+    :func:`build_consultation_graph`)."""
+    hooks = [*graph_options.pop("doctor_hooks", ()),
+             ("abstain", Abstention(variant, threshold))]
+    return build_consultation_graph(doctor_hooks=hooks, **graph_options)

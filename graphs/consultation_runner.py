@@ -37,6 +37,7 @@ from promed_agents.graphs.consultation import (
     ConsultationContext,
     ConsultationState,
     build_consultation_graph,
+    question_budget,
 )
 from promed_agents.partial_view import DEFAULT_POLICY, PartialInfoPolicy, PartialView, partial_view
 from promed_agents.trace import EpisodeRecord, EpisodeStatus
@@ -86,9 +87,12 @@ def episode_from_state(state: ConsultationState, context: ConsultationContext,
         status=EpisodeStatus(state.get("status") or EpisodeStatus.TIMEOUT.value),
         started_at=state.get("started_at"), finished_at=datetime.now(timezone.utc),
         final_answer=state.get("final_answer"), correct=state.get("correct"),
-        metadata={"max_questions": context.max_questions,
+        metadata={"max_questions": question_budget(state, context),
                   "format_score": state.get("format_score"),
                   "fact_recall": state.get("fact_recall"),
+                  "weighted_recall": state.get("weighted_recall"),
+                  **({"confidences": state["confidences"]} if state.get("confidences")
+                     else {}),
                   "information_gain": state.get("information_gain"),
                   "fact_weights": context.evaluator.weighting(state["case"]),
                   "doctor_kwargs": context.doctor_kwargs,
@@ -109,8 +113,15 @@ def failed_episode(case: Case, view: PartialView, context: ConsultationContext,
 
 
 def recursion_limit(max_questions: int) -> int:
-    """Graph steps a consultation may take: 3 per question, invalid turns, start, end."""
-    return 4 * (max_questions + 2) + 10
+    """Graph steps a consultation may take: 3 per question, invalid turns, start, end,
+    and room for a few hook nodes per turn."""
+    return 6 * (max_questions + 2) + 10
+
+
+def most_questions(context: ConsultationContext) -> int:
+    """The most questions a consultation under ``context`` may ask."""
+    drawn = context.budget_range
+    return max(context.max_questions, drawn[1] - 1) if drawn else context.max_questions
 
 
 async def arun_consultations(
@@ -136,7 +147,7 @@ async def arun_consultations(
     inputs: list[dict | None] = [{"case": case, "view": view}
                                  for case, view in zip(cases, views, strict=True)]
     configs = [{"max_concurrency": concurrency,
-                "recursion_limit": recursion_limit(context.max_questions),
+                "recursion_limit": recursion_limit(most_questions(context)),
                 "configurable": {"thread_id": f"{experiment_id}-{case.id}-{i}"}}
                for i, case in enumerate(cases)]
     episodes: list[EpisodeRecord | None] = [None] * len(cases)

@@ -65,6 +65,19 @@ def test_budget_of_zero_and_reactive_mode_answer_at_once():
         assert state["correct"] is True
 
 
+def test_a_question_in_reactive_mode_is_an_invalid_turn_not_a_question():
+    from promed_agents.evaluation import episode_figures
+    from promed_agents.graphs.consultation_runner import episode_from_state
+
+    ctx = ConsultationContext(doctor=scripted("question: Any fever?"),
+                              mode=ConsultationMode.REACTIVE)
+    state = run(ctx.doctor, mode=ConsultationMode.REACTIVE)
+    assert [t.kind for t in state["turns"]] == [TurnKind.INVALID]
+    assert state["questions"] == 0 and state["status"] == "timeout"
+    figures = episode_figures(episode_from_state(state, ctx))
+    assert (figures["questions"], figures["valid_turns"], figures["correct"]) == (0, 0, 0)
+
+
 def test_malformed_output_follows_the_documented_rule():
     state = run(scripted("I am thinking...", "question: Any fever?", "C. Ceftriaxone"),
                 max_questions=2)
@@ -110,3 +123,23 @@ def test_a_custom_node_can_be_inserted():
     state = asyncio.run(compiled.ainvoke({"case": CASE, "view": partial_view(CASE)},
                                          context=ConsultationContext(doctor=scripted("answer: C"))))
     assert seen == ["answer: C"] and state["correct"] is True
+
+
+def test_a_dynamic_budget_is_drawn_per_consultation_and_shown_to_the_doctor():
+    from promed_agents.graphs.consultation_runner import episode_from_state
+
+    ctx = ConsultationContext(doctor=scripted("question: Any fever?"), budget_range=(3, 3))
+    state = run(ctx.doctor, budget_range=(3, 3), max_questions=0)
+    doctor = [t.kind for t in state["turns"] if t.role.value == "doctor"]
+    assert doctor == [TurnKind.QUESTION] * 2 + [TurnKind.INVALID]  # 3 turns: 2 questions
+    shown = [m.content for m in state["messages"] if str(m.content).startswith("Turn ")]
+    assert shown == ["Turn 1 of 3.", "Turn 2 of 3.", "Turn 3 of 3."]
+    assert episode_from_state(state, ctx).metadata["max_questions"] == 2
+    import random
+
+    random.seed(0)
+    budgets = {run(scripted("answer: C"), budget_range=(2, 10))["budget"] for _ in range(40)}
+    assert budgets <= set(range(1, 10)) and len(budgets) >= 5
+    fixed = run(scripted("answer: C"))
+    assert "budget" not in fixed and not any(
+        str(m.content).startswith("Turn ") for m in fixed["messages"])

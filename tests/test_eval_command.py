@@ -106,3 +106,23 @@ def test_failed_consultations_are_reported_left_out_and_mark_the_run(sqlite_url)
     with TraceStore(sqlite_url) as store:
         ended = store.experiment("half-proactive")
     assert ended.status == "incomplete" and "1 of 4" in ended.status_reason
+
+
+def test_an_abstaining_doctor_is_evaluated_and_its_confidence_stored(sqlite_url):
+    # the fake doctor says "0.9" whenever it is asked anything at its first turn: it rates
+    # itself confident and then answers (badly: "0.9" names no option)
+    result = run("eval", "--doctor", "fake:0.9||answer: C", "--cases", "3", "--modes",
+                 "proactive", "--abstain", "numerical", "--experiment", "ab", "--db",
+                 sqlite_url)
+    assert result.exit_code == 0, result.output
+    with TraceStore(sqlite_url) as store:
+        run_id, config = store.experiment_config("ab-proactive")
+        episodes = list(store.iter_episodes(run_id))
+    assert config["abstain"] == "numerical" and config["abstain_threshold"] == 0.8
+    assert [e.metadata["confidences"] for e in episodes] == [[0.9]] * 3
+    assert all(e.num_questions == 0 for e in episodes)
+    bad = run("eval", "--doctor", "fake:answer: C", "--cases", "1", "--abstain", "vibes",
+              "--db", sqlite_url)
+    assert bad.exit_code == 1 and "variant 'vibes'" in bad.stderr
+    with TraceStore(sqlite_url) as store:
+        assert not any(e.name.startswith("eval-") for e in store.list_experiments())

@@ -31,6 +31,17 @@ def test_compose_graph_example_refuses_the_leading_question():
     assert lines[-1] == "final answer ['C'], correct True"
 
 
+def test_abstaining_doctor_example_asks_until_confident():
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "abstaining_doctor.py")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("  doctor: question:") and lines[1].startswith(" patient:")
+    assert lines[2] == "  doctor: answer: C"
+    assert lines[-2] == "confidence before each turn: [0.4, 0.9]"
+    assert lines[-1] == "final answer ['C'], correct True"
+
+
 @pytest.mark.slow
 def test_swap_backends_example_runs_one_graph_on_three_backends(served_url, smollm2_folder):
     result = subprocess.run([sys.executable, str(ROOT / "examples" / "swap_backends.py"),

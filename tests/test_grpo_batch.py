@@ -47,6 +47,18 @@ def test_a_group_gets_token_rewards_and_the_reference_advantages():
     assert second.advantages == pytest.approx([-1.5, -1.5])
 
 
+def test_an_episode_level_design_gives_every_trained_token_the_normalised_reward():
+    from promed_agents.trainers.reward_designs import DoctorAgentReward
+
+    first, second = score_groups([asks_then_answers(True), answers_at_once(False)], 2,
+                                 DoctorAgentReward())
+    # asked (no '?' in "t": not one question, -2) then right (+5): 3; wrong at once: 0
+    assert first.rewards == [3.0, 3.0, 0.0, 0.0, 3.0, 3.0] and second.rewards == [0.0, 0.0]
+    scale = 1.5 / (3 / 2 ** 0.5 + 1e-4)  # (3 - 1.5) / sample std of (3, 0)
+    assert first.advantages == pytest.approx([scale, scale, 0, 0, scale, scale])
+    assert second.advantages == pytest.approx([-scale, -scale])
+
+
 def test_groups_are_independent_and_must_be_whole():
     scored = score_groups([answers_at_once(True), answers_at_once(False),
                            answers_at_once(False), answers_at_once(False)], 2)

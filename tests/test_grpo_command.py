@@ -20,7 +20,7 @@ def test_grpo_from_rollouts_then_consult_with_the_result(sqlite_url, tmp_path,
             "--max-new-tokens", "4", "--learning-rate", "1e-3", "--db", sqlite_url]
     trained = run(*args)
     assert trained.exit_code == 0, trained.output
-    assert "SIG-GRPO on 1 case(s) from graph rollouts" in trained.output
+    assert "GRPO (promed reward) on 1 case(s) from graph rollouts" in trained.output
     assert "trained 1 steps" in trained.output and f"local:{out}" in trained.output
     with TraceStore(sqlite_url) as store:
         run_id, config = store.experiment_config("grpo-doctor")
@@ -72,7 +72,7 @@ def test_grpo_from_logged_traces(sqlite_url, tmp_path, tiny_model_folder):
                   "--steps", "1", "--delta", "3", "--experiment", "off", "--db",
                   sqlite_url)
     assert trained.exit_code == 0, trained.output
-    assert "SIG-GRPO on 2 case(s) from logged traces" in trained.output
+    assert "GRPO (promed reward) on 2 case(s) from logged traces" in trained.output
     with TraceStore(sqlite_url) as store:
         run_id = store.experiment_id("off")
         assert store.count_episodes(run_id) == 0
@@ -111,6 +111,45 @@ def test_bad_grpo_arguments_are_one_line_errors(sqlite_url, tmp_path):
     small = run("train", "grpo", "--output", tmp_path / "x", "--group-size", "1",
                 "--db", sqlite_url)
     assert small.exit_code == 2
+    for flags, problem in ((["--reward", "ppo"], "no reward design 'ppo': choose one of "
+                                                 "promed, doctoragent, outcome"),
+                           (["--dynamic-budget", "10-2"], "--dynamic-budget '10-2'"),
+                           (["--dynamic-budget", "2-10", "--from-traces", "c"],
+                            "already had theirs")):
+        refused = run("train", "grpo", "--output", tmp_path / "y", *flags, "--db", sqlite_url)
+        assert refused.exit_code == 1 and problem in refused.stderr, refused.output
+        assert "Traceback" not in refused.stderr and not (tmp_path / "y").exists()
+    with TraceStore(sqlite_url) as store:
+        assert [e.name for e in store.list_experiments()] == ["c"]  # nothing written
+
+
+@pytest.mark.parametrize("reward", ["doctoragent", pytest.param("outcome", marks=pytest.mark.slow),
+                                    pytest.param("rollout-level", marks=pytest.mark.slow)])
+def test_each_reward_design_trains_a_doctor_that_consults(reward, sqlite_url, tmp_path,
+                                                          tiny_model_folder):
+    from promed_agents.trainers.reward_designs import RewardChoice
+
+    assert run("consult", "--cases", "2", "--doctor", "fake:answer: A", "--db",
+               sqlite_url).exit_code == 0
+    out = tmp_path / reward
+    trained = run("train", "grpo", "--model", f"local:{tiny_model_folder}", "--output", out,
+                  "--case-ids", "imedqa-1", "--group-size", "4", "--steps", "1",
+                  "--reward", reward, "--dynamic-budget", "2-4", "--length-penalty", "0.5",
+                  "--max-new-tokens", "4", "--db", sqlite_url)
+    assert trained.exit_code == 0, trained.output
+    assert f"GRPO ({reward}+length reward)" in trained.output
+    design = RewardChoice(reward, 0.5, 4).design()
+    with TraceStore(sqlite_url) as store:
+        run_id, config = store.experiment_config(f"grpo-{reward}")
+        episodes = list(store.iter_episodes(run_id))
+    assert config["reward"] == reward and config["dynamic_budget"] == "2-4"
+    assert len(episodes) == 4 and {e.metadata["max_questions"] for e in episodes} <= {1, 2, 3}
+    for episode in episodes:  # the stored turn rewards are the design's
+        stored = [t.reward for t in episode.turns if t.role.value == "doctor"]
+        assert stored == pytest.approx(design.turn_rewards(episode))
+    consulted = run("consult", "--cases", "1", "--doctor", f"local:{out}", "--max-questions",
+                    "1", "--max-new-tokens", "4", "--db", sqlite_url)
+    assert consulted.exit_code == 0, consulted.output
 
 
 @pytest.mark.slow
@@ -195,7 +234,8 @@ def test_the_trainer_config_and_the_command_share_their_defaults():
     trainer = DoctorGRPOConfig(output_dir="unused")
     command = GRPOCommandConfig(output="unused")
     for name in ("sig_weight", "sig_correct_weight", "answer_weight", "format_weight",
-                 "beta", "epsilon", "temperature", "loss_type", "learning_rate"):
+                 "beta", "epsilon", "temperature", "loss_type", "learning_rate", "reward",
+                 "length_penalty"):
         assert getattr(trainer, name) == getattr(command, name), name
     assert trainer.num_generations == command.group_size
 

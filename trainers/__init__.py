@@ -14,6 +14,9 @@ case -> consultation graph -> trace in SQL -> **Shapley/SIG -> MCTS-SFT / GRPO**
   (:class:`DoctorSFTConfig`, LoRA optional), resumable.
 - :mod:`.token_rewards`: SIG-guided token rewards (:class:`RewardWeights`) and
   group-relative advantages.
+- :mod:`.reward_designs`: the :class:`RewardDesign` protocol and the designs GRPO can
+  train with: ProMed's SIG rewards, DoctorAgent-RL's, outcome-only, the rollout-level
+  ablation, and a length penalty.
 - :mod:`.episode_sources`: where SIG-GRPO's consultations come from: fresh
   :class:`GraphRollouts` or stored :class:`LoggedEpisodes`.
 - :mod:`.grpo_trainer`: :func:`train_grpo`, TRL's ``GRPOTrainer`` with per-token SIG
@@ -36,6 +39,10 @@ _LAZY = {
     "ShapleyConfig": "shapley_job", "ShapleyReport": "shapley_job",
     "compute_shapley": "shapley_job",
     "RewardWeights": "token_rewards",
+    "RewardDesign": "reward_designs", "SIGReward": "reward_designs",
+    "DoctorAgentReward": "reward_designs", "OutcomeReward": "reward_designs",
+    "RolloutLevelReward": "reward_designs", "LengthPenalty": "reward_designs",
+    "RewardChoice": "reward_designs",
     "EpisodeSource": "episode_sources", "GraphRollouts": "episode_sources",
     "LoggedEpisodes": "episode_sources",
     "DoctorSFTConfig": "sft_trainer", "SFTResult": "sft_trainer", "train_sft": "sft_trainer",

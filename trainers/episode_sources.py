@@ -47,7 +47,8 @@ from promed_agents.graphs.consultation import DEFAULT_MAX_QUESTIONS, Consultatio
 from promed_agents.graphs.consultation_runner import arun_consultations
 from promed_agents.partial_view import DEFAULT_POLICY, PartialInfoPolicy
 from promed_agents.trace import EpisodeRecord, EpisodeStatus, Role
-from promed_agents.trainers.token_rewards import REFERENCE_WEIGHTS, with_token_rewards
+from promed_agents.trainers.reward_designs import SIGReward
+from promed_agents.trainers.token_rewards import with_token_rewards
 
 if TYPE_CHECKING:
     from promed_agents.storage import TraceStore
@@ -72,6 +73,9 @@ class GraphRollouts:
     patient: Patient = field(default_factory=FactSelectPatient)
     evaluator: Evaluator = field(default_factory=Evaluator)
     max_questions: int = DEFAULT_MAX_QUESTIONS
+    budget_range: tuple[int, int] | None = None
+    """A dynamic budget: each consultation draws its turns from this range (see
+    :class:`~promed_agents.graphs.consultation.ConsultationContext`)."""
     max_turn_tokens: int = DOCTOR_TURN_TOKENS
     demonstration: bool = False
     partial_policy: PartialInfoPolicy | str = DEFAULT_POLICY
@@ -106,7 +110,8 @@ class GraphRollouts:
         doctor = self._doctor(trainer)
         context = ConsultationContext(
             doctor=doctor, patient=self.patient, evaluator=self.evaluator,
-            max_questions=self.max_questions, demonstration=self.demonstration,
+            max_questions=self.max_questions, budget_range=self.budget_range,
+            demonstration=self.demonstration,
             doctor_kwargs=doctor_sampling(doctor, max_tokens=self.max_turn_tokens,
                                           temperature=trainer.temperature))
         model = trainer.accelerator.unwrap_model(trainer.model)
@@ -119,9 +124,10 @@ class GraphRollouts:
                 experiment_id=self.experiment_id))
         finally:
             model.train(was_training)
-        weights = getattr(trainer, "token_reward_weights", REFERENCE_WEIGHTS)
+        design = getattr(trainer, "reward_design", None) or SIGReward()
         step = trainer.state.global_step  # the rollouts of a step are stored together,
-        episodes = [with_token_rewards(e, weights).model_copy(  # tagged with the step
+        episodes = [with_token_rewards(  # tagged with the step
+            e, turn_rewards=design.turn_rewards(e)).model_copy(
             update={"training_step": step}) for e in episodes]
         if self.store is not None:
             ids = self.store.record_episodes(episodes)

@@ -6,9 +6,9 @@ case -> consultation graph -> trace in SQL -> Shapley/SIG -> token rewards -> **
 :func:`score_groups` turns episodes (``group_size`` consecutive episodes per case) into
 one :class:`ScoredSequence` each: the consultation stitched into one sequence
 (:func:`~promed_agents.graphs.rollout.stitch`), every doctor token carrying its turn's
-reward (:func:`~promed_agents.trainers.token_rewards.turn_reward`) and the advantage
-``reward - mean reward of the trained tokens of the group``
-(:func:`~promed_agents.trainers.token_rewards.group_advantages`). A consultation that
+reward and the group's advantages, both from a
+:class:`~promed_agents.trainers.reward_designs.RewardDesign` (default ProMed's SIG
+rewards: ``reward - mean reward of the trained tokens of the group``). A consultation that
 failed, or whose turns have no token ids or do not stitch, keeps its place in the batch
 as a one-token row with nothing trained, so the batch keeps its shape; it still counts in
 the group's metrics but not in its mean. :func:`rollout_metrics` summarises the episodes
@@ -22,13 +22,10 @@ from dataclasses import dataclass
 
 from promed_agents.graphs.rollout import policy_samples, stitch
 from promed_agents.trace import EpisodeRecord, EpisodeStatus, Role, TurnKind
-from promed_agents.trainers.token_rewards import (
-    REFERENCE_WEIGHTS,
-    RewardWeights,
-    episode_turn_rewards,
-    group_advantages,
-    sequence_token_rewards,
-)
+from promed_agents.trainers.reward_designs import RewardDesign, SIGReward
+from promed_agents.trainers.token_rewards import sequence_token_rewards
+
+SIG_REWARD = SIGReward()
 
 
 @dataclass(frozen=True)
@@ -54,7 +51,7 @@ def _untrainable(episode: EpisodeRecord, pad_id: int) -> ScoredSequence:
     return ScoredSequence([pad_id], [pad_id], [0], [0.0], [0.0], [0.0], episode.id)
 
 
-def _scored(episode: EpisodeRecord, weights: RewardWeights, pad_id: int) -> ScoredSequence:
+def _scored(episode: EpisodeRecord, design: RewardDesign, pad_id: int) -> ScoredSequence:
     samples = policy_samples(episode)
     if episode.status is EpisodeStatus.FAILED or not samples or \
             any(not s.prompt_ids or not s.completion_ids for s in samples):
@@ -62,23 +59,24 @@ def _scored(episode: EpisodeRecord, weights: RewardWeights, pad_id: int) -> Scor
     sequence = stitch(samples)
     if sequence is None:
         return _untrainable(episode, pad_id)
-    rewards = sequence_token_rewards(episode_turn_rewards(episode, weights),
+    rewards = sequence_token_rewards(design.turn_rewards(episode),
                                      sequence.turn_index)
     return ScoredSequence(sequence.prompt_ids, sequence.completion_ids, sequence.policy_mask,
                           rewards, [0.0] * len(rewards), sequence.logprobs, episode.id)
 
 
 def score_groups(episodes: Sequence[EpisodeRecord], group_size: int,
-                 weights: RewardWeights = REFERENCE_WEIGHTS, pad_id: int = 0
+                 design: RewardDesign = SIG_REWARD, pad_id: int = 0
                  ) -> list[ScoredSequence]:
     """Scored sequences of ``episodes``, in order; each run of ``group_size`` consecutive
-    episodes is one group (the consultations of one case)."""
+    episodes is one group (the consultations of one case), rewarded by ``design``."""
     if group_size < 1 or len(episodes) % group_size:
         raise ValueError(f"{len(episodes)} episodes do not split into groups of {group_size}")
     scored: list[ScoredSequence] = []
     for start in range(0, len(episodes), group_size):
-        group = [_scored(e, weights, pad_id) for e in episodes[start:start + group_size]]
-        advantages = group_advantages([s.rewards for s in group], [s.loss_mask for s in group])
+        group = [_scored(e, design, pad_id) for e in episodes[start:start + group_size]]
+        advantages = design.advantages([s.rewards for s in group],
+                                       [s.loss_mask for s in group])
         scored += [ScoredSequence(s.prompt_ids, s.completion_ids, s.loss_mask, s.rewards, a,
                                   s.sampling_logprobs, s.episode_id)
                    for s, a in zip(group, advantages, strict=True)]

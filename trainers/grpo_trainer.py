@@ -17,6 +17,10 @@ TRL's ``tool_mask``, and hands TRL **per-token advantages** of shape (B, T):
 2. the advantage of a trained token is its reward minus the mean reward of all trained
    tokens of the case's group; no division by the standard deviation (the reference's
    rule; TRL's ``scale_rewards`` is not used);
+   (``reward`` chooses another design on the same consultations,
+   :mod:`~promed_agents.trainers.reward_designs`: DoctorAgent-RL's, outcome-only,
+   ProMed's rollout-level ablation, each with standard group-normalised advantages,
+   and an optional length penalty);
 3. TRL's ``_compute_loss`` does the rest: the PPO-clipped ratio (``epsilon``, reference 0.1),
    the k3 KL to the reference model (``beta``, reference 0.04), and the aggregation of
    ``loss_type`` (default ``"grpo"``: mean over each sequence's trained tokens, then over
@@ -46,11 +50,13 @@ import torch
 from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.utils import pad, use_adapter
 
+from promed_agents.agents.doctor import DOCTOR_TURN_TOKENS
 from promed_agents.case import Case
 from promed_agents.errors import TrainingError
 from promed_agents.trainers.episode_sources import EpisodeSource
 from promed_agents.trainers.grpo_batch import ScoredSequence, rollout_metrics, score_groups
 from promed_agents.trainers.reference_hyperparameters import REFERENCE_GRPO
+from promed_agents.trainers.reward_designs import RewardChoice, RewardDesign
 from promed_agents.trainers.token_rewards import REFERENCE_WEIGHTS, RewardWeights
 from promed_agents.trainers.training_config import DoctorTrainingConfig, cpu_training_defaults
 from promed_agents.trainers.training_log import TrainingLog
@@ -94,6 +100,15 @@ class DoctorGRPOConfig(DoctorTrainingConfig, GRPOConfig):
         "help": "Answer tokens get answer_weight*correct (the reference's gamma: 3)."})
     format_weight: float = field(default=REFERENCE_WEIGHTS.format_weight, metadata={
         "help": "Every doctor turn's tokens get format_weight*format_score (reference: 1)."})
+    reward: str = field(default="promed", metadata={
+        "help": "Reward design: promed (SIG per token), doctoragent (DoctorAgent-RL), "
+                "outcome (correctness only) or rollout-level (ProMed's ablation); see "
+                "promed_agents.trainers.reward_designs."})
+    length_penalty: float = field(default=0.0, metadata={
+        "help": "Med-U1's length penalty: the answer loses length_penalty x its tokens / "
+                "max_turn_tokens (0: off)."})
+    max_turn_tokens: int = field(default=DOCTOR_TURN_TOKENS, metadata={
+        "help": "Tokens the doctor may write per turn (the length penalty's scale)."})
     policy_name: str = field(default="grpo-policy", metadata={
         "help": "Doctor spec recorded on rollouts of the policy in training (local:NAME)."})
 
@@ -106,6 +121,11 @@ class DoctorGRPOConfig(DoctorTrainingConfig, GRPOConfig):
         return RewardWeights(sig_weight=self.sig_weight,
                              sig_correct_weight=self.sig_correct_weight,
                              answer_weight=self.answer_weight, format_weight=self.format_weight)
+
+    @property
+    def reward_design(self) -> RewardDesign:
+        return RewardChoice(self.reward, self.length_penalty, self.max_turn_tokens,
+                            self.token_reward_weights).design()
 
 
 def consultation_reward(*_args: Any, **_kwargs: Any) -> list[float]:
@@ -163,7 +183,7 @@ class DoctorGRPOTrainer(GRPOTrainer):
                          train_dataset=train_dataset, processing_class=processing_class,
                          callbacks=callbacks, peft_config=peft_config)
         self.source = source
-        self.token_reward_weights = args.token_reward_weights
+        self.reward_design = args.reward_design
 
     def _reference_logps(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                          keep: int, batch_size: int) -> torch.Tensor:
@@ -223,7 +243,7 @@ class DoctorGRPOTrainer(GRPOTrainer):
         mode = "train" if self.model.training else "eval"
         group = self.num_generations if mode == "train" else self.num_generations_eval
         episodes = self.source.episodes([row["case_id"] for row in inputs], self)
-        scored = score_groups(episodes, group, self.token_reward_weights,
+        scored = score_groups(episodes, group, self.reward_design,
                               self._tokenizer.pad_token_id)
         batch = self._tensors(scored)
         loss_mask = batch["completion_mask"] * batch["tool_mask"]
@@ -325,7 +345,8 @@ def train_grpo(model: str, cases: Sequence[Case], source: EpisodeSource,
                "group_size": config.num_generations, "off_policy": source.off_policy,
                "learning_rate": config.learning_rate, "beta": config.beta,
                "epsilon": config.epsilon, "loss_type": config.loss_type,
-               "lora": config.use_lora, "last_log": logged[-1] if logged else {}}
+               "lora": config.use_lora, "reward": config.reward_design.name,
+               "last_log": logged[-1] if logged else {}}
     base = model
     checkpoint_id = None
     if not trainer.accelerator.is_main_process:  # one registration and receipt per run

@@ -66,16 +66,18 @@ def episode_turn_rewards(episode: EpisodeRecord, weights: RewardWeights = REFERE
             for turn in episode.turns if turn.role is Role.DOCTOR]
 
 
-def with_token_rewards(episode: EpisodeRecord, weights: RewardWeights = REFERENCE_WEIGHTS
-                       ) -> EpisodeRecord:
+def with_token_rewards(episode: EpisodeRecord, weights: RewardWeights = REFERENCE_WEIGHTS,
+                       turn_rewards: Sequence[float] | None = None) -> EpisodeRecord:
     """A copy of ``episode`` whose doctor turns carry their reward (``reward`` and, where
     the turn has token ids, ``token_rewards``) and whose ``total_reward`` is their sum: the
-    trace then shows what each turn earned in training."""
-    correct = bool(episode.correct)
+    trace then shows what each turn earned in training. ``turn_rewards`` (one per doctor
+    turn, from another reward design) replace the SIG rewards under ``weights``."""
+    rewards = list(turn_rewards) if turn_rewards is not None else \
+        episode_turn_rewards(episode, weights)
     turns, total = [], 0.0
     for turn in episode.turns:
         if turn.role is Role.DOCTOR:
-            value = turn_reward(turn.kind, turn.sig, turn.format_score, correct, weights)
+            value = rewards.pop(0)
             total += value
             turn = turn.model_copy(update={
                 "reward": value,

@@ -10,9 +10,12 @@ case -> **consultation graph (doctor, patient, evaluator)** -> trace in SQL -> S
 - :mod:`.knowledge_summary`: what the doctor knows, summarised;
 - :mod:`.question_bank`, :mod:`.reference_doctors`: the history-taking bank and the
   model-free doctors (``bank:random``, ``bank:fixed``, ``oracle``); ``resolve_doctor``
-  picks a doctor from a spec.
+  picks a doctor from a spec;
+- :mod:`.abstention`: MediQ's abstaining doctor, a node that lets the doctor ask only
+  while it is not confident enough to answer.
 """
 
+from promed_agents.agents.abstention import Abstention
 from promed_agents.agents.doctor import DoctorTurn, doctor_sampling, parse_doctor_turn
 from promed_agents.agents.evaluator import Evaluator, FinalScore, ReplyScore, uniform_weights
 from promed_agents.agents.knowledge_summary import KnowledgeSummary
@@ -21,7 +24,8 @@ from promed_agents.agents.patient_spec import resolve_patient
 from promed_agents.agents.question_bank import bank_questions, rank_by_yield
 from promed_agents.agents.reference_doctors import BankDoctor, OracleDoctor, resolve_doctor
 
-__all__ = ["BankDoctor", "DoctorTurn", "Evaluator", "FactSelectPatient", "FinalScore",
-           "KnowledgeSummary", "LLMPatient", "OracleDoctor", "Patient", "PatientReply",
-           "ReplyScore", "bank_questions", "doctor_sampling", "parse_doctor_turn",
-           "rank_by_yield", "resolve_doctor", "resolve_patient", "uniform_weights"]
+__all__ = ["Abstention", "BankDoctor", "DoctorTurn", "Evaluator", "FactSelectPatient",
+           "FinalScore", "KnowledgeSummary", "LLMPatient", "OracleDoctor", "Patient",
+           "PatientReply", "ReplyScore", "bank_questions",
+           "doctor_sampling", "parse_doctor_turn", "rank_by_yield", "resolve_doctor",
+           "resolve_patient", "uniform_weights"]

@@ -42,6 +42,8 @@ class FinalScore:
     format_score: float
     num_questions: int
     fact_recall: float
+    weighted_recall: float = 0.0
+    """The weight of the facts known at the end under the evaluator's fact weights."""
 
 
 @dataclass
@@ -89,5 +91,7 @@ class Evaluator:
         correct = answer is not None and set(answer) == set(case.answer)
         mean_format = sum(format_scores) / len(format_scores) if format_scores else 0.0
         recall = len(set(acquired)) / len(case.facts) if case.facts else 1.0
+        weighted = information_state(self.weights(case), acquired) if case.facts else 1.0
         return FinalScore(correct=correct, format_score=mean_format,
-                          num_questions=num_questions, fact_recall=recall)
+                          num_questions=num_questions, fact_recall=recall,
+                          weighted_recall=weighted)

@@ -23,6 +23,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from promed_agents.agents.abstention import DEFAULT_THRESHOLD
 from promed_agents.agents.doctor import DOCTOR_TURN_TOKENS, doctor_sampling
 from promed_agents.agents.patient_spec import resolve_patient
 from promed_agents.agents.reference_doctors import resolve_doctor
@@ -59,7 +60,11 @@ from promed_agents.evaluation import (
     sig_weighting,
     summarize,
 )
-from promed_agents.graphs import ConsultationContext, arun_consultations
+from promed_agents.graphs import (
+    ConsultationContext,
+    abstaining_consultation_graph,
+    arun_consultations,
+)
 from promed_agents.trace import ConsultationMode, EpisodeStatus
 
 if TYPE_CHECKING:
@@ -84,6 +89,18 @@ class EvalCommandConfig:
     concurrency: int = 8
     sig_scorer: str | None = None
     demonstration: bool = False
+    abstain: str | None = None
+    abstain_threshold: float = DEFAULT_THRESHOLD
+
+
+def _graph(settings: EvalCommandConfig) -> Any:
+    """The consultation graph, with MediQ's abstention before the doctor when asked."""
+    if settings.abstain is None:
+        return None
+    try:
+        return abstaining_consultation_graph(settings.abstain, settings.abstain_threshold)
+    except ValueError as exc:
+        raise ConsultationError(f"--abstain/--abstain-threshold: {exc}") from None
 
 
 def _modes(text: str) -> list[str]:
@@ -116,6 +133,7 @@ def run_evaluation(store: TraceStore, settings: EvalCommandConfig, console: Cons
 
     resolve_doctor(settings.doctor)  # bad specs fail before the store changes
     resolve_patient(settings.patient)
+    graph = _graph(settings)
     check_sig_scorer(store, settings.sig_scorer)
     cases = select_cases(store, console, settings.cases, settings.case_ids, settings.split)
     doctor = resolve_doctor(settings.doctor, cases)
@@ -147,7 +165,7 @@ def run_evaluation(store: TraceStore, settings: EvalCommandConfig, console: Cons
                                    "seed": seed})
 
                 episodes += asyncio.run(arun_consultations(
-                    cases, context, concurrency=settings.concurrency,
+                    cases, context, concurrency=settings.concurrency, graph=graph,
                     experiment_id=experiment_id, on_episode=on_episode))
             status, reason = run_status(episodes)
             store.finish_experiment(experiment_id, status, reason)
@@ -239,6 +257,12 @@ def evaluate(
     sig_scorer: Annotated[str | None, typer.Option(
         help="Whose stored Shapley values weigh facts [default: --doctor].")] = None,
     demonstration: DemonstrationOption = False,
+    abstain: Annotated[str | None, typer.Option(
+        help="MediQ's abstaining doctor: before each turn the doctor rates its confidence "
+             "(numerical or scale) and asks only below --abstain-threshold.")] = None,
+    abstain_threshold: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="Confidence at which an abstaining doctor answers.")] =
+    EvalCommandConfig.abstain_threshold,
     db: DbOption = None,
 ) -> None:
     """Consult every case in each mode and seed; print the figures with 95% intervals
@@ -250,7 +274,7 @@ def evaluate(
         cases=cases, case_ids=case_id_list(case_ids), split=split, modes=_modes(modes),
         seeds=seeds, patient=patient, max_questions=max_questions, temperature=temperature,
         max_new_tokens=max_new_tokens, concurrency=concurrency, sig_scorer=sig_scorer,
-        demonstration=demonstration)
+        demonstration=demonstration, abstain=abstain, abstain_threshold=abstain_threshold)
     with open_store(db) as store:
         runs = run_evaluation(store, settings, console, err_console)
     console.print(results_table(runs, shown(f"{settings.experiment}: {doctor}, "

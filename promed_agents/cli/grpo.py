@@ -34,6 +34,7 @@ from promed_agents.cli.options import (
     PatientOption,
     RenamedFloat,
     SplitOption,
+    budget_range,
     case_id_list,
     check_sig_scorer,
     console,
@@ -48,6 +49,7 @@ from promed_agents.cli.options import (
 from promed_agents.cli.progress_bar import progress_bar, step_progress
 from promed_agents.errors import NotFoundError, TraceError, TrainingError
 from promed_agents.trainers.reference_hyperparameters import REFERENCE_GRPO
+from promed_agents.trainers.reward_designs import RewardChoice
 from promed_agents.trainers.token_rewards import REFERENCE_WEIGHTS
 
 if TYPE_CHECKING:
@@ -80,6 +82,9 @@ class GRPOCommandConfig:
     sig_correct_weight: float = REFERENCE_WEIGHTS.sig_correct_weight
     answer_weight: float = REFERENCE_WEIGHTS.answer_weight
     format_weight: float = REFERENCE_WEIGHTS.format_weight
+    reward: str = "promed"
+    length_penalty: float = 0.0
+    dynamic_budget: str | None = None
     temperature: float = REFERENCE_GRPO.temperature
     max_new_tokens: int = DOCTOR_TURN_TOKENS
     max_questions: int = 10
@@ -99,6 +104,10 @@ class GRPOCommandConfig:
 def _run(store: TraceStore, settings: GRPOCommandConfig, console: Console) -> tuple[int, list[Any]]:
     """The run's experiment (created, or resumed when it exists) and its cases."""
     check_sig_scorer(store, settings.sig_scorer)
+    RewardChoice(settings.reward, settings.length_penalty).design()  # named before it runs
+    if budget_range(settings.dynamic_budget) and settings.from_traces:
+        raise TrainingError("--dynamic-budget sets the budget of fresh rollouts; stored "
+                            "consultations (--from-traces) already had theirs")
     try:
         experiment_id, saved = store.experiment_config(settings.name)
     except NotFoundError:
@@ -144,6 +153,7 @@ def _source(store: TraceStore, settings: GRPOCommandConfig, experiment_id: int, 
                               require_shapley=settings.require_shapley)
     return GraphRollouts({c.id: c for c in cases}, patient=resolve_patient(settings.patient),
                          evaluator=evaluator, max_questions=settings.max_questions,
+                         budget_range=budget_range(settings.dynamic_budget),
                          max_turn_tokens=settings.max_new_tokens,
                          demonstration=settings.demonstration, store=store,
                          experiment_id=experiment_id)
@@ -171,13 +181,17 @@ def train_grpo_command(store: TraceStore, settings: GRPOCommandConfig, console: 
         delta=settings.delta, loss_type=settings.loss_type,
         temperature=settings.temperature, sig_weight=settings.sig_weight,
         sig_correct_weight=settings.sig_correct_weight, answer_weight=settings.answer_weight,
-        format_weight=settings.format_weight, use_lora=settings.lora, logging_steps=1,
+        format_weight=settings.format_weight, reward=settings.reward,
+        length_penalty=settings.length_penalty, max_turn_tokens=settings.max_new_tokens,
+        use_lora=settings.lora, logging_steps=1,
         save_strategy="steps", save_steps=settings.save_steps, save_total_limit=1,
         report_to="none", seed=settings.seed, disable_tqdm=True,
         policy_name=f"grpo:{settings.name}")
     mode = "logged traces" if settings.from_traces else "graph rollouts"
-    console.print(f"SIG-GRPO on {len(cases)} case(s) from {mode}: {settings.steps} steps of "
-                  f"{settings.cases_per_step} case(s) x {settings.group_size} consultations")
+    design = config.reward_design.name
+    console.print(f"GRPO ({design} reward) on {len(cases)} case(s) from {mode}: "
+                  f"{settings.steps} steps of {settings.cases_per_step} case(s) x "
+                  f"{settings.group_size} consultations")
     started = time.perf_counter()
     with progress_bar(progress_console) as progress:
         task = progress.add_task(f"GRPO ({settings.model})", total=settings.steps)
@@ -239,6 +253,16 @@ def grpo(
     GRPOCommandConfig.answer_weight,
     format_weight: Annotated[float, typer.Option(help="Every turn: format score.")] =
     GRPOCommandConfig.format_weight,
+    reward: Annotated[str, typer.Option(
+        help="Reward design: promed (SIG per token; the weights above), doctoragent "
+             "(DoctorAgent-RL), outcome (correctness only), rollout-level (ProMed's "
+             "ablation).")] = GRPOCommandConfig.reward,
+    length_penalty: Annotated[float, typer.Option(
+        min=0.0, help="The answer loses this x its tokens / --max-new-tokens (Med-U1; "
+                      "0: off).")] = GRPOCommandConfig.length_penalty,
+    dynamic_budget: Annotated[str | None, typer.Option(
+        help="Draw each consultation's doctor turns from LOW-HIGH (DoctorAgent-RL: 2-10); "
+             "the doctor sees 'Turn t of T.' [default: --max-questions]")] = None,
     temperature: Annotated[float, typer.Option(min=0.01, help="Rollout sampling.")] =
     GRPOCommandConfig.temperature,
     max_new_tokens: MaxNewTokensOption = GRPOCommandConfig.max_new_tokens,
@@ -261,8 +285,9 @@ def grpo(
     ratio_cap: RenamedFloat = None,
     db: DbOption = None,
 ) -> None:
-    """SIG-GRPO: question tokens rewarded by their SIG, answers by correctness; from
-    fresh consultations of the model in training or from stored ones. A rerun resumes."""
+    """GRPO on consultations (default SIG-GRPO: question tokens rewarded by their SIG,
+    answers by correctness; --reward for the other designs), from fresh consultations of
+    the model in training or from stored ones. A rerun resumes."""
     settings = GRPOCommandConfig(
         model=model, output=output, experiment=experiment, cases=cases, case_ids=case_ids,
         split=split, from_traces=from_traces, group_size=group_size,
@@ -273,7 +298,8 @@ def grpo(
         sig_correct_weight=renamed("--sig-correct", sig_correct, "--sig-correct-weight",
                                    sig_correct_weight),
         answer_weight=renamed("--gamma", gamma, "--answer-weight", answer_weight),
-        format_weight=format_weight, temperature=temperature, max_new_tokens=max_new_tokens,
+        format_weight=format_weight, reward=reward, length_penalty=length_penalty,
+        dynamic_budget=dynamic_budget, temperature=temperature, max_new_tokens=max_new_tokens,
         max_questions=max_questions, patient=patient, sig_scorer=sig_scorer,
         require_shapley=require_shapley, demonstration=demonstration, lora=lora,
         save_steps=save_steps, seed=seed)

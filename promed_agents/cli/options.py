@@ -83,6 +83,18 @@ def case_id_list(text: str | None, flag: str = "--case-ids") -> list[str]:
     return ids
 
 
+def budget_range(text: str | None) -> tuple[int, int] | None:
+    """``--dynamic-budget LOW-HIGH`` (doctor turns, both included) as a pair."""
+    if text is None:
+        return None
+    parts = text.replace(" ", "").split("-")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts) or \
+            not 1 <= int(parts[0]) <= int(parts[1]) <= 100:
+        raise PromedError(f"--dynamic-budget {text!r}: give the fewest and most doctor "
+                          "turns as LOW-HIGH with 1 <= LOW <= HIGH <= 100, e.g. 2-10")
+    return int(parts[0]), int(parts[1])
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 INT_MAX = 2**63 - 1
 """The largest integer a command takes (what SQLite and PostgreSQL's BIGINT hold)."""
