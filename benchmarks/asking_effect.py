@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,7 +44,6 @@ from rich.table import Table
 
 from promed_agents.agents.question_bank import bank_questions, rank_by_yield
 from promed_agents.cli.evaluate import EvalCommandConfig, run_evaluation
-from promed_agents.cli.grpo import GRPOCommandConfig, train_grpo_command
 from promed_agents.cli.mcts import MCTSCommandConfig, search
 from promed_agents.cli.train import SFTCommandConfig, train_sft_command
 from promed_agents.evaluation import LABELS, SHOWN, paired_difference, summarize
@@ -171,15 +171,20 @@ def main() -> int:
     for design in designs:
         reward, _, extra = design.partition("+")
         folder = "grpo" if design == "promed" else f"grpo-{design.replace('+', '-')}"
-        train_grpo_command(store, GRPOCommandConfig(
-            model=f"local:{models / 'sft'}", output=models / folder,
-            experiment=f"{stamp}-{folder}", case_ids=",".join(train_ids),
-            group_size=args.group_size, cases_per_step=args.cases_per_step,
-            steps=args.grpo_steps, learning_rate=args.grpo_learning_rate,
-            max_questions=args.budget, sig_scorer=None, demonstration=True,
-            reward=reward, length_penalty=args.length_penalty if extra == "length" else 0.0,
-            dynamic_budget=f"2-{args.budget + 1}" if reward == "doctoragent" else None,
-            save_steps=args.grpo_steps), console, quiet)
+        # each run in its own process: a process that trains several models in turn
+        # keeps the memory of the earlier ones (measured: 24 GB after five)
+        command = [
+            sys.executable, "-m", "promed_agents.cli", "train", "grpo",
+            "--model", f"local:{models / 'sft'}", "--output", str(models / folder),
+            "--experiment", f"{stamp}-{folder}", "--case-ids", ",".join(train_ids),
+            "--group-size", str(args.group_size), "--cases-per-step", str(args.cases_per_step),
+            "--steps", str(args.grpo_steps), "--learning-rate", str(args.grpo_learning_rate),
+            "--max-questions", str(args.budget), "--demonstration", "--reward", reward,
+            "--length-penalty", str(args.length_penalty if extra == "length" else 0.0),
+            "--save-steps", str(args.grpo_steps), "--db", f"sqlite:///{work / 'store.db'}"]
+        if reward == "doctoragent":
+            command += ["--dynamic-budget", f"2-{args.budget + 1}"]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
         console.print(f"[{time.perf_counter() - started:.0f} s] GRPO ({design}) done")
         label = "SFT+GRPO" if design == "promed" else f"SFT+GRPO ({design})"
         results[label] = evaluate(f"local:{models / folder}", folder)

@@ -124,6 +124,7 @@ def test_the_prompt_holds_question_options_and_only_the_coalitions_facts(tiny_mo
     assert scored.text[slice(*scored.answer)] == answer_text(case, "letter-text")
 
 
+@pytest.mark.slow
 def test_smollm2_shapley_values_equal_an_independent_computation(smollm2_folder):
     model, tokenizer = load_local_model(str(smollm2_folder))
     case = next(c for c in load_cases(bundled_sample_path()) if len(c.facts) == 4)

@@ -168,3 +168,25 @@ def test_an_unexpected_error_outside_generate_fails_the_batch_not_the_thread(tin
         failing.result(timeout=60)
     generator._version = real_version
     assert generator.submit(prompts(tokenizer)[1], GREEDY).result(timeout=60)["text"] is not None
+
+
+def test_a_closed_generator_answers_what_was_queued_then_lets_its_model_go(tiny):
+    import gc
+    import weakref
+
+    model, tokenizer = tiny
+    generator = BatchGenerator(model, tokenizer, wait_s=0.05, cache_mb=0)
+    pending = generator.submit(prompts(tokenizer)[0], GREEDY)
+    generator.close()
+    assert pending.result(timeout=60)["completion_token_ids"]  # queued before the close
+    assert not generator._thread.is_alive() and generator.model is None
+    with pytest.raises(RuntimeError, match="closed"):
+        generator.submit(prompts(tokenizer)[1], GREEDY)
+    generator.close()  # twice is fine
+    # an open generator's thread keeps it (and so its model) alive; a closed one does not
+    kept, dropped = BatchGenerator(model, tokenizer), BatchGenerator(model, tokenizer)
+    dropped.close()
+    refs = weakref.ref(kept), weakref.ref(dropped)
+    del kept, dropped
+    gc.collect()
+    assert refs[0]() is not None and refs[1]() is None

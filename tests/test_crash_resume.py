@@ -23,6 +23,7 @@ def _script():
     return module
 
 
+@pytest.mark.slow
 def test_a_killed_consultation_batch_resumes_to_the_uninterrupted_counts(tiny_model_folder):
     """The fast representative of the test below: one job, one kill, SQLite."""
     results = _script().main(["--model", f"local:{tiny_model_folder}", "--cases", "4",

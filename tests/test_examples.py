@@ -68,6 +68,7 @@ def test_train_from_traces_example(tmp_path, tiny_model_folder):
     assert lines[-1] == f"trained doctor: local:{tmp_path / 'doctor'}"
 
 
+@pytest.mark.slow
 def test_pipeline_example_runs_the_whole_data_path(tmp_path):
     """examples/pipeline.py: cases -> Shapley -> SIG evaluator -> MCTS -> SFT -> SIG-GRPO ->
     recorded evaluation -> report, on the embedded model at its smallest."""

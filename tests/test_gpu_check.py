@@ -11,6 +11,7 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.sh"
 
 
+@pytest.mark.slow
 def test_the_gpu_script_runs_dry_on_the_cpu_and_writes_its_figures(tmp_path):
     env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable}
     done = subprocess.run([str(SCRIPT), "--dry-run"], env=env, capture_output=True,

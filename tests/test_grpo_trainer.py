@@ -93,6 +93,7 @@ class LoggedEpisodesStub:
         raise AssertionError("not used")
 
 
+@pytest.mark.slow
 def test_two_steps_from_graph_rollouts(tiny_model_folder, tmp_path, sqlite_url):
     from promed_agents.backends import resolve_chat_model
 

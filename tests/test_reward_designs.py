@@ -55,6 +55,16 @@ def test_doctoragent_rewards_each_rule_and_sums_them():
     assert DoctorAgentReward().episode_reward(timeout) == -11.0
 
 
+def test_a_question_when_the_turns_ran_out_costs_the_budget_penalty_only():
+    ran_out = consultation(status=EpisodeStatus.TIMEOUT, correct=False).model_copy(
+        update={"turns": [doctor(0, TurnKind.QUESTION, "question: Any fever?"), patient(1, [2]),
+                          doctor(2, TurnKind.INVALID, "question: Any cough?", fmt=0.0)]})
+    assert DoctorAgentReward().episode_reward(ran_out) == 1 - 5
+    garbled = ran_out.model_copy(update={"turns": [*ran_out.turns[:2], doctor(
+        2, TurnKind.INVALID, "hmm", fmt=0.0)]})
+    assert DoctorAgentReward().episode_reward(garbled) == 1 - 2 - 5
+
+
 def test_a_fact_disclosed_again_is_not_an_answered_question():
     repeat = consultation().model_copy(update={"turns": [
         doctor(0, TurnKind.QUESTION, "question: Any fever?"), patient(1, [2]),

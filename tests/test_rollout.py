@@ -60,6 +60,7 @@ def test_sampled_group_with_a_local_policy(tiny_model_folder):
                 sum(len(s.completion_ids) for s in trajectory.samples)
 
 
+@pytest.mark.slow
 def test_smollm2_consultations_stitch_into_one_sequence(smollm2_folder):
     """SmolLM2's turns re-render token for token in the next prompt (a turn stopped at
     its newline drops only that token), so each consultation is one sequence."""

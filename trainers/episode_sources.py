@@ -102,6 +102,14 @@ class GraphRollouts:
                                                   name=trainer.args.policy_name)
         return self._policy
 
+    def close(self) -> None:
+        """Release the chat model over the policy in training (its serving thread holds
+        the model; :func:`~promed_agents.trainers.grpo_trainer.train_grpo` calls this
+        when training ends)."""
+        if self._policy is not None:
+            self._policy.batcher.close()
+            self._policy = None
+
     def episodes(self, case_ids: Sequence[str], trainer: Any) -> list[EpisodeRecord]:
         missing = sorted(set(case_ids) - set(self.cases))
         if missing:

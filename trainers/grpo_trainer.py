@@ -338,7 +338,10 @@ def train_grpo(model: str, cases: Sequence[Case], source: EpisodeSource,
         # what a killed run recorded after its last checkpoint is redone: drop it first
         store.rewind_training_run(experiment_id, checkpoint_step(Path(resume)) if resume else 0)
     trainer.accelerator.wait_for_everyone()  # no process records a rollout before that
-    trainer.train(resume_from_checkpoint=resume)
+    try:
+        trainer.train(resume_from_checkpoint=resume)
+    finally:  # a source may hold the policy (a serving thread): let it go with the run
+        getattr(source, "close", lambda: None)()
     save_final_model(trainer, tokenizer, output, merge_lora=config.use_lora)
     logged = [e for e in trainer.state.log_history if "loss" in e]
     metrics = {"steps": trainer.state.global_step, "cases": len(cases),

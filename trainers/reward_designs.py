@@ -132,7 +132,8 @@ class DoctorAgentReward(EpisodeLevelReward):
     - a repeated question (the same content words as an earlier one): ``repeated`` (-2);
     - otherwise a question the patient answered (its reply disclosed a fact the doctor did
       not know) ``answered`` (+1), one it could not answer ``unanswered`` (-1);
-    - the budget spent without an answer: ``budget_spent`` (-5);
+    - the budget spent without an answer: ``budget_spent`` (-5; a question asked when
+      the turns ran out earns only this, as in its code);
     - the final answer: ``correct`` (+5) when right (the multiple-choice form of its
       diagnosis score), 0 otherwise.
     """
@@ -151,9 +152,13 @@ class DoctorAgentReward(EpisodeLevelReward):
         total, asked = 0.0, []
         known = set(episode.known_fact_ids)
         turns = episode.turns
+        last = max((i for i, t in enumerate(turns) if t.role is Role.DOCTOR), default=-1)
         for i, turn in enumerate(turns):
             if turn.role is not Role.DOCTOR:
                 continue
+            if i == last and episode.status is EpisodeStatus.TIMEOUT and \
+                    turn.text.lstrip().lower().startswith("question"):
+                continue  # a question when the turns ran out: the budget penalty only
             if turn.kind is TurnKind.INVALID:
                 total += self.invalid
             elif turn.kind is TurnKind.QUESTION:

@@ -154,6 +154,10 @@ def _stop_end(tokenizer: Any, context: list[int], ids: list[int],
     return next(k for k in range(1, len(ids) + 1) if completes(k))
 
 
+_CLOSE: Any = object()
+"""Put on the queue by :meth:`BatchGenerator.close`: the serving thread ends."""
+
+
 def _sampling_key(request: _Request) -> str:
     """Requests that can share a ``generate``: equal parameters but the token budget (and
     a seeded request starts apart from continuations, which are not seeded again)."""
@@ -173,12 +177,30 @@ class BatchGenerator:
         self.batch_sizes: list[int] = []
         self._weights_version = self._version()
         self._stop_criteria: dict[tuple[str, ...], Any] = {}
-        threading.Thread(target=self._loop, name="promed-local-batcher", daemon=True).start()
+        self.closed = False
+        self._thread = threading.Thread(target=self._loop, name="promed-local-batcher",
+                                        daemon=True)
+        self._thread.start()
 
     def submit(self, prompt_ids: list[int], params: GenerationParams) -> Future:
+        if self.closed:
+            raise RuntimeError("this batch generator is closed")
         future: Future = Future()
         self.queue.put(_Request(prompt_ids, params, future))
         return future
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Stop the serving thread once the requests already queued are answered, and
+        drop the model and cached states (the thread holds them while it runs: a
+        generator that is never closed keeps its model alive for the whole process)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.queue.put(_CLOSE)
+        self._thread.join(timeout)
+        self.model = self.tokenizer = None
+        self.cache = None
+        self._stop_criteria.clear()
 
     def _version(self) -> int:
         """Changes whenever a weight is modified in place (an optimizer step, a
@@ -186,7 +208,8 @@ class BatchGenerator:
         return sum(p._version for p in self.model.parameters())
 
     def _loop(self) -> None:
-        while True:
+        closing = False
+        while not closing:
             batch = [self.queue.get()]
             deadline = time.monotonic() + self.wait_s
             while len(batch) < self.max_batch_size:
@@ -197,6 +220,8 @@ class BatchGenerator:
                     batch.append(self.queue.get(timeout=remaining))
                 except queue.Empty:
                     break
+            closing = any(r is _CLOSE for r in batch)
+            batch = [r for r in batch if r is not _CLOSE]
             # A caller that gave up (a cancelled task) is dropped; a request taken up can
             # no longer be cancelled, so its result always finds its future.
             batch = [r for r in batch if r.future.running() or
