@@ -32,6 +32,7 @@ def test_the_gpu_script_runs_dry_on_the_cpu_and_writes_its_figures(tmp_path):
         grpo["sig_grpo_step_seconds"] / grpo["stock_step_seconds"], rel=0.01)
 
 
+@pytest.mark.slow
 def test_the_gpu_script_refuses_to_run_for_real_without_a_gpu(tmp_path):
     env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable,
            "CUDA_VISIBLE_DEVICES": ""}

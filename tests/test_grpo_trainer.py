@@ -308,6 +308,7 @@ def trl_vllm_on_loopback(monkeypatch):
     monkeypatch.setattr("trl.generation.vllm_generation.VLLMClient", LoopbackVLLMClient)
 
 
+@pytest.mark.slow
 def test_a_served_doctor_is_synced_each_step_and_its_ratio_reaches_the_loss(
         tiny_model_folder, tmp_path, trl_vllm_on_loopback):
     """use_vllm with a served doctor: TRL syncs the server's weights before each step's
