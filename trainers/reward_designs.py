@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from promed_agents.agents.doctor import DOCTOR_TURN_TOKENS
 from promed_agents.errors import TrainingError
 from promed_agents.text_similarity import content_tokens
 from promed_agents.trace import EpisodeRecord, EpisodeStatus, Role, TurnKind
@@ -219,7 +220,7 @@ class RolloutLevelReward(EpisodeLevelReward):
 class LengthPenalty:
     """Any design with Med-U1's length penalty on the answer: ``weight x (answer tokens /
     max_tokens)`` is taken from the answer turn's reward (from the episode's reward for an
-    episode-level design)."""
+    episode-level design). An answer recorded without token ids counts its words."""
 
     design: RewardDesign
     weight: float
@@ -269,7 +270,7 @@ class RewardChoice:
 
     reward: str = "promed"
     length_penalty: float = 0.0
-    max_tokens: int = 48
+    max_tokens: int = DOCTOR_TURN_TOKENS
     weights: RewardWeights = field(default=REFERENCE_WEIGHTS)
 
     def design(self) -> RewardDesign:
