@@ -4,7 +4,7 @@ cases, evaluated on dev cases it never saw, beside model-free reference doctors.
 case -> consultation graph -> trace in SQL -> SIG -> **MCTS (bank proposer) -> SFT ->
 SIG-GRPO** -> **evaluation** against reactive, base, bank:random, bank:fixed, oracle
 
-    python benchmarks/asking_effect.py [--train-cases 150] [--eval-count 200] ...
+    python benchmarks/asking_effect.py [--train-cases 300] [--eval-count 200] ...
 
 1. Imports ``--cases`` (default: the 1,000 iMedQA dev cases) into a fresh SQLite store
    under ``--workdir``. Training uses the first ``--train-cases`` cases; evaluation the
@@ -12,8 +12,10 @@ SIG-GRPO** -> **evaluation** against reactive, base, bank:random, bank:fixed, or
    or the cases of ``--eval-cases FILE`` / stored ``--eval-split``; training and
    evaluation cases must not overlap.
 2. Ranks the question bank by yield on the training cases (``bank:fixed``'s order).
-3. MCTS on the training cases, the policy (``--doctor``) and the bank proposer mixed at
-   ``--proposer-ratio``; SFT on each case's best path; SIG-GRPO from the SFT model.
+3. MCTS on the training cases with ``promed mcts``'s defaults (the bank proposer writes
+   every turn, favouring the bank's best order: no model call in an expansion); SFT on
+   each case's best path, its informative questions and a trained answer turn (the
+   correct answer where the path's was not); SIG-GRPO from the SFT model.
 4. Evaluates, with the same patient, budget and greedy decoding: reactive, base
    proactive, ``bank:random`` (``--random-seeds`` seeds), ``bank:fixed``, ``oracle``,
    SFT, SFT+GRPO. SIG is the uniform-weight gain (no Shapley values are computed: on the
@@ -25,9 +27,13 @@ SIG-GRPO** -> **evaluation** against reactive, base, bank:random, bank:fixed, or
    turns); ``--abstain`` adds MediQ's abstaining doctor (the base model, numerical
    confidence, threshold 0.8); ``--no-reference-doctors`` skips bank:random, bank:fixed
    and oracle.
-5. Prints one table (mean [95% CI] over cases), paired differences of SFT+GRPO against
-   the others (and of each other design against ProMed's), and the last line
-   ``sig_gain=<SFT+GRPO minus base, SIG per episode> ci_low=<...> ci_high=<...>``.
+5. Prints one table (mean [95% CI] over cases), how case-conditioned each doctor's
+   questions are (distinct first questions; the choice ratio of
+   :mod:`~promed_agents.agents.question_choice`, trained minus ``bank:fixed`` paired by
+   case), paired differences of SFT+GRPO against the others (and of each other design
+   against ProMed's), and the last two lines
+   ``sig_gain=<SFT+GRPO minus base, SIG per episode> ci_low=<...> ci_high=<...>`` and
+   ``vs_fixed=<SFT+GRPO minus bank:fixed, SIG per episode> ci_low=<...> ci_high=<...>``.
 """
 
 from __future__ import annotations
@@ -43,22 +49,31 @@ from rich.console import Console
 from rich.table import Table
 
 from promed_agents.agents.question_bank import bank_questions, rank_by_yield
+from promed_agents.agents.question_choice import choice_by_case, first_questions
 from promed_agents.cli.evaluate import EvalCommandConfig, run_evaluation
 from promed_agents.cli.mcts import MCTSCommandConfig, search
-from promed_agents.cli.train import SFTCommandConfig, train_sft_command
-from promed_agents.evaluation import LABELS, SHOWN, paired_difference, summarize
+from promed_agents.evaluation import (
+    LABELS,
+    SHOWN,
+    mean_estimate,
+    paired_difference,
+    paired_metric,
+    per_case,
+    summarize,
+)
 from promed_agents.loader import load_cases
 from promed_agents.storage import TraceStore
+from promed_agents.trainers.mcts_search import MCTSConfig
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "mediq" / "imedqa_dev.jsonl"
-COLUMNS = ("correct", "questions", "answerable", "new_facts", "fact_recall", "sig",
-           "valid_turns")
+COLUMNS = ("correct", "questions", "answerable", "repeated_share", "new_facts", "sig",
+           "valid_turns", "timeout")
 
 
 def arguments() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cases", type=Path, default=DEV, help="Case file to train on.")
-    p.add_argument("--train-cases", type=int, default=150)
+    p.add_argument("--train-cases", type=int, default=300)
     p.add_argument("--eval-cases", type=Path, default=None,
                    help="Evaluate on this case file instead of --cases.")
     p.add_argument("--eval-split", default=None,
@@ -69,14 +84,16 @@ def arguments() -> argparse.Namespace:
     p.add_argument("--eval-count", type=int, default=200)
     p.add_argument("--doctor", default="local:smollm2")
     p.add_argument("--budget", type=int, default=5, help="Questions per consultation.")
-    p.add_argument("--iterations", type=int, default=6, help="MCTS iterations per case.")
-    p.add_argument("--correct-bonus", type=float, default=0.0, help=(
-        "MCTS reward of a right answer (the reference's is 2; the embedded model answers "
-        "at chance, so a right answer is luck and would outrank an informative path)."))
-    p.add_argument("--proposer", default="bank")
-    p.add_argument("--proposer-ratio", type=float, default=0.75)
-    p.add_argument("--sft-epochs", type=float, default=2.0)
-    p.add_argument("--sft-learning-rate", type=float, default=5e-5)
+    p.add_argument("--iterations", type=int, default=MCTSConfig.iterations,
+                   help="MCTS iterations per case.")
+    p.add_argument("--correct-bonus", type=float, default=MCTSConfig.correct_bonus,
+                   help="MCTS reward of a right answer (the reference's is 2).")
+    p.add_argument("--proposer", default=MCTSCommandConfig.proposer)
+    p.add_argument("--proposer-ratio", type=float, default=MCTSConfig.proposer_ratio)
+    p.add_argument("--sft-eval", action=argparse.BooleanOptionalAction, default=True,
+                   help="Evaluate the SFT model too (not only SFT+GRPO).")
+    p.add_argument("--sft-epochs", type=float, default=1.0)
+    p.add_argument("--sft-learning-rate", type=float, default=1e-4)
     p.add_argument("--grpo-steps", type=int, default=12)
     p.add_argument("--group-size", type=int, default=4)
     p.add_argument("--grpo-learning-rate", type=float, default=1e-5)
@@ -85,21 +102,24 @@ def arguments() -> argparse.Namespace:
                    help="GRPO reward designs, comma-separated (promed first).")
     p.add_argument("--length-penalty", type=float, default=1.0,
                    help="The penalty of a design named with +length.")
-    p.add_argument("--cases-per-step", type=int, default=2)
+    p.add_argument("--cases-per-step", type=int, default=1)
     p.add_argument("--abstain", action="store_true",
                    help="Also evaluate MediQ's abstaining doctor (the base model).")
     p.add_argument("--reference-doctors", action=argparse.BooleanOptionalAction,
                    default=True, help="Evaluate bank:random, bank:fixed and oracle.")
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--workdir", type=Path, default=Path("asking-effect-runs"))
+    p.add_argument("--resume", type=Path, default=None,
+                   help="A run's folder (WORKDIR/STAMP): reuse its store; evaluations, "
+                        "the search and trained models already there are kept.")
     return p.parse_args()
 
 
 def main() -> int:
     args = arguments()
     console, quiet = Console(width=200), Console(stderr=True, quiet=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    work = args.workdir / stamp
+    stamp = args.resume.name if args.resume else time.strftime("%Y%m%d-%H%M%S")
+    work = args.resume or args.workdir / stamp
     work.mkdir(parents=True, exist_ok=True)
     store = TraceStore(f"sqlite:///{work / 'store.db'}")
     started = time.perf_counter()
@@ -130,9 +150,14 @@ def main() -> int:
 
     bank_file = work / "bank_fixed.json"
     bank_file.write_text(json.dumps(rank_by_yield(bank_questions(), train), indent=1))
+    run_names: dict[str, str] = {}
 
     def evaluate(doctor: str, name: str, mode: str = "proactive", seeds: int = 1,
                  abstain: str | None = None):
+        stored = f"{stamp}-{name}-{mode}"
+        if stored in {e.name for e in store.list_experiments()}:
+            run_names[name] = stored
+            return per_case(store.iter_episodes(store.experiment_id(stored)))
         runs = run_evaluation(store, EvalCommandConfig(
             doctor=doctor, experiment=f"{stamp}-{name}", cases=None, case_ids=eval_ids,
             split=None, modes=[mode], seeds=seeds, patient="fact-select",
@@ -140,6 +165,7 @@ def main() -> int:
             concurrency=args.concurrency, sig_scorer=None, demonstration=True,
             abstain=abstain), console, quiet)
         console.print(f"[{time.perf_counter() - started:.0f} s] evaluated {name}")
+        run_names[name] = next(iter(runs))
         return next(iter(runs.values()))
 
     results = {"reactive": evaluate(args.doctor, "reactive", "reactive"),
@@ -162,11 +188,16 @@ def main() -> int:
     gained = sum(r.best_reward > 0 for r in reports)
     console.print(f"[{time.perf_counter() - started:.0f} s] search: {gained} of "
                   f"{len(reports)} cases have a path that earned reward")
-    sft = train_sft_command(store, SFTCommandConfig(
-        source=f"{stamp}-search", output=models / "sft", model=args.doctor,
-        epochs=args.sft_epochs, learning_rate=args.sft_learning_rate), console, quiet)
-    console.print(f"[{time.perf_counter() - started:.0f} s] SFT: {sft.steps} steps")
-    results["SFT"] = evaluate(f"local:{models / 'sft'}", "sft")
+    # SFT and each GRPO run in a process of their own: a process that trains and then
+    # holds a trainer keeps its memory (a GRPO child beside it was OOM-killed at 24 GB)
+    subprocess.run([
+        sys.executable, "-m", "promed_agents.cli", "train", "sft", "--from", f"{stamp}-search",
+        "--output", str(models / "sft"), "--model", args.doctor, "--epochs",
+        str(args.sft_epochs), "--learning-rate", str(args.sft_learning_rate),
+        "--db", f"sqlite:///{work / 'store.db'}"], check=True, stdout=subprocess.DEVNULL)
+    console.print(f"[{time.perf_counter() - started:.0f} s] SFT done")
+    if args.sft_eval:
+        results["SFT"] = evaluate(f"local:{models / 'sft'}", "sft")
     designs = [d.strip() for d in args.designs.split(",") if d.strip()]
     for design in designs:
         reward, _, extra = design.partition("+")
@@ -184,10 +215,16 @@ def main() -> int:
             "--save-steps", str(args.grpo_steps), "--db", f"sqlite:///{work / 'store.db'}"]
         if reward == "doctoragent":
             command += ["--dynamic-budget", f"2-{args.budget + 1}"]
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        if not (models / folder / "config.json").exists():
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
         console.print(f"[{time.perf_counter() - started:.0f} s] GRPO ({design}) done")
         label = "SFT+GRPO" if design == "promed" else f"SFT+GRPO ({design})"
         results[label] = evaluate(f"local:{models / folder}", folder)
+        run_names[label] = run_names.pop(folder)
+    for label, name in (("base proactive", "base"), ("bank:fixed", "bank-fixed"),
+                        ("SFT", "sft")):
+        if name in run_names:
+            run_names[label] = run_names.pop(name)
 
     table = Table(title=f"asking effect: {len(evaluated)} unseen cases, budget {args.budget}, "
                         "fact-select patient, greedy; mean [95% CI]; SIG with uniform weights")
@@ -222,11 +259,41 @@ def main() -> int:
                                     for m in ("sig", "answerable", "new_facts", "questions",
                                               "correct")))
         console.print(against, width=240)
+    console.print(choice_table(store, run_names, evaluated), width=240)
     console.print(f"total {time.perf_counter() - started:.0f} s; store {work / 'store.db'}")
     assert set(SHOWN) >= set(COLUMNS)
     gain = paired_difference(results["base proactive"], trained)["sig"]
     print(f"sig_gain={gain.mean:.4f} ci_low={gain.low:.4f} ci_high={gain.high:.4f}")
+    if "bank:fixed" in results:
+        fixed = paired_difference(results["bank:fixed"], trained)["sig"]
+        print(f"vs_fixed={fixed.mean:.4f} ci_low={fixed.low:.4f} ci_high={fixed.high:.4f}")
     return 0
+
+
+def choice_table(store: TraceStore, run_names: dict[str, str], evaluated: list) -> Table:
+    """Distinct first questions and the choice ratio per doctor, and SFT+GRPO's choice
+    ratio minus bank:fixed's, paired by case."""
+    cases = {c.id: c for c in evaluated}
+    bank = bank_questions()
+    table = Table(title="how case-conditioned the questions are (choice ratio: facts a "
+                        "question acquired / most any unasked bank question would have)")
+    for column in ("doctor", "distinct first questions", "most common first (cases)",
+                   "choice ratio [95% CI]"):
+        table.add_column(column)
+    choices = {}
+    for label, name in run_names.items():
+        episodes = list(store.iter_episodes(store.experiment_id(name)))
+        firsts = first_questions(episodes)
+        choices[label] = {c: {"choice": v} for c, v in
+                          choice_by_case(episodes, cases, bank).items()}
+        top = next(iter(firsts.items()), ("-", 0))
+        table.add_row(label, str(len(firsts)), f"{top[0]} ({top[1]})",
+                      str(mean_estimate(choices[label], "choice")) if choices[label] else "-")
+    if "SFT+GRPO" in choices and "bank:fixed" in choices:
+        d = paired_metric(choices["bank:fixed"], choices["SFT+GRPO"], "choice")
+        table.caption = (f"SFT+GRPO minus bank:fixed, choice ratio paired by case: "
+                         f"{d.mean:+.3f} [{d.low:+.3f}, {d.high:+.3f}]")
+    return table
 
 
 if __name__ == "__main__":

@@ -48,8 +48,10 @@ def main(cases_count: int = 3, steps: int = 1, out: Path = Path("pipeline-run"))
         context(SPEC, evaluator, 1.0), InMemorySaver(serde=checkpoint_serializer()), mcts,
         experiment_id=search, proposer=resolve_doctor("bank"))
     asyncio.run(trainers.run_mcts(cases, env, store, search, mcts))
-    # 4. SFT on the best search paths (a search that found nothing of value gives none)
-    samples, _ = trainers.search_samples(store, search, trainers.ExportConfig())
+    # 4. SFT on the best search paths (a search that found nothing of value gives none),
+    #    each ending with a trained answer turn (the correct one where the path's was not)
+    samples, _ = trainers.search_samples(store, search, trainers.ExportConfig(),
+                                         trainers.policy_answer_ids(SPEC))
     start = SPEC
     if samples:
         sft = trainers.DoctorSFTConfig(output_dir=str(out / "sft"), max_steps=steps,

@@ -45,6 +45,7 @@ from promed_agents.agents.patient import FactSelectPatient, Patient
 from promed_agents.backends.token_metadata import token_metadata
 from promed_agents.case import Case
 from promed_agents.partial_view import PartialView
+from promed_agents.question_repeats import repeats_earlier
 from promed_agents.trace import ConsultationMode, EpisodeStatus, Role, TurnKind, TurnRecord
 
 DEFAULT_MAX_QUESTIONS = 10
@@ -215,6 +216,9 @@ def _dialogue(turns: list[TurnRecord]) -> list[tuple[str, str]]:
 async def _evaluate_reply(state: ConsultationState,
                           runtime: Runtime[ConsultationContext]) -> dict:
     reply, question = state["turns"][-1], state["turns"][-2]
+    earlier = [q for q, _ in _dialogue(state["turns"][:-2])]
+    if repeats_earlier(question.text, earlier):  # a repeat acquires nothing
+        return {"turns": [question.model_copy(update={"sig": 0.0})]}
     score = await runtime.context.evaluator.ascore_reply(
         state["case"], state["acquired"], reply.disclosed_fact_ids,
         state["view"].known_fact_ids, _dialogue(state["turns"]))

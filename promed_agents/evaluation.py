@@ -4,14 +4,17 @@ case -> consultation graph -> trace in SQL -> ... -> checkpoint -> **evaluation*
 
 An evaluation reads recorded consultations only. Per episode: ``correct`` (1/0),
 ``questions`` (questions asked), ``answered`` (questions whose reply disclosed at least
-one fact the doctor did not know), ``new_facts`` (facts acquired by asking),
-``fact_recall`` (share of the case's facts the doctor knew at the end), ``sig`` (the
-episode's information gain: its questions' summed SIG, under the weights its evaluator
-recorded, see :func:`sig_weighting`) and ``valid_turns`` (share of well-formed doctor
-turns). A run's figure is the mean over cases (a case consulted with several seeds counts
-once, with its seeds' mean), with a 95% percentile bootstrap interval over cases; the
-``answerable`` share (answered over asked questions, pooled over cases) is a ratio of
-two such means, resampled together. Two runs on the same cases are compared case by
+one fact the doctor did not know), ``repeated`` (questions repeating an earlier one of
+the consultation, :mod:`~promed_agents.question_repeats`; they acquire nothing),
+``new_facts`` (facts acquired by asking), ``fact_recall`` (share of the case's facts the
+doctor knew at the end), ``sig`` (the episode's information gain: its questions' summed
+SIG, under the weights its evaluator recorded, see :func:`sig_weighting`),
+``valid_turns`` (share of well-formed doctor turns) and ``timeout`` (1 when the
+consultation ended without an answer). A run's figure is the mean over cases (a case
+consulted with several seeds counts once, with its seeds' mean), with a 95% percentile
+bootstrap interval over cases; the ``answerable`` share (answered over asked questions,
+pooled over cases) and the ``repeated_share`` (repeated over asked questions) are ratios
+of two such means, resampled together. Two runs on the same cases are compared case by
 case (:func:`paired_difference`); :func:`relative_gain` is the paper's headline figure,
 the relative accuracy gain of one run over another (proactive over reactive), with its
 interval from the same paired resampling.
@@ -24,19 +27,23 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from promed_agents.question_repeats import repeated_flags
 from promed_agents.trace import EpisodeRecord, EpisodeStatus, Role, TurnKind
 
-METRICS = ("correct", "questions", "answered", "new_facts", "fact_recall", "sig",
-           "valid_turns")
+METRICS = ("correct", "questions", "answered", "repeated", "new_facts", "fact_recall", "sig",
+           "valid_turns", "timeout")
 """Per-episode figures, averaged per case."""
-RATIOS = {"answerable": ("answered", "questions")}
+RATIOS = {"answerable": ("answered", "questions"), "repeated_share": ("repeated", "questions")}
 """Run figures that are a ratio of two per-case means."""
-SHOWN = ("correct", "questions", "answerable", "new_facts", "fact_recall", "sig",
-         "valid_turns")
+SHOWN = ("correct", "questions", "answerable", "repeated_share", "new_facts", "fact_recall",
+         "sig", "valid_turns", "timeout")
 """What tables and reports show, in order."""
 LABELS = {"correct": "accuracy", "questions": "questions / episode",
           "answered": "answered questions / episode",
-          "answerable": "answerable share of questions", "new_facts": "facts acquired / episode",
+          "answerable": "answerable share of questions",
+          "repeated": "repeated questions / episode",
+          "repeated_share": "repeated share of questions",
+          "new_facts": "facts acquired / episode", "timeout": "timeout rate",
           "fact_recall": "fact recall", "sig": "SIG / episode", "valid_turns": "format"}
 """How tables and reports name the metrics."""
 BOOTSTRAP_ROUNDS = 2000
@@ -62,19 +69,24 @@ def episode_figures(episode: EpisodeRecord) -> dict[str, float]:
     doctor = [t for t in episode.turns if t.role is Role.DOCTOR]
     valid = [t for t in doctor if t.kind in (TurnKind.QUESTION, TurnKind.ANSWER)]
     known, answered = set(episode.known_fact_ids), 0
-    for question, reply in zip(episode.turns, episode.turns[1:], strict=False):
-        if question.kind is TurnKind.QUESTION and reply.role is Role.PATIENT:
+    repeats = dict(zip((i for i, t in enumerate(episode.turns) if t.role is Role.DOCTOR),
+                       repeated_flags(episode.turns), strict=True))
+    for i, (question, reply) in enumerate(zip(episode.turns, episode.turns[1:], strict=False)):
+        if question.kind is TurnKind.QUESTION and reply.role is Role.PATIENT and \
+                not repeats[i]:
             new = set(reply.disclosed_fact_ids) - known
             answered += bool(new)
             known |= new
     return {"correct": 1.0 if episode.correct else 0.0,
             "questions": float(episode.num_questions),
             "answered": float(answered),
+            "repeated": float(sum(repeats.values())),
             "new_facts": float(len(known) - len(set(episode.known_fact_ids))),
             "fact_recall": float(episode.metadata.get("fact_recall") or 0.0),
             "sig": float(episode.metadata.get("information_gain") or sum(
                 t.sig or 0.0 for t in episode.turns if t.kind is TurnKind.QUESTION)),
-            "valid_turns": len(valid) / len(doctor) if doctor else 0.0}
+            "valid_turns": len(valid) / len(doctor) if doctor else 0.0,
+            "timeout": 1.0 if episode.status is EpisodeStatus.TIMEOUT else 0.0}
 
 
 def run_status(episodes: Iterable[EpisodeRecord]) -> tuple[str, str | None]:
@@ -155,6 +167,24 @@ def paired_difference(base: Mapping[str, Mapping[str, float]],
                                   for c in chosen) / len(chosen)
 
     return {m: _resampled(shared, diff_of(m), seed) for m in SHOWN}
+
+
+def mean_estimate(figures: Mapping[str, Mapping[str, float]], metric: str, seed: int = 0
+                  ) -> Estimate:
+    """The mean of one per-case figure ``metric`` (any, not only :data:`METRICS`) with its
+    95% bootstrap interval."""
+    return _resampled(sorted(figures), lambda chosen: sum(
+        figures[c][metric] for c in chosen) / len(chosen), seed)
+
+
+def paired_metric(base: Mapping[str, Mapping[str, float]],
+                  other: Mapping[str, Mapping[str, float]], metric: str, seed: int = 0
+                  ) -> Estimate:
+    """``other`` minus ``base`` for one per-case figure ``metric``, over the cases both
+    have, paired by case."""
+    shared = sorted(set(base) & set(other))
+    return _resampled(shared, lambda chosen: sum(
+        other[c][metric] - base[c][metric] for c in chosen) / len(chosen), seed)
 
 
 def relative_gain(base: Mapping[str, Mapping[str, float]],

@@ -143,3 +143,28 @@ def test_a_dynamic_budget_is_drawn_per_consultation_and_shown_to_the_doctor():
     fixed = run(scripted("answer: C"))
     assert "budget" not in fixed and not any(
         str(m.content).startswith("Turn ") for m in fixed["messages"])
+
+
+class OneNewFactEachTime:
+    """A patient who tells one more hidden fact each time, whatever is asked."""
+
+    name = "generous"
+
+    def __init__(self):
+        self.told = 3
+
+    async def reply(self, case, question):
+        from promed_agents.agents.patient import PatientReply
+
+        self.told += 1
+        return PatientReply(text=case.facts[self.told], disclosed_fact_ids=[self.told])
+
+
+def test_a_repeated_question_acquires_nothing_whatever_the_patient_says():
+    state = run(scripted("question: What did the examination show?",
+                         "question: what did the EXAMINATION show",
+                         "question: Do you have a fever?", "answer: C"),
+                patient=OneNewFactEachTime())
+    questions = [t for t in state["turns"] if t.kind is TurnKind.QUESTION]
+    assert [q.sig for q in questions] == pytest.approx([1 / 9, 0.0, 1 / 9])
+    assert state["acquired"] == [0, 1, 2, 3, 4, 6]  # fact 5, told to the repeat, is not

@@ -14,13 +14,15 @@ from promed_agents.evaluation import (
 )
 from promed_agents.trace import EpisodeRecord, EpisodeStatus, Role, TurnKind, TurnRecord
 
+TOPICS = ("fever", "cough", "rash", "pain", "nausea")
+
 
 def episode(case, correct, questions=0, sig=0.0, recall=0.5, invalid=0, disclosed=(),
             known=()):
     """``disclosed[k]``: the fact ids the k-th reply disclosed (none when absent)."""
     turns = []
     for k in range(questions):
-        turns += [TurnRecord(index=len(turns), role=Role.DOCTOR, text="question: q",
+        turns += [TurnRecord(index=len(turns), role=Role.DOCTOR, text=f"question: {TOPICS[k]}?",
                              kind=TurnKind.QUESTION, sig=sig / questions),
                   TurnRecord(index=len(turns) + 1, role=Role.PATIENT, text="p",
                              kind=TurnKind.REPLY, disclosed_fact_ids=list(
@@ -38,8 +40,28 @@ def episode(case, correct, questions=0, sig=0.0, recall=0.5, invalid=0, disclose
 def test_figures_of_one_episode():
     figures = episode_figures(episode("c", True, questions=2, sig=0.3, invalid=1))
     assert figures == pytest.approx({"correct": 1.0, "questions": 2.0, "answered": 0.0,
-                                     "new_facts": 0.0, "fact_recall": 0.5, "sig": 0.3,
-                                     "valid_turns": 0.75})
+                                     "repeated": 0.0, "new_facts": 0.0, "fact_recall": 0.5,
+                                     "sig": 0.3, "valid_turns": 0.75, "timeout": 0.0})
+
+
+def test_a_repeated_question_is_counted_and_acquires_nothing():
+    # the second question asks the first one's content again; a patient that answers
+    # it with a new fact does not make it count as acquiring
+    one = episode("c", False, questions=3, disclosed=[[1], [2], [3]])
+    turns = [t.model_copy(update={"text": "question: Any FEVER"}) if t.index == 2 else t
+             for t in one.turns]
+    figures = episode_figures(one.model_copy(update={"turns": turns}))
+    assert figures["repeated"] == 1.0 and figures["new_facts"] == 2.0
+    assert figures["answered"] == 2.0
+    share = summarize(per_case([one.model_copy(update={"turns": turns}),
+                                episode("d", True, questions=2)]))["repeated_share"]
+    assert share.mean == pytest.approx(1 / 5)
+
+
+def test_a_timeout_is_counted():
+    ran_out = episode("c", False, questions=1).model_copy(
+        update={"status": EpisodeStatus.TIMEOUT})
+    assert episode_figures(ran_out)["timeout"] == 1.0
     failed = EpisodeRecord(case_id="c", graph="g", doctor_spec="d",
                            status=EpisodeStatus.FAILED, failure_reason="boom")
     assert set(episode_figures(failed).values()) == {0.0}

@@ -13,7 +13,8 @@ from helpers import FAKE_DOCTOR, run
 
 def test_search_is_stored_resumed_and_shown(sqlite_url, tmp_path):
     args = ["mcts", "--experiment", "e", "--cases", "2", "--iterations", "3",
-            "--max-questions", "2", "--doctor", FAKE_DOCTOR, "--db", sqlite_url]
+            "--max-questions", "2", "--doctor", FAKE_DOCTOR, "--proposer", "none",
+            "--db", sqlite_url]
     first = run(*args)
     assert first.exit_code == 0, first.output
     assert "MCTS e" in first.output and "imedqa-1" in first.output
@@ -84,6 +85,9 @@ def test_a_bank_proposer_writes_candidate_turns(sqlite_url):
         assert config["proposer"] == "bank" and config["proposer_ratio"] == 1.0
         root = store.load_search_tree(experiment, "imedqa-0")
         questions = {n.turn_text for n in root.walk()[1:] if n.turn_kind == "question"}
-        assert questions and questions <= bank and len(root.children) > 1  # fresh draws
+        # the root widened in the bank's order: its first children, then the script
+        assert [c.turn_text for c in root.children] == [
+            f"question: {q}" for q in bank_questions()[:len(root.children)]]
+        assert questions and questions <= bank and len(root.children) > 1
         episodes = list(store.iter_episodes(experiment))
         assert all(e.metadata["proposer"]["spec"] == "bank" for e in episodes)

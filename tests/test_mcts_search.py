@@ -53,7 +53,7 @@ def context(doctor) -> ConsultationContext:
 
 
 def search(store, experiment_id, doctor, saver, iterations, width=3):
-    config = MCTSConfig(iterations=iterations, width=width)
+    config = MCTSConfig(iterations=iterations, width=width, correct_bonus=2.0)
     env = ConsultationEnvironment(context(doctor), saver, config, experiment_id=experiment_id)
     return asyncio.run(run_mcts([CASE], env, store, experiment_id, config))
 
@@ -141,6 +141,12 @@ def test_config_is_checked():
         MCTSConfig(iterations=0)
     with pytest.raises(ConsultationError, match="decay"):
         MCTSConfig(decay=0)
+
+
+def test_the_default_search_ranks_paths_by_what_they_acquired():
+    # SFT teaches the correct answer on every path, so a lucky answer earns nothing
+    # (the reference's +2 is a setting), and the bank proposer writes every turn
+    assert MCTSConfig().correct_bonus == 0.0 and MCTSConfig().proposer_ratio == 1.0
 
 
 def proposer_run(store, name, policy, proposer, ratio, seed=0):

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from langchain_core.messages import AIMessage, HumanMessage
 
+from promed_agents.agents.doctor import case_prompt
 from promed_agents.agents.question_bank import bank_questions
 from promed_agents.agents.reference_doctors import BankDoctor, resolve_doctor
 from promed_agents.backends import resolve_chat_model
 from promed_agents.errors import BackendError
 from promed_agents.graphs import ConsultationContext, arun_consultations
 from promed_agents.loader import bundled_sample_path, load_cases
+from promed_agents.partial_view import partial_view
 from promed_agents.trace import Role, TurnKind
 
 CASES = load_cases(bundled_sample_path())[:12]
@@ -81,8 +84,21 @@ def test_the_final_answer_is_the_option_sharing_most_with_what_is_known():
     assert episode.final_answer == ["B"]  # "sexually" is in a known fact
 
 
+def test_the_bank_proposer_widens_a_node_in_the_bank_order():
+    proposer = resolve_doctor("bank")
+    bank = proposer.questions["en"]
+    messages = [HumanMessage(case_prompt(CASES[0], partial_view(CASES[0])))]
+    assert proposer.invoke(messages).content == f"question: {bank[0]}"
+    taken = [f"question: {bank[0]}", f"question: {bank[2]}"]
+    assert proposer.invoke(messages, exclude=taken).content == f"question: {bank[1]}"
+    taken.append(f"question: {bank[1]}")
+    assert proposer.invoke(messages, exclude=taken).content == f"question: {bank[3]}"
+    asked = [*messages, AIMessage(f"question: {bank[3]}"), HumanMessage("Patient: no")]
+    assert proposer.invoke(asked, exclude=taken).content == f"question: {bank[4]}"
+
+
 def test_specs():
     assert isinstance(resolve_chat_model("bank:random"), BankDoctor)
-    assert resolve_doctor("bank").fresh_draws
+    assert resolve_doctor("bank").widens_in_order
     with pytest.raises(BackendError, match="bank:random, bank:fixed"):
         resolve_doctor("bank:shuffled")

@@ -85,14 +85,15 @@ def test_outcome_and_rollout_level_rewards():
 
 
 def test_promed_design_is_the_sig_token_rewards():
-    # q 2*0.25+0.25+1, invalid 0, q 0+0+0.5, q 1, q 1, answer 3+1
-    assert SIGReward().turn_rewards(consultation()) == [1.75, 0.0, 0.5, 1.0, 1.0, 4.0]
+    # q 2*0.25+0.25+1, invalid 0, q 0+0+0.5, the first question again 0 (a repeat
+    # earns nothing, not even its format), q 1, answer 3+1
+    assert SIGReward().turn_rewards(consultation()) == [1.75, 0.0, 0.5, 0.0, 1.0, 4.0]
 
 
 def test_length_penalty_on_the_answer_turn_or_the_episode():
     token_level = LengthPenalty(SIGReward(), weight=2.0, max_tokens=8)
     # the answer has 4 tokens: 2 x 4/8 = 1 off the answer turn only
-    assert token_level.turn_rewards(consultation()) == [1.75, 0.0, 0.5, 1.0, 1.0, 3.0]
+    assert token_level.turn_rewards(consultation()) == [1.75, 0.0, 0.5, 0.0, 1.0, 3.0]
     episode_level = LengthPenalty(OutcomeReward(), weight=2.0, max_tokens=8)
     assert episode_level.turn_rewards(consultation()) == [0.0] * 6
     assert token_level.name == "promed+length"

@@ -6,7 +6,7 @@ import pytest
 
 from promed_agents.errors import TrainingError
 from promed_agents.search_tree import SearchNode
-from promed_agents.trace import EpisodeRecord, Role, TurnKind, TurnRecord
+from promed_agents.trace import EpisodeRecord, EpisodeStatus, Role, TurnKind, TurnRecord
 from promed_agents.trainers.sft_dataset import (
     ExportConfig,
     chosen_leaves,
@@ -52,6 +52,62 @@ def test_a_wrong_final_answer_is_context_only_its_questions_are_trained():
     assert [s.extra["turn"] for s in samples] == [0]  # the question only
     unknown = episode(correct=None)  # no verdict: the answer is not trained either
     assert episode_samples(unknown)[0].assistant_masks[-2:] == [0, 0]
+
+
+GOLD = [30, 31, 2]  # "answer: <correct letter>" and the end-of-turn token, say
+
+
+def test_a_wrong_final_answer_is_replaced_by_the_correct_one_and_trained():
+    (sample,) = episode_samples(episode(correct=False), answer_ids=GOLD)
+    assert sample.extra == {"case_id": "c", "answer_replaced": True}
+    assert sample.input_ids == [1, 2, 3, 10, 11, 20, 21, 12, 22, 30, 31, 2]
+    assert sample.assistant_masks == [0, 0, 0, 1, 1, 0, 0, 0, 0, 1, 1, 1]
+    # unstitchable turns: the answer is its own sample, with the correct answer
+    samples = episode_samples(episode(second_prompt=(1, 2, 99, 10, 11, 20, 21),
+                                      correct=False), answer_ids=GOLD)
+    assert [s.extra["turn"] for s in samples] == [0, 2]
+    assert samples[1].input_ids[-3:] == GOLD and samples[1].assistant_masks[-3:] == [1, 1, 1]
+
+
+def test_a_right_well_formed_answer_keeps_its_own_tokens():
+    right = episode()
+    right.turns[3] = right.turns[3].model_copy(update={"format_score": 1.0})
+    (sample,) = episode_samples(right, answer_ids=GOLD)
+    assert sample.input_ids[-2:] == [13, 14] and sample.assistant_masks[-2:] == [1, 1]
+    half = episode()  # right, but the marker was not first (format 0.5): the clean form
+    half.turns[3] = half.turns[3].model_copy(update={"format_score": 0.5})
+    assert episode_samples(half, answer_ids=GOLD)[0].input_ids[-3:] == GOLD
+
+
+def test_a_junk_turn_or_a_question_at_the_final_request_is_never_trained():
+    ran_out = episode(correct=False)
+    ran_out.status = EpisodeStatus.TIMEOUT
+    ran_out.turns[3] = ran_out.turns[3].model_copy(update={
+        "kind": TurnKind.INVALID, "text": "user will not be able to give information"})
+    (sample,) = episode_samples(ran_out, answer_ids=GOLD)
+    assert sample.input_ids[-3:] == GOLD and sample.assistant_masks[-3:] == [1, 1, 1]
+    assert 13 not in sample.input_ids  # the junk is gone, not merely masked
+    failed = episode(correct=None)  # a consultation cut short: its last turn is not final
+    failed.status = EpisodeStatus.FAILED
+    failed.failure_reason = "backend down"
+    assert episode_samples(failed, answer_ids=GOLD)[0].assistant_masks[-2:] == [0, 0]
+
+
+def test_repeated_and_uninformative_questions_are_context_only():
+    repeated = episode()
+    repeated.turns = [
+        doctor(0, [1, 2, 3], [10, 11], TurnKind.QUESTION), patient(1),
+        doctor(2, [1, 2, 3, 10, 11, 20, 21], [15, 16], TurnKind.QUESTION), patient(3),
+        doctor(4, [1, 2, 3, 10, 11, 20, 21, 15, 16, 22], [13, 14], TurnKind.ANSWER)]
+    repeated.turns[2] = repeated.turns[2].model_copy(update={"text": "turn 0?"})
+    (sample,) = episode_samples(repeated)
+    assert sample.assistant_masks == [0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 1, 1]
+    repeated.turns[0] = repeated.turns[0].model_copy(update={"sig": 0.0})
+    (sample,) = episode_samples(repeated, informative_only=True)
+    assert sample.assistant_masks == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1]
+    repeated.turns[0] = repeated.turns[0].model_copy(update={"sig": 0.2})
+    (sample,) = episode_samples(repeated, informative_only=True)
+    assert sample.assistant_masks == [0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 1, 1]
 
 
 def test_a_wrong_answer_without_questions_gives_no_sample():

@@ -124,3 +124,62 @@ def test_lora_resume_and_refusal_to_overwrite(tiny_model_folder, tmp_path):
     assert resumed.resumed_from.endswith("checkpoint-2") and resumed.steps == 4
     # The first two steps come from the checkpoint's history, not from running again.
     assert len(resumed.losses) == 4 and resumed.losses[:2] == result.losses
+
+
+def test_sft_on_paths_whose_answers_were_all_wrong_teaches_the_correct_answer(
+        tiny_model_folder, tmp_path, sqlite_url):
+    """A search whose every final answer is wrong still trains an answer turn: the case's
+    correct one. After SFT the doctor answers the final request with that letter."""
+    import asyncio
+
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from promed_agents.agents.doctor import FINAL_REQUEST, doctor_sampling
+    from promed_agents.backends import resolve_chat_model
+    from promed_agents.backends.scripted_chat_model import ScriptedChatModel
+    from promed_agents.case import Case
+    from promed_agents.graphs import ConsultationContext, arun_consultations
+    from promed_agents.trainers.mcts_search import ConsultationEnvironment, MCTSConfig, run_mcts
+    from promed_agents.trainers.sft_dataset import (
+        ExportConfig,
+        policy_answer_ids,
+        search_samples,
+    )
+
+    case = Case(id="t-wrong", source="t", question="Which diagnosis?",
+                options={"A": "Shingles", "B": "Migraine", "C": "Gout"}, answer=["B"],
+                facts=["Patient is a 30-year-old woman.", "Patient is a teacher.",
+                       "Patient has a throbbing headache on one side.",
+                       "Patient sees flashing lights before the pain."])
+
+    def wrong_proposer(messages) -> str:  # asks a hidden fact, then answers wrong
+        if any(m.content == FINAL_REQUEST for m in messages):
+            return "answer: C"
+        return f"question: {case.facts[2]}"
+
+    spec = f"local:{tiny_model_folder}"
+
+    def context(doctor) -> ConsultationContext:
+        return ConsultationContext(doctor=doctor, max_questions=1, doctor_kwargs=doctor_sampling(
+            doctor, max_tokens=12, temperature=0.0))
+
+    with TraceStore(sqlite_url) as store:
+        store.import_cases([case])
+        experiment = store.create_experiment("wrong", "mcts")
+        config = MCTSConfig(iterations=2, width=2)
+        env = ConsultationEnvironment(
+            context(resolve_chat_model(spec)), InMemorySaver(), config,
+            experiment_id=experiment, proposer=ScriptedChatModel(responder=wrong_proposer))
+        asyncio.run(run_mcts([case], env, store, experiment, config))
+        searched = list(store.iter_episodes(experiment))
+        assert searched and all(e.final_answer == ["C"] for e in searched)
+        samples, _ = search_samples(store, experiment, ExportConfig(),
+                                    policy_answer_ids(spec))
+    assert samples and all(s.assistant_masks[-1] == 1 for s in samples)
+    result = train_sft(spec, samples, _config(tmp_path, max_steps=30, learning_rate=3e-3,
+                                              per_device_train_batch_size=1))
+    trained = resolve_chat_model(f"local:{result.output_dir}")
+    (episode,) = asyncio.run(arun_consultations([case], context(trained)))
+    doctor_turns = [t for t in episode.turns if t.role.value == "doctor"]
+    assert doctor_turns[-1].text.strip() == "answer: B"
+    assert episode.status.value == "completed" and episode.final_answer == ["B"]

@@ -14,9 +14,12 @@ from promed_agents.trainers.token_rewards import (
     with_token_rewards,
 )
 
+TOPICS = ("fever", "headache", "rash", "cough", "pain", "vomiting", "nausea", "itch")
 
-def doctor(index, kind, tokens, sig=None, fmt=1.0):
-    return TurnRecord(index=index, role=Role.DOCTOR, text="t", kind=kind,
+
+def doctor(index, kind, tokens, sig=None, fmt=1.0, text=None):
+    return TurnRecord(index=index, role=Role.DOCTOR, text=text or f"question: {TOPICS[index]}?",
+                      kind=kind,
                       token_ids=list(range(tokens)), sig=sig, format_score=fmt)
 
 
@@ -42,6 +45,18 @@ def test_reference_weights_on_a_correct_dialogue():
 def test_a_wrong_answer_keeps_only_alpha_sig_and_format():
     # q1: 0.5 + 1 = 1.5; q2: 1.0 + 0.5 = 1.5; answer: 0 + 1 = 1.
     assert episode_turn_rewards(dialogue(False)) == [1.5, 0.0, 1.5, 1.0]
+
+
+def test_a_repeated_question_earns_nothing_not_even_its_format():
+    # the reference would pay the repeat its format reward (1); its SIG is 0 already
+    episode = EpisodeRecord(case_id="c", graph="g", doctor_spec="d", correct=False, turns=[
+        doctor(0, TurnKind.QUESTION, 3, sig=0.25, text="question: Do you have a fever?"),
+        patient(1),
+        doctor(2, TurnKind.QUESTION, 3, sig=0.0, text="question: do you have a FEVER"),
+        patient(3),
+        doctor(4, TurnKind.QUESTION, 3, sig=0.0, text="question: Do you have a rash?"),
+        patient(5), doctor(6, TurnKind.ANSWER, 2)])
+    assert episode_turn_rewards(episode) == [1.5, 0.0, 1.0, 1.0]
 
 
 def test_custom_weights():

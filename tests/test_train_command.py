@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from promed_agents.storage import TraceStore
 
 from helpers import FAKE_DOCTOR, run
@@ -12,7 +14,8 @@ from helpers import FAKE_DOCTOR, run
 
 def test_sft_from_a_search_gives_a_usable_doctor(sqlite_url, tmp_path, tiny_model_folder):
     searched = run("mcts", "--experiment", "e", "--cases", "2", "--iterations", "2",
-                   "--max-questions", "2", "--doctor", FAKE_DOCTOR, "--db", sqlite_url)
+                   "--max-questions", "2", "--doctor", FAKE_DOCTOR, "--proposer", "none",
+                   "--correct-bonus", "2", "--db", sqlite_url)
     assert searched.exit_code == 0, searched.output
     out = tmp_path / "doctor"
     args = ["train", "sft", "--from", "e", "--output", out, "--model",
@@ -40,6 +43,28 @@ def test_sft_from_a_search_gives_a_usable_doctor(sqlite_url, tmp_path, tiny_mode
         assert len(store.list_checkpoints()) == 1
     other = run(*args, "--dataset", "e-other")  # another dataset into the finished folder
     assert other.exit_code == 1 and "already holds a trained model" in other.stderr
+
+
+@pytest.mark.slow
+def test_the_readme_stage_one_flow_teaches_on_four_cases_with_no_extra_flags(tmp_path):
+    """README, "MCTS and SFT": search, SFT, consult with the checkpoint, on the embedded
+    model and a fresh store, each with its defaults only."""
+    db = f"sqlite:///{tmp_path / 'fresh.db'}"
+    searched = run("mcts", "--experiment", "search", "--cases", "4", "--db", db)
+    assert searched.exit_code == 0, searched.output
+    out = tmp_path / "sft-doctor"
+    trained = run("train", "sft", "--from", "search", "--output", out, "--db", db)
+    assert trained.exit_code == 0, trained.output
+    assert "training dataset search-sft:" in trained.output
+    consulted = run("consult", "--cases", "4", "--doctor", f"local:{out}", "--experiment",
+                    "after", "--db", db)
+    assert consulted.exit_code == 0, consulted.output
+    with TraceStore(db) as store:
+        _, samples = store.load_training_dataset("search-sft")
+        episodes = list(store.iter_episodes(store.experiment_id("after")))
+    assert samples and all(s.assistant_masks[-1] == 1 for s in samples)  # answers taught
+    assert len(episodes) == 4 and all(e.status.value == "completed" for e in episodes)
+    assert sum(e.num_questions for e in episodes) > 0
 
 
 def test_checkpoints_are_written_every_save_steps_not_every_epoch(sqlite_url, tmp_path,

@@ -35,7 +35,7 @@ _LAZY = {
     "ConsultationEnvironment": "mcts_search", "MCTSConfig": "mcts_search",
     "SearchReport": "mcts_search", "run_mcts": "mcts_search",
     "ExportConfig": "sft_dataset", "export_samples": "sft_dataset",
-    "search_samples": "sft_dataset",
+    "search_samples": "sft_dataset", "policy_answer_ids": "sft_dataset",
     "ShapleyConfig": "shapley_job", "ShapleyReport": "shapley_job",
     "compute_shapley": "shapley_job",
     "RewardWeights": "token_rewards",

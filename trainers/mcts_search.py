@@ -13,7 +13,8 @@ path), and backpropagates the path's discounted return. Rewards: a question's SI
 
 Candidate turns come from the policy and, with a ``proposer`` (any chat model: the
 reference searched with a stronger doctor than the one it trained, served for example
-by vLLM; or ``bank``, the bundled question bank drawn at random), from it: each doctor
+by vLLM; or ``bank``, the bundled question bank, which widens each node in the bank's
+best order, told the turns the node's children already took), from it: each doctor
 turn of a simulation is the proposer's with probability ``proposer_ratio`` and the
 policy's otherwise. A proposed turn is stored as the proposer said it, in the policy's
 tokens when the policy is a local model (:mod:`~promed_agents.backends.policy_tokens`),
@@ -76,11 +77,13 @@ class MCTSConfig:
         default=UCBConfig.optimistic_value,
         metadata={"help": "Value assumed for an unvisited child."})
     decay: float = field(default=0.9, metadata={"help": "Discount per level in backprop."})
-    correct_bonus: float = field(
-        default=2.0, metadata={"help": "Reward of a correct final answer (ref +2)."})
-    proposer_ratio: float = field(default=0.75, metadata={
+    correct_bonus: float = field(default=0.0, metadata={
+        "help": "Reward of a correct final answer (the reference's is +2; SFT teaches the "
+                "correct answer on every path, so by default paths rank by what they "
+                "acquired, not by a lucky answer)."})
+    proposer_ratio: float = field(default=1.0, metadata={
         "help": "Share of doctor turns the proposer writes, when there is one (0: the "
-                "policy only, 1: the proposer only)."})
+                "policy only, 1: the proposer only, a search with no policy call)."})
     seed: int = field(default=0, metadata={"help": "Seeds the policy/proposer draws."})
 
     def __post_init__(self) -> None:
@@ -144,8 +147,15 @@ class ConsultationEnvironment:
         seen = len(before.values.get("turns", []))
         proposed = self._proposing is not None and \
             self._draws.random() < self.config.proposer_ratio
+        context = self.context
+        if proposed:
+            context = self._proposing
+            if getattr(self.proposer, "widens_in_order", False):  # the bank: no twins
+                context = replace(context, doctor_kwargs={
+                    **context.doctor_kwargs,
+                    "exclude": [c.turn_text for c in node.children if c.turn_text]})
         await self.graph.ainvoke(None, self._config(node.thread_id, node.checkpoint_id),
-                                 context=self._proposing if proposed else self.context)
+                                 context=context)
         state = await self.graph.aget_state(self._config(node.thread_id))
         values = state.values
         new_turns = values["turns"][seen:]

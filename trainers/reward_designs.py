@@ -35,7 +35,7 @@ from typing import Protocol, runtime_checkable
 
 from promed_agents.agents.doctor import DOCTOR_TURN_TOKENS
 from promed_agents.errors import TrainingError
-from promed_agents.text_similarity import content_tokens
+from promed_agents.question_repeats import question_key
 from promed_agents.trace import EpisodeRecord, EpisodeStatus, Role, TurnKind
 from promed_agents.trainers.token_rewards import (
     REFERENCE_WEIGHTS,
@@ -117,11 +117,6 @@ class EpisodeLevelReward:
                 else [0.0] * len(mask) for i, mask in enumerate(masks)]
 
 
-def _question_key(text: str) -> frozenset[str]:
-    words, numbers = content_tokens(text)
-    return frozenset(words | numbers)
-
-
 @dataclass(frozen=True)
 class DoctorAgentReward(EpisodeLevelReward):
     """DoctorAgent-RL's rewards (arXiv 2505.19630, its environment's constants), summed
@@ -163,7 +158,7 @@ class DoctorAgentReward(EpisodeLevelReward):
             if turn.kind is TurnKind.INVALID:
                 total += self.invalid
             elif turn.kind is TurnKind.QUESTION:
-                key = _question_key(turn.text)
+                key = question_key(turn.text)
                 if turn.text.count("?") + turn.text.count("？") != 1:
                     total += self.invalid
                 elif key and key in asked:

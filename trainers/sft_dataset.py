@@ -9,12 +9,21 @@ no bonus) gives no sample: it would only teach answering without asking. A sampl
 made of the doctor's exact token ids from the trace: the whole consultation as one
 sequence when its turns stitch token for token
 (:func:`promed_agents.graphs.rollout.stitch`), otherwise one sample per doctor turn (its
-prompt ids, then its completion). Only the doctor's well-formed turns are trained
-(``assistant_masks`` is 1 on their tokens): its questions, and its final answer only when
-that answer is right. A best path that ends in a wrong answer (the search found good
-questions but no right answer) still teaches its questions, with the wrong answer as
-context only; ``correct_only`` drops such paths altogether. Prompts, patient replies,
-reminders and invalid turns are context only.
+prompt ids, then its completion). ``assistant_masks`` is 1 on the tokens trained:
+
+- a well-formed question that does not repeat an earlier question of the consultation
+  (:mod:`~promed_agents.question_repeats`): a repeat is never trained; with
+  ``informative_only``, only questions that acquired something (SIG > 0);
+- the final turn, always, as a well-formed answer: the path's own answer when it was
+  right and well-formed, otherwise the case's correct answer (``answer: <letters>`` and
+  the end-of-turn token, in the policy's tokens: ``answer_ids``) in its place. So every
+  sample teaches the turn that answers the final request, and a wrong answer, a junk
+  final turn or a question asked when only an answer was allowed is never trained (why
+  the correct answer rather than dropping wrong paths: ``docs/concepts.md``);
+- nothing else: prompts, patient replies, reminders and invalid turns are context.
+
+``correct_only`` keeps only paths whose own answer was right. Without ``answer_ids`` the
+final answer is trained only when it was right (and a wrong one stays context).
 
 :func:`export_samples` writes the samples as JSON Lines that
 ``datasets.load_dataset("json", data_files=...)`` loads, with ``input_ids`` and
@@ -24,17 +33,22 @@ reminders and invalid turns are context only.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from promed_agents.atomic_file import atomic_writer
 from promed_agents.errors import TrainingError
-from promed_agents.graphs.rollout import policy_samples, stitch
+from promed_agents.graphs.rollout import PolicySample, policy_samples, stitch
+from promed_agents.question_repeats import repeated_flags
 from promed_agents.search_tree import SearchNode
 from promed_agents.storage.training_records import TrainingSample
-from promed_agents.trace import EpisodeRecord, Role, TurnKind
+from promed_agents.trace import EpisodeRecord, EpisodeStatus, Role, TurnKind
+
+AnswerIds = Callable[[Sequence[str]], list[int]]
+"""``answer_ids(letters)``: the policy's token ids of the turn ``answer: <letters>``
+(with its end-of-turn token), as :func:`policy_answer_ids` makes them."""
 
 if TYPE_CHECKING:
     from promed_agents.storage import TraceStore
@@ -46,21 +60,29 @@ class ExportConfig:
 
     min_reward: float | None = None
     """Also keep every leaf whose path reward is at least this (None: the best only)."""
+    paths_per_case: int = 1
+    """Keep the best this many leaves of each tree that earned a reward (diverse good
+    paths: each is a different consultation of the case)."""
     correct_only: bool = False
     """Keep only consultations that ended with the right answer."""
+    informative_only: bool = False
+    """Train a question only when it acquired something (SIG > 0); False: every
+    well-formed question that repeats nothing."""
 
 
 def chosen_leaves(root: SearchNode, config: ExportConfig) -> list[SearchNode]:
-    """The leaves of ``root`` to train on: the best, then those above the threshold, in
-    the order they were found; only leaves with a stored episode."""
+    """The leaves of ``root`` to train on, in the order they were found: the
+    ``paths_per_case`` best that earned a reward, and those above ``min_reward``; only
+    leaves with a stored episode."""
     leaves = [leaf for leaf in root.leaves() if leaf.episode_id is not None
               and (leaf.correct or not config.correct_only)]
     if not leaves:
         return []
-    best = max(leaves, key=lambda leaf: leaf.path_reward())
-    if best.path_reward() <= 0:
+    ranked = sorted(leaves, key=lambda leaf: -leaf.path_reward())  # stable: found first
+    if ranked[0].path_reward() <= 0:
         return []  # the search found nothing of value here: nothing to teach
-    return [leaf for leaf in leaves if leaf is best or (
+    best = {id(leaf) for leaf in ranked[: config.paths_per_case] if leaf.path_reward() > 0}
+    return [leaf for leaf in leaves if id(leaf) in best or (
         config.min_reward is not None and leaf.path_reward() >= config.min_reward)]
 
 
@@ -69,22 +91,46 @@ def _messages(episode: EpisodeRecord) -> list[dict[str, str]]:
             for t in episode.turns]
 
 
-def trained_turn(kind: TurnKind | None, correct: bool | None) -> bool:
-    """Whether a doctor turn of this kind is trained: a question always, an answer only
-    when the consultation's final answer was right."""
-    return kind is TurnKind.QUESTION or (kind is TurnKind.ANSWER and correct is True)
+def trained_turn(kind: TurnKind | None, correct: bool | None, *, repeated: bool = False,
+                 sig: float | None = None, informative_only: bool = False) -> bool:
+    """Whether a doctor turn of this kind is trained: a question that repeats nothing (and,
+    with ``informative_only``, acquired something), an answer only when the
+    consultation's final answer was right."""
+    if kind is TurnKind.QUESTION:
+        return not repeated and (not informative_only or (sig or 0.0) > 0)
+    return kind is TurnKind.ANSWER and correct is True
 
 
-def episode_samples(episode: EpisodeRecord, weight: float | None = None
+def _ends_with_final_turn(episode: EpisodeRecord) -> bool:
+    """Whether the episode's last doctor turn is its final turn (an answer, or what the
+    doctor said to the final request), not a turn cut short by a failure."""
+    return episode.status in (EpisodeStatus.COMPLETED, EpisodeStatus.TIMEOUT)
+
+
+def episode_samples(episode: EpisodeRecord, weight: float | None = None,
+                    answer_ids: list[int] | None = None, informative_only: bool = False
                     ) -> list[TrainingSample]:
-    """Training samples from ``episode``'s doctor turns (see the module docstring)."""
+    """Training samples from ``episode``'s doctor turns (see the module docstring);
+    ``answer_ids`` is the correct answer turn in the policy's tokens."""
     turns = policy_samples(episode)
-    trained = [trained_turn(t.kind, episode.correct) for t in turns]
+    repeats = repeated_flags(episode.turns)
+    trained = [trained_turn(t.kind, episode.correct, repeated=r, sig=t.sig,
+                            informative_only=informative_only)
+               for t, r in zip(turns, repeats, strict=True)]
     if any(not t.prompt_ids or not t.completion_ids for t in turns):
         raise TrainingError(f"episode {episode.id} (case {episode.case_id}) has doctor turns "
                             "without token ids; its doctor backend did not return them "
                             "(use a local: model, or a server that returns token ids)")
-    extra = {"case_id": episode.case_id}
+    extra: dict[str, object] = {"case_id": episode.case_id}
+    if turns and answer_ids and _ends_with_final_turn(episode):
+        last = episode.turns[max(i for i, t in enumerate(episode.turns)
+                                 if t.role is Role.DOCTOR)]
+        own_right = turns[-1].kind is TurnKind.ANSWER and episode.correct is True and \
+            last.format_score == 1.0
+        if not own_right:  # the messages keep what was said; the ids are what is taught
+            turns[-1] = _answer_in_place(turns[-1], answer_ids)
+            extra["answer_replaced"] = True
+        trained[-1] = True
     messages = _messages(episode)
     stitched = stitch(turns)
     if stitched is not None:
@@ -100,19 +146,47 @@ def episode_samples(episode: EpisodeRecord, weight: float | None = None
             for k, t in enumerate(turns) if trained[k]]
 
 
-def search_samples(store: TraceStore, experiment_id: int, config: ExportConfig
+def _answer_in_place(turn: PolicySample, answer_ids: list[int]) -> PolicySample:
+    return replace(turn, completion_ids=list(answer_ids), logprobs=[0.0] * len(answer_ids),
+                   kind=TurnKind.ANSWER)
+
+
+def policy_answer_ids(model: str) -> AnswerIds:
+    """:data:`AnswerIds` of the local model spec ``model`` (its tokenizer only)."""
+    from transformers import AutoTokenizer
+
+    from promed_agents.backends.local_weights import local_model_ref, model_folder
+
+    tokenizer = AutoTokenizer.from_pretrained(model_folder(local_model_ref(model)))
+    end = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+
+    def ids(letters: Sequence[str]) -> list[int]:
+        text = f"answer: {', '.join(letters)}"
+        return list(tokenizer.encode(text, add_special_tokens=False)) + end
+
+    return ids
+
+
+def search_samples(store: TraceStore, experiment_id: int, config: ExportConfig,
+                   answer_ids: AnswerIds | None = None
                    ) -> tuple[list[TrainingSample], dict[str, int]]:
     """Samples from every tree of the search ``experiment_id`` in ``store``, and counts of
     what was taken (cases, leaves, samples). ``config`` says which leaves: the best of
-    each tree (when it earned anything), and those above ``min_reward``."""
+    each tree (the ``paths_per_case`` best that earned anything), and those above
+    ``min_reward``. With
+    ``answer_ids`` (:func:`policy_answer_ids`), every sample ends with a trained, well-formed
+    answer turn (the case's correct answer where the path's own was not)."""
     samples: list[TrainingSample] = []
     case_ids = sorted(store.search_progress(experiment_id))
     leaves_taken = 0
     for case_id in case_ids:
         root = store.load_search_tree(experiment_id, case_id)
-        for leaf in chosen_leaves(root, config):
+        leaves = chosen_leaves(root, config)
+        gold = answer_ids(store.get_case(case_id).answer) if answer_ids and leaves else None
+        for leaf in leaves:
             leaves_taken += 1
-            samples += episode_samples(store.get_episode(leaf.episode_id), leaf.path_reward())
+            samples += episode_samples(store.get_episode(leaf.episode_id), leaf.path_reward(),
+                                       gold, config.informative_only)
     return samples, {"cases": len(case_ids), "leaves": leaves_taken, "samples": len(samples)}
 
 

@@ -12,7 +12,14 @@ turn (weights :class:`RewardWeights`, reference alpha 2, beta 1, gamma 3, format
 - every other token (prompts, patient replies, reminders, a stop token the chat template
   re-renders) gets 0 and is not trained.
 
-``correct`` is 1 when the episode's final answer is right, else 0. Advantages
+``correct`` is 1 when the episode's final answer is right, else 0.
+
+One departure from the reference: a question that repeats an earlier question of the
+consultation (:mod:`~promed_agents.question_repeats`) earns nothing, not even its format
+reward. The reference pays the format reward for any well-formed turn, so asking one
+acquiring question again and again pays 1 per turn; its SIG is 0 already (the facts are
+known), so only the format part changes. A repeat's 0 is below the group's mean, so its
+advantage is negative: repeating costs what any other zero-reward turn costs. Advantages
 (:func:`group_advantages`, the reference's rule): within a group of consultations of one
 case, each trained token's advantage is its reward minus the mean reward over all trained
 tokens of the group, without dividing by the standard deviation; untrained tokens get 0.
@@ -23,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from promed_agents.question_repeats import repeated_flags
 from promed_agents.trace import EpisodeRecord, Role, TurnKind
 
 
@@ -45,8 +53,10 @@ REFERENCE_WEIGHTS = RewardWeights()
 
 
 def turn_reward(kind: TurnKind | None, sig: float | None, format_score: float | None,
-                correct: bool, weights: RewardWeights) -> float:
-    """The reward each token of one doctor turn gets."""
+                correct: bool, weights: RewardWeights, repeated: bool = False) -> float:
+    """The reward each token of one doctor turn gets (0 for a repeated question)."""
+    if repeated:
+        return 0.0
     right = 1.0 if correct else 0.0
     reward = weights.format_weight * (format_score or 0.0)
     if kind is TurnKind.QUESTION:
@@ -62,8 +72,9 @@ def episode_turn_rewards(episode: EpisodeRecord, weights: RewardWeights = REFERE
     """The reward of each doctor turn of ``episode`` (in order): each of the turn's tokens
     gets it."""
     correct = bool(episode.correct)
-    return [turn_reward(turn.kind, turn.sig, turn.format_score, correct, weights)
-            for turn in episode.turns if turn.role is Role.DOCTOR]
+    doctor = [turn for turn in episode.turns if turn.role is Role.DOCTOR]
+    return [turn_reward(turn.kind, turn.sig, turn.format_score, correct, weights, repeated)
+            for turn, repeated in zip(doctor, repeated_flags(episode.turns), strict=True)]
 
 
 def with_token_rewards(episode: EpisodeRecord, weights: RewardWeights = REFERENCE_WEIGHTS,

@@ -11,7 +11,12 @@ the physical limit of information acquired, nothing else:
 - ``bank:random`` asks a random unasked bank question each turn until the budget is
   spent (the graph's final request), then answers. The draw is a function of the seed
   (``--seeds`` passes one per run) and the conversation so far, so a run is reproducible.
-  As an MCTS proposer (``bank``), each call draws afresh, so siblings differ.
+  As an MCTS proposer (``bank``), it widens a node in the bank's best order: told the
+  turns its siblings already took (``exclude``), it proposes the first unasked question
+  none of them asked, and a new node's first proposal is the script's next question. So
+  every path of a search is the best script with deviations where the tree found that a
+  deviation pays, and SFT on the best paths teaches one consistent rule: the script,
+  except where the case says otherwise.
 - ``bank:fixed`` asks the bank in its order: the bundled bank's order is its best script,
   ranked by yield on training cases (:func:`~promed_agents.agents.question_bank.rank_by_yield`);
   ``bank:fixed:FILE`` takes a bank file in the order it lists.
@@ -92,13 +97,15 @@ class _ReferenceDoctor(BaseChatModel):
     def _llm_type(self) -> str:
         return "promed-reference"
 
-    def turn(self, messages: Sequence[BaseMessage], seed: int | None) -> str:
+    def turn(self, messages: Sequence[BaseMessage], seed: int | None,
+             exclude: Sequence[str] = ()) -> str:
         raise NotImplementedError
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: Any = None, **kwargs: Any) -> ChatResult:
         seed = kwargs.get("seed")
-        text = self.turn(messages, seed if isinstance(seed, int) else None)
+        text = self.turn(messages, seed if isinstance(seed, int) else None,
+                         kwargs.get("exclude") or ())
         return ChatResult(generations=[ChatGeneration(message=AIMessage(
             text, response_metadata={"model": self.spec}))])
 
@@ -109,18 +116,18 @@ class BankDoctor(_ReferenceDoctor):
     order: str = "random"
     questions: dict[str, list[str]] = {}
     """The bank by language (``en``, ``zh``); empty: the bundled bank."""
-    fresh_draws: bool = False
-    """Draw each question afresh (an MCTS proposer), instead of as a function of the seed
-    and the conversation (a reproducible baseline)."""
+    widens_in_order: bool = False
+    """An MCTS proposer: propose the first unasked question that no sibling took (the
+    ``exclude`` keyword of a call), in the bank's order."""
 
     def model_post_init(self, __context: Any) -> None:
         if self.order not in ORDERS:
             raise BackendError(f"bank order {self.order!r}: use random or fixed")
         if not self.questions:
             self.questions = {"en": bank_questions("en"), "zh": bank_questions("zh")}
-        self._stream = random.Random()
 
-    def turn(self, messages: Sequence[BaseMessage], seed: int | None) -> str:
+    def turn(self, messages: Sequence[BaseMessage], seed: int | None,
+             exclude: Sequence[str] = ()) -> str:
         case_text = _case_text(messages)
         language = "zh" if _CJK.search(case_text) and "zh" in self.questions else "en"
         asked = set(_asked(messages))
@@ -128,10 +135,11 @@ class BankDoctor(_ReferenceDoctor):
                 if q not in asked]
         if _final_requested(messages) or not left:
             return answer_by_overlap(messages)
+        if self.widens_in_order:
+            taken = {str(text).partition(":")[2].strip() for text in exclude}
+            return f"question: {next((q for q in left if q not in taken), left[0])}"
         if self.order == "fixed":
             return f"question: {left[0]}"
-        if self.fresh_draws:
-            return f"question: {self._stream.choice(left)}"
         digest = hashlib.sha256(f"{seed or 0}\x00{case_text}\x00{len(asked)}".encode())
         return f"question: {random.Random(digest.digest()).choice(left)}"
 
@@ -142,7 +150,8 @@ class OracleDoctor(_ReferenceDoctor):
     cases: dict[str, Case] = {}
     """The cases it may see, by the question and options of their prompt."""
 
-    def turn(self, messages: Sequence[BaseMessage], seed: int | None) -> str:
+    def turn(self, messages: Sequence[BaseMessage], seed: int | None,
+             exclude: Sequence[str] = ()) -> str:
         case_text = _case_text(messages)
         case = self.cases.get(_exam_part(case_text))
         if case is None:
@@ -176,7 +185,7 @@ def bank_doctor(spec: str) -> BankDoctor:
     _, _, rest = spec.partition(":")
     order, _, path = rest.partition(":")
     if spec == "bank":
-        return BankDoctor(spec=spec, order="random", fresh_draws=True)
+        return BankDoctor(spec=spec, order="fixed", widens_in_order=True)
     if order not in ORDERS:
         raise BackendError(f"doctor {spec!r}: use bank:random, bank:fixed, or either with "
                            ":FILE (a JSON list of questions)")

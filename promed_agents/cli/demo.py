@@ -6,10 +6,11 @@
 Each stage is the same function its own command runs: Shapley values for a few training
 cases (``promed shapley``), the proactive and reactive baselines and the ``bank:random``
 reference doctor on held-out cases (``promed eval``), a short SIG-guided search whose
-candidate turns come from the policy and the question bank (``promed mcts --proposer
-bank``) and SFT on its best paths (``promed train sft``), a short SIG-GRPO from that
-checkpoint (``promed train grpo``), the trained doctor on the same held-out cases, then
-the HTML report. Runs are named
+candidate turns come from the question bank (``promed mcts``'s default: no model call in
+an expansion) and SFT on its best paths, each ending with a trained answer turn
+(``promed train sft``), a short SIG-GRPO from that checkpoint (``promed train grpo``), the
+trained doctor on the same held-out cases, then the HTML report. The bundled sample's
+first ``train_cases`` cases are trained on, the next ``eval_cases`` held out. Runs are named
 ``demo-<time>-...`` so that a demo database can hold several demos. Training needs a
 ``local:`` doctor; with another spec the demo stops after the baselines. A stage with
 nothing to learn from (a search whose paths earned nothing) is reported and skipped.
@@ -44,7 +45,7 @@ from promed_agents.cli.options import (
 from promed_agents.cli.shapley import ShapleyCommandConfig, compute
 from promed_agents.cli.train import SFTCommandConfig, train_sft_command
 from promed_agents.errors import TrainingError
-from promed_agents.evaluation import relative_gain
+from promed_agents.evaluation import paired_difference, relative_gain
 from promed_agents.loader import SAMPLE_SPLIT, CaseFormat, bundled_sample_path
 from promed_agents.partial_view import PartialInfoPolicy
 from promed_agents.redaction import without_password
@@ -56,24 +57,22 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class DemoConfig:
     doctor: str = "local:smollm2"
-    train_cases: int = 16
+    train_cases: int = 20
     """Cases for the search and GRPO (imedqa-0 ...); the first 4 get Shapley values."""
-    eval_cases: int = 10
-    """Held-out cases for the evaluations (imedqa-20 ...)."""
+    eval_cases: int = 30
+    """Held-out cases for the evaluations (the ones after the training cases)."""
     max_questions: int = 3
     permutations: int = 4
-    iterations: int = 4
-    proposer: str = "bank"
-    proposer_ratio: float = 0.75
-    """The search's correct bonus is 0: the embedded model answers at chance, so a right
-    answer is luck and would outrank an informative path."""
-    sft_steps: int = 6
+    iterations: int = 8
+    sft_steps: int = 16
     sft_batch_size: int = 2
     """Two sequences a step: a step of four costs twice as much on CPU."""
     sft_learning_rate: float = 1e-4
     grpo_steps: int = 4
     grpo_learning_rate: float = 1e-5
     group_size: int = 2
+    seed: int = 0
+    """Seeds the search's draws, SFT and GRPO."""
     models: Path = Path("promed-demo-models")
 
 
@@ -95,8 +94,8 @@ def run_demo(store: TraceStore, plan: DemoConfig, console: Console, progress_con
              ) -> DemoResult:
     """Every stage in order; returns the evaluation runs and the training runs."""
 
-    stamp = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
-    held_out = _ids(20, plan.eval_cases)
+    stamp = f"demo-{time.strftime('%Y%m%d-%H%M%S')}-seed{plan.seed}"
+    held_out = _ids(plan.train_cases, plan.eval_cases)
 
     def scorer() -> str | None:  # the base doctor's Shapley values, where it has some
         return plan.doctor if plan.doctor in store.shapley_scorers() else None
@@ -136,16 +135,16 @@ def _train(store: TraceStore, plan: DemoConfig, stamp: str, console: Console,
     folder = plan.models / stamp
     search(store, MCTSCommandConfig(
         experiment=f"{stamp}-search", case_ids=_ids(0, plan.train_cases),
-        doctor=plan.doctor, iterations=plan.iterations, correct_bonus=0.0,
-        max_questions=plan.max_questions, concurrency=plan.train_cases, demonstration=True,
-        proposer=plan.proposer, proposer_ratio=plan.proposer_ratio), console,
+        doctor=plan.doctor, iterations=plan.iterations, max_questions=plan.max_questions,
+        concurrency=plan.train_cases, demonstration=True, seed=plan.seed), console,
         progress_console)
     start = plan.doctor
     try:
         train_sft_command(store, SFTCommandConfig(
             source=f"{stamp}-search", output=folder / "sft", model=plan.doctor,
             epochs=1.0, max_steps=plan.sft_steps, learning_rate=plan.sft_learning_rate,
-            batch_size=plan.sft_batch_size, save_steps=plan.sft_steps), console,
+            batch_size=plan.sft_batch_size, save_steps=plan.sft_steps, seed=plan.seed),
+            console,
             progress_console)
         start = f"local:{folder / 'sft'}"
     except TrainingError as error:
@@ -155,6 +154,7 @@ def _train(store: TraceStore, plan: DemoConfig, stamp: str, console: Console,
         case_ids=",".join(_ids(0, plan.train_cases)), group_size=plan.group_size,
         steps=plan.grpo_steps, learning_rate=plan.grpo_learning_rate,
         max_questions=plan.max_questions, demonstration=True, save_steps=plan.grpo_steps,
+        seed=plan.seed,
         sig_scorer=plan.doctor if plan.doctor in store.shapley_scorers() else None),
         console, progress_console)
     return folder / "grpo"
@@ -180,6 +180,8 @@ def demo(
     sft_steps: Annotated[int, typer.Option(min=1, help="SFT steps.")] = DemoConfig.sft_steps,
     grpo_steps: Annotated[int, typer.Option(min=1, help="SIG-GRPO steps.")] =
     DemoConfig.grpo_steps,
+    seed: Annotated[int, typer.Option(help="Seeds the search's draws, SFT and GRPO.")] =
+    DemoConfig.seed,
     models: Annotated[Path, typer.Option(help="Where the trained models go.")] =
     Path("promed-demo-models"),
     report_file: Annotated[Path, typer.Option(
@@ -193,6 +195,12 @@ def demo(
     Uses its own database, promed-demo.db, unless --db or PROMED_DB says otherwise."""
     db = db or DEMO_DB
     sample = bundled_sample_path()
+    bundled = sum(1 for line in sample.read_text(encoding="utf-8").splitlines() if line.strip())
+    if train_cases + cases > bundled:
+        raise typer.BadParameter(
+            f"{train_cases} training and {cases} held-out cases need {train_cases + cases} "
+            f"cases; the bundled sample has {bundled}: lower --train-cases or --cases",
+            param_hint="--cases")
     added, unchanged = import_file(sample, CaseFormat.AUTO, SAMPLE_SPLIT, None, db)
     console.print(f"bundled sample: {added} case(s) added, {unchanged} already stored "
                   "(iMedQA from MediQ, CC BY 4.0)")
@@ -218,7 +226,7 @@ def demo(
 
     plan = DemoConfig(doctor=doctor, train_cases=train_cases, eval_cases=cases,
                     max_questions=max_questions, sft_steps=sft_steps, grpo_steps=grpo_steps,
-                    models=models)
+                    seed=seed, models=models)
     started = time.perf_counter()
     with open_store(db) as store:
         result = run_demo(store, plan, console, err_console)
@@ -236,4 +244,10 @@ def demo(
     console.print("relative accuracy gain of proactive over reactive (base): " + (
         "undefined (reactive accuracy 0)" if gain is None else
         f"{gain.mean:+.1%} [{gain.low:+.1%}, {gain.high:+.1%}]"))
+    trained = runs.get(f"{prefix}trained-proactive")
+    for other in ("base-proactive", "bank-random-proactive"):
+        if trained is not None and f"{prefix}{other}" in runs:
+            d = paired_difference(runs[f"{prefix}{other}"], trained)["sig"]
+            console.print(f"SIG / episode, trained minus {other} (paired by case): "
+                          f"{d.mean:+.3f} [{d.low:+.3f}, {d.high:+.3f}]")
     console.print(f"report: {shown(str(report_file.resolve()))}")

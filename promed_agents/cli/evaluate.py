@@ -178,21 +178,27 @@ def run_evaluation(store: TraceStore, settings: EvalCommandConfig, console: Cons
 
 def results_table(runs: dict[str, dict[str, dict[str, float]]], title: str,
                   weighting: str | None = None) -> Table:
-    """One column per run, one row per metric: mean [95% CI]; ``weighting`` names the
-    SIG's fact weights (:func:`~promed_agents.evaluation.sig_weighting`)."""
+    """Each metric under its full label, then one row per run: mean and 95% CI. Three
+    columns, so the table stays readable at 80 columns whatever the number of runs;
+    ``weighting`` names the SIG's fact weights
+    (:func:`~promed_agents.evaluation.sig_weighting`)."""
     table = Table(title=title)
-    table.add_column("metric")
+    table.add_column("metric / run")
+    table.add_column("mean", justify="right")
+    table.add_column("95% CI", justify="right")
     summaries = {name: summarize(figures) for name, figures in runs.items()}
-    for name in runs:
-        table.add_column(shown(name), justify="right")
-    table.add_row("cases", *(str(len(figures)) for figures in runs.values()))
     failed = getattr(runs, "failed", {})
-    if any(failed.values()):
-        table.add_row("failed consultations (left out)",
-                      *(str(failed.get(name, 0)) for name in runs))
+    table.add_row("[bold]cases[/]", "", "")
+    for name, figures in runs.items():
+        left_out = failed.get(name, 0)
+        table.add_row(f"  {shown(name)}", str(len(figures)),
+                      f"{left_out} failed (left out)" if left_out else "")
     for metric in SHOWN:
-        table.add_row(_label(metric, weighting),
-                      *(str(summary[metric]) for summary in summaries.values()))
+        table.add_row(f"[bold]{_label(metric, weighting)}[/]", "", "", end_section=False)
+        for name, summary in summaries.items():
+            estimate = summary[metric]
+            table.add_row(f"  {shown(name)}", f"{estimate.mean:.3f}",
+                          f"[{estimate.low:.3f}, {estimate.high:.3f}]")
     return table
 
 

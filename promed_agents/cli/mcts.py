@@ -81,8 +81,9 @@ class MCTSCommandConfig:
     sig_scorer: str | None = None
     checkpoints: str | None = None
     demonstration: bool = False
-    proposer: str | None = None
-    """Who else writes candidate doctor turns: ``bank`` or any model spec."""
+    proposer: str | None = "bank"
+    """Who writes candidate doctor turns besides the doctor: ``bank`` (the question bank,
+    no model call), any model spec, or None (the doctor only)."""
     proposer_ratio: float = MCTSConfig.proposer_ratio
     seed: int = MCTSConfig.seed
 
@@ -132,7 +133,8 @@ def search(store: TraceStore, settings: MCTSCommandConfig, console: Console,
                         correct_bonus=settings.correct_bonus,
                         proposer_ratio=settings.proposer_ratio, seed=settings.seed)
     doctor = resolve_chat_model(settings.doctor)  # bad specs fail before the store changes
-    proposer = resolve_doctor(settings.proposer) if settings.proposer else None
+    proposer = resolve_doctor(settings.proposer) \
+        if settings.proposer and settings.proposer != "none" else None
     resolve_patient(settings.patient)
     refuse_store_file(store, settings.checkpoints)
     # The real URL (with its password) is used, never printed; an unusable location
@@ -261,9 +263,10 @@ def mcts_search(
         help="LangGraph checkpoints (SQLite path or postgresql:// URL) [default: beside "
              "the store].")] = None,
     demonstration: DemonstrationOption = False,
-    proposer: Annotated[str | None, typer.Option(
-        help="Who else writes candidate turns: bank (the question bank) or a model spec "
-             "(a stronger searcher) [default: the doctor only].")] = None,
+    proposer: Annotated[str, typer.Option(
+        help="Who writes candidate turns besides the doctor: bank (the question bank, no "
+             "model call), a model spec (a stronger searcher), or none (the doctor "
+             "only).")] = "bank",
     proposer_ratio: Annotated[float, typer.Option(
         min=0.0, max=1.0, help="Share of turns the proposer writes.")] =
     MCTSCommandConfig.proposer_ratio,
