@@ -81,7 +81,8 @@ def test_checkpoints_are_written_every_save_steps_not_every_epoch(sqlite_url, tm
 
     monkeypatch.setattr(sft_trainer, "train_sft", fake_train)
     assert run("mcts", "--experiment", "e", "--cases", "2", "--iterations", "2",
-               "--max-questions", "2", "--doctor", FAKE_DOCTOR, "--db", sqlite_url).exit_code == 0
+               "--max-questions", "2", "--doctor", FAKE_DOCTOR, "--proposer", "none",
+               "--correct-bonus", "2", "--db", sqlite_url).exit_code == 0
     for extra, expected in (((), 10), (("--save-steps", "3"), 3)):
         out = tmp_path / f"doctor-{expected}"
         trained = run("train", "sft", "--from", "e", "--output", out, "--model",
@@ -96,7 +97,7 @@ def test_bad_sources_and_models_are_one_line_errors(sqlite_url, tmp_path):
                   sqlite_url)
     assert missing.exit_code == 1 and "no experiment named 'nope'" in missing.stderr
     run("mcts", "--experiment", "e", "--cases", "1", "--iterations", "1", "--max-questions",
-        "1", "--doctor", FAKE_DOCTOR, "--db", sqlite_url)
+        "1", "--doctor", FAKE_DOCTOR, "--proposer", "none", "--db", sqlite_url)
     remote = run("train", "sft", "--from", "e", "--output", tmp_path / "x", "--db",
                  sqlite_url)  # the search's doctor is a fake model, not a local one
     assert remote.exit_code == 1 and "training needs a local model" in remote.stderr
@@ -105,7 +106,8 @@ def test_bad_sources_and_models_are_one_line_errors(sqlite_url, tmp_path):
     wrong = run("train", "sft", "--from", "c", "--output", tmp_path / "x", "--db", sqlite_url)
     assert wrong.exit_code == 1 and "is not an MCTS search" in wrong.stderr
     run("mcts", "--experiment", "nothing", "--case-ids", "imedqa-1", "--iterations", "1",
-        "--max-questions", "1", "--doctor", "fake:hello", "--db", sqlite_url)  # no format
+        "--max-questions", "1", "--doctor", "fake:hello", "--proposer", "none", "--db",
+        sqlite_url)  # no format
     empty = run("train", "sft", "--from", "nothing", "--model", "local:smollm2", "--output",
                 tmp_path / "x", "--db", sqlite_url)
     assert empty.exit_code == 1 and "no path that earned a reward" in empty.stderr

@@ -109,9 +109,15 @@ class LocalChatModel(BaseChatModel):
 
     def tokens_for(self, messages: list[BaseMessage], text: str) -> tuple[list[int], list[int]]:
         """What this model's tokenizer makes of ``text`` written by another as the reply
-        to ``messages``: ``(prompt ids, completion ids)``, as if this model had said it."""
-        completion = self.batcher.tokenizer.encode(text, add_special_tokens=False)
-        return self._prompt_ids(messages), list(completion)
+        to ``messages``: ``(prompt ids, completion ids)``, as if this model had said it
+        and ended its turn: the completion ends with the end-of-turn token, so SFT on it
+        teaches the policy to stop after the turn (without it a doctor trained on many
+        proposed questions learnt to run them together in one turn)."""
+        tokenizer = self.batcher.tokenizer
+        completion = list(tokenizer.encode(text, add_special_tokens=False))
+        if tokenizer.eos_token_id is not None:
+            completion.append(tokenizer.eos_token_id)
+        return self._prompt_ids(messages), completion
 
     def _params(self, stop: list[str] | None, kwargs: dict[str, Any]) -> GenerationParams:
         from promed_agents.backends.batch_generator import GenerationParams
