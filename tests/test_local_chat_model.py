@@ -93,3 +93,11 @@ def test_embedded_smollm2_runs_a_consultation(smollm2_folder):
         doctor_turns = [t for t in episode.turns if t.role.value == "doctor"]
         assert 1 <= len(doctor_turns) <= 2
         assert all(t.token_ids and len(t.token_ids) == len(t.logprobs) for t in doctor_turns)
+
+
+def test_another_models_turn_in_this_models_tokens_ends_the_turn(model):
+    prompt, completion = model.tokens_for([HumanMessage("Any fever?")], "question: Any rash?")
+    tokenizer = model.batcher.tokenizer
+    assert completion[-1] == tokenizer.eos_token_id  # trained, so the policy learns to stop
+    assert tokenizer.decode(completion[:-1]) == "question: Any rash?"
+    assert prompt == model._prompt_ids([HumanMessage("Any fever?")])
