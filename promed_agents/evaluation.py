@@ -158,15 +158,12 @@ def paired_difference(base: Mapping[str, Mapping[str, float]],
     """``other`` minus ``base`` per metric, over the cases both have."""
     shared = sorted(set(base) & set(other))
 
-    def diff_of(metric: str) -> Callable[[Sequence[str]], float]:
-        if metric in RATIOS:
-            top, bottom = RATIOS[metric]
-            return lambda chosen: (_ratio(other, chosen, top, bottom)
-                                   - _ratio(base, chosen, top, bottom))
-        return lambda chosen: sum(other[c][metric] - base[c][metric]
-                                  for c in chosen) / len(chosen)
+    def ratio_diff(top: str, bottom: str) -> Callable[[Sequence[str]], float]:
+        return lambda chosen: (_ratio(other, chosen, top, bottom)
+                               - _ratio(base, chosen, top, bottom))
 
-    return {m: _resampled(shared, diff_of(m), seed) for m in SHOWN}
+    return {m: _resampled(shared, ratio_diff(*RATIOS[m]), seed) if m in RATIOS
+            else paired_metric(base, other, m, seed) for m in SHOWN}
 
 
 def mean_estimate(figures: Mapping[str, Mapping[str, float]], metric: str, seed: int = 0

@@ -8,7 +8,7 @@ for the case. Two figures tell the two apart on recorded consultations:
 
 - :func:`first_questions`: the distinct first questions a run asked over its cases (a
   script asks one);
-- :func:`choice_ratio`: per question, the facts it acquired divided by the most that any
+- :func:`choice_ratios`: per question, the facts it acquired divided by the most that any
   bank question not yet asked would have acquired at that point (the same patient, the
   facts known then). 1 means the question was as good as the best bank question for this
   case at this point; a script scores 1 only where its next question happens to be the
@@ -49,7 +49,8 @@ def first_questions(episodes: Iterable[EpisodeRecord]) -> dict[str, int]:
 
 def choice_ratios(episode: EpisodeRecord, case: Case, bank: Sequence[str],
                   patient: FactSelectPatient) -> list[float]:
-    """:func:`choice_ratio` of each question of ``episode`` where there was a choice."""
+    """The choice ratio (see the module) of each question of ``episode`` where there was a
+    choice."""
     known = set(episode.known_fact_ids)
     asked: set[frozenset[str]] = set()
     ratios = []
