@@ -13,7 +13,10 @@ Resuming: with a LangGraph checkpointer (``AsyncSqliteSaver``, ``AsyncPostgresSa
 ``InMemorySaver``) each case runs in the thread ``"{experiment_id}-{case_id}-{position}"``.
 Run the same cases again with the same experiment id and checkpointer, and a finished
 thread is not run again: its episode is rebuilt from the checkpoint, while an interrupted
-one (a crash, a node that failed for good) resumes from its last checkpoint. Every episode
+one (a crash, a node that failed for good) resumes from its last checkpoint. Finished
+means no task is left at all: a thread whose last node saved its writes but not the next
+checkpoint has no task left to *run* (LangGraph's ``next`` is empty) yet has not ended;
+it resumes too, from those writes. Every episode
 is handed to ``on_episode`` again (a process killed between a thread's last checkpoint and
 its recording must not lose it) and carries its ``thread_id``: the store keeps one episode
 per thread and experiment, so recording them again is a no-op, except that an episode
@@ -166,7 +169,7 @@ async def arun_consultations(
         pending = []
         for i, config in enumerate(configs):
             saved = await compiled.aget_state(config)
-            if saved.values and not saved.next:  # finished in an earlier run
+            if saved.values and not saved.tasks:  # finished in an earlier run
                 deliver(i, episode_from_state(saved.values, context, graph_name,
                                               experiment_id))
                 continue

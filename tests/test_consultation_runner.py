@@ -159,3 +159,92 @@ def test_an_interrupted_run_resumes_from_its_checkpoints(checkpoint_saver):
         "question: What did the culture of the joint fluid show?",
         "Culture of joint fluid shows a bacteria."]  # kept from the first run
     assert [e.final_answer for e in second[1:]] == [e.final_answer for e in first[1:]]
+
+
+class _Crash(Exception):
+    """The process dying at a checkpoint write."""
+
+
+def _crashing_saver(at: tuple[str, int] | None):
+    """An in-memory checkpointer that counts its writes and dies at the ``at[1]``-th call
+    of ``at[0]`` (``aput``: a node's writes are saved, its next checkpoint is not;
+    ``aput_writes``: the node ran, its writes are lost)."""
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.checkpoint.serde.base import maybe_add_typed_methods
+
+    from promed_agents.graphs.consultation import checkpoint_serializer
+
+    class Saver(InMemorySaver):
+        calls = {"aput": 0, "aput_writes": 0}
+        dies_at = at
+
+        async def aput(self, *args, **kwargs):
+            self._count("aput")
+            return await super().aput(*args, **kwargs)
+
+        async def aput_writes(self, *args, **kwargs):
+            self._count("aput_writes")
+            return await super().aput_writes(*args, **kwargs)
+
+        def _count(self, method):
+            self.calls[method] += 1
+            if self.dies_at == (method, self.calls[method]):
+                raise _Crash(f"died at {method} #{self.calls[method]}")
+
+    saver = Saver(serde=maybe_add_typed_methods(checkpoint_serializer()))
+    saver.calls = {"aput": 0, "aput_writes": 0}
+    return saver
+
+
+def _comparable(episode):
+    return (episode.case_id, episode.status, episode.final_answer, episode.correct,
+            episode.known_fact_ids,
+            [(t.role, t.kind, t.text, t.disclosed_fact_ids, t.sig) for t in episode.turns],
+            {k: episode.metadata.get(k) for k in ("information_gain", "fact_recall",
+                                                 "format_score", "weighted_recall")})
+
+
+def _node_boundary_runs():
+    """One consultation (two questions, an answer) as the uninterrupted run, and the
+    number of checkpoint writes of each kind it made."""
+    saver = _crashing_saver(None)
+    context = ConsultationContext(doctor=ScriptedChatModel(responses=[
+        "question: What did the culture of the joint fluid show?",
+        "question: What did the blood count show?", "answer: C"]))
+    episodes = asyncio.run(arun_consultations(CASES[:1], context, checkpointer=saver,
+                                              experiment_id=3))
+    return context, episodes, dict(saver.calls)
+
+
+_CONTEXT, _CLEAN, _WRITES = _node_boundary_runs()
+
+
+@pytest.mark.parametrize("at", [(m, k) for m, n in _WRITES.items() for k in range(1, n + 1)],
+                         ids=lambda at: f"{at[0]}-{at[1]}")
+def test_a_consultation_interrupted_at_any_node_boundary_resumes_to_the_same_episode(at):
+    from langgraph.types import RetryPolicy
+
+    from promed_agents.graphs import build_consultation_graph
+
+    graph = build_consultation_graph(RetryPolicy(max_attempts=1))
+    saver = _crashing_saver(at)
+    doctor = ScriptedChatModel(responses=[
+        "question: What did the culture of the joint fluid show?",
+        "question: What did the blood count show?", "answer: C"])
+    context = ConsultationContext(doctor=doctor)
+    first = asyncio.run(arun_consultations(CASES[:1], context, graph=graph,
+                                           checkpointer=saver, experiment_id=3))
+    assert [e.status for e in first] == [EpisodeStatus.FAILED]  # it died
+    saver.dies_at = None
+    resumed = asyncio.run(arun_consultations(CASES[:1], ConsultationContext(
+        doctor=ScriptedChatModel(responder=_next_turn)), graph=graph, checkpointer=saver,
+        experiment_id=3))
+    assert [_comparable(e) for e in resumed] == [_comparable(e) for e in _CLEAN]
+    assert _WRITES["aput"] >= 8  # every node boundary of the graph was tried
+
+
+def _next_turn(messages):
+    """The clean run's doctor, by how far the consultation got."""
+    asked = sum(1 for m in messages if str(m.content).startswith("Patient:"))
+    return ["question: What did the culture of the joint fluid show?",
+            "question: What did the blood count show?", "answer: C"][asked]

@@ -7,11 +7,11 @@ case -> consultation graph -> **trace in SQL** -> Shapley/SIG -> MCTS-SFT / GRPO
 from __future__ import annotations
 
 from enum import Enum
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from promed_agents.atomic_file import STANDARD_OUTPUT, check_output_path
 from promed_agents.cli.listing import FormatOption, ListFormat, print_rows
 from promed_agents.cli.options import (
     DbOption,
@@ -101,7 +101,8 @@ class ExportFormat(str, Enum):
 @traces_app.command("export", short_help="Export consultations as JSON Lines.")
 @reports_errors
 def traces_export(
-    out: Annotated[str, typer.Argument(help="Output file, or - for standard output.")],
+    out: Annotated[str, typer.Argument(
+        help="Output file (a regular file), or - for standard output.")],
     fmt: Annotated[ExportFormat, typer.Option("--format", help="Output format.")] =
     ExportFormat.JSONL,
     experiment: Annotated[str | None, typer.Option(help="Only this experiment.")] = None,
@@ -114,7 +115,7 @@ def traces_export(
     the metadata, one episode a line (loadable with datasets.load_dataset('json', ...))."""
     from promed_agents.storage.trace_export import export_traces
 
-    target = out if out == "-" else Path(out)
+    target = out if out == STANDARD_OUTPUT else check_output_path(out)
     with open_store(db, create=False) as store:
         experiment_id = _experiment_id(store, experiment)
         with progress_bar(err_console) as progress:
