@@ -21,6 +21,7 @@ from sqlalchemy import delete, select
 from promed_agents.agents.evaluator import Evaluator, uniform_weights
 from promed_agents.case import Case
 from promed_agents.errors import NotFoundError, ShapleyError
+from promed_agents.redaction import without_password
 from promed_agents.sig.fact_weights import WeightMethod, shapley_weights
 from promed_agents.sig.shapley import ShapleyEstimate
 from promed_agents.storage.models import CaseRow, ShapleyValueRow
@@ -52,7 +53,9 @@ class ShapleyRecords:
     def save_shapley(self, case_id: str, scorer_spec: str, estimate: ShapleyEstimate,
                      weights: Sequence[float], temperature: float) -> None:
         """Store ``estimate`` for ``case_id``, replacing earlier values for the same
-        scorer and method; all facts or none."""
+        scorer and method; all facts or none. A password in the scorer's URL is masked
+        (here and in every lookup by scorer)."""
+        scorer_spec = without_password(scorer_spec)
         if len(weights) != len(estimate.values):
             raise ValueError(f"{len(weights)} weights for {len(estimate.values)} values")
         errors = estimate.std_errors or [None] * len(estimate.values)
@@ -75,6 +78,7 @@ class ShapleyRecords:
                     method: str | None = None) -> ShapleyRecord | None:
         """The stored values of ``case_id`` under ``scorer_spec`` (the most recently
         stored method unless ``method`` is given), or None."""
+        scorer_spec = without_password(scorer_spec)
         with self._session() as session:
             query = select(ShapleyValueRow).where(ShapleyValueRow.case_id == case_id,
                                                   ShapleyValueRow.scorer_spec == scorer_spec)
@@ -93,6 +97,7 @@ class ShapleyRecords:
 
     def shapley_case_ids(self, scorer_spec: str, method: str | None = None) -> set[str]:
         """Ids of the cases with stored values under ``scorer_spec`` (and ``method``)."""
+        scorer_spec = without_password(scorer_spec)
         with self._session() as session:
             query = select(ShapleyValueRow.case_id).where(
                 ShapleyValueRow.scorer_spec == scorer_spec).distinct()

@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from promed_agents.errors import NotFoundError, TraceError
+from promed_agents.redaction import redacted, without_password
 from promed_agents.storage.case_records import CaseRecords
 from promed_agents.storage.column_types import SQL_INT_MAX, row_limit, row_offset
 from promed_agents.storage.database import (
@@ -148,7 +149,8 @@ class TraceStore(CaseRecords, ShapleyRecords, SearchRecords, TrainingRecords):
         with self._session() as session:
             try:
                 with session.begin():
-                    row = ExperimentRow(name=name, kind=kind, config=config or {}, notes=notes)
+                    row = ExperimentRow(name=name, kind=kind, config=redacted(config or {}),
+                                        notes=notes)
                     session.add(row)
             except IntegrityError:
                 raise TraceError(f"an experiment named {name!r} already exists; "
@@ -252,15 +254,18 @@ class TraceStore(CaseRecords, ShapleyRecords, SearchRecords, TrainingRecords):
             experiment_id=episode.experiment_id, case_id=episode.case_id,
             graph=episode.graph, mode=episode.mode.value,
             partial_policy=episode.partial_policy.value,
-            known_fact_ids=episode.known_fact_ids, doctor_spec=episode.doctor_spec,
-            patient_spec=episode.patient_spec, evaluator_spec=episode.evaluator_spec,
-            status=episode.status.value, failure_reason=episode.failure_reason,
+            known_fact_ids=episode.known_fact_ids,
+            doctor_spec=without_password(episode.doctor_spec),
+            patient_spec=without_password(episode.patient_spec),
+            evaluator_spec=without_password(episode.evaluator_spec),
+            status=episode.status.value,
+            failure_reason=without_password(episode.failure_reason),
             started_at=episode.started_at, finished_at=episode.finished_at,
             duration_s=episode.duration_s, num_turns=len(episode.turns),
             num_questions=episode.num_questions, final_answer=episode.final_answer,
             correct=episode.correct, total_reward=episode.total_reward,
             prompt_tokens=int(episode.metadata.get("prompt_tokens", 0)),
-            completion_tokens=completion_tokens, extra=episode.metadata,
+            completion_tokens=completion_tokens, extra=redacted(episode.metadata),
             thread_id=episode.thread_id, training_step=episode.training_step)).scalar_one()
         if episode.turns:
             session.execute(insert(TurnRow.__table__), [

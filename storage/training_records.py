@@ -20,6 +20,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from promed_agents.errors import NotFoundError, TrainingError
+from promed_agents.redaction import redacted
 from promed_agents.storage.models import (
     CheckpointRow,
     EpisodeRow,
@@ -75,7 +76,7 @@ class TrainingRecords:
             try:
                 with session.begin():
                     row = TrainingDatasetRow(name=name, kind=kind, experiment_id=experiment_id,
-                                             config=config or {})
+                                             config=redacted(config or {}))
                     session.add(row)
                     session.flush()
                     if samples:

@@ -112,3 +112,35 @@ def test_a_full_disk_is_one_line_and_keeps_the_old_file(store_url, tmp_path, mon
     monkeypatch.setattr(os, "replace", real_replace)
     assert out.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
+# -- secrets in model specs ----------------------------------------------------------------
+
+SECRET = "S3cretPw"
+SERVER = f"openai:m@http://user:{SECRET}@127.0.0.1:1/v1"
+
+
+def _stored_text(url: str) -> str:
+    """Every value in every table of the SQLite store, as one string."""
+    import sqlite3
+
+    path = url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as db:
+        return "\n".join(str(row) for line in db.iterdump() for row in [line])
+
+
+@pytest.mark.parametrize("args", [
+    ["consult", "--cases", "1", "--doctor", SERVER],
+    ["consult", "--cases", "1", "--doctor", "fake:question: Any fever?||answer: A",
+     "--patient", f"llm:{SERVER}"],
+    ["eval", "--cases", "1", "--modes", "proactive", "--doctor", SERVER],
+    ["mcts", "--experiment", "m", "--cases", "1", "--iterations", "1",
+     "--doctor", "fake:question: Any fever?||answer: A", "--proposer", SERVER],
+    ["shapley", "--cases", "1", "--scorer", SERVER],
+], ids=["doctor", "patient", "eval", "proposer", "scorer"])
+def test_no_model_spec_password_is_printed_or_stored(store_url, args):
+    result = run(*args, "--db", store_url)
+    assert SECRET not in result.output and SECRET not in result.stderr
+    assert SECRET not in _stored_text(store_url)
+    shown = run("traces", "show", "2", "--db", store_url)
+    assert SECRET not in shown.output

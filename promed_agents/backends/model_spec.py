@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 from langchain_core.language_models import BaseChatModel
 
 from promed_agents.errors import BackendError
+from promed_agents.redaction import without_password
 
 _SPEC = re.compile(r"^(?P<provider>[a-z][\w-]*):(?P<model>.+?)(?:@(?P<base_url>https?://\S+))?$")
 
@@ -158,11 +159,13 @@ def resolve_chat_model(spec: str | ModelSpec | BaseChatModel) -> BaseChatModel:
 
 
 def spec_name(model: str | ModelSpec | BaseChatModel) -> str:
-    """A string naming ``model`` for traces: its spec, or its class for an instance."""
+    """A string naming ``model`` for traces: its spec, or its class for an instance; a
+    password in the spec's URL is masked (a trace may be printed, exported, shared)."""
     if isinstance(model, BaseChatModel):
-        return _SPEC_OF.get(id(model)) or getattr(model, "spec", None) or \
-            f"instance:{type(model).__name__}"
-    return str(model if isinstance(model, ModelSpec) else ModelSpec.parse(model))
+        return without_password(_SPEC_OF.get(id(model)) or getattr(model, "spec", None) or
+                                f"instance:{type(model).__name__}")
+    return without_password(str(model if isinstance(model, ModelSpec)
+                                else ModelSpec.parse(model)))
 
 
 def sampling_kwargs(model: BaseChatModel, *, max_tokens: int | None = None,

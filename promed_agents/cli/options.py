@@ -24,12 +24,40 @@ from promed_agents.display_text import without_controls
 from promed_agents.errors import ConsultationError, PromedError
 from promed_agents.graphs.checkpointer import POSTGRES_PREFIXES
 from promed_agents.loader import SAMPLE_SPLIT, bundled_sample
+from promed_agents.redaction import without_password
 
 if TYPE_CHECKING:
     from promed_agents.storage import TraceStore
 
-console = Console(soft_wrap=True, emoji=False)
-err_console = Console(stderr=True, soft_wrap=True, emoji=False)
+class _PasswordMasking:
+    """A text stream that masks every URL's password in what is written to it."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(without_password(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+class MaskingConsole(Console):
+    """A rich console that never prints a password: whatever is printed (a message, a
+    table, a log line, a progress bar naming a model spec) passes through
+    :func:`~promed_agents.redaction.without_password` on its way out."""
+
+    @property
+    def file(self) -> Any:
+        return _PasswordMasking(Console.file.fget(self))  # type: ignore[attr-defined]
+
+    @file.setter
+    def file(self, new_file: Any) -> None:
+        Console.file.fset(self, new_file)  # type: ignore[attr-defined]
+
+
+console = MaskingConsole(soft_wrap=True, emoji=False)
+err_console = MaskingConsole(stderr=True, soft_wrap=True, emoji=False)
 
 DbOption = Annotated[str | None, typer.Option(
     "--db", envvar="PROMED_DB", show_envvar=True,
@@ -187,7 +215,7 @@ def check_sig_scorer(store: TraceStore, scorer: str | None) -> None:
     if scorer is None:
         return
     stored = store.shapley_scorers()
-    if scorer not in stored:
+    if without_password(scorer) not in stored:
         raise ConsultationError(
             f"--sig-scorer {scorer}: no Shapley values are stored for this scorer "
             f"(stored: {', '.join(stored) if stored else 'none'}); compute them with "
