@@ -45,7 +45,8 @@ th{background:#f2f2f2}td.n{text-align:right;font-variant-numeric:tabular-nums}
 img{max-width:100%}
 .bar{display:inline-block;height:.8em;background:#2a9d8f;vertical-align:middle}
 .fact.acquired{background:#ffe08a}.fact.known{color:#777}
-.status-incomplete,.status-failed{color:#b00020;font-weight:bold}
+.status-incomplete,.status-failed,.status-interrupted,.status-running{color:#b00020;
+font-weight:bold}
 .episode{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;margin:1em 0}
 """
 TOP_QUESTIONS = 5
@@ -60,12 +61,12 @@ def _results(runs: dict[str, dict[str, dict[str, float]]], ended: dict[str, str]
     header = "".join(f"<th>{escape(LABELS[m])}</th>" for m in SHOWN)
     rows = []
     for name, figures in runs.items():
-        if not figures:
-            continue
-        summary = summarize(figures)
-        cells = "".join(f"<td class=n>{summary[m].mean:.3f} "
-                        f"<small>[{summary[m].low:.3f}, {summary[m].high:.3f}]</small></td>"
-                        for m in SHOWN)
+        if figures:
+            summary = summarize(figures)
+            cells = "".join(f"<td class=n>{summary[m].mean:.3f} <small>[{summary[m].low:.3f}"
+                            f", {summary[m].high:.3f}]</small></td>" for m in SHOWN)
+        else:  # a run with no finished consultation still has its row, and its status
+            cells = "<td class=n>-</td>" * len(SHOWN)
         rows.append(f"<tr><td>{escape(name)}</td><td class=n>{len(figures)}</td>{cells}"
                     f"<td>{ended.get(name, '')}</td></tr>")
     return (f"<table id=results><tr><th>run</th><th>cases</th>{header}<th>status</th></tr>"
@@ -73,11 +74,14 @@ def _results(runs: dict[str, dict[str, dict[str, float]]], ended: dict[str, str]
 
 
 def _ended(store: TraceStore, name: str, episodes: Sequence[EpisodeRecord]) -> str:
-    """How a run ended, as a table cell: its stored status, else what its episodes say."""
+    """How a run ended, as a table cell: its stored status, else what its episodes say.
+    A run that did not finish says so (``running`` is also what a killed run shows)."""
     stored = store.experiment(name)
     status, reason = (stored.status, stored.status_reason) if stored.status else \
         run_status(episodes) if episodes else ("", None)
-    if status in ("incomplete", "failed"):
+    if status == "running":
+        status, reason = "running", "or stopped without recording it (killed)"
+    if status in ("incomplete", "failed", "interrupted", "running"):
         return (f"<span class='status-{status}'>{status}</span> "
                 f"<small>{escape(reason or '')}</small>")
     return escape(status)

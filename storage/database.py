@@ -13,7 +13,9 @@ in ``migrations/``; :func:`upgrade` applies them and is safe to call from many p
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -88,11 +90,14 @@ def is_driver_failure(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and not isinstance(exc, IntegrityError)
 
 
-def make_engine(url: str | None = None, *, create: bool = True, **kwargs: Any) -> Engine:
+def make_engine(url: str | None = None, *, create: bool = True, adopt: bool = False,
+                **kwargs: Any) -> Engine:
     """Create an engine for ``url`` (see :func:`resolve_url`), configured for the store.
 
     With ``create=False`` a SQLite file that does not exist is an error rather than a new
-    empty database (for commands that only read)."""
+    empty database (for commands that only read). A SQLite file that holds another
+    program's tables is refused before it is touched (the store's settings would change
+    its header), unless ``adopt`` (``promed db upgrade``: the user asks for it)."""
     resolved = resolve_url(url)
     try:
         parsed = make_url(resolved)
@@ -106,6 +111,8 @@ def make_engine(url: str | None = None, *, create: bool = True, **kwargs: Any) -
         if not create and not file.exists():
             raise StoreError(f"the database {file} does not exist; import cases first "
                              "(`promed cases import FILE --db ...`) or check --db")
+        if not adopt and file.is_file():
+            _refuse_foreign_sqlite(file)
         folder = file.parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -158,13 +165,27 @@ def check_revision(revision: str) -> None:
                          f"{head_revision()!r} (`promed db upgrade head`)") from None
 
 
+def _behind(current: str, revision: str) -> bool:
+    """Whether ``revision`` comes before ``current`` in the shipped migrations."""
+    script = ScriptDirectory.from_config(alembic_config())
+    target = script.get_revision(revision)
+    return target is not None and target.revision != current and any(
+        rev.revision == target.revision for rev in script.iterate_revisions(current, "base"))
+
+
 def upgrade(engine: Engine, revision: str = "head") -> str | None:
-    """Apply the migrations up to ``revision``; returns the revision reached.
+    """Apply the migrations up to ``revision``; returns the revision reached. A target
+    older than the database is refused (migrations only go forward).
 
     One transaction, serialised across processes (SQLite: ``BEGIN IMMEDIATE``;
     PostgreSQL: an advisory lock), so concurrent callers migrate once.
     """
     check_revision(revision)
+    current = current_revision(engine)
+    if current is not None and current in _known_revisions() and _behind(current, revision):
+        raise StoreError(f"the database {without_password(str(engine.url))} is at schema "
+                         f"revision {current!r}, past {revision!r}; migrations only go "
+                         "forward (`promed db upgrade head`), so it was left as it is")
     config = alembic_config(engine)
     try:
         with engine.begin() as connection:
@@ -187,11 +208,53 @@ def ensure_schema(engine: Engine) -> None:
     head = head_revision()
     if current == head:
         return
+    if current is None:
+        refuse_foreign_tables(engine)
     if current is not None and current not in _known_revisions():
         raise StoreError(
             f"the database {engine.url!r} is at schema revision {current!r}, which this "
             "version of promed-agents does not know; upgrade promed-agents")
     upgrade(engine)
+
+
+LANGGRAPH_TABLES = frozenset({"checkpoints", "checkpoint_blobs", "checkpoint_writes",
+                              "checkpoint_migrations", "writes"})
+"""Tables LangGraph's savers make (a store may share its database with them)."""
+
+
+def refuse_foreign_tables(engine: Engine) -> None:
+    """Refuse to turn a database that holds another program's tables (and no schema
+    revision) into a store: only ``promed db upgrade`` (the user asking) does that."""
+    from sqlalchemy import inspect
+
+    try:
+        tables = set(inspect(engine).get_table_names())
+    except DBAPIError as exc:
+        raise database_failure(exc, engine.url, "open") from None
+    _refuse(without_password(str(engine.url)), tables)
+
+
+def _refuse_foreign_sqlite(file: Path) -> None:
+    """:func:`refuse_foreign_tables` for a SQLite file, read-only (nothing changes)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro",
+                                                uri=True)) as db:
+            tables = {row[0] for row in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error:
+        return  # not a database, locked, ...: opening it says what
+    _refuse(str(file), tables)
+
+
+def _refuse(where: str, tables: set[str]) -> None:
+    if "alembic_version" in tables:
+        return
+    foreign = sorted(t for t in tables - LANGGRAPH_TABLES if not t.startswith("sqlite_"))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise StoreError(f"the database {where} is not a ProMed store: it holds "
+                         f"{len(foreign)} other table(s) ({shown}); point --db at a store "
+                         "or a new file, or make it one with `promed db upgrade --db ...`")
 
 
 def _known_revisions() -> set[str]:

@@ -68,6 +68,19 @@ class EpisodeSummary:
     duration_s: float | None
 
 
+RUN_STATUSES = ("running", "complete", "incomplete", "failed", "interrupted")
+"""What a run's stored status may be (an empty one: a run made through the Python API
+that never recorded one)."""
+REPLACEABLE = ("failed", "interrupted")
+"""Run statuses that a rerun under the same name replaces (``replace_unfinished``)."""
+
+
+def _check_run_status(status: str) -> None:
+    if status not in RUN_STATUSES:
+        raise TraceError(f"experiment status {status!r}: use one of "
+                         f"{', '.join(RUN_STATUSES)}")
+
+
 def _status(status: EpisodeStatus | str) -> EpisodeStatus:
     try:
         return EpisodeStatus(status)
@@ -144,16 +157,32 @@ class TraceStore(CaseRecords, ShapleyRecords, SearchRecords, TrainingRecords):
     # -- experiments ---------------------------------------------------------------------
 
     def create_experiment(self, name: str, kind: str, config: dict[str, Any] | None = None,
-                          notes: str | None = None) -> int:
-        """Register a run; its name must be new. Returns its id."""
+                          notes: str | None = None, *, replace_unfinished: bool = False,
+                          status: str | None = None) -> int:
+        """Register a run; returns its id. Its name must be new, except that with
+        ``replace_unfinished`` a run of that name and kind which did not finish
+        (``failed`` or ``interrupted``) is deleted first, with its consultations: the
+        rerun replaces it. ``status`` is its first status (the command line's runs start
+        ``running``; see :meth:`finish_experiment`)."""
+        if status is not None:
+            _check_run_status(status)
         with self._session() as session:
             try:
                 with session.begin():
+                    if replace_unfinished:
+                        old = session.scalar(select(ExperimentRow).where(
+                            ExperimentRow.name == name, ExperimentRow.kind == kind,
+                            ExperimentRow.status.in_(REPLACEABLE)))
+                        if old is not None:
+                            session.delete(old)  # episodes, turns, metrics go with it
+                            session.flush()
                     row = ExperimentRow(name=name, kind=kind, config=redacted(config or {}),
-                                        notes=notes)
+                                        notes=notes, status=status)
                     session.add(row)
             except IntegrityError:
-                raise TraceError(f"an experiment named {name!r} already exists; "
+                stored = self.experiment(name)
+                why = f" and is {stored.status}" if stored.status else ""
+                raise TraceError(f"an experiment named {name!r} already exists{why}; "
                                  "choose another name") from None
             return row.id
 
@@ -186,15 +215,15 @@ class TraceStore(CaseRecords, ShapleyRecords, SearchRecords, TrainingRecords):
 
     def finish_experiment(self, experiment_id: int, status: str,
                           reason: str | None = None) -> None:
-        """Record how a run ended (see :func:`promed_agents.evaluation.run_status`)."""
-        if status not in ("complete", "incomplete", "failed"):
-            raise TraceError(f"experiment status {status!r}: use complete, incomplete or "
-                             "failed")
+        """Record how a run stands: ``running``, or how it ended: ``complete``,
+        ``incomplete``, ``failed`` (see :func:`promed_agents.evaluation.run_status`) or
+        ``interrupted`` (stopped by a signal; the reason says how to resume)."""
+        _check_run_status(status)
         with self._session() as session, session.begin():
             row = session.get(ExperimentRow, experiment_id)
             if row is None:
                 raise NotFoundError(f"experiment {experiment_id} does not exist")
-            row.status, row.status_reason = status, reason
+            row.status, row.status_reason = status, without_password(reason)
 
     # -- episodes ------------------------------------------------------------------------
 

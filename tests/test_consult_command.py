@@ -49,8 +49,12 @@ def test_consult_resumes_an_experiment_from_its_checkpoints(where, sqlite_url, t
     first = run("consult", "--cases", "3", "--doctor", "fake:question: Any fever?||answer: C",
                 "--experiment", "long", "--checkpoints", checkpoints, "--db", sqlite_url)
     assert first.exit_code == 0, first.output
-    again = run("consult", "--doctor", "fake:answer: A", "--experiment", "long", "--resume",
-                "--checkpoints", checkpoints, "--db", sqlite_url)
+    other_doctor = run("consult", "--doctor", "fake:answer: A", "--experiment", "long",
+                       "--resume", "--checkpoints", checkpoints, "--db", sqlite_url)
+    assert other_doctor.exit_code == 1 and "ran with --doctor fake:question" in \
+        other_doctor.stderr  # its consultations go on under the settings they began with
+    again = run("consult", "--doctor", "fake:question: Any fever?||answer: C", "--experiment",
+                "long", "--resume", "--checkpoints", checkpoints, "--db", sqlite_url)
     assert again.exit_code == 0, again.output
     with TraceStore(sqlite_url) as store:
         episodes = store.list_episodes(experiment_id=store.experiment_id("long"))
@@ -59,8 +63,8 @@ def test_consult_resumes_an_experiment_from_its_checkpoints(where, sqlite_url, t
     missing = run("consult", "--resume", "--experiment", "long", "--db", sqlite_url)
     assert missing.exit_code == 1 and "--resume needs --checkpoints" in missing.stderr
     # the first command again resumes the run too; other checkpoints are refused
-    same = run("consult", "--cases", "3", "--doctor", "fake:answer: B", "--experiment",
-               "long", "--checkpoints", checkpoints, "--db", sqlite_url)
+    same = run("consult", "--cases", "3", "--doctor", "fake:question: Any fever?||answer: C",
+               "--experiment", "long", "--checkpoints", checkpoints, "--db", sqlite_url)
     assert same.exit_code == 0, same.output
     other = run("consult", "--cases", "3", "--doctor", "fake:answer: B", "--experiment",
                 "long", "--checkpoints", str(tmp_path / "other.db"), "--db", sqlite_url)

@@ -169,10 +169,31 @@ def test_a_run_records_how_it_ended(store):
     assert (ended.status, ended.status_reason) == ("incomplete",
                                                    "1 of 2 consultations failed")
     assert store.list_experiments()[0].status == "incomplete"
-    with pytest.raises(TraceError, match="use complete, incomplete or failed"):
+    with pytest.raises(TraceError, match="use one of running, complete, incomplete, "
+                       "failed, interrupted"):
         store.finish_experiment(run_id, "done")
     with pytest.raises(NotFoundError):
         store.experiment("nope")
+
+
+def test_a_rerun_replaces_a_run_that_did_not_finish_and_only_that(store):
+    first = store.create_experiment("e", "consult", status="running")
+    store.record_episode(episode(experiment_id=first))
+    with pytest.raises(TraceError, match="already exists and is running"):
+        store.create_experiment("e", "consult", replace_unfinished=True)
+    for ended in ("failed", "interrupted"):
+        store.finish_experiment(first, ended, "stopped")
+        again = store.create_experiment("e", "consult", {"doctor": "x"},
+                                        replace_unfinished=True, status="running")
+        assert store.experiment("e").status == "running"
+        assert store.count_episodes(experiment_id=first) == 0  # its episodes went with it
+        first = again
+    store.finish_experiment(first, "complete")
+    with pytest.raises(TraceError, match="already exists and is complete"):
+        store.create_experiment("e", "consult", replace_unfinished=True)
+    store.finish_experiment(first, "failed")
+    with pytest.raises(TraceError, match="already exists"):  # a run of another kind
+        store.create_experiment("e", "eval", replace_unfinished=True)
 
 
 def test_listings_page_count_by_case_and_take_any_integer(store):

@@ -73,6 +73,17 @@ if TYPE_CHECKING:
     from promed_agents.storage import TraceStore
 
 
+LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
+"""The loss aggregations TRL's GRPO trainer computes."""
+
+
+def check_loss_type(loss_type: str) -> None:
+    """Refuse a loss type TRL does not know, before a model is loaded."""
+    if loss_type not in LOSS_TYPES:
+        raise TrainingError(f"--loss-type {loss_type!r} is not one TRL computes; give one "
+                            f"of {', '.join(LOSS_TYPES)}")
+
+
 @dataclass
 class DoctorGRPOConfig(DoctorTrainingConfig, GRPOConfig):
     """TRL's ``GRPOConfig`` with the reference's defaults and the SIG reward weights."""
@@ -113,6 +124,7 @@ class DoctorGRPOConfig(DoctorTrainingConfig, GRPOConfig):
         "help": "Doctor spec recorded on rollouts of the policy in training (local:NAME)."})
 
     def __post_init__(self) -> None:
+        check_loss_type(self.loss_type)
         cpu_training_defaults(self)
         super().__post_init__()
 

@@ -21,6 +21,20 @@ RECEIPT = "promed_training.json"
 """Written last into a finished output folder: what was trained, from what, to which loss."""
 
 
+def check_output_folder(output: Path) -> None:
+    """Refuse an ``--output`` that cannot be the output folder: an existing file (or a
+    link, a device), or a path under one; before anything is trained or stored."""
+    for place in [output, *output.parents]:
+        if place.is_symlink() and not place.is_dir():
+            raise TrainingError(f"--output {output}: {place} is a link to a file; give a "
+                                "folder (new, or one this command wrote)")
+        if place.exists():
+            if not place.is_dir():
+                raise TrainingError(f"--output {output}: {place} is a file, not a folder; "
+                                    "give a folder (new, or one this command wrote)")
+            return
+
+
 def refuse_finished(output: Path) -> None:
     if (output / RECEIPT).exists():
         raise TrainingError(f"{output} already holds a trained model ({RECEIPT}); choose "

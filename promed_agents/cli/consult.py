@@ -50,12 +50,13 @@ from promed_agents.cli.options import (
     shown,
 )
 from promed_agents.cli.progress_bar import progress_bar
+from promed_agents.cli.run_lifecycle import recorded_run
 from promed_agents.errors import ConsultationError
 from promed_agents.evaluation import run_status
 from promed_agents.graphs import ConsultationContext, arun_consultations
 from promed_agents.graphs.checkpointer import check_checkpointer, checkpointer
 from promed_agents.partial_view import DEFAULT_POLICY, PartialInfoPolicy
-from promed_agents.redaction import without_password
+from promed_agents.redaction import redacted, without_password
 from promed_agents.trace import ConsultationMode, EpisodeRecord, EpisodeStatus
 
 if TYPE_CHECKING:
@@ -131,22 +132,42 @@ def _resumable(store: TraceStore, settings: ConsultCommandConfig) -> bool:
     return True
 
 
+RESUMED_SETTINGS = ("mode", "doctor", "patient", "max_questions", "policy", "temperature",
+                    "max_new_tokens", "sig_scorer", "demonstration")
+"""What a resumed run must be given as it was stored: its consultations go on under them."""
+
+
+def _check_resumed(saved: dict, settings: ConsultCommandConfig) -> None:
+    """Refuse to resume a run under other settings than it was started with."""
+    given = {k: (v.value if hasattr(v, "value") else v) for k, v in settings.__dict__.items()}
+    for key in RESUMED_SETTINGS:
+        if key in saved and saved[key] != redacted(given[key]):
+            flag = "--" + key.replace("_", "-")
+            raise ConsultationError(
+                f"experiment {settings.experiment!r} ran with {flag} {saved[key]}, not "
+                f"{redacted(given[key])}; give the same settings to resume it, or another "
+                "--experiment name")
+
+
 def consult(store: TraceStore, settings: ConsultCommandConfig, console: Console,
             progress_console: Console) -> list[EpisodeRecord]:
     """Run the consultations ``settings`` describe, recording each episode in ``store``."""
     from promed_agents.storage.trace_recorder import TraceRecorder
 
     refuse_store_file(store, settings.checkpoints)
-    if settings.checkpoints:  # an unusable location fails before the store changes
-        check_checkpointer(settings.checkpoints)
-    resume = settings.resume or _resumable(store, settings)
-    if resume:
+    if settings.resume:
         if not settings.experiment:
             raise ConsultationError("--resume needs --experiment NAME (the run to continue)")
         if not settings.checkpoints:
             raise ConsultationError("--resume needs --checkpoints PATH (where the run kept "
                                     "its LangGraph checkpoints)")
+        store.experiment_config(settings.experiment)  # it exists, before anything is made
+    resume = settings.resume or _resumable(store, settings)
+    if settings.checkpoints:  # an unusable location fails before the store changes
+        check_checkpointer(settings.checkpoints)
+    if resume:
         experiment_id, saved = store.experiment_config(settings.experiment)
+        _check_resumed(saved, settings)
         cases = [store.get_case(case_id) for case_id in saved.get("case_ids", [])]
     resolve_doctor(settings.doctor)  # bad specs fail before the store changes
     patient = resolve_patient(settings.patient)
@@ -167,11 +188,18 @@ def consult(store: TraceStore, settings: ConsultCommandConfig, console: Console,
     config["case_ids"] = [c.id for c in cases]
     config["evaluator"] = context.evaluator.name
     config["checkpoints"] = without_password(settings.checkpoints)
-    if not resume:
-        experiment_id = store.create_experiment(name, "consult", config)
+    if resume:
+        store.finish_experiment(experiment_id, "running")
+    else:
+        experiment_id = store.create_experiment(name, "consult", config,
+                                                replace_unfinished=True, status="running")
+    rerun = f"the same command with --experiment {name}"
+    how = (f"run {rerun} and --checkpoints to resume it" if settings.checkpoints
+           else f"run {rerun} to replace it")
     recorder = TraceRecorder(store, experiment_id)
     started = time.perf_counter()
-    with progress_bar(progress_console) as progress:
+    with recorded_run(store, experiment_id, name, how), \
+            progress_bar(progress_console) as progress:
         task = progress.add_task(f"consulting ({settings.doctor})", total=len(cases))
 
         def on_episode(episode: EpisodeRecord) -> None:
@@ -187,9 +215,9 @@ def consult(store: TraceStore, settings: ConsultCommandConfig, console: Console,
                 return await arun_consultations(cases, context, checkpointer=saver, **kwargs)
 
         episodes = asyncio.run(run())
+        status, reason = run_status(episodes)
+        store.finish_experiment(experiment_id, status, reason)
     elapsed = time.perf_counter() - started
-    status, reason = run_status(episodes)
-    store.finish_experiment(experiment_id, status, reason)
     console.print(summary_table(episodes, elapsed, shown(
         f"experiment {name}: {settings.mode.value}, doctor {settings.doctor}, "
         f"patient {settings.patient}")))

@@ -27,7 +27,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
     from promed_agents.storage.database import check_revision, make_engine, upgrade
 
     check_revision(revision)
-    engine = make_engine(db)
+    engine = make_engine(db, adopt=True)  # the user asks: a database becomes a store
     try:
         reached = upgrade(engine, revision)
     finally:

@@ -48,6 +48,7 @@ from promed_agents.cli.options import (
     shown,
 )
 from promed_agents.cli.progress_bar import progress_bar
+from promed_agents.cli.run_lifecycle import recorded_run
 from promed_agents.errors import ConsultationError
 from promed_agents.evaluation import (
     LABELS,
@@ -106,9 +107,9 @@ def _graph(settings: EvalCommandConfig) -> Any:
 def _modes(text: str) -> list[str]:
     modes = [m.strip() for m in text.split(",") if m.strip()]
     bad = [m for m in modes if m not in {mode.value for mode in ConsultationMode}]
-    if not modes or bad:
+    if not modes or bad or len(set(modes)) < len(modes):
         raise ConsultationError(f"--modes {text!r}: give proactive, reactive or both "
-                                "(comma-separated)")
+                                "(comma-separated, each once)")
     return modes
 
 
@@ -144,7 +145,8 @@ def run_evaluation(store: TraceStore, settings: EvalCommandConfig, console: Cons
             name = f"{settings.experiment}-{mode}"
             experiment_id = store.create_experiment(name, KIND, {
                 **asdict(settings), "mode": mode, "kind": KIND,
-                "case_ids": [c.id for c in cases], "evaluator": evaluator.name})
+                "case_ids": [c.id for c in cases], "evaluator": evaluator.name},
+                replace_unfinished=True, status="running")
             recorder = TraceRecorder(store, experiment_id)
             task = progress.add_task(f"{mode} ({settings.doctor})",
                                      total=len(cases) * settings.seeds)
@@ -154,21 +156,23 @@ def run_evaluation(store: TraceStore, settings: EvalCommandConfig, console: Cons
                 recorder(episode)
                 progress.advance(task)
 
-            for seed in range(settings.seeds):
-                context = ConsultationContext(
-                    doctor=doctor, patient=resolve_patient(settings.patient),
-                    mode=ConsultationMode(mode), evaluator=evaluator,
-                    max_questions=settings.max_questions,
-                    demonstration=settings.demonstration,
-                    doctor_kwargs={**doctor_sampling(doctor, max_tokens=settings.max_new_tokens,
-                                                     temperature=settings.temperature),
-                                   "seed": seed})
-
-                episodes += asyncio.run(arun_consultations(
-                    cases, context, concurrency=settings.concurrency, graph=graph,
-                    experiment_id=experiment_id, on_episode=on_episode))
-            status, reason = run_status(episodes)
-            store.finish_experiment(experiment_id, status, reason)
+            with recorded_run(store, experiment_id, name,
+                              "run the same command again (--experiment "
+                              f"{settings.experiment}) to replace it"):
+                for seed in range(settings.seeds):
+                    context = ConsultationContext(
+                        doctor=doctor, patient=resolve_patient(settings.patient),
+                        mode=ConsultationMode(mode), evaluator=evaluator,
+                        max_questions=settings.max_questions,
+                        demonstration=settings.demonstration,
+                        doctor_kwargs={**doctor_sampling(
+                            doctor, max_tokens=settings.max_new_tokens,
+                            temperature=settings.temperature), "seed": seed})
+                    episodes += asyncio.run(arun_consultations(
+                        cases, context, concurrency=settings.concurrency, graph=graph,
+                        experiment_id=experiment_id, on_episode=on_episode))
+                status, reason = run_status(episodes)
+                store.finish_experiment(experiment_id, status, reason)
             report_status(name, status, reason)  # a failed run stops the evaluation
             runs[name] = per_case(episodes)
             runs.weightings[name] = sig_weighting(episodes)
@@ -221,9 +225,29 @@ def comparison_table(base: str, other: str, difference: dict[str, Estimate],
     return table
 
 
+def _comparable(store: TraceStore, name: str, episodes: list[Any],
+                figures: dict[str, Any]) -> None:
+    """Refuse a run with no finished consultation; warn (stderr) about one that did not
+    finish, whose cases are compared as far as they got."""
+    stored = store.experiment(name)
+    status, reason = (stored.status, stored.status_reason) if stored.status else \
+        run_status(episodes)
+    if not figures:
+        raise ConsultationError(
+            f"run {name!r} has no finished consultation to compare (it is {status}"
+            + (f": {reason}" if reason else "") + "); run it again first")
+    if status in ("incomplete", "interrupted", "running"):
+        err_console.print(f"[yellow]warning:[/] run {shown(name)} is {status} "
+                          f"({len(figures)} cases with figures)"
+                          + (f": {shown(reason)}" if reason else "")
+                          + "; compared on the cases it finished", highlight=False)
+
+
 def compare_runs(store: TraceStore, base: str, other: str, console: Console) -> None:
     episodes = [list(store.iter_episodes(store.experiment_id(name))) for name in (base, other)]
     figures = [per_case(run) for run in episodes]
+    for name, run, figure in zip((base, other), episodes, figures, strict=True):
+        _comparable(store, name, run, figure)
     shared = set(figures[0]) & set(figures[1])
     if not shared:
         raise ConsultationError(f"runs {base!r} and {other!r} share no case; compare runs "

@@ -47,6 +47,7 @@ from promed_agents.cli.options import (
     shown,
 )
 from promed_agents.cli.progress_bar import progress_bar, step_progress
+from promed_agents.cli.run_lifecycle import recorded_run
 from promed_agents.errors import NotFoundError, TraceError, TrainingError
 from promed_agents.trainers.reference_hyperparameters import REFERENCE_GRPO
 from promed_agents.trainers.reward_designs import RewardChoice
@@ -161,10 +162,17 @@ def _source(store: TraceStore, settings: GRPOCommandConfig, experiment_id: int, 
 
 def train_grpo_command(store: TraceStore, settings: GRPOCommandConfig, console: Console,
                        progress_console: Console) -> Any:
-    from promed_agents.trainers.grpo_trainer import DoctorGRPOConfig, GRPOResult, train_grpo
-    from promed_agents.trainers.training_output import finished_receipt
+    from promed_agents.trainers.grpo_trainer import (
+        DoctorGRPOConfig,
+        GRPOResult,
+        check_loss_type,
+        train_grpo,
+    )
+    from promed_agents.trainers.training_output import check_output_folder, finished_receipt
 
     local_model_ref(settings.model)  # a bad spec fails before the run is created
+    check_loss_type(settings.loss_type)
+    check_output_folder(settings.output)
     experiment_id, cases = _run(store, settings, console)
     receipt = finished_receipt(settings.output)
     if receipt is not None and receipt.get("experiment_id") == experiment_id:
@@ -193,7 +201,10 @@ def train_grpo_command(store: TraceStore, settings: GRPOCommandConfig, console: 
                   f"{settings.steps} steps of {settings.cases_per_step} case(s) x "
                   f"{settings.group_size} consultations")
     started = time.perf_counter()
-    with progress_bar(progress_console) as progress:
+    store.finish_experiment(experiment_id, "running")
+    with recorded_run(store, experiment_id, settings.name,
+                      "run the same command again to resume it from its last saved step"), \
+            progress_bar(progress_console) as progress:
         task = progress.add_task(f"GRPO ({settings.model})", total=settings.steps)
         result = train_grpo(settings.model, cases, source, config, store=store,
                             experiment_id=experiment_id,

@@ -48,6 +48,7 @@ from promed_agents.cli.options import (
     shown,
 )
 from promed_agents.cli.progress_bar import progress_bar
+from promed_agents.cli.run_lifecycle import recorded_run
 from promed_agents.errors import ConsultationError, NotFoundError
 from promed_agents.graphs import ConsultationContext
 from promed_agents.graphs.checkpointer import check_checkpointer, checkpointer
@@ -103,6 +104,17 @@ def default_checkpoints(store_url: str) -> str:
     return f"{path.rsplit('.', 1)[0] if path.endswith('.db') else path}.mcts-checkpoints.sqlite"
 
 
+def _check_kind(store: TraceStore, name: str) -> None:
+    """Refuse a run of that name that is not a search."""
+    try:
+        _, saved = store.experiment_config(name)
+    except NotFoundError:
+        return
+    if saved.get("kind") != KIND:
+        raise ConsultationError(f"experiment {name!r} exists and is not an MCTS search; "
+                                "choose another --experiment name")
+
+
 def _experiment(store: TraceStore, settings: MCTSCommandConfig, console: Console
                 ) -> tuple[int, list[Any]]:
     """The experiment to run (created, or resumed when it exists) and its cases."""
@@ -113,10 +125,8 @@ def _experiment(store: TraceStore, settings: MCTSCommandConfig, console: Console
                              settings.split)
         config = {**asdict(settings), "case_ids": [c.id for c in cases], "kind": KIND,
                   "checkpoints": without_password(settings.checkpoints)}
-        return store.create_experiment(settings.experiment, KIND, config), cases
-    if saved.get("kind") != KIND:
-        raise ConsultationError(f"experiment {settings.experiment!r} exists and is not an "
-                                "MCTS search; choose another --experiment name")
+        return store.create_experiment(settings.experiment, KIND, config,
+                                       status="running"), cases
     done = store.search_progress(experiment_id)
     console.print(f"resuming search {shown(settings.experiment)}: {len(done)} of "
                   f"{len(saved['case_ids'])} cases started")
@@ -141,8 +151,10 @@ def search(store: TraceStore, settings: MCTSCommandConfig, console: Console,
     # fails before the store changes.
     where = settings.checkpoints or default_checkpoints(
         store.engine.url.render_as_string(hide_password=False))
+    _check_kind(store, settings.experiment)  # before the checkpoints file is made
     check_checkpointer(where)
     experiment_id, cases = _experiment(store, settings, console)
+    store.finish_experiment(experiment_id, "running")
     scorer = settings.sig_scorer or settings.doctor
     weights = StoredWeights(store, scorer, temperature=settings.weight_temperature)
     with_values = sum(weights.has_values(case) for case in cases)
@@ -157,7 +169,9 @@ def search(store: TraceStore, settings: MCTSCommandConfig, console: Console,
                                       temperature=settings.temperature))
     done = store.search_progress(experiment_id)
     started = time.perf_counter()
-    with progress_bar(progress_console) as progress:
+    with recorded_run(store, experiment_id, settings.experiment,
+                      "run the same command again to resume it"), \
+            progress_bar(progress_console) as progress:
         task = progress.add_task(f"MCTS ({settings.doctor})",
                                  total=len(cases) * settings.iterations,
                                  completed=sum(min(done.get(c.id, 0), settings.iterations)
@@ -175,6 +189,12 @@ def search(store: TraceStore, settings: MCTSCommandConfig, console: Console,
                                       on_iteration=lambda _: progress.advance(task))
 
         reports = asyncio.run(run())
+        failed = [r for r in reports if r.error]
+        store.finish_experiment(
+            experiment_id, "complete" if not failed else
+            "failed" if len(failed) == len(reports) else "incomplete",
+            f"{len(failed)} of {len(reports)} cases failed; the first: {failed[0].error}"
+            if failed else None)
     console.print(report_table(reports, time.perf_counter() - started, settings.experiment))
     failed = [r for r in reports if r.error]
     for report in failed:

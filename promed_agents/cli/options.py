@@ -103,6 +103,10 @@ def case_id_list(text: str | None, flag: str = "--case-ids") -> list[str]:
     if text is None:
         return []
     ids = [c.strip() for c in text.split(",") if c.strip()]
+    twice = sorted({c for c in ids if ids.count(c) > 1})
+    if twice:
+        raise ConsultationError(f"{flag} names {', '.join(map(repr, twice))} more than once; "
+                                "name each once")
     if not ids:
         example = "imedqa-0,imedqa-1 (see `promed cases list`)" if flag == "--case-ids" \
             else "NAME1,NAME2"
@@ -139,17 +143,38 @@ def check_numbers(arguments: dict[str, Any]) -> None:
             raise PromedError(f"{flag} {value}: the largest number it takes is {INT_MAX}")
 
 
+def _quiet_abandoned_coroutines() -> None:
+    """An interrupted event loop leaves coroutines that were never awaited; Python warns
+    about each when it collects them. The one line about the interruption says it all."""
+    import gc
+    import warnings
+
+    warnings.filterwarnings("ignore", message="coroutine .* was never awaited",
+                            category=RuntimeWarning)
+    gc.collect()
+
+
 def reports_errors(func: F) -> F:
-    """Turn ProMed errors into one red line on stderr and exit status 1."""
+    """Turn ProMed errors into one red line on stderr and exit status 1, and a signal
+    (SIGINT, SIGTERM) into one line saying what was stopped and how to resume it, with
+    exit status 130 or 143."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from promed_agents.cli.run_lifecycle import interruption_message, signals_as_interrupts
+
         try:
-            check_numbers(kwargs)
-            return func(*args, **kwargs)
+            with signals_as_interrupts():
+                check_numbers(kwargs)
+                return func(*args, **kwargs)
         except PromedError as exc:
             err_console.print(f"[bold red]error:[/] {shown(exc)}", highlight=False)
             raise typer.Exit(1) from None
+        except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM (signals_as_interrupts)
+            message, code = interruption_message(exc)
+            _quiet_abandoned_coroutines()
+            err_console.print(f"[bold red]error:[/] {shown(message)}", highlight=False)
+            raise typer.Exit(code) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -169,8 +194,21 @@ def report_status(run: str, status: str, reason: str | None) -> None:
 def open_store(db: str | None, *, create: bool = True) -> TraceStore:
     """The store at ``db``; commands that only read pass ``create=False``, so a mistyped
     SQLite path is an error rather than a new empty database."""
-    from promed_agents.storage import TraceStore
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
+    from promed_agents.storage import TraceStore
+    from promed_agents.storage.database import resolve_url
+
+    try:
+        url = make_url(resolve_url(db))
+    except (ArgumentError, ValueError):
+        url = None  # the store says what is wrong with it
+    if url is not None and url.get_backend_name() == "sqlite" and \
+            url.database in (None, "", ":memory:") and not url.query.get("uri"):
+        raise ConsultationError(f"--db {without_password(db)}: an in-memory database keeps "
+                                "nothing after the command ends; give a file, e.g. --db "
+                                "sqlite:///promed.db")
     return TraceStore(db, create=create)
 
 
@@ -186,13 +224,24 @@ def select_cases(store: TraceStore, console: Console, count: int | None = None,
     if case_ids:
         return [store.get_case(case_id) for case_id in case_ids]
     if store.count_cases() == 0:
-        report = store.import_cases(bundled_sample())
+        sample = bundled_sample()
+        if count is not None and count > len(sample):  # refused before the import
+            raise ConsultationError(f"--cases {count}: the store is empty and the bundled "
+                                    f"sample holds {len(sample)} cases; give --cases "
+                                    f"{len(sample)} or fewer, or import more first "
+                                    "(`promed cases import FILE`)")
+        report = store.import_cases(sample)
         console.print(f"the store was empty: imported the bundled sample ({report.added} "
                       f"iMedQA {SAMPLE_SPLIT} cases, CC BY 4.0)")
     cases = store.list_cases(split=split, limit=count)
     if not cases:
         raise ConsultationError(f"no stored cases match (split {split!r}); see "
                                 "`promed cases list`")
+    if count is not None and len(cases) < count:
+        of = f" of split {split!r}" if split else ""
+        raise ConsultationError(f"--cases {count}: the store holds {len(cases)} case(s){of}; "
+                                f"give --cases {len(cases)} or fewer, or import more "
+                                "(`promed cases import FILE`)")
     return cases
 
 

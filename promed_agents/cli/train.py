@@ -112,11 +112,12 @@ def train_sft_command(store: TraceStore, settings: SFTCommandConfig, console: Co
                       progress_console: Console) -> Any:
     from promed_agents.trainers.sft_dataset import export_samples
     from promed_agents.trainers.sft_trainer import DoctorSFTConfig, SFTResult, train_sft
-    from promed_agents.trainers.training_output import finished_receipt
+    from promed_agents.trainers.training_output import check_output_folder, finished_receipt
 
     experiment_id, config = search_experiment(store, settings.source)
     model_spec = settings.model or config.get("doctor", "")
     local_model_ref(model_spec)  # a bad spec fails before the dataset is made
+    check_output_folder(settings.output)
     dataset_id, samples = dataset_samples(store, settings, experiment_id, console,
                                           model_spec)
     receipt = finished_receipt(settings.output)
