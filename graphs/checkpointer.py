@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from promed_agents.errors import ConsultationError
@@ -33,6 +34,8 @@ async def checkpointer(where: str) -> AsyncIterator[Any]:
 
     serde = maybe_add_typed_methods(checkpoint_serializer())
     failures: tuple[type[BaseException], ...] = (OSError, sqlite3.Error)
+    if not where.startswith(POSTGRES_PREFIXES):
+        _probe_sqlite(where)
     async with contextlib.AsyncExitStack() as stack:
         try:
             if where.startswith(POSTGRES_PREFIXES):
@@ -50,11 +53,26 @@ async def checkpointer(where: str) -> AsyncIterator[Any]:
             saver.serde = serde
             await saver.setup()
         except failures as exc:
-            reason = " ".join(str(exc).split())
-            raise ConsultationError(
-                f"cannot open the checkpoints {without_password(where)!r}: {reason}; give "
-                "--checkpoints a writable SQLite file or a reachable PostgreSQL URL") from None
+            raise _unusable(where, " ".join(str(exc).split())) from None
         yield saver
+
+
+def _unusable(where: str, reason: str) -> ConsultationError:
+    return ConsultationError(
+        f"cannot open the checkpoints {without_password(where)!r}: {reason}; give "
+        "--checkpoints a writable SQLite file or a reachable PostgreSQL URL")
+
+
+def _probe_sqlite(where: str) -> None:
+    """Open a SQLite location synchronously first: aiosqlite's worker thread outlives a
+    failed open and reports it again, as tracebacks, once the event loop has closed."""
+    if Path(where).expanduser().is_dir():
+        raise _unusable(where, "it is a folder")
+    try:
+        with contextlib.closing(sqlite3.connect(where)) as db:
+            db.execute("PRAGMA schema_version")
+    except sqlite3.Error as exc:
+        raise _unusable(where, " ".join(str(exc).split())) from None
 
 
 def check_checkpointer(where: str) -> None:

@@ -19,6 +19,8 @@ and nothing is returned: callers import all of a file or none of it.
 
 from __future__ import annotations
 
+import codecs
+import gzip
 import json
 import re
 from collections.abc import Iterator
@@ -116,37 +118,81 @@ def bundled_sample() -> list[Case]:
     return load_cases(bundled_sample_path(), split=SAMPLE_SPLIT)
 
 
-def read_records(path: str | Path) -> Iterator[Record]:
-    """Yield ``(location, value)`` for every record of a JSON Lines or JSON array file."""
-    path = Path(path)
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are unique (``json`` would keep the last of two)."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"the key {key!r} appears twice in one object (JSON keeps only "
+                             "the last); keep one")
+        seen[key] = value
+    return seen
+
+
+def _parse(text: str, path: Path, location: str, line_offset: int = 0) -> Any:
+    """One JSON value, or a :class:`CaseFormatError` naming where and why."""
     try:
-        text = path.read_text(encoding="utf-8")
+        value = json.loads(text, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno + line_offset}" if location == "file" else location
+        raise CaseFormatError(path, where, None,
+                              f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+    except ValueError as exc:
+        raise CaseFormatError(path, None if location == "file" else location, None,
+                              str(exc)) from None
+    except RecursionError:
+        raise CaseFormatError(path, None if location == "file" else location, None,
+                              "JSON nested too deeply to read; a case is a flat record of "
+                              "strings and lists") from None
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start:exc.end].encode("unicode_escape").decode()
+        raise CaseFormatError(path, None if location == "file" else location, None,
+                              f"holds {bad}, half of a UTF-16 pair, which is not text; "
+                              "fix the escape (\\uXXXX pairs go together)") from None
+    return value
+
+
+def _text(path: Path) -> str:
+    """The file's text: UTF-8 with or without a byte-order mark, gzip-compressed when its
+    name ends in ``.gz``."""
+    try:
+        data = path.read_bytes()
     except FileNotFoundError:
         raise CaseFormatError(path, None, None, "no such file") from None
-    except UnicodeDecodeError as exc:
-        raise CaseFormatError(path, None, None, f"not UTF-8 text ({exc.reason})") from None
     except OSError as exc:
         raise CaseFormatError(path, None, None, f"cannot read: {exc.strerror}") from None
-    if text.lstrip().startswith("["):
+    if path.suffix == ".gz":
         try:
-            values = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise CaseFormatError(
-                path, f"line {exc.lineno}", None, f"invalid JSON: {exc.msg} (column {exc.colno})"
-            ) from None
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise CaseFormatError(path, None, None, f"not a gzip file ({exc}); give the "
+                                  "file without .gz, or compress it with gzip") from None
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise CaseFormatError(path, None, None, "UTF-16 text, not UTF-8", "save it as "
+                              "UTF-8, e.g. iconv -f UTF-16 -t UTF-8 FILE > FILE.jsonl")
+    try:
+        return data.decode("utf-8-sig")  # an editor's byte-order mark is fine
+    except UnicodeDecodeError as exc:
+        raise CaseFormatError(path, None, None, f"not UTF-8 text ({exc.reason} at byte "
+                              f"{exc.start})", "save it as UTF-8") from None
+
+
+def read_records(path: str | Path) -> Iterator[Record]:
+    """Yield ``(location, value)`` for every record of a JSON Lines or JSON array file
+    (UTF-8, a byte-order mark allowed; ``.gz`` read directly)."""
+    path = Path(path)
+    text = _text(path)
+    if text.lstrip().startswith("["):
+        values = _parse(text, path, "file")
         for index, value in enumerate(values):
             yield f"[{index}]", value
         return
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise CaseFormatError(
-                path, f"line {number}", None, f"invalid JSON: {exc.msg} (column {exc.colno})"
-            ) from None
-        yield f"line {number}", value
+        yield f"line {number}", _parse(line, path, f"line {number}")
 
 
 def detect_format(record: dict[str, Any]) -> CaseFormat | None:

@@ -79,6 +79,9 @@ def database_failure(exc: DBAPIError, url: Any, doing: str) -> StoreError:
     hint = ""
     if "not a database" in reason:
         hint = "; point --db at a ProMed store or a new file"
+    elif "unable to open" in reason:
+        hint = ("; check that its folder exists and is writable (a store on a read-only "
+                "filesystem can be listed, shown and exported, not written)")
     elif "readonly" in reason or "read-only" in reason:
         hint = "; make the file and its folder writable, or copy the store elsewhere"
     return StoreError(f"cannot {doing} the database {where}: {reason}{hint}")
@@ -88,6 +91,13 @@ def is_driver_failure(exc: BaseException) -> bool:
     """A database failure that is about the database, not about the data: constraint
     violations (:class:`IntegrityError`) are left to their callers."""
     return isinstance(exc, DBAPIError) and not isinstance(exc, IntegrityError)
+
+
+def _read_only_filesystem(file: Path) -> bool:
+    try:
+        return bool(os.statvfs(file).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def make_engine(url: str | None = None, *, create: bool = True, adopt: bool = False,
@@ -113,6 +123,11 @@ def make_engine(url: str | None = None, *, create: bool = True, adopt: bool = Fa
                              "(`promed cases import FILE --db ...`) or check --db")
         if not adopt and file.is_file():
             _refuse_foreign_sqlite(file)
+        if not create and _read_only_filesystem(file):
+            # a read-only filesystem cannot hold WAL's shared-memory file: open the store
+            # as an immutable file, which is what it is there
+            parsed = make_url(f"sqlite:///{file.resolve().as_uri()}?mode=ro&immutable=1"
+                              "&uri=true")
         folder = file.parent
         try:
             folder.mkdir(parents=True, exist_ok=True)

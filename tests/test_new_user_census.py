@@ -312,3 +312,154 @@ def test_a_resume_under_another_doctor_is_refused(store_url, tmp_path):
     line = one_line(run("consult", "--resume", "--experiment", "r", "--checkpoints",
                         checkpoints, "--doctor", "fake:answer: B", "--db", store_url))
     assert "ran with --doctor fake:answer: A, not fake:answer: B" in line
+
+
+# -- case files ----------------------------------------------------------------------------
+
+def _good_record() -> dict:
+    import json
+
+    from malformed_inputs import GOOD
+
+    return json.loads(GOOD)
+
+
+def test_case_files_as_editors_and_datasets_ship_them_are_read(sqlite_url, tmp_path):
+    import codecs
+    import gzip
+    import json
+
+    good = json.dumps(_good_record())
+    (tmp_path / "bom.jsonl").write_bytes(codecs.BOM_UTF8 + good.encode() + b"\n")
+    (tmp_path / "cases.jsonl.gz").write_bytes(gzip.compress(good.encode() + b"\n"))
+    for name in ("bom.jsonl", "cases.jsonl.gz"):
+        result = run("cases", "import", tmp_path / name, "--db", sqlite_url)
+        assert result.exit_code == 0, result.output
+    with TraceStore(sqlite_url) as store:
+        assert store.count_cases() == 1  # the same case, read twice
+
+
+@pytest.mark.parametrize("kind, problem", [
+    ("utf-16", "UTF-16 text, not UTF-8 (save it as UTF-8"),
+    ("surrogate", "holds \\ud800, half of a UTF-16 pair"),
+    ("deep", "JSON nested too deeply"),
+    ("option-twice", "the key 'A' appears twice in one object"),
+    ("not-gzip", "not a gzip file"),
+])
+def test_case_files_that_cannot_be_read_as_they_are_meant(sqlite_url, tmp_path, kind,
+                                                          problem):
+    import json
+
+    record = _good_record()
+    path = tmp_path / ("cases.jsonl.gz" if kind == "not-gzip" else "cases.jsonl")
+    if kind == "utf-16":
+        path.write_bytes((json.dumps(record) + "\n").encode("utf-16"))
+    elif kind == "surrogate":
+        record["id"] = "case-\ud800"
+        path.write_text(json.dumps(record) + "\n")
+    elif kind == "deep":
+        path.write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    elif kind == "option-twice":
+        path.write_text(json.dumps(record).replace('"options": {', '"options": {"A": "x", ')
+                        + "\n")
+    else:
+        path.write_text(json.dumps(record) + "\n")
+    assert problem in one_line(run("cases", "import", path, "--db", sqlite_url))
+    with TraceStore(sqlite_url) as store:
+        assert store.count_cases() == 0
+
+
+# -- printing ------------------------------------------------------------------------------
+
+def test_listings_keep_ids_on_one_line_and_in_80_columns(sqlite_url, tmp_path):
+    import json
+
+    first, second = _good_record(), _good_record()
+    first["id"], second["id"] = "x" * 10_000, "a\nb"
+    second["question"] = "Another question?"
+    path = tmp_path / "cases.jsonl"
+    path.write_text(json.dumps(first) + "\n" + json.dumps(second) + "\n")
+    assert run("cases", "import", path, "--db", sqlite_url).exit_code == 0
+    listed = run("cases", "list", "--db", sqlite_url, env={"COLUMNS": "80"})
+    assert listed.exit_code == 0, listed.output
+    lines = listed.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, listed.stdout
+    assert any("a\\x0ab" in line for line in lines)
+
+
+@pytest.mark.parametrize("args", [["cases", "list", "--format", "json"],
+                                  ["traces", "show", "1"], ["report", "--out", "-"]])
+def test_standard_output_on_a_full_device_is_one_line(store_url, args):
+    import subprocess
+    import sys
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "promed_agents.cli", *args, "--db",
+                               store_url], stdout=full, stderr=subprocess.PIPE, text=True,
+                              timeout=120)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 1, done.stderr
+    assert "cannot write to standard output: No space left on device" in lines[0]
+
+
+# -- settings checked before the work -----------------------------------------------------
+
+def test_a_cache_that_is_a_file_is_named_before_the_conversion(store_url, tmp_path):
+    (tmp_path / "cache").write_text("a file")
+    line = one_line(run("consult", "--cases", "1", "--doctor", "local:smollm2", "--db",
+                        store_url, env={"PROMED_CACHE": str(tmp_path / "cache")}))
+    assert "$PROMED_CACHE" in line and "is a file, not a folder" in line
+
+
+@pytest.mark.parametrize("damage", ["config.json", "model.safetensors"])
+def test_a_damaged_local_checkpoint_is_refused_up_front(store_url, tmp_path, damage):
+    from helpers import counts
+
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "llama"}')
+    (folder / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    (folder / damage).write_bytes(b"\x00garbage, cut off")
+    before = counts(store_url)
+    line = one_line(run("consult", "--cases", "1", "--doctor", f"local:{folder}", "--db",
+                        store_url))
+    assert damage in line and "damaged" in line
+    assert counts(store_url) == before
+
+
+def test_the_demo_checks_its_doctor_before_making_its_store(tmp_path):
+    where = tmp_path / "demo.db"
+    line = one_line(run("demo", "--doctor", "nope:x", "--db", where))
+    assert "training needs a local model spec" in line
+    assert not where.exists()
+
+
+def test_checkpoints_that_are_a_folder_are_one_line(store_url, tmp_path):
+    result = run("consult", "--cases", "1", "--doctor", "fake:answer: A", "--checkpoints",
+                 tmp_path, "--db", store_url)
+    assert "it is a folder" in one_line(result)
+
+
+def test_a_store_on_a_read_only_filesystem_can_be_listed(tmp_path):
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a filesystem needs root")
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)]
+                      ).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        from promed_agents.loader import bundled_sample
+
+        with TraceStore(f"sqlite:///{mount / 's.db'}") as store:
+            store.import_cases(bundled_sample()[:2])
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        listed = run("cases", "list", "--db", mount / "s.db")
+        assert listed.exit_code == 0, listed.output
+        assert "2 of 2 case(s)" in listed.stdout
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)

@@ -12,6 +12,7 @@ Nothing is ever downloaded.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -36,6 +37,7 @@ def _embedded_folder(name: str) -> Path:
     target = cache_dir() / cache_name
     if (target / "config.json").exists():
         return target
+    _check_cache(target.parent)  # before the conversion, not 20 s into it
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise BackendError(f"the embedded model {name!r} needs the package {package}: "
@@ -62,14 +64,48 @@ def _embedded_folder(name: str) -> Path:
     return target
 
 
+def _check_cache(folder: Path) -> None:
+    """Refuse a cache folder that is a file, or lies under one."""
+    where = "$PROMED_CACHE" if "PROMED_CACHE" in os.environ else "the cache folder"
+    for place in [folder, *folder.parents]:
+        if place.exists():
+            if not place.is_dir():
+                raise BackendError(f"{where} {folder}: {place} is a file, not a folder; "
+                                   "point PROMED_CACHE at a folder (or unset it)")
+            return
+
+
+def _check_weights(path: Path, ref: str) -> None:
+    """Read a local model's config.json and its safetensors headers now, so that a
+    damaged checkpoint is refused before a run starts rather than failing it."""
+    try:
+        json.loads((path / "config.json").read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BackendError(f"local model {ref!r}: {path / 'config.json'} cannot be read "
+                           f"({exc}); the checkpoint is damaged, so train or copy it "
+                           "again") from None
+    from safetensors import safe_open
+
+    for weights in sorted(path.glob("*.safetensors")):
+        try:
+            with safe_open(str(weights), framework="pt") as opened:
+                opened.keys()
+        except Exception as exc:  # safetensors raises its own and OS errors
+            raise BackendError(f"local model {ref!r}: {weights} cannot be read ("
+                               f"{' '.join(str(exc).split())[:200]}); the checkpoint is "
+                               "damaged, so train or copy it again") from None
+
+
 def model_folder(ref: str) -> Path:
-    """The directory holding ``ref``'s weights: an embedded name or a local path."""
+    """The directory holding ``ref``'s weights: an embedded name or a local path (whose
+    config.json and weight headers are read first: a damaged one is refused)."""
     if ref in EMBEDDED:
         return _embedded_folder(ref)
     path = Path(ref).expanduser()
     if not (path / "config.json").exists():
         raise BackendError(f"local model {ref!r}: no config.json in {path}; give a "
                            "transformers model directory or one of " + ", ".join(EMBEDDED))
+    _check_weights(path, ref)
     return path
 
 

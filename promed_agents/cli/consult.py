@@ -220,7 +220,7 @@ def consult(store: TraceStore, settings: ConsultCommandConfig, console: Console,
     elapsed = time.perf_counter() - started
     console.print(summary_table(episodes, elapsed, shown(
         f"experiment {name}: {settings.mode.value}, doctor {settings.doctor}, "
-        f"patient {settings.patient}")))
+        f"patient {settings.patient}", one_line=True)))
     report_status(name, status, reason)
     return episodes
 

@@ -201,6 +201,12 @@ def demo(
             f"{train_cases} training and {cases} held-out cases need {train_cases + cases} "
             f"cases; the bundled sample has {bundled}: lower --train-cases or --cases",
             param_hint="--cases")
+    if doctor != "none":  # refused before the demo's store is made
+        from promed_agents.atomic_file import check_output_path
+        from promed_agents.backends.local_weights import local_model_ref, model_folder
+
+        model_folder(local_model_ref(doctor))
+        check_output_path(report_file)
     added, unchanged = import_file(sample, CaseFormat.AUTO, SAMPLE_SPLIT, None, db)
     console.print(f"bundled sample: {added} case(s) added, {unchanged} already stored "
                   "(iMedQA from MediQ, CC BY 4.0)")

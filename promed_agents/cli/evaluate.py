@@ -214,7 +214,8 @@ def _label(metric: str, weighting: str | None) -> str:
 
 def comparison_table(base: str, other: str, difference: dict[str, Estimate],
                      gain: Estimate | None, cases: int, weighting: str | None = None) -> Table:
-    table = Table(title=shown(f"{other} minus {base} ({cases} shared cases, paired)"))
+    table = Table(title=shown(f"{other} minus {base} ({cases} shared cases, paired)",
+                              one_line=True))
     table.add_column("metric")
     table.add_column("difference [95% CI]", justify="right")
     for metric in SHOWN:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-import sys
 from collections.abc import Sequence
 from enum import Enum
 from typing import Annotated, Any
@@ -47,6 +46,11 @@ def _cell(value: Any) -> Any:
     return without_controls(value) if isinstance(value, str) else value
 
 
+NARROW_MAX = 32
+"""The widest a listing's narrow columns (ids, names) get: a long id is cut with an
+ellipsis, so the wide column keeps its room."""
+
+
 def print_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: ListFormat,
                title: str, wide: str | None = None) -> None:
     """``rows`` under ``columns``; ``wide`` names the one column that folds in a table
@@ -55,10 +59,10 @@ def print_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: ListF
         text = json.dumps([dict(zip(columns, row, strict=True)) for row in rows],
                           ensure_ascii=False, indent=1)
         # JSON escapes C0 controls itself; C1 ones (U+0080-U+009F) too, here
-        sys.stdout.write(_C1.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
+        console.file.write(_C1.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
         return
     if fmt is ListFormat.CSV:
-        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer = csv.writer(console.file, lineterminator="\n")
         writer.writerow(columns)
         writer.writerows([_cell(v) for v in row] for row in rows)
         return
@@ -66,7 +70,9 @@ def print_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: ListF
     for column in columns:
         table.add_column(column, overflow="fold" if column == wide else "ellipsis",
                          no_wrap=column != wide, ratio=1 if column == wide else None,
-                         min_width=None if column == wide else min(len(column), 8))
+                         min_width=None if column == wide else min(len(column), 8),
+                         max_width=None if column == wide else NARROW_MAX)
     for row in rows:
-        table.add_row(*("-" if v is None else shown(v) for v in row))
+        table.add_row(*("-" if v is None else shown(v, one_line=name != wide)
+                        for name, v in zip(columns, row, strict=True)))
     console.print(table)

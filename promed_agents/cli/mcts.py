@@ -204,7 +204,7 @@ def search(store: TraceStore, settings: MCTSCommandConfig, console: Console,
 
 
 def report_table(reports: Sequence[Any], seconds: float, experiment: str) -> Table:
-    table = Table(title=shown(f"MCTS {experiment} ({seconds:.0f} s)"))
+    table = Table(title=shown(f"MCTS {experiment} ({seconds:.0f} s)", one_line=True))
     for column in ("case", "iterations", "nodes", "leaves", "best reward", "best correct"):
         table.add_column(column, justify="left" if column == "case" else "right")
     for r in reports:

@@ -8,9 +8,14 @@ Used by :mod:`promed_agents.cli` and the command modules that define their own s
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import math
-from collections.abc import Callable, Sequence
+import os
+import sys
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -21,13 +26,24 @@ from rich.markup import escape
 from promed_agents.agents.evaluator import Evaluator
 from promed_agents.case import Case
 from promed_agents.display_text import without_controls
-from promed_agents.errors import ConsultationError, PromedError
+from promed_agents.errors import ConsultationError, OutputError, PromedError
 from promed_agents.graphs.checkpointer import POSTGRES_PREFIXES
 from promed_agents.loader import SAMPLE_SPLIT, bundled_sample
 from promed_agents.redaction import without_password
 
 if TYPE_CHECKING:
     from promed_agents.storage import TraceStore
+
+def _silence(stream: Any) -> None:
+    """Point a stream that cannot be written (a full device, a closed pipe) at the null
+    device, so that Python's flush at exit does not fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no descriptor (a test's capture)
+        pass
+
 
 class _PasswordMasking:
     """A text stream that masks every URL's password in what is written to it."""
@@ -36,7 +52,19 @@ class _PasswordMasking:
         self._stream = stream
 
     def write(self, text: str) -> int:
-        return self._stream.write(without_password(text))
+        try:
+            return self._stream.write(without_password(text))
+        except OSError as exc:  # a full device, a closed pipe
+            _silence(self._stream)
+            where = "standard error" if self._stream is sys.__stderr__ else "standard output"
+            raise OutputError(f"cannot write to {where}: {exc.strerror or exc}; send it "
+                              "to a file with room, or a reader that keeps reading") from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError:
+            _silence(self._stream)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
@@ -91,10 +119,11 @@ def renamed(old_flag: str, old_value: Any, new_flag: str, new_value: Any) -> Any
     return old_value
 
 
-def shown(text: object) -> str:
+def shown(text: object, *, one_line: bool = False) -> str:
     """Stored or user text as the terminal should show it: rich markup escaped, control
-    characters (terminal escape sequences among them) written out as ``\\xNN``."""
-    return escape(without_controls(text))
+    characters (terminal escape sequences among them) written out as ``\\xNN``; with
+    ``one_line`` (a name, an id, a title) line breaks too."""
+    return escape(without_controls(text, one_line=one_line))
 
 
 def case_id_list(text: str | None, flag: str = "--case-ids") -> list[str]:
@@ -143,15 +172,14 @@ def check_numbers(arguments: dict[str, Any]) -> None:
             raise PromedError(f"{flag} {value}: the largest number it takes is {INT_MAX}")
 
 
-def _quiet_abandoned_coroutines() -> None:
-    """An interrupted event loop leaves coroutines that were never awaited; Python warns
-    about each when it collects them. The one line about the interruption says it all."""
-    import gc
-    import warnings
-
-    warnings.filterwarnings("ignore", message="coroutine .* was never awaited",
-                            category=RuntimeWarning)
-    gc.collect()
+@contextlib.contextmanager
+def _ignoring_abandoned_coroutines() -> Iterator[None]:
+    """A run stopped by an error or a signal abandons its event loop's queued
+    consultations, and Python warns about each; the one line about why says it all."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="coroutine .* was never awaited",
+                                category=RuntimeWarning)
+        yield
 
 
 def reports_errors(func: F) -> F:
@@ -164,16 +192,19 @@ def reports_errors(func: F) -> F:
         from promed_agents.cli.run_lifecycle import interruption_message, signals_as_interrupts
 
         try:
-            with signals_as_interrupts():
+            with signals_as_interrupts(), _ignoring_abandoned_coroutines():
                 check_numbers(kwargs)
                 return func(*args, **kwargs)
         except PromedError as exc:
-            err_console.print(f"[bold red]error:[/] {shown(exc)}", highlight=False)
+            err_console.print(f"[bold red]error:[/] {shown(exc, one_line=True)}",
+                              highlight=False)
             raise typer.Exit(1) from None
         except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM (signals_as_interrupts)
             message, code = interruption_message(exc)
-            _quiet_abandoned_coroutines()
-            err_console.print(f"[bold red]error:[/] {shown(message)}", highlight=False)
+            with _ignoring_abandoned_coroutines():
+                gc.collect()  # abandoned coroutines warn when collected
+            err_console.print(f"[bold red]error:[/] {shown(message, one_line=True)}",
+                              highlight=False)
             raise typer.Exit(code) from None
 
     return wrapper  # type: ignore[return-value]
@@ -183,8 +214,8 @@ def report_status(run: str, status: str, reason: str | None) -> None:
     """How a run ended, said where the user looks: an incomplete run warns on stderr; a
     run whose every consultation failed is an error (exit status 1), never a result."""
     if status == "failed":
-        raise ConsultationError(f"run {run} failed: {reason}; fix the cause and run it "
-                                "again")
+        raise ConsultationError(f"run {run} failed: {reason}; fix the cause and run the "
+                                "same command again (it replaces the failed run)")
     if status == "incomplete":
         err_console.print(f"[yellow]warning:[/] run {shown(run)} is incomplete: "
                           f"{shown(reason)}; its figures leave these consultations out",

@@ -94,7 +94,7 @@ def show(store: TraceStore, case_id: str, scorer: str, method: str | None,
                             f"{scorer}'")
     table = Table(title=shown(f"{case_id}: Shapley values ({record.method}, "
                                f"{record.scorer_spec}, softmax T={record.temperature:g}, "
-                               f"{record.samples} samples)"))
+                               f"{record.samples} samples)", one_line=True))
     for column in ("#", "fact", "value", "weight", "std. error"):
         table.add_column(column, justify="left" if column == "fact" else "right")
     for i, fact in enumerate(case.facts):
