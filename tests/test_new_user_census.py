@@ -92,7 +92,9 @@ def test_a_run_named_twice_in_the_report_is_shown_once(store_url, tmp_path):
     result = run("report", "--experiment", "existing", "--experiment", "existing",
                  "--out", out, "--db", store_url)
     assert result.exit_code == 0, result.output
-    assert out.read_text().count("<td>existing</td>") == 1
+    html = out.read_text()
+    assert html.count("<td>existing</td>") == 1
+    assert html.count("<h3>existing</h3>") == 2  # its top questions and its consultations
 
 
 def test_a_full_disk_is_one_line_and_keeps_the_old_file(store_url, tmp_path, monkeypatch):
