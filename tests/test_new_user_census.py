@@ -119,32 +119,62 @@ def test_a_full_disk_is_one_line_and_keeps_the_old_file(store_url, tmp_path, mon
 # -- secrets in model specs ----------------------------------------------------------------
 
 SECRET = "S3cretPw"
-SERVER = f"openai:m@http://user:{SECRET}@127.0.0.1:1/v1"
+
+
+class _Answering:
+    """A chat-completions server that answers every turn "answer: A"."""
+
+    @staticmethod
+    def handler():
+        from fake_http import JsonHandler
+
+        class Handler(JsonHandler):
+            def respond(self, body):
+                return {"id": "c", "object": "chat.completion", "created": 0,
+                        "model": body.get("model", "m"),
+                        "choices": [{"index": 0, "finish_reason": "stop",
+                                     "message": {"role": "assistant",
+                                                 "content": "answer: A"}}],
+                        "usage": {"prompt_tokens": 1, "completion_tokens": 1,
+                                  "total_tokens": 2}}
+
+        return Handler
+
+
+@pytest.fixture(scope="module")
+def server_spec():
+    """``openai:m@http://user:PASSWORD@127.0.0.1:PORT/v1``: a server that answers."""
+    from fake_http import serve
+
+    with serve(_Answering.handler()) as base:
+        yield "openai:m@" + base.replace("http://", f"http://user:{SECRET}@")
 
 
 def _stored_text(url: str) -> str:
     """Every value in every table of the SQLite store, as one string."""
     import sqlite3
 
-    path = url.removeprefix("sqlite:///")
-    with sqlite3.connect(path) as db:
-        return "\n".join(str(row) for line in db.iterdump() for row in [line])
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+        return "\n".join(db.iterdump())
 
 
 @pytest.mark.parametrize("args", [
-    ["consult", "--cases", "1", "--doctor", SERVER],
+    ["consult", "--cases", "1", "--doctor", "{server}"],
     ["consult", "--cases", "1", "--doctor", "fake:question: Any fever?||answer: A",
-     "--patient", f"llm:{SERVER}"],
-    ["eval", "--cases", "1", "--modes", "proactive", "--doctor", SERVER],
+     "--patient", "llm:{server}"],
+    ["eval", "--cases", "1", "--modes", "proactive", "--doctor", "{server}"],
     ["mcts", "--experiment", "m", "--cases", "1", "--iterations", "1",
-     "--doctor", "fake:question: Any fever?||answer: A", "--proposer", SERVER],
-    ["shapley", "--cases", "1", "--scorer", SERVER],
+     "--doctor", "fake:question: Any fever?||answer: A", "--proposer", "{server}"],
+    ["shapley", "--cases", "1", "--scorer", "{server}"],
 ], ids=["doctor", "patient", "eval", "proposer", "scorer"])
-def test_no_model_spec_password_is_printed_or_stored(store_url, args):
+def test_no_model_spec_password_is_printed_or_stored(store_url, server_spec, args):
+    args = [a.replace("{server}", server_spec) for a in args]
     result = run(*args, "--db", store_url)
     assert SECRET not in result.output and SECRET not in result.stderr
     assert SECRET not in _stored_text(store_url)
-    shown = run("traces", "show", "2", "--db", store_url)
+    with TraceStore(store_url) as store:
+        last = store.count_episodes()
+    shown = run("traces", "show", str(last), "--db", store_url)
     assert SECRET not in shown.output
 
 
@@ -171,7 +201,7 @@ def _stopping_backend(name: str, signum: int, after: int) -> str:
                 os.kill(os.getpid(), signum)
                 import time
 
-                time.sleep(5)  # the signal arrives meanwhile
+                time.sleep(0.5)  # the signal arrives meanwhile
             return ChatResult(generations=[ChatGeneration(message=AIMessage("answer: A"))])
 
         @property
