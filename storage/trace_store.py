@@ -124,8 +124,9 @@ class TraceStore(CaseRecords, ShapleyRecords, SearchRecords, TrainingRecords):
         if migrate:
             ensure_schema(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        # Stored cases and experiments are never changed or deleted through the store, so
-        # what record_episode checks about them can be remembered.
+        # Stored cases are never changed or deleted through the store, nor experiments
+        # but by create_experiment's replacement (which forgets them), so what
+        # record_episode checks about them can be remembered.
         self._fact_counts: dict[str, int] = {}
         self._known_experiments: set[int] = set()
 
@@ -176,6 +177,7 @@ class TraceStore(CaseRecords, ShapleyRecords, SearchRecords, TrainingRecords):
                         if old is not None:
                             session.delete(old)  # episodes, turns, metrics go with it
                             session.flush()
+                            self._known_experiments.discard(old.id)
                     row = ExperimentRow(name=name, kind=kind, config=redacted(config or {}),
                                         notes=notes, status=status)
                     session.add(row)

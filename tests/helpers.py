@@ -31,6 +31,13 @@ def counts(url):
         return store.count_cases(), store.count_episodes(), store.count_turns()
 
 
+def contents(url):
+    """What a refused command must leave as it was: :func:`counts` and the runs' names
+    and statuses."""
+    with TraceStore(url) as store:
+        return counts(url), [(e.name, e.status) for e in store.list_experiments()]
+
+
 def episode(case_id="imedqa-0", **kw):
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)
     turns = kw.pop("turns") if "turns" in kw else [
