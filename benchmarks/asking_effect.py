@@ -94,6 +94,10 @@ def arguments() -> argparse.Namespace:
                    help="Evaluate the SFT model too (not only SFT+GRPO).")
     p.add_argument("--sft-epochs", type=float, default=1.0)
     p.add_argument("--sft-learning-rate", type=float, default=1e-4)
+    p.add_argument("--informative-only", action=argparse.BooleanOptionalAction,
+                   default=False, help="SFT trains only questions that acquired something.")
+    p.add_argument("--paths-per-case", type=int, default=1,
+                   help="SFT on each case's best N paths that earned a reward.")
     p.add_argument("--grpo-steps", type=int, default=12)
     p.add_argument("--group-size", type=int, default=4)
     p.add_argument("--grpo-learning-rate", type=float, default=1e-5)
@@ -194,6 +198,10 @@ def main() -> int:
         sys.executable, "-m", "promed_agents.cli", "train", "sft", "--from", f"{stamp}-search",
         "--output", str(models / "sft"), "--model", args.doctor, "--epochs",
         str(args.sft_epochs), "--learning-rate", str(args.sft_learning_rate),
+        "--paths-per-case", str(args.paths_per_case),
+        "--dataset", f"{stamp}-search-sft-p{args.paths_per_case}"
+        + ("-informative" if args.informative_only else ""),
+        *(["--informative-only"] if args.informative_only else []),
         "--db", f"sqlite:///{work / 'store.db'}"], check=True, stdout=subprocess.DEVNULL)
     console.print(f"[{time.perf_counter() - started:.0f} s] SFT done")
     if args.sft_eval:

@@ -435,10 +435,17 @@ def test_standard_output_on_a_full_device_is_one_line(store_url, args):
 # -- settings checked before the work -----------------------------------------------------
 
 def test_a_cache_that_is_a_file_is_named_before_the_conversion(store_url, tmp_path):
-    (tmp_path / "cache").write_text("a file")
-    line = one_line(run("consult", "--cases", "1", "--doctor", "local:smollm2", "--db",
-                        store_url, env={"PROMED_CACHE": str(tmp_path / "cache")}))
-    assert "$PROMED_CACHE" in line and "is a file, not a folder" in line
+    import subprocess
+    import sys
+
+    (tmp_path / "cache").write_text("a file")  # a fresh process: nothing loaded yet
+    done = subprocess.run([sys.executable, "-m", "promed_agents.cli", "consult", "--cases",
+                           "1", "--doctor", "local:smollm2", "--db", store_url],
+                          env={**os.environ, "PROMED_CACHE": str(tmp_path / "cache")},
+                          capture_output=True, text=True, timeout=120)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 1, done.stderr
+    assert "$PROMED_CACHE" in lines[0] and "is a file, not a folder" in lines[0]
 
 
 @pytest.mark.parametrize("damage", ["config.json", "model.safetensors"])
@@ -460,7 +467,7 @@ def test_a_damaged_local_checkpoint_is_refused_up_front(store_url, tmp_path, dam
 def test_the_demo_checks_its_doctor_before_making_its_store(tmp_path):
     where = tmp_path / "demo.db"
     line = one_line(run("demo", "--doctor", "nope:x", "--db", where))
-    assert "training needs a local model spec" in line
+    assert "Unsupported provider='nope'" in line
     assert not where.exists()
 
 

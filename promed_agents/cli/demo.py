@@ -202,10 +202,10 @@ def demo(
             f"cases; the bundled sample has {bundled}: lower --train-cases or --cases",
             param_hint="--cases")
     if doctor != "none":  # refused before the demo's store is made
+        from promed_agents.agents.reference_doctors import resolve_doctor
         from promed_agents.atomic_file import check_output_path
-        from promed_agents.backends.local_weights import local_model_ref, model_folder
 
-        model_folder(local_model_ref(doctor))
+        resolve_doctor(doctor)
         check_output_path(report_file)
     added, unchanged = import_file(sample, CaseFormat.AUTO, SAMPLE_SPLIT, None, db)
     console.print(f"bundled sample: {added} case(s) added, {unchanged} already stored "
