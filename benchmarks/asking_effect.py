@@ -46,6 +46,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from promed_agents.agents.question_bank import bank_questions, rank_by_yield
@@ -250,9 +251,8 @@ def main() -> int:
     trained = results["SFT+GRPO"]
     for name in [n for n in results if n not in ("reactive", "oracle", "SFT+GRPO")]:
         d = paired_difference(results[name], trained)
-        diffs.add_row(name, *(f"{d[m].mean:+.3f} [{d[m].low:+.3f}, {d[m].high:+.3f}]"
-                              for m in ("sig", "fact_recall", "answerable", "new_facts",
-                                        "correct")))
+        diffs.add_row(name, *(escape(d[m].text("+.3f")) for m in (
+            "sig", "fact_recall", "answerable", "new_facts", "correct")))
     console.print(diffs, width=240)
     others = [n for n in results if n.startswith("SFT+GRPO (")]
     if others:
@@ -263,9 +263,8 @@ def main() -> int:
             against.add_column(LABELS[metric], justify="right")
         for name in others:
             d = paired_difference(trained, results[name])
-            against.add_row(name, *(f"{d[m].mean:+.3f} [{d[m].low:+.3f}, {d[m].high:+.3f}]"
-                                    for m in ("sig", "answerable", "new_facts", "questions",
-                                              "correct")))
+            against.add_row(name, *(escape(d[m].text("+.3f")) for m in (
+                "sig", "answerable", "new_facts", "questions", "correct")))
         console.print(against, width=240)
     console.print(choice_table(store, run_names, evaluated), width=240)
     console.print(f"total {time.perf_counter() - started:.0f} s; store {work / 'store.db'}")
@@ -300,7 +299,7 @@ def choice_table(store: TraceStore, run_names: dict[str, str], evaluated: list) 
     if "SFT+GRPO" in choices and "bank:fixed" in choices:
         d = paired_metric(choices["bank:fixed"], choices["SFT+GRPO"], "choice")
         table.caption = (f"SFT+GRPO minus bank:fixed, choice ratio paired by case: "
-                         f"{d.mean:+.3f} [{d.low:+.3f}, {d.high:+.3f}]")
+                         f"{escape(d.text('+.3f'))}")
     return table
 
 

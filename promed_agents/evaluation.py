@@ -14,7 +14,8 @@ consultation ended without an answer). A run's figure is the mean over cases (a 
 consulted with several seeds counts once, with its seeds' mean), with a 95% percentile
 bootstrap interval over cases; the ``answerable`` share (answered over asked questions,
 pooled over cases) and the ``repeated_share`` (repeated over asked questions) are ratios
-of two such means, resampled together. Two runs on the same cases are compared case by
+of two such means, resampled together, and undefined (NaN, shown ``—``) for a doctor that
+asked nothing. Two runs on the same cases are compared case by
 case (:func:`paired_difference`); :func:`relative_gain` is the paper's headline figure,
 the relative accuracy gain of one run over another (proactive over reactive), with its
 interval from the same paired resampling.
@@ -22,6 +23,7 @@ interval from the same paired resampling.
 
 from __future__ import annotations
 
+import math
 import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -51,14 +53,34 @@ BOOTSTRAP_ROUNDS = 2000
 
 @dataclass(frozen=True)
 class Estimate:
-    """A mean with its 95% bootstrap interval."""
+    """A mean with its 95% bootstrap interval.
+
+    ``mean`` is NaN where the figure is undefined (a share of questions when none was
+    asked); an end of the interval is infinite where more than 2.5% of the resamples
+    had no finite value (a relative gain over a base whose resample scored 0), and
+    ``undefined`` is that share."""
 
     mean: float
     low: float
     high: float
+    undefined: float = 0.0
+
+    def text(self, spec: str = ".3f") -> str:
+        """``mean [low, high]`` in ``spec`` (e.g. ``+.1%``); ``—`` for an undefined
+        figure, ``unbounded`` for an infinite end, and the share of undefined
+        resamples when there were any."""
+        if math.isnan(self.mean):
+            return "\u2014"
+
+        def end(value: float) -> str:
+            return "\u2014" if math.isnan(value) else "unbounded" if math.isinf(value) \
+                else format(value, spec)
+
+        note = f"; {self.undefined:.1%} of resamples undefined" if self.undefined else ""
+        return f"{end(self.mean)} [{end(self.low)}, {end(self.high)}]{note}"
 
     def __str__(self) -> str:
-        return f"{self.mean:.3f} [{self.low:.3f}, {self.high:.3f}]"
+        return self.text()
 
 
 def episode_figures(episode: EpisodeRecord) -> dict[str, float]:
@@ -124,12 +146,26 @@ def per_case(episodes: Iterable[EpisodeRecord]) -> dict[str, dict[str, float]]:
 
 def _resampled(cases: Sequence[str], statistic: Callable[[Sequence[str]], float],
                seed: int, rounds: int = BOOTSTRAP_ROUNDS) -> Estimate:
+    """The percentile bootstrap of ``statistic`` over ``cases`` (resampled with
+    replacement). A NaN resample (a share with nothing to share) is left out: the
+    interval is conditional on the figure being defined. An infinite one (a ratio over a
+    zero) stays in, sorted to its end, so that when more than 2.5% of the resamples are
+    infinite the interval is unbounded there; its share is the estimate's
+    ``undefined``."""
     if not cases:
         raise ValueError("no cases to evaluate")
+    point = statistic(cases)
+    if math.isnan(point):
+        return Estimate(point, math.nan, math.nan)
     rng = random.Random(seed)
-    values = sorted(statistic(rng.choices(cases, k=len(cases))) for _ in range(rounds))
-    return Estimate(statistic(cases), values[int(0.025 * rounds)],
-                    values[int(0.975 * rounds) - 1])
+    values = [statistic(rng.choices(cases, k=len(cases))) for _ in range(rounds)]
+    values = sorted(v for v in values if not math.isnan(v))
+    if not values:
+        return Estimate(point, math.nan, math.nan)
+    undefined = sum(math.isinf(v) for v in values) / rounds
+    n = len(values)
+    return Estimate(point, values[int(0.025 * n)], values[max(int(0.975 * n) - 1, 0)],
+                    undefined)
 
 
 def summarize(figures: Mapping[str, Mapping[str, float]], seed: int = 0
@@ -149,7 +185,7 @@ def summarize(figures: Mapping[str, Mapping[str, float]], seed: int = 0
 def _ratio(figures: Mapping[str, Mapping[str, float]], chosen: Sequence[str], top: str,
            bottom: str) -> float:
     below = sum(figures[c][bottom] for c in chosen)
-    return sum(figures[c][top] for c in chosen) / below if below else 0.0
+    return sum(figures[c][top] for c in chosen) / below if below else math.nan
 
 
 def paired_difference(base: Mapping[str, Mapping[str, float]],
@@ -188,12 +224,15 @@ def relative_gain(base: Mapping[str, Mapping[str, float]],
                   other: Mapping[str, Mapping[str, float]], metric: str = "correct",
                   seed: int = 0) -> Estimate | None:
     """``(mean(other) - mean(base)) / mean(base)`` over shared cases, with a paired
-    bootstrap interval; None when the base's mean is 0 (no relative gain exists)."""
+    bootstrap interval; None when the base's mean is 0 (no relative gain exists). A
+    resample whose base mean is 0 has no finite gain: it counts as unbounded (the
+    estimate's ``undefined`` share), so the interval's upper end is unbounded when over
+    2.5% of the resamples are of that kind (20 cases with one base success: about 36%)."""
     shared = sorted(set(base) & set(other))
 
     def gain(chosen: Sequence[str]) -> float:
         low = sum(base[c][metric] for c in chosen)
-        return (sum(other[c][metric] for c in chosen) - low) / low if low else 0.0
+        return (sum(other[c][metric] for c in chosen) - low) / low if low else math.inf
 
     if not shared or not sum(base[c][metric] for c in shared):
         return None

@@ -63,8 +63,8 @@ def _results(runs: dict[str, dict[str, dict[str, float]]], ended: dict[str, str]
     for name, figures in runs.items():
         if figures:
             summary = summarize(figures)
-            cells = "".join(f"<td class=n>{summary[m].mean:.3f} <small>[{summary[m].low:.3f}"
-                            f", {summary[m].high:.3f}]</small></td>" for m in SHOWN)
+            cells = "".join("<td class=n>{} <small>{}</small></td>".format(
+                *map(escape, summary[m].text().partition(" ")[::2])) for m in SHOWN)
         else:  # a run with no finished consultation still has its row, and its status
             cells = "<td class=n>-</td>" * len(SHOWN)
         rows.append(f"<tr><td>{escape(name)}</td><td class=n>{len(figures)}</td>{cells}"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from promed_agents.evaluation import (
     episode_figures,
+    mean_estimate,
     paired_difference,
     per_case,
     relative_gain,
@@ -95,12 +98,53 @@ def test_seeds_of_a_case_are_averaged_before_cases_are_counted():
     assert accuracy.mean == 0.75 and 0.5 <= accuracy.low <= accuracy.high <= 1.0
 
 
-def test_intervals_cover_the_mean_and_narrow_with_more_cases():
+def test_intervals_cover_the_true_mean_95_times_in_100_and_narrow_with_more_cases():
+    import random
+
+    truth, covered, trials = 0.3, 0, 200
+    rng = random.Random(7)
+    for trial in range(trials):
+        figures = {f"c{i}": {"correct": float(rng.random() < truth)} for i in range(40)}
+        estimate = mean_estimate(figures, "correct", seed=trial)
+        covered += estimate.low <= truth <= estimate.high
+    assert 0.88 <= covered / trials <= 0.99  # a 50% or a 99.9% interval fails this
     few = per_case([episode(f"c{i}", i % 2 == 0) for i in range(10)])
     many = per_case([episode(f"c{i}", i % 2 == 0) for i in range(400)])
     a, b = summarize(few)["correct"], summarize(many)["correct"]
-    assert a.low < 0.5 < a.high and b.low < 0.5 < b.high
     assert b.high - b.low < (a.high - a.low) / 3
+
+
+def test_differences_are_resampled_in_pairs():
+    recalls = [i / 20 for i in range(20)]  # cases differ a lot; the runs by 0.1 on each
+    base = per_case([episode(f"c{i}", True, recall=r) for i, r in enumerate(recalls)])
+    other = per_case([episode(f"c{i}", True, recall=r + 0.1) for i, r in enumerate(recalls)])
+    difference = paired_difference(base, other)["fact_recall"]
+    # paired: every resample differs by 0.1; unpaired resampling would spread it +-0.25
+    assert difference.low == pytest.approx(0.1) and difference.high == pytest.approx(0.1)
+
+
+def test_a_relative_gain_over_resamples_without_base_successes_is_unbounded():
+    reactive = per_case([episode(f"c{i}", i == 0) for i in range(20)])   # 1 success
+    proactive = per_case([episode(f"c{i}", i < 3) for i in range(20)])   # 3 successes
+    gain = relative_gain(reactive, proactive)
+    assert gain.mean == pytest.approx(2.0)
+    assert gain.undefined == pytest.approx((19 / 20) ** 20, abs=0.03)  # about 36%
+    assert gain.high == float("inf") and "unbounded" in gain.text("+.1%")
+    assert "of resamples undefined" in gain.text("+.1%")
+    wide = per_case([episode(f"c{i}", i < 10) for i in range(20)])  # 10 successes
+    assert relative_gain(wide, proactive).undefined == 0.0  # no resample lacks them all
+
+
+def test_a_share_of_questions_is_undefined_for_a_doctor_that_asked_none():
+    silent = per_case([episode(f"c{i}", True) for i in range(10)])
+    asking = per_case([episode(f"c{i}", True, questions=2, disclosed=[[1]])
+                       for i in range(10)])
+    summary = summarize(silent)
+    assert math.isnan(summary["answerable"].mean) and summary["answerable"].text() == "\u2014"
+    assert math.isnan(summary["repeated_share"].mean)
+    assert summarize(asking)["answerable"].mean == pytest.approx(0.5)
+    assert math.isnan(paired_difference(silent, asking)["answerable"].mean)
+    assert summary["questions"].mean == 0.0  # a plain mean is still defined
 
 
 def test_paired_difference_and_relative_gain():

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from promed_agents.cli.cases import import_file, show_case
@@ -248,12 +249,11 @@ def demo(
     console.print(table)
     gain = relative_gain(runs[f"{prefix}base-reactive"], runs[f"{prefix}base-proactive"])
     console.print("relative accuracy gain of proactive over reactive (base): " + (
-        "undefined (reactive accuracy 0)" if gain is None else
-        f"{gain.mean:+.1%} [{gain.low:+.1%}, {gain.high:+.1%}]"))
+        "undefined (reactive accuracy 0)" if gain is None else escape(gain.text("+.1%"))))
     trained = runs.get(f"{prefix}trained-proactive")
     for other in ("base-proactive", "bank-random-proactive"):
         if trained is not None and f"{prefix}{other}" in runs:
             d = paired_difference(runs[f"{prefix}{other}"], trained)["sig"]
             console.print(f"SIG / episode, trained minus {other} (paired by case): "
-                          f"{d.mean:+.3f} [{d.low:+.3f}, {d.high:+.3f}]")
+                          f"{escape(d.text('+.3f'))}")
     console.print(f"report: {shown(str(report_file.resolve()))}")

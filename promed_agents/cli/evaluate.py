@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from promed_agents.agents.abstention import DEFAULT_THRESHOLD
@@ -201,8 +202,8 @@ def results_table(runs: dict[str, dict[str, dict[str, float]]], title: str,
         table.add_row(f"[bold]{_label(metric, weighting)}[/]", "", "", end_section=False)
         for name, summary in summaries.items():
             estimate = summary[metric]
-            table.add_row(f"  {shown(name)}", f"{estimate.mean:.3f}",
-                          f"[{estimate.low:.3f}, {estimate.high:.3f}]")
+            mean, _, interval = estimate.text().partition(" ")
+            table.add_row(f"  {shown(name)}", mean, escape(interval))
     return table
 
 
@@ -219,10 +220,9 @@ def comparison_table(base: str, other: str, difference: dict[str, Estimate],
     table.add_column("metric")
     table.add_column("difference [95% CI]", justify="right")
     for metric in SHOWN:
-        table.add_row(_label(metric, weighting), f"{difference[metric].mean:+.3f} "
-                      f"[{difference[metric].low:+.3f}, {difference[metric].high:+.3f}]")
+        table.add_row(_label(metric, weighting), escape(difference[metric].text("+.3f")))
     table.add_row("relative accuracy gain", "undefined (base accuracy 0)" if gain is None
-                  else f"{gain.mean:+.1%} [{gain.low:+.1%}, {gain.high:+.1%}]")
+                  else escape(gain.text("+.1%")))
     return table
 
 
@@ -316,7 +316,7 @@ def evaluate(
                              runs[f"{settings.experiment}-proactive"])
         console.print("relative accuracy gain of proactive over reactive: " + (
             "undefined (reactive accuracy 0)" if gain is None else
-            f"{gain.mean:+.1%} [{gain.low:+.1%}, {gain.high:+.1%}]"))
+            escape(gain.text("+.1%"))))
 
 
 @eval_app.command("compare", short_help="Compare two runs, paired.")
