@@ -11,6 +11,7 @@ their Shapley weights (so the evaluator's gain is SIG), others uniform weights.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,6 +57,10 @@ class ShapleyRecords:
         scorer and method; all facts or none. A password in the scorer's URL is masked
         (here and in every lookup by scorer)."""
         scorer_spec = without_password(scorer_spec)
+        if not all(math.isfinite(v) for v in [*estimate.values, *weights]):
+            raise ShapleyError(f"case {case_id!r}: Shapley values or weights that are not "
+                               "finite are never stored (they would make SIG, rewards and "
+                               "the loss NaN); estimate them again")
         if len(weights) != len(estimate.values):
             raise ValueError(f"{len(weights)} weights for {len(estimate.values)} values")
         errors = estimate.std_errors or [None] * len(estimate.values)

@@ -48,3 +48,9 @@ def test_sig_counts_only_newly_acquired_facts():
     # SIG is the increase of the information state
     before, after = information_state(weights, [0, 1]), information_state(weights, [0, 1, 2])
     assert after - before == pytest.approx(gain)
+
+
+@pytest.mark.parametrize("method", ["softmax", "positive"])
+def test_values_that_are_not_finite_make_no_weights(method):
+    with pytest.raises(ValueError, match="must be finite"):
+        shapley_weights([0.5, float("nan"), 0.1], method=method)

@@ -172,3 +172,16 @@ def test_antithetic_permutations_are_never_left_unpaired():
     estimate = permutation_shapley(4, value, PermutationConfig(
         max_permutations=3, min_permutations=3, antithetic=True, truncation=None))
     assert estimate.permutations == 4  # two whole pairs, not a pair and a half
+
+
+@pytest.mark.parametrize("bad", [float("-inf"), float("nan"), float("inf")])
+def test_a_value_that_is_not_finite_is_refused_where_values_are_estimated(bad):
+    def value(coalitions):  # a scorer whose log-probability of the answer is -inf alone
+        return [bad if len(c) == 1 else float(len(c)) for c in coalitions]
+
+    with pytest.raises(ShapleyError, match="returned .* for the coalition of facts"):
+        exact_shapley(3, value)
+    with pytest.raises(ShapleyError, match="not finite"):
+        from promed_agents.sig.shapley import ShapleyEstimate
+
+        ShapleyEstimate(values=[0.1, bad], method="exact")

@@ -97,3 +97,14 @@ def test_sig_evaluator_weighs_by_stored_values_where_a_case_has_them(store):
                                                              len(cases[1].facts))
     with pytest.raises(ShapleyError, match="2 of 3 cases .* no stored Shapley values"):
         sig_evaluator(store, "local:smollm2", cases, require_shapley=True)
+
+
+def test_values_that_are_not_finite_are_never_stored(store):
+    from promed_agents.errors import ShapleyError
+
+    case = store.list_cases()[0]
+    n = len(case.facts)
+    good = estimate(n)
+    with pytest.raises(ShapleyError, match="never stored"):
+        store.save_shapley(case.id, "s", good, [float("nan")] + [1.0 / n] * (n - 1), 1.0)
+    assert store.get_shapley(case.id, "s") is None

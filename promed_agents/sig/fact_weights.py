@@ -33,6 +33,8 @@ def shapley_weights(values: Sequence[float], temperature: float = 1.0,
         return []
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"Shapley values must be finite to weigh facts, got {list(values)}")
     if method == "softmax":
         if max(values) - min(values) < FLAT:
             return [1.0 / n] * n

@@ -58,7 +58,15 @@ class CoalitionCache:
             if len(values) != len(missing):
                 raise ShapleyError(f"the value function returned {len(values)} values for "
                                    f"{len(missing)} coalitions; it must return one each")
-            self._known.update(zip(missing, map(float, values), strict=True))
+            values = [float(v) for v in values]
+            bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
+            if bad is not None:
+                raise ShapleyError(
+                    f"the value function returned {values[bad]} for the coalition of facts "
+                    f"{sorted(missing[bad])}; Shapley values need a finite value for every "
+                    "coalition (a log-probability of -inf: clamp it, or score with "
+                    "another model)")
+            self._known.update(zip(missing, values, strict=True))
         return [self._known[c] for c in coalitions]
 
 
@@ -73,6 +81,11 @@ class ShapleyEstimate:
     evaluations: int = 0
     v_empty: float = 0.0
     v_full: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not all(math.isfinite(v) for v in self.values):
+            raise ShapleyError(f"{self.method} estimate with values that are not finite "
+                               f"({self.values}); every coalition's value must be finite")
 
     @property
     def efficiency_gap(self) -> float:
