@@ -88,3 +88,12 @@ def test_metrics_summarise_the_episodes():
     assert metrics["episodes/format"] == 1.0
     assert metrics["episodes/untrained"] == 0.0
     assert metrics["token_reward/mean"] == pytest.approx(2.5)
+
+
+def test_a_group_must_hold_one_case():
+    from promed_agents.errors import TrainingError
+
+    other = answers_at_once(False).model_copy(update={"case_id": "d"})
+    with pytest.raises(TrainingError, match="group 0 holds consultations of 2 cases"):
+        score_groups([answers_at_once(True), other], 2)
+    assert len(score_groups([other, other], 2)) == 2

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from promed_agents.errors import TrainingError
 from promed_agents.graphs.rollout import policy_samples, stitch
 from promed_agents.trace import EpisodeRecord, EpisodeStatus, Role, TurnKind
 from promed_agents.trainers.reward_designs import RewardDesign, SIGReward
@@ -74,6 +75,12 @@ def score_groups(episodes: Sequence[EpisodeRecord], group_size: int,
         raise ValueError(f"{len(episodes)} episodes do not split into groups of {group_size}")
     scored: list[ScoredSequence] = []
     for start in range(0, len(episodes), group_size):
+        cases = {e.case_id for e in episodes[start:start + group_size]}
+        if len(cases) != 1:  # an advantage compares consultations of one case only
+            raise TrainingError(f"GRPO group {start // group_size} holds consultations of "
+                                f"{len(cases)} cases ({', '.join(sorted(cases))}); each "
+                                f"run of {group_size} consecutive episodes must be one "
+                                "case's (the sampler repeats each case group_size times)")
         group = [_scored(e, design, pad_id) for e in episodes[start:start + group_size]]
         advantages = design.advantages([s.rewards for s in group],
                                        [s.loss_mask for s in group])
