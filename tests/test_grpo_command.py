@@ -239,3 +239,13 @@ def test_the_trainer_config_and_the_command_share_their_defaults():
         assert getattr(trainer, name) == getattr(command, name), name
     assert trainer.num_generations == command.group_size
 
+
+
+def test_the_reference_settings_are_the_references():
+    """ProMed's GRPO config, as ``shared/notes/method.md`` gives it: lr 5e-6, KL 0.04,
+    clip 0.1, temperature 0.7, 4 rollouts a prompt, the per-sequence 'grpo' loss."""
+    from promed_agents.trainers.reference_hyperparameters import REFERENCE_GRPO
+
+    assert (REFERENCE_GRPO.learning_rate, REFERENCE_GRPO.beta, REFERENCE_GRPO.epsilon,
+            REFERENCE_GRPO.temperature, REFERENCE_GRPO.num_generations,
+            REFERENCE_GRPO.loss_type) == (5e-6, 0.04, 0.1, 0.7, 4, "grpo")

@@ -21,8 +21,9 @@ class GRPOHyperparameters:
     epsilon: float = 0.1
     """TRL's name: PPO clipping."""
     temperature: float = 0.7
-    num_generations: int = 8
-    """TRL's name: consultations per case and step (the group, G)."""
+    num_generations: int = 4
+    """TRL's name: consultations per case and step (the group, G; the reference's config
+    and ``shared/notes/method.md``: 4 per prompt)."""
     loss_type: str = "grpo"
 
 

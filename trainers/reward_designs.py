@@ -22,7 +22,10 @@ reward; their advantage is the group-normalised reward ``(R - mean) / (std + 1e-
 the group's trainable consultations (TRL's ``scale_rewards="group"``, sample standard
 deviation), the same on every trained token. :class:`LengthPenalty` wraps any design: the
 answer turn loses ``weight x answer tokens / max_tokens`` (Med-U1); for an episode-level
-design the episode's reward does, since all its tokens share one reward.
+design the episode's reward does, since all its tokens share one reward. A group whose
+rewards are all equal gets advantage 0 (it teaches nothing), as TRL does; the
+reference's rollout-level code gives such a group random advantages of +-1 instead,
+which trains on noise, so that is not offered.
 """
 
 from __future__ import annotations

@@ -12,7 +12,10 @@ that evaluates each distinct coalition once.
 - :func:`permutation_shapley` is the reference's Monte Carlo estimator: marginal gains
   along random permutations, at least 3 and at most 50 permutations, stopping once the
   running estimates change by less than ``tolerance`` on average, and cutting a
-  permutation short once its value is within ``truncation`` of v(all facts). It evaluates
+  permutation short once its value is within ``truncation`` of v(all facts) (standard
+  truncated Monte Carlo: the facts after the cut gain 0 in that permutation, so every
+  permutation counts for every fact; the reference instead leaves the cut facts'
+  running means untouched, so they average over fewer permutations). It evaluates
   a round of permutations level by level, so a round's coalitions of one size go to the
   model as one batch (the stopping rule is checked after each permutation, and the run
   ends with the round in which it is met); antithetic rounds pair each permutation with
