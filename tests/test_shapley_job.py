@@ -53,7 +53,9 @@ def test_auto_uses_exact_up_to_the_bound_then_kernel(store):
     assert method_name(n, config) == "kernel" and method_name(n - 1, config) == "exact"
     compute_shapley(store, [case], AdditiveScorer(), config)
     record = store.get_shapley(case.id, "test:additive")
-    assert record.method == "kernel" and record.samples == config.kernel.max_evaluations
+    from promed_agents.sig.kernel_shapley import default_budget
+
+    assert record.method == "kernel" and record.samples == default_budget(n)
     # An additive game: KernelSHAP's regression is exact, and so is every resample.
     assert record.values == pytest.approx([float(len(f)) for f in case.facts])
     assert record.std_errors == pytest.approx([0.0] * n, abs=1e-9)

@@ -48,7 +48,8 @@ class ShapleyCommandConfig:
     split: str | None = None
     scorer: str = "local:smollm2"
     method: str = "kernel"
-    max_evaluations: int = KernelConfig.max_evaluations
+    max_evaluations: int | None = KernelConfig.max_evaluations
+    """None: the estimator's default budget, which grows with the number of facts."""
     permutations: int = PermutationConfig.max_permutations
     min_permutations: int = PermutationConfig.min_permutations
     antithetic: bool = False
@@ -122,10 +123,11 @@ def shapley_compute(
         help="kernel (stratified paired KernelSHAP, the fastest for a given error), exact, "
              "permutation (the reference's), or auto (exact up to 10 facts, then "
              "kernel).")] = ShapleyCommandConfig.method,
-    max_evaluations: Annotated[int, typer.Option(
+    max_evaluations: Annotated[int | None, typer.Option(
         min=2, help="kernel: at most N coalitions per case (the first 2 x facts + 2 "
-                    "always; 2^facts gives exact values).")] =
-    ShapleyCommandConfig.max_evaluations,
+                    "always; 2^facts gives exact values) [default: 64, or enough for two "
+                    "pairs of each coalition size: 2 x facts + 2 + 4 x (facts // 2 - 1)]."
+    )] = ShapleyCommandConfig.max_evaluations,
     permutations: Annotated[int, typer.Option(min=1, help="At most M permutations.")] =
     ShapleyCommandConfig.permutations,
     min_permutations: Annotated[int, typer.Option(min=1, help="At least this many.")] =

@@ -18,15 +18,22 @@ efficiency holds for every estimate. The sample is designed for few evaluations:
   involve at most two facts;
 - *allocated* over the other strata in proportion to their kernel weight (``"kernel"``)
   or equally per coalition size (``"leverage"``, the leverage-score design of Musco &
-  Witter 2025); each sampled stratum gets a pair before any gets a second.
+  Witter 2025); each stratum gets a pair before any gets a second, and a second before
+  any gets a third.
 
 With a budget of 2^n coalitions every stratum is enumerated and the result is the exact
-Shapley value. Standard errors come from a bootstrap over the sampled pairs within each
-stratum (enumerated strata add no sampling error). They measure sampling error only: NaN
-(unknown) while no stratum beyond the first is sampled, 0 once all are enumerated, and
-rough while strata hold one or two pairs. Rounds of ``round_size`` coalitions go
-to the value function as one batch, through the same :class:`CoalitionCache` as the other
-estimators.
+Shapley value. The default budget, 64 coalitions, grows with the number of facts to what
+gives every stratum two pairs (:func:`default_budget`: 118 at 30 facts), so no stratum
+goes unweighted and each one's spread can be measured.
+
+Standard errors come from a rescaled bootstrap within each partly sampled stratum (Rao
+& Wu 1988: m - 1 of its m pairs drawn with replacement, deviations scaled by the square
+root of 1 - m/N, so the finite population is accounted for: pairs are drawn without
+replacement); enumerated strata add no sampling error. They are NaN (unknown) while any
+stratum is unsampled (its weight is missing: a bias no error shows) or holds a single
+pair (no spread to measure), and 0 only once every stratum is enumerated (exact). Rounds
+of ``round_size`` coalitions go to the value function as one batch, through the same
+:class:`CoalitionCache` as the other estimators.
 """
 
 from __future__ import annotations
@@ -57,9 +64,10 @@ ENUMERABLE_PAIRS = 20_000
 class KernelConfig:
     """Budget, stopping rule and sampling design of :func:`kernel_shapley`."""
 
-    max_evaluations: int = 64
+    max_evaluations: int | None = None
     """At most this many distinct coalitions (v(empty) and v(all) included; the first
-    round, 2n + 2 coalitions, always runs). 2^n or more gives exact values."""
+    round, 2n + 2 coalitions, always runs). 2^n or more gives exact values. None:
+    :func:`default_budget` (64, or two pairs a stratum where that is more)."""
     tolerance: float | None = None
     """Stop once the mean per-fact standard error is below this (None: use the budget)."""
     round_size: int = 16
@@ -70,7 +78,7 @@ class KernelConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.max_evaluations < 2:
+        if self.max_evaluations is not None and self.max_evaluations < 2:
             raise ShapleyError(f"max_evaluations must be at least 2, got {self.max_evaluations}")
         if self.round_size < 2:
             raise ShapleyError(f"round_size must be at least 2 (a pair), got {self.round_size}")
@@ -78,6 +86,17 @@ class KernelConfig:
             raise ShapleyError(f"unknown allocation {self.allocation!r}; use kernel or leverage")
         if self.bootstrap < 2:
             raise ShapleyError(f"bootstrap must be at least 2, got {self.bootstrap}")
+
+
+DEFAULT_BUDGET = 64
+"""The default budget's floor, in coalitions."""
+
+
+def default_budget(n: int) -> int:
+    """The default budget for ``n`` facts: 64 coalitions, or, where that is more, the
+    first round (2n + 2) and two pairs in each other stratum (4 (n // 2 - 1)), so that
+    every stratum is weighed and its spread measured (118 at 30 facts, 86 at 22)."""
+    return max(DEFAULT_BUDGET, 2 * n + 2 + 4 * max(n // 2 - 1, 0))
 
 
 class _Stratum:
@@ -157,7 +176,7 @@ def _allocate(strata: list[_Stratum], pairs: int, allocation: Allocation) -> lis
             break
         total_share = sum(share[s.k] for s in open_)
         drawn = sum(counts[s.k] for s in open_) + 1
-        pick = max(open_, key=lambda s: (counts[s.k] == 0,
+        pick = max(open_, key=lambda s: (counts[s.k] == 0, counts[s.k] == 1,
                                          share[s.k] / total_share * drawn - counts[s.k]))
         counts[pick.k] += 1
         chosen.append(pick)
@@ -173,6 +192,8 @@ def kernel_shapley(n: int, value: ValueFunction | CoalitionCache,
     ``on_round`` is called with the estimate after each round (the last call's estimate
     is the one returned)."""
     settings = settings or KernelConfig()
+    budget = settings.max_evaluations if settings.max_evaluations is not None else \
+        default_budget(n)
     cache = value if isinstance(value, CoalitionCache) else CoalitionCache(value)
     v_empty, v_full = cache([frozenset(), frozenset(range(n))])
     if n <= 1:
@@ -204,27 +225,30 @@ def kernel_shapley(n: int, value: ValueFunction | CoalitionCache,
                 a += scale(stratum) * terms_a.sum(0)
                 b += scale(stratum) * terms_b.sum(0)
         values = _solve(a, b, v_full - v_empty)
-        partial = [s for s in strata if s.pairs and not s.exhausted]
-        if partial:
+        if all(s.exhausted for s in strata):
+            errors = [0.0] * n
+        elif any(not s.pairs or (len(s.pairs) == 1 and not s.exhausted) for s in strata):
+            errors = [math.nan] * n  # a stratum unweighed, or one pair: error unknown
+        else:
             replicates = []
             for _ in range(settings.bootstrap):
                 a_r, b_r = fixed_a.copy(), fixed_b.copy()
                 for stratum in strata:
-                    if not stratum.pairs:
-                        continue
                     terms_a, terms_b = sampled[stratum.k]
                     if stratum.exhausted:
-                        rows = np.arange(len(stratum.pairs))
-                    else:
-                        rows = boot_rng.integers(0, len(stratum.pairs), len(stratum.pairs))
-                    a_r += scale(stratum) * terms_a[rows].sum(0)
-                    b_r += scale(stratum) * terms_b[rows].sum(0)
+                        a_r += terms_a.sum(0)
+                        b_r += terms_b.sum(0)
+                        continue
+                    m = len(stratum.pairs)
+                    rows = boot_rng.integers(0, m, m - 1)  # Rao-Wu: m - 1 of m
+                    shrink = math.sqrt(1 - m / stratum.population)
+                    mean_a, mean_b = terms_a.mean(0), terms_b.mean(0)
+                    a_r += stratum.population * (
+                        mean_a + shrink * (terms_a[rows].mean(0) - mean_a))
+                    b_r += stratum.population * (
+                        mean_b + shrink * (terms_b[rows].mean(0) - mean_b))
                 replicates.append(_solve(a_r, b_r, v_full - v_empty))
             errors = np.std(np.array(replicates), axis=0, ddof=1).tolist()
-        elif all(s.exhausted for s in strata):
-            errors = [0.0] * n
-        else:  # only enumerated strata so far: no sampling error to measure, bias unknown
-            errors = [math.nan] * n
         return ShapleyEstimate(values=values.tolist(), method="kernel", std_errors=errors,
                                evaluations=cache.evaluations, v_empty=v_empty, v_full=v_full)
 
@@ -236,10 +260,10 @@ def kernel_shapley(n: int, value: ValueFunction | CoalitionCache,
     if on_round:
         on_round(estimate)
     while strata:
-        mean_error = sum(estimate.std_errors or ()) / n
+        mean_error = sum(estimate.std_errors or ()) / n  # NaN while unknown: go on
         if settings.tolerance is not None and mean_error < settings.tolerance:
             break
-        room = (settings.max_evaluations - cache.evaluations) // 2
+        room = (budget - cache.evaluations) // 2
         chosen = _allocate(strata, min(settings.round_size // 2, room), settings.allocation)
         if not chosen:
             break
