@@ -121,6 +121,9 @@ def _score(model: Any, cache: Any, rows: list[ScoredTokens], pad: int,
     from promed_agents.backends.prefix_cache import cached_layout, left_pad, row_states
 
     hits = [cache.lookup(row.ids, len(row.ids) - row.n_answer - 1) for row in rows]
+    for (reused, _), row in zip(hits, rows, strict=True):  # what the cache saved
+        cache.hits_tokens += reused
+        cache.computed_tokens += len(row.ids) - reused
     full, mask, head = cached_layout([row.ids for row in rows], [c for c, _ in hits], pad)
     ids, width = full[:, head:], full.shape[1] - head
     positions = (mask.cumsum(-1) - 1)[:, head:].clamp(min=0)
