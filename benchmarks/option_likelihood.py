@@ -28,13 +28,13 @@ from promed_agents.loader import bundled_sample_path, load_cases
 from promed_agents.sig.local_answer_scorer import LocalAnswerScorer
 
 
-def chosen_option(scorer: LocalAnswerScorer, case, with_facts: bool) -> str:
-    """The option the scorer finds most likely as the answer."""
-    coalition = frozenset(range(len(case.facts))) if with_facts else frozenset()
+def chosen_options(scorer: LocalAnswerScorer, case) -> tuple[str, str]:
+    """The options the scorer finds most likely as the answer, with all the case's facts
+    and with none."""
+    both = [frozenset(range(len(case.facts))), frozenset()]
     scores = {letter: scorer.value_function(case.model_copy(update={"answer": [letter]}))(
-                  [coalition])[0]
-              for letter in case.options}
-    return max(scores, key=scores.get)
+                  both) for letter in case.options}
+    return (max(scores, key=lambda k: scores[k][0]), max(scores, key=lambda k: scores[k][1]))
 
 
 def main() -> int:
@@ -53,9 +53,9 @@ def main() -> int:
     figures = {}
     for case in cases:
         truth = set(case.answer)
-        figures[case.id] = {
-            "all_facts": float(chosen_option(scorer, case, True) in truth),
-            "no_facts": float(chosen_option(scorer, case, False) in truth)}
+        with_facts, without = chosen_options(scorer, case)
+        figures[case.id] = {"all_facts": float(with_facts in truth),
+                            "no_facts": float(without in truth)}
     seconds = time.perf_counter() - started
     with_facts = mean_estimate(figures, "all_facts")
     without = mean_estimate(figures, "no_facts")
