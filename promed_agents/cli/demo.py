@@ -164,10 +164,12 @@ def _train(store: TraceStore, plan: DemoConfig, stamp: str, console: Console,
 # -- the CLI entry -----------------------------------------------------------------------
 
 CHANCE_NOTE = (
-    "Accuracy is at chance: SmolLM2-135M cannot use case information (option-likelihood "
-    "accuracy 0.28 with all facts, 0.29 with none, 80 unseen iMedQA cases), so the demo "
-    "shows asking (answerable share, facts acquired, SIG); accuracy gains need a stronger "
-    "doctor and scorer (docs/scaling_out.md).")
+    "Accuracy is near chance: SmolLM2-135M barely uses case information (option-likelihood "
+    "accuracy 0.300 [0.180, 0.420] with all facts, 0.240 [0.120, 0.360] with none, "
+    "difference +0.060 [-0.020, +0.140], on the 50 bundled cases, measured by "
+    "`python benchmarks/option_likelihood.py`; BENCHMARKS.md), so the demo shows asking "
+    "(answerable share, facts acquired, SIG); accuracy gains need a stronger doctor and "
+    "scorer (docs/scaling_out.md).")
 
 @reports_errors
 def demo(
