@@ -55,6 +55,7 @@ from promed_agents.errors import ConsultationError
 from promed_agents.evaluation import run_status
 from promed_agents.graphs import ConsultationContext, arun_consultations
 from promed_agents.graphs.checkpointer import check_checkpointer, checkpointer
+from promed_agents.graphs.consultation import DEFAULT_MAX_QUESTIONS
 from promed_agents.partial_view import DEFAULT_POLICY, PartialInfoPolicy
 from promed_agents.redaction import redacted, without_password
 from promed_agents.trace import ConsultationMode, EpisodeRecord, EpisodeStatus
@@ -71,7 +72,7 @@ class ConsultCommandConfig:
     mode: ConsultationMode = ConsultationMode.PROACTIVE
     doctor: str = "local:smollm2"
     patient: str = "fact-select"
-    max_questions: int = 10
+    max_questions: int = DEFAULT_MAX_QUESTIONS
     concurrency: int = 8
     experiment: str | None = None
     policy: PartialInfoPolicy = DEFAULT_POLICY

@@ -67,6 +67,7 @@ from promed_agents.graphs import (
     abstaining_consultation_graph,
     arun_consultations,
 )
+from promed_agents.graphs.consultation import DEFAULT_MAX_QUESTIONS
 from promed_agents.trace import ConsultationMode, EpisodeStatus
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ class EvalCommandConfig:
     modes: list[str] = ("proactive", "reactive")
     seeds: int = 1
     patient: str = "fact-select"
-    max_questions: int = 10
+    max_questions: int = DEFAULT_MAX_QUESTIONS
     temperature: float = 0.0
     max_new_tokens: int = DOCTOR_TURN_TOKENS
     concurrency: int = 8

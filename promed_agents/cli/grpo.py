@@ -49,6 +49,7 @@ from promed_agents.cli.options import (
 from promed_agents.cli.progress_bar import progress_bar, step_progress
 from promed_agents.cli.run_lifecycle import recorded_run
 from promed_agents.errors import NotFoundError, TraceError, TrainingError
+from promed_agents.graphs.consultation import DEFAULT_MAX_QUESTIONS
 from promed_agents.trainers.reference_hyperparameters import REFERENCE_GRPO
 from promed_agents.trainers.reward_designs import RewardChoice
 from promed_agents.trainers.token_rewards import REFERENCE_WEIGHTS
@@ -88,7 +89,7 @@ class GRPOCommandConfig:
     dynamic_budget: str | None = None
     temperature: float = REFERENCE_GRPO.temperature
     max_new_tokens: int = DOCTOR_TURN_TOKENS
-    max_questions: int = 10
+    max_questions: int = DEFAULT_MAX_QUESTIONS
     patient: str = "fact-select"
     sig_scorer: str | None = None
     require_shapley: bool = False

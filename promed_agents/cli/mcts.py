@@ -52,6 +52,7 @@ from promed_agents.cli.run_lifecycle import recorded_run
 from promed_agents.errors import ConsultationError, NotFoundError
 from promed_agents.graphs import ConsultationContext
 from promed_agents.graphs.checkpointer import check_checkpointer, checkpointer
+from promed_agents.graphs.consultation import DEFAULT_MAX_QUESTIONS
 from promed_agents.redaction import without_password
 from promed_agents.trainers.mcts_search import ConsultationEnvironment, MCTSConfig, run_mcts
 
@@ -76,7 +77,7 @@ class MCTSCommandConfig:
     correct_bonus: float = MCTSConfig.correct_bonus
     temperature: float = 1.0
     max_new_tokens: int = DOCTOR_TURN_TOKENS
-    max_questions: int = 10
+    max_questions: int = DEFAULT_MAX_QUESTIONS
     concurrency: int = 8
     weight_temperature: float = 1.0
     sig_scorer: str | None = None
