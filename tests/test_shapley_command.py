@@ -97,3 +97,15 @@ def test_consult_reports_sig_from_stored_values(sqlite_url, scorer):
                 new = set(episode.turns[i + 1].disclosed_fact_ids) - known
                 assert turn.sig == pytest.approx(sum(weights[j] for j in new))
                 known |= new
+
+
+def test_the_weights_temperature_is_named_as_mcts_names_it(sqlite_url, scorer):
+    """--weight-temperature (mcts's name for the same softmax); --temperature, which
+    elsewhere is a doctor's sampling temperature, still works for one release."""
+    record = _computed(sqlite_url, scorer, "imedqa-2", "--weight-temperature", "1.5")
+    assert record.temperature == 1.5
+    old = run("shapley", "--case-ids", "imedqa-3", "--temperature", "0.5", "--scorer",
+              scorer, "--db", sqlite_url)
+    assert old.exit_code == 0 and "--temperature is now --weight-temperature" in old.stderr
+    with TraceStore(sqlite_url) as store:
+        assert store.get_shapley("imedqa-3", scorer).temperature == 0.5

@@ -23,11 +23,13 @@ from promed_agents.cli.options import (
     CaseIdsOption,
     CasesOption,
     DbOption,
+    RenamedFloat,
     SplitOption,
     case_id_list,
     console,
     err_console,
     open_store,
+    renamed,
     reports_errors,
     select_cases,
     shown,
@@ -53,7 +55,9 @@ class ShapleyCommandConfig:
     permutations: int = PermutationConfig.max_permutations
     min_permutations: int = PermutationConfig.min_permutations
     antithetic: bool = False
-    temperature: float = 2.0
+    weight_temperature: float = 2.0
+    """Softmax temperature of the stored weights (``promed mcts --weight-temperature``
+    reads them at its own; doctors' sampling temperatures are another knob)."""
     target: str = "text"
     seed: int = 0
 
@@ -72,7 +76,7 @@ def compute(store: TraceStore, settings: ShapleyCommandConfig, console: Console,
             max_permutations=settings.permutations,
             min_permutations=min(settings.min_permutations, settings.permutations),
             antithetic=settings.antithetic, seed=settings.seed),
-        temperature=settings.temperature)
+        temperature=settings.weight_temperature)
     started = time.perf_counter()
     with progress_bar(progress_console) as progress:
         task = progress.add_task(f"Shapley values ({settings.scorer})", total=len(cases))
@@ -134,14 +138,15 @@ def shapley_compute(
     ShapleyCommandConfig.min_permutations,
     antithetic: Annotated[bool, typer.Option(help="Pair permutations with reverses.")] =
     ShapleyCommandConfig.antithetic,
-    temperature: Annotated[float, typer.Option(min=1e-6, help="Softmax temperature of the "
-                                               "stored weights.")] =
-    ShapleyCommandConfig.temperature,
+    weight_temperature: Annotated[float, typer.Option(
+        min=1e-6, help="Softmax temperature of the stored weights.")] =
+    ShapleyCommandConfig.weight_temperature,
     target: Annotated[str, typer.Option(help="Scored answer: text or letter-text.")] =
     ShapleyCommandConfig.target,
     seed: Annotated[int, typer.Option(help="Sampling seed (kernel and permutation).")] =
     ShapleyCommandConfig.seed,
     db: DbOption = None,
+    temperature: RenamedFloat = None,
 ) -> None:
     """Estimate and store fact Shapley values (cases already stored are skipped);
     `promed shapley show CASE` prints them."""
@@ -155,7 +160,9 @@ def shapley_compute(
     settings = ShapleyCommandConfig(
         cases=cases, case_ids=case_id_list(case_ids), split=split, scorer=scorer,
         method=method, max_evaluations=max_evaluations, permutations=permutations,
-        min_permutations=min_permutations, antithetic=antithetic, temperature=temperature,
+        min_permutations=min_permutations, antithetic=antithetic,
+        weight_temperature=renamed("--temperature", temperature, "--weight-temperature",
+                                   weight_temperature),
         target=target, seed=seed)
     with open_store(db) as store:
         compute(store, settings, console, err_console)
