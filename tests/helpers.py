@@ -55,3 +55,24 @@ def episode(case_id="imedqa-0", **kw):
                   total_reward=3.5, metadata={"seed": 1, "prompt_tokens": 40}, turns=turns)
     fields.update(kw)
     return EpisodeRecord(**fields)
+
+
+def one_line(result, code: int = 1) -> str:
+    """The one ``error:`` line a refused command prints (exit status ``code``, no
+    traceback)."""
+    assert result.exit_code == code, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith("error: "), lines
+    return lines[0]
+
+
+def store_with_a_run(url: str) -> str:
+    """``url``'s store with the bundled sample and one recorded run, ``existing``."""
+    from promed_agents.loader import bundled_sample
+
+    with TraceStore(url) as store:
+        store.import_cases(bundled_sample())
+        experiment_id = store.create_experiment("existing", "consult")
+        store.record_episode(episode(experiment_id=experiment_id))
+    return url

@@ -10,7 +10,7 @@ import pytest
 
 from promed_agents.storage import TraceStore
 
-from helpers import contents, counts, run
+from helpers import contents, counts, one_line, run
 from malformed_inputs import GOOD, MALFORMED
 
 
@@ -49,14 +49,6 @@ COMMANDS = [
 
 URLS = [("mysql://u@host/db", "mysql"), ("postgresql://u@127.0.0.1:1/x", "cannot open"),
         ("sqlite:///{file}/x.db", ""), ("not a url at all://", "")]
-
-
-def one_line(result) -> str:
-    assert result.exit_code == 1, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
 
 
 @pytest.mark.parametrize("name, data, problem", FILES, ids=[f[0] for f in FILES])
