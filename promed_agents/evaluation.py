@@ -125,6 +125,13 @@ def run_status(episodes: Iterable[EpisodeRecord]) -> tuple[str, str | None]:
     return ("failed" if len(failed) == len(episodes) else "incomplete"), reason
 
 
+def recorded_status(status: str | None, reason: str | None,
+                    episodes: Iterable[EpisodeRecord]) -> tuple[str, str | None]:
+    """A run's ``(status, reason)``: the one its command stored, else what its episodes
+    say (:func:`run_status`; runs made through the Python API store none)."""
+    return (status, reason) if status else run_status(episodes)
+
+
 def sig_weighting(episodes: Iterable[EpisodeRecord]) -> str:
     """How the SIG of ``episodes`` weighed facts, as their evaluators recorded it:
     ``uniform``, ``shapley:SCORER``, several of these joined by ``+``, or ``unrecorded``."""

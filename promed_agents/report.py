@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from promed_agents.case import Case
 from promed_agents.display_text import without_controls
-from promed_agents.evaluation import LABELS, SHOWN, per_case, run_status, summarize
+from promed_agents.evaluation import LABELS, SHOWN, per_case, recorded_status, summarize
 from promed_agents.report_charts import comparison_chart, sig_distribution, training_curves
 from promed_agents.trace import EpisodeRecord, Role, TurnKind
 
@@ -77,8 +77,8 @@ def _ended(store: TraceStore, name: str, episodes: Sequence[EpisodeRecord]) -> s
     """How a run ended, as a table cell: its stored status, else what its episodes say.
     A run that did not finish says so (``running`` is also what a killed run shows)."""
     stored = store.experiment(name)
-    status, reason = (stored.status, stored.status_reason) if stored.status else \
-        run_status(episodes) if episodes else ("", None)
+    status, reason = recorded_status(stored.status, stored.status_reason, episodes) \
+        if stored.status or episodes else ("", None)
     if status == "running":
         status, reason = "running", "or stopped without recording it (killed)"
     if status in ("incomplete", "failed", "interrupted", "running"):

@@ -57,6 +57,7 @@ from promed_agents.evaluation import (
     Estimate,
     paired_difference,
     per_case,
+    recorded_status,
     relative_gain,
     run_status,
     sig_weighting,
@@ -232,8 +233,7 @@ def _comparable(store: TraceStore, name: str, episodes: list[Any],
     """Refuse a run with no finished consultation; warn (stderr) about one that did not
     finish, whose cases are compared as far as they got."""
     stored = store.experiment(name)
-    status, reason = (stored.status, stored.status_reason) if stored.status else \
-        run_status(episodes)
+    status, reason = recorded_status(stored.status, stored.status_reason, episodes)
     if not figures:
         raise ConsultationError(
             f"run {name!r} has no finished consultation to compare (it is {status}"
