@@ -17,7 +17,9 @@ SIG-GRPO** -> **evaluation** against reactive, base, bank:random, bank:fixed, or
    each case's best path, its informative questions and a trained answer turn (the
    correct answer where the path's was not); SIG-GRPO from the SFT model.
 4. Evaluates, with the same patient, budget and greedy decoding: reactive, base
-   proactive, ``bank:random`` (``--random-seeds`` seeds), ``bank:fixed``, ``oracle``,
+   proactive, ``bank:random`` (``--random-seeds`` seeds), ``bank:fixed``,
+   ``bank:similar`` (the bank ranked for each case by the training cases most like it),
+   ``oracle``,
    SFT, SFT+GRPO. SIG is the uniform-weight gain (no Shapley values are computed: on the
    embedded model they would be noise, since it cannot use information).
    With ``--designs`` (comma-separated: ``promed``, ``doctoragent``, ``outcome``,
@@ -181,6 +183,7 @@ def main() -> int:
         results[f"bank:random ({args.random_seeds} seeds)"] = evaluate(
             "bank:random", "bank-random", seeds=args.random_seeds)
         results["bank:fixed"] = evaluate(f"bank:fixed:{bank_file}", "bank-fixed")
+        results["bank:similar"] = evaluate("bank:similar", "bank-similar")
         results["oracle"] = evaluate("oracle", "oracle")
 
     models = work / "models"
@@ -231,7 +234,7 @@ def main() -> int:
         results[label] = evaluate(f"local:{models / folder}", folder)
         run_names[label] = run_names.pop(folder)
     for label, name in (("base proactive", "base"), ("bank:fixed", "bank-fixed"),
-                        ("SFT", "sft")):
+                        ("bank:similar", "bank-similar"), ("SFT", "sft")):
         if name in run_names:
             run_names[label] = run_names.pop(name)
 

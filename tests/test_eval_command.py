@@ -126,3 +126,23 @@ def test_an_abstaining_doctor_is_evaluated_and_its_confidence_stored(sqlite_url)
     assert bad.exit_code == 1 and "variant 'vibes'" in bad.stderr
     with TraceStore(sqlite_url) as store:
         assert not any(e.name.startswith("eval-") for e in store.list_experiments())
+
+
+def test_bank_similar_reads_the_known_split_and_is_refused_without_one(sqlite_url):
+    from helpers import contents
+
+    assert run("eval", "--doctor", "bank:random", "--cases", "6", "--modes", "proactive",
+               "--max-questions", "1", "--experiment", "seed", "--db", sqlite_url
+               ).exit_code == 0  # imports the bundled sample (split dev)
+    before = contents(sqlite_url)
+    refused = run("eval", "--doctor", "bank:similar", "--cases", "6", "--modes",
+                  "proactive", "--experiment", "s", "--db", sqlite_url)
+    assert refused.exit_code == 1 and "split 'train'" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and contents(sqlite_url) == before
+    result = run("eval", "--doctor", "bank:similar:dev", "--cases", "6", "--modes",
+                 "proactive", "--max-questions", "2", "--experiment", "s", "--db", sqlite_url)
+    assert result.exit_code == 0, result.output
+    with TraceStore(sqlite_url) as store:
+        episodes = list(store.iter_episodes(store.experiment_id("s-proactive")))
+    assert len(episodes) == 6 and all(e.num_questions == 2 for e in episodes)
+    assert {e.doctor_spec for e in episodes} == {"bank:similar:dev"}

@@ -91,3 +91,29 @@ def test_a_bank_proposer_writes_candidate_turns(sqlite_url):
         assert questions and questions <= bank and len(root.children) > 1
         episodes = list(store.iter_episodes(experiment))
         assert all(e.metadata["proposer"]["spec"] == "bank" for e in episodes)
+
+
+def test_a_similar_cases_proposer_ranks_the_bank_for_each_searched_case(sqlite_url):
+    from promed_agents.agents.doctor import case_prompt
+    from promed_agents.agents.question_bank import bank_questions
+    from promed_agents.agents.similar_cases import SimilarCases
+    from promed_agents.partial_view import partial_view
+
+    result = run("mcts", "--experiment", "s", "--cases", "4", "--iterations", "2",
+                 "--max-questions", "2", "--doctor", FAKE_DOCTOR, "--proposer",
+                 "bank:similar", "--db", sqlite_url)
+    assert result.exit_code == 0, result.output
+    with TraceStore(sqlite_url) as store:
+        experiment, _ = store.experiment_config("s")
+        searched = [store.get_case(f"imedqa-{i}") for i in range(4)]
+        # each case's known cases are the other searched ones
+        similar = SimilarCases(searched, {"en": bank_questions(), "zh": bank_questions("zh")})
+        for case in searched:
+            root = store.load_search_tree(experiment, case.id)
+            first = similar.ranked(case_prompt(case, partial_view(case)), [])[0]
+            assert root.children[0].turn_text == f"question: {first}"
+    refused = run("mcts", "--experiment", "t", "--cases", "4", "--doctor", FAKE_DOCTOR,
+                  "--proposer", "bank:similar:train", "--db", sqlite_url)
+    assert refused.exit_code == 1 and "split 'train'" in refused.stderr
+    with TraceStore(sqlite_url) as store:
+        assert "t" not in {e.name for e in store.list_experiments()}

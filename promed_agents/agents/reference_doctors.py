@@ -20,6 +20,11 @@ the physical limit of information acquired, nothing else:
 - ``bank:fixed`` asks the bank in its order: the bundled bank's order is its best script,
   ranked by yield on training cases (:func:`~promed_agents.agents.question_bank.rank_by_yield`);
   ``bank:fixed:FILE`` takes a bank file in the order it lists.
+- ``bank:similar`` reads the case: each turn it asks the bank question that acquired most
+  on the known (training) cases most like this one, after what it has asked
+  (:mod:`~promed_agents.agents.similar_cases`); ``bank:similar:SPLIT`` takes the known
+  cases from the store's split ``SPLIT`` (default ``train``). As an MCTS proposer it
+  widens each node in that order, so a search's paths are chosen for the case.
 - ``oracle`` asks about each unknown fact by the fact's own text, in the case's order:
   an upper bound for what questions can acquire under the patient's per-reply cap. It
   needs the cases it will see (:func:`resolve_doctor`).
@@ -36,7 +41,7 @@ import hashlib
 import random
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
@@ -44,13 +49,19 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 
 from promed_agents.agents.doctor import FINAL_REQUEST, case_prompt
 from promed_agents.agents.question_bank import bank_questions
+from promed_agents.agents.similar_cases import SimilarCases, exam_part
 from promed_agents.backends.model_spec import ModelSpec, register_backend, resolve_chat_model
 from promed_agents.case import Case
 from promed_agents.errors import BackendError
 from promed_agents.partial_view import PartialInfoPolicy, PartialView
 from promed_agents.text_similarity import bundled_term_weights, matching_tokens
 
-ORDERS = ("random", "fixed")
+if TYPE_CHECKING:
+    from promed_agents.storage import TraceStore
+
+ORDERS = ("random", "fixed", "similar")
+KNOWN_SPLIT = "train"
+"""Where ``bank:similar`` takes its known cases from, unless its spec names a split."""
 _OPTION = re.compile(r"^([A-Z])\. (.*)$", re.MULTILINE)
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -119,10 +130,14 @@ class BankDoctor(_ReferenceDoctor):
     widens_in_order: bool = False
     """An MCTS proposer: propose the first unasked question that no sibling took (the
     ``exclude`` keyword of a call), in the bank's order."""
+    similar: SimilarCases | None = None
+    """For ``order="similar"``: ranks the bank for each case."""
 
     def model_post_init(self, __context: Any) -> None:
         if self.order not in ORDERS:
-            raise BackendError(f"bank order {self.order!r}: use random or fixed")
+            raise BackendError(f"bank order {self.order!r}: use random, fixed or similar")
+        if (self.order == "similar") != (self.similar is not None):
+            raise BackendError("bank order 'similar' needs, and only it takes, similar cases")
         if not self.questions:
             self.questions = {"en": bank_questions("en"), "zh": bank_questions("zh")}
 
@@ -135,10 +150,12 @@ class BankDoctor(_ReferenceDoctor):
                 if q not in asked]
         if _final_requested(messages) or not left:
             return answer_by_overlap(messages)
+        if self.similar is not None:
+            left = self.similar.ranked(case_text, sorted(asked), language)
         if self.widens_in_order:
             taken = {str(text).partition(":")[2].strip() for text in exclude}
             return f"question: {next((q for q in left if q not in taken), left[0])}"
-        if self.order == "fixed":
+        if self.order != "random":
             return f"question: {left[0]}"
         digest = hashlib.sha256(f"{seed or 0}\x00{case_text}\x00{len(asked)}".encode())
         return f"question: {random.Random(digest.digest()).choice(left)}"
@@ -153,7 +170,7 @@ class OracleDoctor(_ReferenceDoctor):
     def turn(self, messages: Sequence[BaseMessage], seed: int | None,
              exclude: Sequence[str] = ()) -> str:
         case_text = _case_text(messages)
-        case = self.cases.get(_exam_part(case_text))
+        case = self.cases.get(exam_part(case_text))
         if case is None:
             raise BackendError("the oracle doctor was not given this case; build it with "
                                "resolve_doctor('oracle', cases) for the cases it runs")
@@ -167,46 +184,66 @@ class OracleDoctor(_ReferenceDoctor):
         return answer_by_overlap(messages)
 
 
-def _exam_part(prompt: str) -> str:
-    return prompt.partition("\n\nQuestion: ")[2]
-
-
 def oracle_doctor(cases: Sequence[Case]) -> OracleDoctor:
     """The oracle for ``cases``."""
     empty = PartialView(policy=PartialInfoPolicy.HALF_FACTS, known_fact_ids=[], given_text="")
     return OracleDoctor(spec="oracle",
-                        cases={_exam_part(case_prompt(c, empty)): c for c in cases})
+                        cases={exam_part(case_prompt(c, empty)): c for c in cases})
 
 
-def bank_doctor(spec: str) -> BankDoctor:
+def bank_doctor(spec: str, known: Sequence[Case] = ()) -> BankDoctor:
     """``bank`` (an MCTS proposer: fresh random draws), ``bank:random``, ``bank:fixed``,
     or either with ``:FILE`` (a bank file, see
-    :func:`~promed_agents.agents.question_bank.bank_questions`)."""
+    :func:`~promed_agents.agents.question_bank.bank_questions`); ``bank:similar`` (or
+    ``bank:similar:SPLIT``) reading ``known`` cases, the bundled bank."""
     _, _, rest = spec.partition(":")
     order, _, path = rest.partition(":")
     if spec == "bank":
         return BankDoctor(spec=spec, order="fixed", widens_in_order=True)
     if order not in ORDERS:
         raise BackendError(f"doctor {spec!r}: use bank:random, bank:fixed, or either with "
-                           ":FILE (a JSON list of questions)")
+                           ":FILE (a JSON list of questions), or bank:similar")
+    if order == "similar":
+        questions = {"en": bank_questions("en"), "zh": bank_questions("zh")}
+        similar = SimilarCases(known, questions) if known else None
+        if similar is None:
+            raise BackendError(f"doctor {spec!r} reads known cases and was given none: "
+                               f"import training cases (split {known_split(spec)!r})")
+        return BankDoctor(spec=spec, order=order, questions=questions, similar=similar,
+                          widens_in_order=True)
     questions = {"en": bank_questions("en", path or None)}
     if not path:
         questions["zh"] = bank_questions("zh")
     return BankDoctor(spec=spec, order=order, questions=questions)
 
 
+def known_split(spec: str | BaseChatModel) -> str | None:
+    """The store split whose cases a doctor spec reads (``bank:similar``), else None."""
+    if not isinstance(spec, str) or not spec.startswith("bank:similar"):
+        return None
+    return spec.removeprefix("bank:similar").removeprefix(":") or KNOWN_SPLIT
+
+
+def known_cases(store: TraceStore, spec: str | BaseChatModel) -> list[Case]:
+    """The known cases a doctor spec reads from ``store`` (none for most doctors)."""
+    split = known_split(spec)
+    return store.list_cases(split=split) if split else []
+
+
 def is_reference(spec: str) -> bool:
     return spec == "oracle" or spec == "bank" or spec.startswith("bank:")
 
 
-def resolve_doctor(spec: str | BaseChatModel, cases: Sequence[Case] = ()) -> BaseChatModel:
+def resolve_doctor(spec: str | BaseChatModel, cases: Sequence[Case] = (),
+                   known: Sequence[Case] = ()) -> BaseChatModel:
     """The doctor a spec names: a reference doctor (``bank:random``, ``bank:fixed``,
-    ``oracle``, which needs ``cases``) or any model spec
+    ``oracle``, which needs the ``cases`` it will see, ``bank:similar``, which reads the
+    ``known`` cases of :func:`known_split`) or any model spec
     (:func:`~promed_agents.backends.resolve_chat_model`)."""
     if isinstance(spec, str) and spec == "oracle":
         return oracle_doctor(cases)
     if isinstance(spec, str) and is_reference(spec):
-        return bank_doctor(spec)
+        return bank_doctor(spec, known)
     return resolve_chat_model(spec)
 
 

@@ -27,7 +27,7 @@ from rich.table import Table
 
 from promed_agents.agents.doctor import DOCTOR_TURN_TOKENS, doctor_sampling
 from promed_agents.agents.patient_spec import resolve_patient
-from promed_agents.agents.reference_doctors import resolve_doctor
+from promed_agents.agents.reference_doctors import known_cases, resolve_doctor
 from promed_agents.cli.options import (
     CaseIdsOption,
     CasesOption,
@@ -170,12 +170,13 @@ def consult(store: TraceStore, settings: ConsultCommandConfig, console: Console,
         experiment_id, saved = store.experiment_config(settings.experiment)
         _check_resumed(saved, settings)
         cases = [store.get_case(case_id) for case_id in saved.get("case_ids", [])]
-    resolve_doctor(settings.doctor)  # bad specs fail before the store changes
+    known = known_cases(store, settings.doctor)
+    resolve_doctor(settings.doctor, known=known)  # bad specs fail before the store changes
     patient = resolve_patient(settings.patient)
     check_sig_scorer(store, settings.sig_scorer)
     if not resume:
         cases = select_cases(store, console, settings.cases, settings.case_ids, settings.split)
-    doctor = resolve_doctor(settings.doctor, cases)
+    doctor = resolve_doctor(settings.doctor, cases, known)
     context = ConsultationContext(
         doctor=doctor, patient=patient, mode=settings.mode,
         evaluator=evaluator_for(store, settings.sig_scorer, settings.doctor, cases, console),

@@ -27,7 +27,7 @@ from rich.table import Table
 from promed_agents.agents.abstention import DEFAULT_THRESHOLD
 from promed_agents.agents.doctor import DOCTOR_TURN_TOKENS, doctor_sampling
 from promed_agents.agents.patient_spec import resolve_patient
-from promed_agents.agents.reference_doctors import resolve_doctor
+from promed_agents.agents.reference_doctors import known_cases, resolve_doctor
 from promed_agents.cli.options import (
     CaseIdsOption,
     CasesOption,
@@ -135,12 +135,13 @@ def run_evaluation(store: TraceStore, settings: EvalCommandConfig, console: Cons
     """Run and record every mode and seed; returns per-case figures by run name."""
     from promed_agents.storage.trace_recorder import TraceRecorder
 
-    resolve_doctor(settings.doctor)  # bad specs fail before the store changes
+    known = known_cases(store, settings.doctor)
+    resolve_doctor(settings.doctor, known=known)  # bad specs fail before the store changes
     resolve_patient(settings.patient)
     graph = _graph(settings)
     check_sig_scorer(store, settings.sig_scorer)
     cases = select_cases(store, console, settings.cases, settings.case_ids, settings.split)
-    doctor = resolve_doctor(settings.doctor, cases)
+    doctor = resolve_doctor(settings.doctor, cases, known)
     evaluator = evaluator_for(store, settings.sig_scorer, settings.doctor, cases, console)
     runs = RunFigures()
     with progress_bar(progress_console) as progress:
@@ -268,7 +269,8 @@ eval_app = typer.Typer(help="Evaluate doctors with confidence intervals; compare
 def evaluate(
     ctx: typer.Context,
     doctor: Annotated[str, typer.Option(
-        help="Doctor model spec, or a reference doctor: bank:random, bank:fixed, oracle.")] =
+        help="Doctor model spec, or a reference doctor: bank:random, bank:fixed, "
+             "bank:similar (reads the train split's cases), oracle.")] =
     EvalCommandConfig.doctor,
     experiment: Annotated[str | None, typer.Option(
         help="Run name; each mode is stored as NAME-MODE [default: eval-TIME].")] = None,

@@ -27,7 +27,7 @@ from rich.tree import Tree
 from promed_agents.agents.doctor import DOCTOR_TURN_TOKENS, doctor_sampling
 from promed_agents.agents.evaluator import Evaluator
 from promed_agents.agents.patient_spec import resolve_patient
-from promed_agents.agents.reference_doctors import resolve_doctor
+from promed_agents.agents.reference_doctors import known_cases, resolve_doctor
 from promed_agents.backends import resolve_chat_model
 from promed_agents.cli.options import (
     CaseIdsOption,
@@ -57,6 +57,9 @@ from promed_agents.redaction import without_password
 from promed_agents.trainers.mcts_search import ConsultationEnvironment, MCTSConfig, run_mcts
 
 if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+    from promed_agents.case import Case
     from promed_agents.storage import TraceStore
 
 KIND = "mcts"
@@ -134,6 +137,20 @@ def _experiment(store: TraceStore, settings: MCTSCommandConfig, console: Console
     return experiment_id, [store.get_case(case_id) for case_id in saved["case_ids"]]
 
 
+SEARCHED_SIMILAR = "bank:similar"
+"""The proposer that ranks the bank for each case by the searched cases most like it."""
+
+
+def _proposer(store: TraceStore, spec: str | None, cases: Sequence[Case]
+              ) -> BaseChatModel | None:
+    """The search's proposer: none, or a doctor spec; plain ``bank:similar`` reads the
+    searched cases (each case without itself), ``bank:similar:SPLIT`` a store split."""
+    if not spec or spec == "none":
+        return None
+    known = cases if spec == SEARCHED_SIMILAR else known_cases(store, spec)
+    return resolve_doctor(spec, known=known)
+
+
 def search(store: TraceStore, settings: MCTSCommandConfig, console: Console,
            progress_console: Console) -> list[Any]:
     """Run (or resume) the search ``settings`` describe; returns the per-case reports."""
@@ -144,8 +161,8 @@ def search(store: TraceStore, settings: MCTSCommandConfig, console: Console,
                         correct_bonus=settings.correct_bonus,
                         proposer_ratio=settings.proposer_ratio, seed=settings.seed)
     doctor = resolve_chat_model(settings.doctor)  # bad specs fail before the store changes
-    proposer = resolve_doctor(settings.proposer) \
-        if settings.proposer and settings.proposer != "none" else None
+    if settings.proposer != SEARCHED_SIMILAR:  # bad specs fail before the store changes
+        _proposer(store, settings.proposer, [])
     resolve_patient(settings.patient)
     refuse_store_file(store, settings.checkpoints)
     # The real URL (with its password) is used, never printed; an unusable location
@@ -155,6 +172,7 @@ def search(store: TraceStore, settings: MCTSCommandConfig, console: Console,
     _check_kind(store, settings.experiment)  # before the checkpoints file is made
     check_checkpointer(where)
     experiment_id, cases = _experiment(store, settings, console)
+    proposer = _proposer(store, settings.proposer, cases)
     store.finish_experiment(experiment_id, "running")
     scorer = settings.sig_scorer or settings.doctor
     weights = StoredWeights(store, scorer, temperature=settings.weight_temperature)
@@ -285,9 +303,10 @@ def mcts_search(
              "the store].")] = None,
     demonstration: DemonstrationOption = False,
     proposer: Annotated[str, typer.Option(
-        help="Who writes candidate turns besides the doctor: bank (the question bank, no "
-             "model call), a model spec (a stronger searcher), or none (the doctor "
-             "only).")] = "bank",
+        help="Who writes candidate turns besides the doctor: bank (the question bank in "
+             "its best order, no model call), bank:similar (the bank ranked for each case "
+             "by the most similar train-split cases), a model spec (a stronger searcher), "
+             "or none (the doctor only).")] = MCTSCommandConfig.proposer,
     proposer_ratio: Annotated[float, typer.Option(
         min=0.0, max=1.0, help="Share of turns the proposer writes.")] =
     MCTSCommandConfig.proposer_ratio,
