@@ -19,35 +19,35 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
 from rich.console import Console
 from rich.table import Table
 
-from promed_agents.agents.doctor import DOCTOR_TURN_TOKENS, doctor_sampling
+from promed_agents.agents.doctor import doctor_sampling
 from promed_agents.agents.patient_spec import resolve_patient
 from promed_agents.agents.reference_doctors import known_cases, resolve_doctor
+from promed_agents.cli.config_options import config_command, knob
 from promed_agents.cli.options import (
-    CaseIdsOption,
-    CasesOption,
     DbOption,
-    DemonstrationOption,
-    MaxNewTokensOption,
-    MaxQuestionsOption,
-    PatientOption,
-    SplitOption,
-    case_id_list,
+    case_ids_knob,
+    cases_knob,
     check_sig_scorer,
     console,
+    demonstration_knob,
+    doctor_knob,
     err_console,
     evaluator_for,
+    max_new_tokens_knob,
+    max_questions_knob,
     open_store,
+    patient_knob,
     refuse_store_file,
     report_status,
     reports_errors,
     select_cases,
     shown,
+    split_knob,
 )
 from promed_agents.cli.progress_bar import progress_bar
 from promed_agents.cli.run_lifecycle import recorded_run
@@ -55,7 +55,6 @@ from promed_agents.errors import ConsultationError
 from promed_agents.evaluation import run_status
 from promed_agents.graphs import ConsultationContext, arun_consultations
 from promed_agents.graphs.checkpointer import check_checkpointer, checkpointer
-from promed_agents.graphs.consultation import DEFAULT_MAX_QUESTIONS
 from promed_agents.partial_view import DEFAULT_POLICY, PartialInfoPolicy
 from promed_agents.redaction import redacted, without_password
 from promed_agents.trace import ConsultationMode, EpisodeRecord, EpisodeStatus
@@ -66,23 +65,32 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ConsultCommandConfig:
-    cases: int | None = None
-    case_ids: Sequence[str] = ()
-    split: str | None = None
-    mode: ConsultationMode = ConsultationMode.PROACTIVE
-    doctor: str = "local:smollm2"
-    patient: str = "fact-select"
-    max_questions: int = DEFAULT_MAX_QUESTIONS
-    concurrency: int = 8
-    experiment: str | None = None
-    policy: PartialInfoPolicy = DEFAULT_POLICY
-    temperature: float = 0.0
-    max_new_tokens: int = DOCTOR_TURN_TOKENS
-    checkpoints: str | None = None
-    resume: bool = False
-    sig_scorer: str | None = None
-    """Whose stored Shapley values weigh the facts (default: the doctor's model)."""
-    demonstration: bool = False
+    """What ``promed consult`` runs; each field is the option of the same name."""
+
+    cases: int | None = cases_knob()
+    case_ids: Sequence[str] = case_ids_knob()
+    split: str | None = split_knob()
+    mode: ConsultationMode = knob(ConsultationMode.PROACTIVE,
+                                  help="Ask first, or answer at once.")
+    doctor: str = doctor_knob()
+    patient: str = patient_knob()
+    max_questions: int = max_questions_knob()
+    concurrency: int = knob(8, help="Consultations at once.", min=1)
+    experiment: str | None = knob(None, help="Experiment name (new).")
+    policy: PartialInfoPolicy = knob(DEFAULT_POLICY, help="Partial-information policy.")
+    temperature: float = knob(0.0, help="Doctor sampling temperature.", min=0.0)
+    max_new_tokens: int = max_new_tokens_knob()
+    checkpoints: str | None = knob(
+        None, help="LangGraph checkpoints (makes the run resumable): a SQLite file, or a "
+                   "postgresql:// URL (postgres extra).")
+    resume: bool = knob(
+        False, help="Continue --experiment from --checkpoints: finished cases are kept, "
+                    "interrupted ones resume (the same command with --experiment and "
+                    "--checkpoints resumes an existing run too).")
+    sig_scorer: str | None = knob(
+        None, help="Weigh facts by this scorer's stored Shapley values (SIG) [default: the "
+                   "doctor's model]; cases without values get uniform weights.")
+    demonstration: bool = demonstration_knob()
 
 
 def summary_table(episodes: Sequence[EpisodeRecord], seconds: float, title: str) -> Table:
@@ -230,44 +238,8 @@ def consult(store: TraceStore, settings: ConsultCommandConfig, console: Console,
 # -- the CLI entry -----------------------------------------------------------------------
 
 @reports_errors
-def consult_command(
-    cases: CasesOption = None,
-    case_ids: CaseIdsOption = None,
-    split: SplitOption = None,
-    mode: Annotated[ConsultationMode, typer.Option(help="Ask first, or answer at once.")] =
-    ConsultCommandConfig.mode,
-    doctor: Annotated[str, typer.Option(help="Doctor model spec.")] = ConsultCommandConfig.doctor,
-    patient: PatientOption = ConsultCommandConfig.patient,
-    max_questions: MaxQuestionsOption = ConsultCommandConfig.max_questions,
-    concurrency: Annotated[int, typer.Option(min=1, help="Consultations at once.")] =
-    ConsultCommandConfig.concurrency,
-    experiment: Annotated[str | None, typer.Option(help="Experiment name (new).")] = None,
-    policy: Annotated[PartialInfoPolicy, typer.Option(help="Partial-information policy.")] =
-    ConsultCommandConfig.policy,
-    temperature: Annotated[float, typer.Option(min=0.0, help="Doctor sampling.")] =
-    ConsultCommandConfig.temperature,
-    max_new_tokens: MaxNewTokensOption = ConsultCommandConfig.max_new_tokens,
-    checkpoints: Annotated[str | None, typer.Option(
-        help="LangGraph checkpoints (makes the run resumable): a SQLite file, or a "
-             "postgresql:// URL (postgres extra).")] = None,
-    resume: Annotated[bool, typer.Option(
-        help="Continue --experiment from --checkpoints: finished cases are kept, "
-             "interrupted ones resume (the same command with --experiment and "
-             "--checkpoints resumes an existing run too).")] = ConsultCommandConfig.resume,
-    sig_scorer: Annotated[str | None, typer.Option(
-        help="Weigh facts by this scorer's stored Shapley values (SIG) [default: the "
-             "doctor's model]; cases without values get uniform weights.")] = None,
-    demonstration: DemonstrationOption = False,
-    db: DbOption = None,
-) -> None:
+@config_command(ConsultCommandConfig)
+def consult_command(settings: ConsultCommandConfig, db: DbOption = None) -> None:
     """Run consultations on stored cases; every episode is recorded with its turns."""
-    from promed_agents.cli.consult import ConsultCommandConfig, consult
-
-    settings = ConsultCommandConfig(
-        cases=cases, case_ids=case_id_list(case_ids), split=split, mode=mode, doctor=doctor,
-        patient=patient, max_questions=max_questions,
-        concurrency=concurrency, experiment=experiment, policy=policy,
-        temperature=temperature, max_new_tokens=max_new_tokens, checkpoints=checkpoints,
-        resume=resume, sig_scorer=sig_scorer, demonstration=demonstration)
     with open_store(db) as store:
         consult(store, settings, console, err_console)

@@ -30,13 +30,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from promed_agents.cli.cases import import_file, show_case
+from promed_agents.cli.config_options import config_command, knob
 from promed_agents.cli.evaluate import EvalCommandConfig, results_table, run_evaluation
 from promed_agents.cli.grpo import GRPOCommandConfig, train_grpo_command
 from promed_agents.cli.mcts import MCTSCommandConfig, search
 from promed_agents.cli.options import (
+    DEFAULT_DOCTOR,
     DEMO_DB,
     DbOption,
-    MaxQuestionsOption,
     console,
     err_console,
     open_store,
@@ -57,24 +58,25 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class DemoConfig:
-    doctor: str = "local:smollm2"
-    train_cases: int = 20
-    """Cases for the search and GRPO (imedqa-0 ...); the first 4 get Shapley values."""
-    eval_cases: int = 30
-    """Held-out cases for the evaluations (the ones after the training cases)."""
-    max_questions: int = 3
+    """What ``promed demo`` runs; the fields with help text are its options."""
+
+    doctor: str = knob(DEFAULT_DOCTOR, help="Doctor model spec; 'none' skips consulting.")
+    train_cases: int = knob(20, help="Cases searched and trained on (the first 4 get "
+                                     "Shapley values).", min=1)
+    eval_cases: int = knob(30, help="Held-out cases evaluated (the ones after the training "
+                                    "cases).", min=1, flags=("--cases",))
+    max_questions: int = knob(3, help="Question budget.", min=0)
     permutations: int = 4
     iterations: int = 8
-    sft_steps: int = 16
+    sft_steps: int = knob(16, help="SFT steps.", min=1)
     sft_batch_size: int = 2
     """Two sequences a step: a step of four costs twice as much on CPU."""
     sft_learning_rate: float = 1e-4
-    grpo_steps: int = 4
+    grpo_steps: int = knob(4, help="SIG-GRPO steps.", min=1)
     grpo_learning_rate: float = 1e-5
     group_size: int = 2
-    seed: int = 0
-    """Seeds the search's draws, SFT and GRPO."""
-    models: Path = Path("promed-demo-models")
+    seed: int = knob(0, help="Seeds the search's draws, SFT and GRPO.")
+    models: Path = knob(Path("promed-demo-models"), help="Where the trained models go.")
 
 
 @dataclass(frozen=True)
@@ -172,21 +174,9 @@ CHANCE_NOTE = (
     "scorer (docs/scaling_out.md).")
 
 @reports_errors
+@config_command(DemoConfig)
 def demo(
-    doctor: Annotated[str, typer.Option(help="Doctor model spec; 'none' skips consulting.")]
-    = "local:smollm2",
-    cases: Annotated[int, typer.Option(min=1, help="Held-out cases evaluated.")] =
-    DemoConfig.eval_cases,
-    train_cases: Annotated[int, typer.Option(min=1, help="Cases searched and trained on.")]
-    = DemoConfig.train_cases,
-    max_questions: MaxQuestionsOption = DemoConfig.max_questions,
-    sft_steps: Annotated[int, typer.Option(min=1, help="SFT steps.")] = DemoConfig.sft_steps,
-    grpo_steps: Annotated[int, typer.Option(min=1, help="SIG-GRPO steps.")] =
-    DemoConfig.grpo_steps,
-    seed: Annotated[int, typer.Option(help="Seeds the search's draws, SFT and GRPO.")] =
-    DemoConfig.seed,
-    models: Annotated[Path, typer.Option(help="Where the trained models go.")] =
-    Path("promed-demo-models"),
+    plan: DemoConfig,
     report_file: Annotated[Path, typer.Option(
         "--report", help="Where the HTML report goes.")] = Path("promed-demo-report.html"),
     db: DbOption = None,
@@ -199,6 +189,7 @@ def demo(
     db = db or DEMO_DB
     sample = bundled_sample_path()
     bundled = sum(1 for line in sample.read_text(encoding="utf-8").splitlines() if line.strip())
+    doctor, train_cases, cases = plan.doctor, plan.train_cases, plan.eval_cases
     if train_cases + cases > bundled:
         raise typer.BadParameter(
             f"{train_cases} training and {cases} held-out cases need {train_cases + cases} "
@@ -229,13 +220,9 @@ def demo(
     if doctor == "none":
         return
     from promed_agents.atomic_file import atomic_writer
-    from promed_agents.cli.demo import run_demo
     from promed_agents.report import build_report
     from promed_agents.storage import StoredWeights
 
-    plan = DemoConfig(doctor=doctor, train_cases=train_cases, eval_cases=cases,
-                    max_questions=max_questions, sft_steps=sft_steps, grpo_steps=grpo_steps,
-                    seed=seed, models=models)
     started = time.perf_counter()
     with open_store(db) as store:
         result = run_demo(store, plan, console, err_console)
@@ -246,7 +233,7 @@ def demo(
     table = results_table({n.removeprefix(prefix): f for n, f in runs.items()}, shown(
         f"{result.name}: held-out cases, 95% bootstrap CI "
         f"({time.perf_counter() - started:.0f} s)"), runs.weighting())
-    if doctor == "local:smollm2":
+    if doctor == DEFAULT_DOCTOR:
         table.caption = CHANCE_NOTE
     console.print(table)
     gain = relative_gain(runs[f"{prefix}base-reactive"], runs[f"{prefix}base-proactive"])

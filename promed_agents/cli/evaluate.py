@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -25,28 +26,29 @@ from rich.markup import escape
 from rich.table import Table
 
 from promed_agents.agents.abstention import DEFAULT_THRESHOLD
-from promed_agents.agents.doctor import DOCTOR_TURN_TOKENS, doctor_sampling
+from promed_agents.agents.doctor import doctor_sampling
 from promed_agents.agents.patient_spec import resolve_patient
 from promed_agents.agents.reference_doctors import known_cases, resolve_doctor
+from promed_agents.cli.config_options import config_command, knob
 from promed_agents.cli.options import (
-    CaseIdsOption,
-    CasesOption,
     DbOption,
-    DemonstrationOption,
-    MaxNewTokensOption,
-    MaxQuestionsOption,
-    PatientOption,
-    SplitOption,
-    case_id_list,
+    case_ids_knob,
+    cases_knob,
     check_sig_scorer,
     console,
+    demonstration_knob,
+    doctor_knob,
     err_console,
     evaluator_for,
+    max_new_tokens_knob,
+    max_questions_knob,
     open_store,
+    patient_knob,
     report_status,
     reports_errors,
     select_cases,
     shown,
+    split_knob,
 )
 from promed_agents.cli.progress_bar import progress_bar
 from promed_agents.cli.run_lifecycle import recorded_run
@@ -68,7 +70,6 @@ from promed_agents.graphs import (
     abstaining_consultation_graph,
     arun_consultations,
 )
-from promed_agents.graphs.consultation import DEFAULT_MAX_QUESTIONS
 from promed_agents.trace import ConsultationMode, EpisodeStatus
 
 if TYPE_CHECKING:
@@ -77,24 +78,45 @@ if TYPE_CHECKING:
 KIND = "eval"
 
 
+def _modes(text: str) -> list[str]:
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in modes if m not in {mode.value for mode in ConsultationMode}]
+    if not modes or bad or len(set(modes)) < len(modes):
+        raise ConsultationError(f"--modes {text!r}: give proactive, reactive or both "
+                                "(comma-separated, each once)")
+    return modes
+
+
 @dataclass(frozen=True)
 class EvalCommandConfig:
-    experiment: str
-    doctor: str = "local:smollm2"
-    cases: int | None = None
-    case_ids: list[str] = ()
-    split: str | None = None
-    modes: list[str] = ("proactive", "reactive")
-    seeds: int = 1
-    patient: str = "fact-select"
-    max_questions: int = DEFAULT_MAX_QUESTIONS
-    temperature: float = 0.0
-    max_new_tokens: int = DOCTOR_TURN_TOKENS
-    concurrency: int = 8
-    sig_scorer: str | None = None
-    demonstration: bool = False
-    abstain: str | None = None
-    abstain_threshold: float = DEFAULT_THRESHOLD
+    """What ``promed eval`` runs; each field is the option of the same name."""
+
+    experiment: str | None = knob(
+        None, help="Run name; each mode is stored as NAME-MODE [default: eval-TIME].")
+    doctor: str = doctor_knob(
+        "Doctor model spec, or a reference doctor: bank:random, bank:fixed, bank:similar "
+        "(reads the train split's cases), oracle.")
+    cases: int | None = cases_knob()
+    case_ids: Sequence[str] = case_ids_knob()
+    split: str | None = split_knob()
+    modes: Sequence[str] = knob(("proactive", "reactive"), help="proactive, reactive or both.",
+                                parse=_modes, show_default="proactive,reactive")
+    seeds: int = knob(1, help="Runs per case and mode.", min=1)
+    patient: str = patient_knob()
+    max_questions: int = max_questions_knob()
+    temperature: float = knob(0.0, help="Doctor sampling temperature.", min=0.0)
+    max_new_tokens: int = max_new_tokens_knob()
+    concurrency: int = knob(8, help="Consultations at once.", min=1)
+    sig_scorer: str | None = knob(
+        None, help="Whose stored Shapley values weigh facts [default: --doctor].")
+    demonstration: bool = demonstration_knob()
+    abstain: str | None = knob(
+        None, help="MediQ's abstaining doctor: before each turn the doctor rates its "
+                   "confidence (numerical or scale) and asks only below "
+                   "--abstain-threshold.")
+    abstain_threshold: float = knob(
+        DEFAULT_THRESHOLD, help="Confidence at which an abstaining doctor answers.",
+        min=0.0, max=1.0)
 
 
 def _graph(settings: EvalCommandConfig) -> Any:
@@ -105,15 +127,6 @@ def _graph(settings: EvalCommandConfig) -> Any:
         return abstaining_consultation_graph(settings.abstain, settings.abstain_threshold)
     except ValueError as exc:
         raise ConsultationError(f"--abstain/--abstain-threshold: {exc}") from None
-
-
-def _modes(text: str) -> list[str]:
-    modes = [m.strip() for m in text.split(",") if m.strip()]
-    bad = [m for m in modes if m not in {mode.value for mode in ConsultationMode}]
-    if not modes or bad or len(set(modes)) < len(modes):
-        raise ConsultationError(f"--modes {text!r}: give proactive, reactive or both "
-                                "(comma-separated, each once)")
-    return modes
 
 
 class RunFigures(dict[str, dict[str, dict[str, float]]]):
@@ -266,53 +279,18 @@ eval_app = typer.Typer(help="Evaluate doctors with confidence intervals; compare
 
 @eval_app.callback(invoke_without_command=True)
 @reports_errors
-def evaluate(
-    ctx: typer.Context,
-    doctor: Annotated[str, typer.Option(
-        help="Doctor model spec, or a reference doctor: bank:random, bank:fixed, "
-             "bank:similar (reads the train split's cases), oracle.")] =
-    EvalCommandConfig.doctor,
-    experiment: Annotated[str | None, typer.Option(
-        help="Run name; each mode is stored as NAME-MODE [default: eval-TIME].")] = None,
-    cases: CasesOption = None,
-    case_ids: CaseIdsOption = None,
-    split: SplitOption = None,
-    modes: Annotated[str, typer.Option(help="proactive, reactive or both.")] =
-    ",".join(EvalCommandConfig.modes),
-    seeds: Annotated[int, typer.Option(min=1, help="Runs per case and mode.")] =
-    EvalCommandConfig.seeds,
-    patient: PatientOption = EvalCommandConfig.patient,
-    max_questions: MaxQuestionsOption = EvalCommandConfig.max_questions,
-    temperature: Annotated[float, typer.Option(min=0.0, help="Doctor sampling.")] =
-    EvalCommandConfig.temperature,
-    max_new_tokens: MaxNewTokensOption = EvalCommandConfig.max_new_tokens,
-    concurrency: Annotated[int, typer.Option(min=1, help="Consultations at once.")] =
-    EvalCommandConfig.concurrency,
-    sig_scorer: Annotated[str | None, typer.Option(
-        help="Whose stored Shapley values weigh facts [default: --doctor].")] = None,
-    demonstration: DemonstrationOption = False,
-    abstain: Annotated[str | None, typer.Option(
-        help="MediQ's abstaining doctor: before each turn the doctor rates its confidence "
-             "(numerical or scale) and asks only below --abstain-threshold.")] = None,
-    abstain_threshold: Annotated[float, typer.Option(
-        min=0.0, max=1.0, help="Confidence at which an abstaining doctor answers.")] =
-    EvalCommandConfig.abstain_threshold,
-    db: DbOption = None,
-) -> None:
+@config_command(EvalCommandConfig)
+def evaluate(settings: EvalCommandConfig, ctx: typer.Context, db: DbOption = None) -> None:
     """Consult every case in each mode and seed; print the figures with 95% intervals
     and the relative gain of proactive over reactive."""
     if ctx.invoked_subcommand is not None:
         return
-    settings = EvalCommandConfig(
-        doctor=doctor, experiment=experiment or f"eval-{time.strftime('%Y%m%d-%H%M%S')}",
-        cases=cases, case_ids=case_id_list(case_ids), split=split, modes=_modes(modes),
-        seeds=seeds, patient=patient, max_questions=max_questions, temperature=temperature,
-        max_new_tokens=max_new_tokens, concurrency=concurrency, sig_scorer=sig_scorer,
-        demonstration=demonstration, abstain=abstain, abstain_threshold=abstain_threshold)
+    if not settings.experiment:
+        settings = replace(settings, experiment=f"eval-{time.strftime('%Y%m%d-%H%M%S')}")
     with open_store(db) as store:
         runs = run_evaluation(store, settings, console, err_console)
-    console.print(results_table(runs, shown(f"{settings.experiment}: {doctor}, "
-                                             f"{seeds} seed(s), 95% bootstrap CI"),
+    console.print(results_table(runs, shown(f"{settings.experiment}: {settings.doctor}, "
+                                             f"{settings.seeds} seed(s), 95% bootstrap CI"),
                                 runs.weighting()))
     if len(runs) == 2:
         gain = relative_gain(runs[f"{settings.experiment}-reactive"],

@@ -24,35 +24,35 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
-from promed_agents.agents.doctor import DOCTOR_TURN_TOKENS, doctor_sampling
+from promed_agents.agents.doctor import doctor_sampling
 from promed_agents.agents.evaluator import Evaluator
 from promed_agents.agents.patient_spec import resolve_patient
 from promed_agents.agents.reference_doctors import known_cases, resolve_doctor
 from promed_agents.backends import resolve_chat_model
+from promed_agents.cli.config_options import config_command, knob, knob_from
 from promed_agents.cli.options import (
-    CaseIdsOption,
-    CasesOption,
     DbOption,
-    DemonstrationOption,
-    MaxNewTokensOption,
-    MaxQuestionsOption,
-    PatientOption,
-    SplitOption,
-    case_id_list,
+    case_ids_knob,
+    cases_knob,
     console,
+    demonstration_knob,
+    doctor_knob,
     err_console,
+    max_new_tokens_knob,
+    max_questions_knob,
     open_store,
+    patient_knob,
     refuse_store_file,
     reports_errors,
     select_cases,
     shown,
+    split_knob,
 )
 from promed_agents.cli.progress_bar import progress_bar
 from promed_agents.cli.run_lifecycle import recorded_run
 from promed_agents.errors import ConsultationError, NotFoundError
 from promed_agents.graphs import ConsultationContext
 from promed_agents.graphs.checkpointer import check_checkpointer, checkpointer
-from promed_agents.graphs.consultation import DEFAULT_MAX_QUESTIONS
 from promed_agents.redaction import without_password
 from promed_agents.trainers.mcts_search import ConsultationEnvironment, MCTSConfig, run_mcts
 
@@ -67,30 +67,40 @@ KIND = "mcts"
 
 @dataclass(frozen=True)
 class MCTSCommandConfig:
-    experiment: str
-    cases: int | None = None
-    case_ids: Sequence[str] = ()
-    split: str | None = None
-    doctor: str = "local:smollm2"
-    patient: str = "fact-select"
-    iterations: int = MCTSConfig.iterations
-    width: int = MCTSConfig.width
-    exploration: float = MCTSConfig.exploration
-    decay: float = MCTSConfig.decay
-    correct_bonus: float = MCTSConfig.correct_bonus
-    temperature: float = 1.0
-    max_new_tokens: int = DOCTOR_TURN_TOKENS
-    max_questions: int = DEFAULT_MAX_QUESTIONS
-    concurrency: int = 8
-    weight_temperature: float = 1.0
-    sig_scorer: str | None = None
-    checkpoints: str | None = None
-    demonstration: bool = False
-    proposer: str | None = "bank"
-    """Who writes candidate doctor turns besides the doctor: ``bank`` (the question bank,
-    no model call), any model spec, or None (the doctor only)."""
-    proposer_ratio: float = MCTSConfig.proposer_ratio
-    seed: int = MCTSConfig.seed
+    """What ``promed mcts`` runs; each field is the option of the same name."""
+
+    experiment: str | None = knob(
+        None, help="Name of the search; an existing one is resumed.")
+    cases: int | None = cases_knob()
+    case_ids: Sequence[str] = case_ids_knob()
+    split: str | None = split_knob()
+    doctor: str = doctor_knob()
+    patient: str = patient_knob()
+    iterations: int = knob_from(MCTSConfig, "iterations", min=1)
+    width: int = knob_from(MCTSConfig, "width", min=1)
+    exploration: float = knob_from(MCTSConfig, "exploration", min=0.0)
+    decay: float = knob_from(MCTSConfig, "decay", min=1e-6, max=1.0)
+    correct_bonus: float = knob_from(MCTSConfig, "correct_bonus")
+    temperature: float = knob(1.0, help="Doctor sampling temperature.", min=0.0)
+    max_new_tokens: int = max_new_tokens_knob()
+    max_questions: int = max_questions_knob()
+    concurrency: int = knob(8, help="Cases searched at once.", min=1)
+    weight_temperature: float = knob(
+        1.0, help="Softmax temperature of the SIG weights (reference: 1.0 in MCTS).",
+        min=1e-6)
+    sig_scorer: str | None = knob(
+        None, help="Whose stored Shapley values weigh facts [default: the doctor].")
+    checkpoints: str | None = knob(
+        None, help="LangGraph checkpoints (SQLite path or postgresql:// URL) [default: "
+                   "beside the store].")
+    demonstration: bool = demonstration_knob()
+    proposer: str | None = knob(
+        "bank", help="Who writes candidate turns besides the doctor: bank (the question "
+                     "bank in its best order, no model call), bank:similar (the bank ranked "
+                     "for each case by the searched cases most like it), a model spec (a "
+                     "stronger searcher), or none (the doctor only).")
+    proposer_ratio: float = knob_from(MCTSConfig, "proposer_ratio", min=0.0, max=1.0)
+    seed: int = knob_from(MCTSConfig, "seed")
 
 
 def default_checkpoints(store_url: str) -> str:
@@ -156,6 +166,9 @@ def search(store: TraceStore, settings: MCTSCommandConfig, console: Console,
     """Run (or resume) the search ``settings`` describe; returns the per-case reports."""
     from promed_agents.storage import StoredWeights
 
+    if not settings.experiment:
+        raise ConsultationError("name the search with --experiment NAME, so that it can be "
+                                "resumed and trained from")
     config = MCTSConfig(iterations=settings.iterations, width=settings.width,
                         exploration=settings.exploration, decay=settings.decay,
                         correct_bonus=settings.correct_bonus,
@@ -268,67 +281,15 @@ mcts_app = typer.Typer(help="SIG-guided MCTS over consultations (stage 1 of ProM
 
 @mcts_app.callback(invoke_without_command=True)
 @reports_errors
-def mcts_search(
-    ctx: typer.Context,
-    experiment: Annotated[str | None, typer.Option(
-        help="Name of the search; an existing one is resumed.")] = None,
-    cases: CasesOption = None,
-    case_ids: CaseIdsOption = None,
-    split: SplitOption = None,
-    doctor: Annotated[str, typer.Option(help="Doctor model spec.")] = MCTSCommandConfig.doctor,
-    patient: PatientOption = MCTSCommandConfig.patient,
-    iterations: Annotated[int, typer.Option(min=1, help="Iterations per case.")] =
-    MCTSCommandConfig.iterations,
-    width: Annotated[int, typer.Option(min=1, help="Most children per node.")] =
-    MCTSCommandConfig.width,
-    exploration: Annotated[float, typer.Option(min=0.0, help="UCB exploration.")] =
-    MCTSCommandConfig.exploration,
-    decay: Annotated[float, typer.Option(min=1e-6, max=1.0, help="Backprop decay.")] =
-    MCTSCommandConfig.decay,
-    correct_bonus: Annotated[float, typer.Option(help="Reward of a right answer.")] =
-    MCTSCommandConfig.correct_bonus,
-    temperature: Annotated[float, typer.Option(min=0.0, help="Doctor sampling.")] =
-    MCTSCommandConfig.temperature,
-    max_new_tokens: MaxNewTokensOption = MCTSCommandConfig.max_new_tokens,
-    max_questions: MaxQuestionsOption = MCTSCommandConfig.max_questions,
-    concurrency: Annotated[int, typer.Option(min=1, help="Cases searched at once.")] =
-    MCTSCommandConfig.concurrency,
-    weight_temperature: Annotated[float, typer.Option(
-        min=1e-6, help="Softmax temperature of the SIG weights (reference: 1.0 in MCTS).")] =
-    MCTSCommandConfig.weight_temperature,
-    sig_scorer: Annotated[str | None, typer.Option(
-        help="Whose stored Shapley values weigh facts [default: the doctor].")] = None,
-    checkpoints: Annotated[str | None, typer.Option(
-        help="LangGraph checkpoints (SQLite path or postgresql:// URL) [default: beside "
-             "the store].")] = None,
-    demonstration: DemonstrationOption = False,
-    proposer: Annotated[str, typer.Option(
-        help="Who writes candidate turns besides the doctor: bank (the question bank in "
-             "its best order, no model call), bank:similar (the bank ranked for each case "
-             "by the most similar train-split cases), a model spec (a stronger searcher), "
-             "or none (the doctor only).")] = MCTSCommandConfig.proposer,
-    proposer_ratio: Annotated[float, typer.Option(
-        min=0.0, max=1.0, help="Share of turns the proposer writes.")] =
-    MCTSCommandConfig.proposer_ratio,
-    seed: Annotated[int, typer.Option(help="Seeds the policy/proposer draws.")] =
-    MCTSCommandConfig.seed,
-    db: DbOption = None,
-) -> None:
+@config_command(MCTSCommandConfig)
+def mcts_search(settings: MCTSCommandConfig, ctx: typer.Context, db: DbOption = None) -> None:
     """Search consultations and store the trees; rerun with the same --experiment to
     resume. `promed mcts show CASE --experiment NAME` prints a tree."""
     if ctx.invoked_subcommand is not None:
         return
-    if not experiment:
+    if not settings.experiment:  # a usage error, before the store is made
         raise typer.BadParameter("name the search, so that it can be resumed and trained "
                                  "from", param_hint="--experiment")
-    settings = MCTSCommandConfig(
-        cases=cases, case_ids=case_id_list(case_ids), split=split, doctor=doctor,
-        patient=patient, experiment=experiment, iterations=iterations, width=width,
-        exploration=exploration, decay=decay, correct_bonus=correct_bonus,
-        temperature=temperature, max_new_tokens=max_new_tokens, max_questions=max_questions,
-        concurrency=concurrency, weight_temperature=weight_temperature,
-        sig_scorer=sig_scorer, checkpoints=checkpoints, demonstration=demonstration,
-        proposer=proposer, proposer_ratio=proposer_ratio, seed=seed)
     with open_store(db) as store:
         reports = search(store, settings, console, err_console)
     if any(r.error for r in reports):

@@ -23,11 +23,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from promed_agents.agents.doctor import DOCTOR_TURN_TOKENS
 from promed_agents.agents.evaluator import Evaluator
 from promed_agents.case import Case
+from promed_agents.cli.config_options import knob
 from promed_agents.display_text import without_controls
 from promed_agents.errors import ConsultationError, OutputError, PromedError
 from promed_agents.graphs.checkpointer import POSTGRES_PREFIXES
+from promed_agents.graphs.consultation import DEFAULT_MAX_QUESTIONS
 from promed_agents.loader import SAMPLE_SPLIT, bundled_sample
 from promed_agents.redaction import without_password
 
@@ -92,6 +95,9 @@ DbOption = Annotated[str | None, typer.Option(
     help="Database URL or SQLite path [default: sqlite:///promed.db].")]
 
 DEMO_DB = "sqlite:///promed-demo.db"
+DEFAULT_DOCTOR = "local:smollm2"
+"""The doctor every command runs unless told: the embedded SmolLM2-135M-Instruct."""
+DEFAULT_PATIENT = "fact-select"
 
 # Which stored cases a command works on (see select_cases).
 CasesOption = Annotated[int | None, typer.Option(min=1, help="The first N stored cases.")]
@@ -104,6 +110,42 @@ MaxNewTokensOption = Annotated[int, typer.Option(min=1, help="Tokens per doctor 
 DemonstrationOption = Annotated[bool, typer.Option(
     help="Show the doctor a worked example consultation first (small models need it to "
          "follow the turn format).")]
+
+
+
+
+# The same knobs as config fields (see config_options); each returns a fresh field.
+def cases_knob() -> Any:
+    return knob(None, help="The first N stored cases.", min=1)
+
+
+def case_ids_knob() -> Any:
+    return knob((), help="Comma-separated case ids.", parse=case_id_list)
+
+
+def split_knob() -> Any:
+    return knob(None, help="Only cases of this split.")
+
+
+def doctor_knob(help: str = "Doctor model spec.") -> Any:  # noqa: A002
+    return knob(DEFAULT_DOCTOR, help=help)
+
+
+def patient_knob() -> Any:
+    return knob(DEFAULT_PATIENT, help="fact-select or llm:MODEL_SPEC.")
+
+
+def max_questions_knob() -> Any:
+    return knob(DEFAULT_MAX_QUESTIONS, help="Question budget.", min=0)
+
+
+def max_new_tokens_knob() -> Any:
+    return knob(DOCTOR_TURN_TOKENS, help="Tokens per doctor turn.", min=1)
+
+
+def demonstration_knob() -> Any:
+    return knob(False, help="Show the doctor a worked example consultation first (small "
+                            "models need it to follow the turn format).")
 
 
 # A flag's old name, kept hidden for one release (CHANGELOG.md lists them).

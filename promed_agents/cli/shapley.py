@@ -12,20 +12,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from promed_agents.cli.config_options import config_command, knob
 from promed_agents.cli.options import (
-    CaseIdsOption,
-    CasesOption,
+    DEFAULT_DOCTOR,
     DbOption,
     RenamedFloat,
-    SplitOption,
-    case_id_list,
+    case_ids_knob,
+    cases_knob,
     console,
     err_console,
     open_store,
@@ -33,6 +33,7 @@ from promed_agents.cli.options import (
     reports_errors,
     select_cases,
     shown,
+    split_knob,
 )
 from promed_agents.cli.progress_bar import progress_bar
 from promed_agents.errors import NotFoundError
@@ -45,21 +46,32 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ShapleyCommandConfig:
-    cases: int | None = None
-    case_ids: Sequence[str] = ()
-    split: str | None = None
-    scorer: str = "local:smollm2"
-    method: str = "kernel"
-    max_evaluations: int | None = KernelConfig.max_evaluations
-    """None: the estimator's default budget, which grows with the number of facts."""
-    permutations: int = PermutationConfig.max_permutations
-    min_permutations: int = PermutationConfig.min_permutations
-    antithetic: bool = False
-    weight_temperature: float = 2.0
-    """Softmax temperature of the stored weights (``promed mcts --weight-temperature``
-    reads them at its own; doctors' sampling temperatures are another knob)."""
-    target: str = "text"
-    seed: int = 0
+    """What ``promed shapley`` runs; each field is the option of the same name."""
+
+    cases: int | None = cases_knob()
+    case_ids: Sequence[str] = case_ids_knob()
+    split: str | None = split_knob()
+    scorer: str = knob(DEFAULT_DOCTOR, help="Scorer model spec (local:...).")
+    method: str = knob(
+        "kernel", help="kernel (stratified paired KernelSHAP, the fastest for a given "
+                       "error), exact, permutation (the reference's), or auto (exact up to "
+                       "10 facts, then kernel).")
+    max_evaluations: int | None = knob(
+        KernelConfig.max_evaluations, min=2,
+        help="kernel: at most N coalitions per case (the first 2 x facts + 2 always; "
+             "2^facts gives exact values) [default: 64, or enough for two pairs of each "
+             "coalition size: 2 x facts + 2 + 4 x (facts // 2 - 1)].")
+    permutations: int = knob(PermutationConfig.max_permutations,
+                             help="At most M permutations.", min=1)
+    min_permutations: int = knob(PermutationConfig.min_permutations,
+                                 help="At least this many.", min=1)
+    antithetic: bool = knob(False, help="Pair permutations with reverses.")
+    weight_temperature: float = knob(
+        2.0, help="Softmax temperature of the stored weights (`promed mcts "
+                  "--weight-temperature` reads them at its own; doctors' sampling "
+                  "temperatures are another knob).", min=1e-6)
+    target: str = knob("text", help="Scored answer: text or letter-text.")
+    seed: int = knob(0, help="Sampling seed (kernel and permutation).")
 
 
 def compute(store: TraceStore, settings: ShapleyCommandConfig, console: Console,
@@ -116,54 +128,21 @@ shapley_app = typer.Typer(help="Shapley values of case facts (the weights behind
 
 @shapley_app.callback(invoke_without_command=True)
 @reports_errors
-def shapley_compute(
-    ctx: typer.Context,
-    cases: CasesOption = None,
-    case_ids: CaseIdsOption = None,
-    split: SplitOption = None,
-    scorer: Annotated[str, typer.Option(help="Scorer model spec (local:...).")] =
-    ShapleyCommandConfig.scorer,
-    method: Annotated[str, typer.Option(
-        help="kernel (stratified paired KernelSHAP, the fastest for a given error), exact, "
-             "permutation (the reference's), or auto (exact up to 10 facts, then "
-             "kernel).")] = ShapleyCommandConfig.method,
-    max_evaluations: Annotated[int | None, typer.Option(
-        min=2, help="kernel: at most N coalitions per case (the first 2 x facts + 2 "
-                    "always; 2^facts gives exact values) [default: 64, or enough for two "
-                    "pairs of each coalition size: 2 x facts + 2 + 4 x (facts // 2 - 1)]."
-    )] = ShapleyCommandConfig.max_evaluations,
-    permutations: Annotated[int, typer.Option(min=1, help="At most M permutations.")] =
-    ShapleyCommandConfig.permutations,
-    min_permutations: Annotated[int, typer.Option(min=1, help="At least this many.")] =
-    ShapleyCommandConfig.min_permutations,
-    antithetic: Annotated[bool, typer.Option(help="Pair permutations with reverses.")] =
-    ShapleyCommandConfig.antithetic,
-    weight_temperature: Annotated[float, typer.Option(
-        min=1e-6, help="Softmax temperature of the stored weights.")] =
-    ShapleyCommandConfig.weight_temperature,
-    target: Annotated[str, typer.Option(help="Scored answer: text or letter-text.")] =
-    ShapleyCommandConfig.target,
-    seed: Annotated[int, typer.Option(help="Sampling seed (kernel and permutation).")] =
-    ShapleyCommandConfig.seed,
-    db: DbOption = None,
-    temperature: RenamedFloat = None,
-) -> None:
+@config_command(ShapleyCommandConfig)
+def shapley_compute(settings: ShapleyCommandConfig, ctx: typer.Context, db: DbOption = None,
+                    temperature: RenamedFloat = None) -> None:
     """Estimate and store fact Shapley values (cases already stored are skipped);
     `promed shapley show CASE` prints them."""
     if ctx.invoked_subcommand is not None:
         return
-    if method not in ("kernel", "exact", "permutation", "auto"):
-        raise typer.BadParameter(f"{method!r}: use kernel, exact, permutation or auto",
-                                 param_hint="--method")
-    if target not in ("text", "letter-text"):
-        raise typer.BadParameter(f"{target!r}: use text or letter-text", param_hint="--target")
-    settings = ShapleyCommandConfig(
-        cases=cases, case_ids=case_id_list(case_ids), split=split, scorer=scorer,
-        method=method, max_evaluations=max_evaluations, permutations=permutations,
-        min_permutations=min_permutations, antithetic=antithetic,
-        weight_temperature=renamed("--temperature", temperature, "--weight-temperature",
-                                   weight_temperature),
-        target=target, seed=seed)
+    if settings.method not in ("kernel", "exact", "permutation", "auto"):
+        raise typer.BadParameter(f"{settings.method!r}: use kernel, exact, permutation or "
+                                 "auto", param_hint="--method")
+    if settings.target not in ("text", "letter-text"):
+        raise typer.BadParameter(f"{settings.target!r}: use text or letter-text",
+                                 param_hint="--target")
+    settings = replace(settings, weight_temperature=renamed(
+        "--temperature", temperature, "--weight-temperature", settings.weight_temperature))
     with open_store(db) as store:
         compute(store, settings, console, err_console)
 
@@ -172,7 +151,7 @@ def shapley_compute(
 @reports_errors
 def shapley_show(
     case_id: Annotated[str, typer.Argument(help="Case id.")],
-    scorer: Annotated[str, typer.Option(help="Scorer model spec.")] = "local:smollm2",
+    scorer: Annotated[str, typer.Option(help="Scorer model spec.")] = DEFAULT_DOCTOR,
     method: Annotated[str | None, typer.Option(help="kernel, exact, permutation, ... "
                                                "[default: the latest stored]")] = None,
     db: DbOption = None,
