@@ -106,10 +106,3 @@ def test_a_config_command_builds_the_config_from_its_options():
     shown = runner.invoke(toy_app, ["--help"]).output
     assert "How many." in shown and "[default: 2" in shown
     assert MCTSConfig.__dataclass_fields__["decay"].metadata["help"][:20] in shown
-
-
-def test_knob_settings_are_checked():
-    with pytest.raises(TypeError, match="unknown option settings"):
-        knob(1, help="h", minimum=0)
-    with pytest.raises(TypeError, match="no field 'nope'"):
-        knob_from(MCTSConfig, "nope")

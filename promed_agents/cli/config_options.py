@@ -4,10 +4,9 @@ case -> consultation graph -> trace in SQL -> Shapley/SIG -> MCTS-SFT / GRPO -> 
 (the command line of every stage)
 
 A command's config is a frozen dataclass whose fields carry their help text in
-``metadata``, as TRL's configs do (``field(default=..., metadata={"help": ...})``, here
-written :func:`knob`); a field taken from a library config (an MCTS or GRPO knob) is
-:func:`knob_from` it, so that the default and the help are the library's.
-:func:`config_command` turns a function whose first parameter is that config into a Typer
+``metadata``, as TRL's configs do (:func:`promed_agents.knob.knob`; a field taken from a
+library config, an MCTS or GRPO setting, is :func:`~promed_agents.knob.knob_from` it, so
+that the default and the help are the library's). :func:`config_command` turns a function whose first parameter is that config into a Typer
 command whose options are the config's fields, followed by the function's own parameters
 (``--db``, hidden old names). So the command line, the Python API (the config) and the
 help read one declaration.
@@ -24,42 +23,17 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from dataclasses import MISSING, Field, field, fields
+from dataclasses import MISSING, Field, fields
 from typing import Annotated, Any, TypeVar, get_type_hints
 
 import typer
 
+from promed_agents.knob import OPTION_KEYS, knob, knob_from
+
+__all__ = ["config_command", "knob", "knob_from", "options_of"]
+
 R = TypeVar("R")
-OPTION_KEYS = ("min", "max", "hidden", "envvar", "show_envvar", "metavar", "show_default",
-               "flags", "parse")
-"""What a field's metadata may say about its option besides ``help``; ``parse`` turns the
-option's text into the field's value (a comma-separated list, say), and the option is
-then text, absent by default (the field keeps its default)."""
 _NOT_TYPER = ("flags", "parse")
-
-
-def knob(default: Any = MISSING, *, help: str, **option: Any) -> Any:  # noqa: A002
-    """A config field that is also a command option: its default and ``help`` declared
-    once; ``option`` passes ``min``, ``max``, ``hidden``, ``envvar``, ``metavar``,
-    ``show_default``, ``flags`` (other names than ``--field-name``) or ``parse`` (see
-    :data:`OPTION_KEYS`) to the option."""
-    unknown = set(option) - set(OPTION_KEYS)
-    if unknown:
-        raise TypeError(f"knob() got unknown option settings {sorted(unknown)}")
-    return field(default=default, metadata={"help": help, **option})
-
-
-def knob_from(config: type, name: str, **option: Any) -> Any:
-    """The field ``name`` of a library config (a dataclass with help metadata, e.g.
-    :class:`~promed_agents.trainers.mcts_search.MCTSConfig`) as a command knob: its
-    default and its help."""
-    found = next((f for f in fields(config) if f.name == name), None)
-    if found is None or "help" not in found.metadata:
-        raise TypeError(f"{config.__name__} has no field {name!r} with help text")
-    default = found.default if found.default is not MISSING else (
-        found.default_factory() if found.default_factory is not MISSING else MISSING)
-    settings = {k: v for k, v in found.metadata.items() if k in OPTION_KEYS}
-    return knob(default, help=found.metadata["help"], **{**settings, **option})
 
 
 def _option(spec: Field[Any], hint: Any) -> inspect.Parameter:
