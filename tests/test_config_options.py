@@ -18,6 +18,7 @@ from promed_agents.cli.demo import DemoConfig
 from promed_agents.cli.evaluate import EvalCommandConfig
 from promed_agents.cli.mcts import MCTSCommandConfig
 from promed_agents.cli.shapley import ShapleyCommandConfig
+from promed_agents.cli.train import SFTCommandConfig
 from promed_agents.trainers.mcts_search import MCTSConfig
 
 COMMAND_CONFIGS = {
@@ -26,6 +27,7 @@ COMMAND_CONFIGS = {
     ("eval",): EvalCommandConfig,
     ("mcts",): MCTSCommandConfig,
     ("shapley",): ShapleyCommandConfig,
+    ("train", "sft"): SFTCommandConfig,
 }
 
 
@@ -61,7 +63,11 @@ def test_a_knobs_default_and_help_are_the_configs(path):
         option = options[spec.name]
         assert option.help == spec.metadata["help"], spec.name
         expected = None if "parse" in spec.metadata else (
-            spec.default if spec.default is not MISSING else spec.default_factory())
+            spec.default if spec.default is not MISSING else
+            spec.default_factory() if spec.default_factory is not MISSING else None)
+        if expected is None and spec.default is MISSING:
+            assert option.required, spec.name  # no default: the option is required
+            continue
         if hasattr(expected, "value") and not hasattr(option.default, "value"):
             expected = expected.value  # an enum: the option holds its value
         assert option.default == expected, spec.name

@@ -15,12 +15,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
 from promed_agents.backends.local_weights import local_model_ref
+from promed_agents.cli.config_options import config_command, knob
 from promed_agents.cli.options import (
     DbOption,
     console,
@@ -38,29 +39,36 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class SFTCommandConfig:
-    source: str
-    output: Path
-    model: str | None = None
-    dataset: str | None = None
-    min_reward: float | None = None
-    paths_per_case: int = 1
-    """The best this many paths of each searched case that earned a reward."""
-    correct_only: bool = False
-    informative_only: bool = False
-    """Train a question only when it acquired something (the final answer is always
-    trained, as the correct answer where the path's own was not)."""
-    epochs: float = 3.0
-    max_steps: int = -1
-    learning_rate: float = 1e-4
-    """Full fine-tuning of the embedded 135M doctor learns the search's paths at 1e-4 in
-    a few dozen steps (the demo's setting); 1e-5 barely moves it."""
-    batch_size: int = 4
-    max_length: int = 2048
-    lora: bool = False
-    seed: int = 0
-    save_steps: int = 10
-    """Checkpoint every N steps (a checkpoint holds the optimizer state, about 12 bytes a
-    weight: saving once an epoch on a few samples costs more than the steps)."""
+    """What ``promed train sft`` runs; each field is the option of the same name."""
+
+    source: str = knob(help="The MCTS search (experiment name).", flags=("--from",))
+    output: Path = knob(help="Folder of the trained model.")
+    model: str | None = knob(
+        None, help="Base model spec (local:...) [default: the search's doctor].")
+    dataset: str | None = knob(
+        None, help="Name of the stored dataset [default: EXPERIMENT-sft].")
+    min_reward: float | None = knob(
+        None, help="Also train on every path with at least this reward [default: best "
+                   "only].")
+    paths_per_case: int = knob(
+        1, help="The best N paths of each case that earned a reward.", min=1)
+    correct_only: bool = knob(False, help="Only paths with the right answer.")
+    informative_only: bool = knob(
+        False, help="Train a question only when it acquired a fact (the final answer is "
+                    "always trained, as the correct answer where the path's own was not).")
+    epochs: float = knob(3.0, help="Training epochs.", min=0.0)
+    max_steps: int = knob(-1, help="Stop after N steps (-1: by epochs).")
+    learning_rate: float = knob(
+        1e-4, help="Learning rate (full fine-tuning of the embedded 135M doctor learns the "
+                   "search's paths at 1e-4 in a few dozen steps; 1e-5 barely moves it).",
+        min=0.0)
+    batch_size: int = knob(4, help="Sequences per step.", min=1)
+    max_length: int = knob(2048, help="Longest sequence (tokens).", min=16)
+    lora: bool = knob(False, help="Train a LoRA adapter (merged on save).")
+    seed: int = knob(0, help="Training seed.")
+    save_steps: int = knob(
+        10, help="Checkpoint every N steps (a checkpoint holds the optimizer state, about "
+                 "12 bytes a weight).", min=1)
 
 
 def search_experiment(store: TraceStore, name: str) -> tuple[int, dict[str, Any]]:
@@ -158,49 +166,9 @@ train_app = typer.Typer(help="Train doctor models from stored searches and trace
 
 @train_app.command("sft", short_help="SFT on the best paths of an MCTS search.")
 @reports_errors
-def sft(
-    source: Annotated[str, typer.Option("--from", help="The MCTS search (experiment name).")],
-    output: Annotated[Path, typer.Option(help="Folder of the trained model.")],
-    model: Annotated[str | None, typer.Option(
-        help="Base model spec (local:...) [default: the search's doctor].")] = None,
-    dataset: Annotated[str | None, typer.Option(
-        help="Name of the stored dataset [default: EXPERIMENT-sft].")] = None,
-    min_reward: Annotated[float | None, typer.Option(
-        help="Also train on every path with at least this reward [default: best only].")] =
-    None,
-    paths_per_case: Annotated[int, typer.Option(
-        min=1, help="The best N paths of each case that earned a reward.")] =
-    SFTCommandConfig.paths_per_case,
-    correct_only: Annotated[bool, typer.Option(help="Only paths with the right answer.")] =
-    SFTCommandConfig.correct_only,
-    informative_only: Annotated[bool, typer.Option(
-        help="Train a question only when it acquired a fact (the final answer is always "
-             "trained).")] = SFTCommandConfig.informative_only,
-    epochs: Annotated[float, typer.Option(min=0.0, help="Training epochs.")] =
-    SFTCommandConfig.epochs,
-    max_steps: Annotated[int, typer.Option(help="Stop after N steps (-1: by epochs).")] =
-    SFTCommandConfig.max_steps,
-    learning_rate: Annotated[float, typer.Option(min=0.0, help="Learning rate.")] =
-    SFTCommandConfig.learning_rate,
-    batch_size: Annotated[int, typer.Option(min=1, help="Sequences per step.")] =
-    SFTCommandConfig.batch_size,
-    max_length: Annotated[int, typer.Option(min=16, help="Longest sequence (tokens).")] =
-    SFTCommandConfig.max_length,
-    lora: Annotated[bool, typer.Option(help="Train a LoRA adapter (merged on save).")] =
-    SFTCommandConfig.lora,
-    seed: Annotated[int, typer.Option(help="Training seed.")] = SFTCommandConfig.seed,
-    save_steps: Annotated[int, typer.Option(min=1, help="Checkpoint every N steps.")] =
-    SFTCommandConfig.save_steps,
-    db: DbOption = None,
-) -> None:
+@config_command(SFTCommandConfig)
+def sft(settings: SFTCommandConfig, db: DbOption = None) -> None:
     """SFT the doctor on the best paths of an MCTS search (only the doctor's turns are
     trained); a rerun resumes from the last checkpoint."""
-    settings = SFTCommandConfig(source=source, output=output, model=model, dataset=dataset,
-                           min_reward=min_reward, paths_per_case=paths_per_case,
-                           correct_only=correct_only,
-                           informative_only=informative_only, epochs=epochs,
-                           max_steps=max_steps, learning_rate=learning_rate,
-                           batch_size=batch_size, max_length=max_length, lora=lora, seed=seed,
-                           save_steps=save_steps)
     with open_store(db) as store:
         train_sft_command(store, settings, console, err_console)
