@@ -36,6 +36,7 @@ from promed_agents.agents.doctor import (
     DOCTOR_STOP,
     FINAL_REQUEST,
     FORMAT_REMINDER,
+    ConsultationSoFar,
     opening_messages,
     parse_doctor_turn,
     recover_answer,
@@ -140,6 +141,15 @@ def _start(state: ConsultationState, runtime: Runtime[ConsultationContext]) -> d
             "started_at": datetime.now(timezone.utc)}
 
 
+def _so_far(state: ConsultationState, final: bool) -> ConsultationSoFar:
+    """The consultation as a case-reading doctor is told it (no prompt to parse)."""
+    case, turns = state["case"], state["turns"]
+    asked = tuple(q for t in turns if t.role is Role.DOCTOR and t.kind is TurnKind.QUESTION
+                  for q in [parse_doctor_turn(t.text, case).question] if q)
+    return ConsultationSoFar(case=case, view=state["view"], asked=asked, final_requested=final,
+                             replies=tuple(t.text for t in turns if t.role is Role.PATIENT))
+
+
 async def _doctor(state: ConsultationState, runtime: Runtime[ConsultationContext]) -> dict:
     ctx = runtime.context
     update: dict[str, Any] = {}
@@ -155,8 +165,11 @@ async def _doctor(state: ConsultationState, runtime: Runtime[ConsultationContext
         shown = HumanMessage(f"Turn {min(state['questions'], budget) + 1} of {budget + 1}.")
         messages.append(shown)
         update["messages"] = update.get("messages", []) + [shown]
+    kwargs = ctx.doctor_kwargs
+    if getattr(ctx.doctor, "reads_consultation", False):
+        kwargs = {**kwargs, "consultation": _so_far(state, final)}
     started = time.perf_counter()
-    reply = await asyncio.wait_for(ctx.doctor.ainvoke(messages, **ctx.doctor_kwargs),
+    reply = await asyncio.wait_for(ctx.doctor.ainvoke(messages, **kwargs),
                                    ctx.model_timeout_s)
     latency = time.perf_counter() - started
     text = str(reply.content)

@@ -94,7 +94,6 @@ def test_a_bank_proposer_writes_candidate_turns(sqlite_url):
 
 
 def test_a_similar_cases_proposer_ranks_the_bank_for_each_searched_case(sqlite_url):
-    from promed_agents.agents.doctor import case_prompt
     from promed_agents.agents.question_bank import bank_questions
     from promed_agents.agents.similar_cases import SimilarCases
     from promed_agents.partial_view import partial_view
@@ -110,7 +109,7 @@ def test_a_similar_cases_proposer_ranks_the_bank_for_each_searched_case(sqlite_u
         similar = SimilarCases(searched, {"en": bank_questions(), "zh": bank_questions("zh")})
         for case in searched:
             root = store.load_search_tree(experiment, case.id)
-            first = similar.ranked(case_prompt(case, partial_view(case)), [])[0]
+            first = similar.ranked(case, partial_view(case))[0]
             assert root.children[0].turn_text == f"question: {first}"
     refused = run("mcts", "--experiment", "t", "--cases", "4", "--doctor", FAKE_DOCTOR,
                   "--proposer", "bank:similar:train", "--db", sqlite_url)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.messages import HumanMessage
 
-from promed_agents.agents.doctor import case_prompt
+from promed_agents.agents.doctor import ConsultationSoFar, case_prompt
 from promed_agents.agents.question_bank import bank_questions
 from promed_agents.agents.reference_doctors import BankDoctor, resolve_doctor
 from promed_agents.backends import resolve_chat_model
@@ -61,7 +62,7 @@ def test_bank_fixed_recites_the_bank_in_order(tmp_path):
 
 
 def test_the_oracle_asks_the_unknown_facts_and_acquires_them():
-    episodes = consult(resolve_doctor("oracle", CASES), budget=3)
+    episodes = consult(resolve_doctor("oracle"), budget=3)
     for case, episode in zip(CASES, episodes, strict=True):
         unknown = [f for i, f in enumerate(case.facts) if i not in episode.known_fact_ids]
         asked = questions(episode)
@@ -72,9 +73,34 @@ def test_the_oracle_asks_the_unknown_facts_and_acquires_them():
         assert all(fact in replies for fact in asked)
     random_runs = consult(resolve_doctor("bank:random"), budget=3)
     assert sum(map(new_facts, episodes)) > 3 * sum(map(new_facts, random_runs))
-    (stranger,) = consult(resolve_doctor("oracle", CASES[:1]), cases=CASES[1:2])
-    assert stranger.status.value == "failed" and "not given this case" in \
-        stranger.failure_reason
+    with pytest.raises(BackendError, match="reads the consultation, not a prompt"):
+        resolve_doctor("oracle").invoke([HumanMessage(case_prompt(CASES[0], partial_view(
+            CASES[0])))])  # outside the graph there is no consultation to read
+
+
+def test_reference_doctors_read_the_case_not_the_prompt(monkeypatch):
+    """Rewording the doctor's prompt and final request changes nothing they do."""
+    import promed_agents.graphs.consultation as graph_module
+    from promed_agents.agents import doctor as doctor_module
+    from promed_agents.agents.similar_cases import SimilarCases
+
+    similar = BankDoctor(spec="bank:similar", order="similar", questions={
+        "en": bank_questions()}, similar=SimilarCases(CASES, {"en": bank_questions()}))
+    doctors = [resolve_doctor("bank:random"), resolve_doctor("bank:fixed"),
+               resolve_doctor("oracle"), similar]
+
+    def runs():
+        return [[(questions(e), e.final_answer, e.status) for e in consult(d, budget=3)]
+                for d in doctors]
+
+    before = runs()
+    monkeypatch.setattr(doctor_module, "case_prompt", lambda case, view: (
+        f"Known so far -- {view.opening_text(case)}\nExam item: {case.question}\n" +
+        " | ".join(f"({k}) {v}" for k, v in case.options.items())))
+    monkeypatch.setattr(graph_module, "FINAL_REQUEST", "Time is up: reply with answer: X.")
+    after = runs()
+    assert after == before
+    assert len({tuple(q) for q, _, _ in before[0]}) > 1  # bank:random draws per case
 
 
 def test_the_final_answer_is_the_option_sharing_most_with_what_is_known():
@@ -88,13 +114,18 @@ def test_the_bank_proposer_widens_a_node_in_the_bank_order():
     proposer = resolve_doctor("bank")
     bank = proposer.questions["en"]
     messages = [HumanMessage(case_prompt(CASES[0], partial_view(CASES[0])))]
-    assert proposer.invoke(messages).content == f"question: {bank[0]}"
+    start = ConsultationSoFar(CASES[0], partial_view(CASES[0]))
+
+    def propose(consultation=start, taken=()):
+        return proposer.invoke(messages, consultation=consultation, exclude=list(taken)).content
+
+    assert propose() == f"question: {bank[0]}"
     taken = [f"question: {bank[0]}", f"question: {bank[2]}"]
-    assert proposer.invoke(messages, exclude=taken).content == f"question: {bank[1]}"
+    assert propose(taken=taken) == f"question: {bank[1]}"
     taken.append(f"question: {bank[1]}")
-    assert proposer.invoke(messages, exclude=taken).content == f"question: {bank[3]}"
-    asked = [*messages, AIMessage(f"question: {bank[3]}"), HumanMessage("Patient: no")]
-    assert proposer.invoke(asked, exclude=taken).content == f"question: {bank[4]}"
+    assert propose(taken=taken) == f"question: {bank[3]}"
+    asked = replace(start, asked=(bank[3],), replies=("no",))
+    assert propose(asked, taken) == f"question: {bank[4]}"
 
 
 def test_specs():

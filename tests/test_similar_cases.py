@@ -6,10 +6,9 @@ import asyncio
 
 import pytest
 
-from promed_agents.agents.doctor import case_prompt
 from promed_agents.agents.question_bank import bank_questions
 from promed_agents.agents.reference_doctors import BankDoctor, known_split, resolve_doctor
-from promed_agents.agents.similar_cases import SimilarCases, exam_part
+from promed_agents.agents.similar_cases import SimilarCases
 from promed_agents.case import Case
 from promed_agents.errors import BackendError, ConsultationError
 from promed_agents.graphs import ConsultationContext, arun_consultations
@@ -37,8 +36,8 @@ def case(i: int, topic: str) -> Case:
                 options={"A": "one", "B": "two"}, answer=["A"], facts=facts)
 
 
-def prompt(c: Case) -> str:
-    return case_prompt(c, partial_view(c))
+def view(c: Case):
+    return partial_view(c)
 
 
 KNOWN = [case(i, "kidney") for i in range(6)] + [case(i, "heart") for i in range(6, 12)]
@@ -47,32 +46,31 @@ KNOWN = [case(i, "kidney") for i in range(6)] + [case(i, "heart") for i in range
 def test_the_first_question_is_the_one_that_paid_on_cases_like_this_one():
     similar = SimilarCases(KNOWN, BANK, neighbours=4)
     kidney, heart = case(100, "kidney"), case(101, "heart")
-    assert similar.ranked(prompt(kidney), [])[0] == URINE
-    assert similar.ranked(prompt(heart), [])[0] == IMAGING
+    assert similar.ranked(kidney, view(kidney))[0] == URINE
+    assert similar.ranked(heart, view(heart))[0] == IMAGING
     # a script would ask both cases the same first question
-    assert similar.ranked(prompt(kidney), [])[0] != similar.ranked(prompt(heart), [])[0]
+    assert similar.ranked(kidney, view(kidney))[0] != similar.ranked(heart, view(heart))[0]
 
 
 def test_a_known_case_is_never_its_own_neighbour():
     similar = SimilarCases(KNOWN, BANK, neighbours=3)
     own = KNOWN[0]
-    neighbours = [n.case_id for n in similar.similar(prompt(own))]
+    neighbours = [n.case_id for n in similar.similar(own, view(own))]
     assert len(neighbours) == 3 and own.id not in neighbours
     assert set(neighbours) <= {c.id for c in KNOWN[1:6]}  # the other kidney cases
-    # the same text under another exam question is another case: it is a neighbour
-    twin = own.model_copy(update={"id": "t-twin", "question": "Which test next?"})
-    assert own.id in [n.case_id for n in similar.similar(prompt(twin))]
-    assert exam_part(prompt(twin)) != exam_part(prompt(own))
+    # the same text as another case is another case: it is a neighbour, the nearest
+    twin = own.model_copy(update={"id": "t-twin"})
+    assert [n.case_id for n in similar.similar(twin, view(twin))][0] == own.id
     only_itself = SimilarCases([own], BANK)
-    assert only_itself.similar(prompt(own)) == []
+    assert only_itself.similar(own, view(own)) == []
     # with no neighbour nothing pays: the bank's own order
-    assert only_itself.ranked(prompt(own), []) == BANK["en"]
+    assert only_itself.ranked(own, view(own)) == BANK["en"]
 
 
 def test_what_was_asked_is_not_ranked_and_the_rest_is_ranked_after_it():
     similar = SimilarCases(KNOWN, BANK, neighbours=4)
-    kidney = prompt(case(100, "kidney"))
-    after = similar.ranked(kidney, [URINE])
+    kidney = case(100, "kidney")
+    after = similar.ranked(kidney, view(kidney), [URINE])
     assert URINE not in after and len(after) == len(BANK["en"]) - 1
     # the urine question took both hidden facts of the neighbours: nothing else pays, so
     # the rest keeps the bank's order
@@ -93,7 +91,8 @@ def test_bank_similar_asks_each_case_what_paid_on_cases_like_it():
     assert known_split("bank:similar:dev") == "dev"
     assert known_split("bank:fixed") is None
     resolved = resolve_doctor("bank:similar", known=KNOWN)
-    assert {n.case_id for n in resolved.similar.similar(prompt(case(100, "kidney")))} == \
+    kidney = case(100, "kidney")
+    assert {n.case_id for n in resolved.similar.similar(kidney, view(kidney))} == \
         {c.id for c in KNOWN}  # 30 neighbours by default: all twelve
     doctor = BankDoctor(spec="bank:similar", order="similar", questions=BANK,
                         similar=SimilarCases(KNOWN, BANK, neighbours=4))

@@ -78,6 +78,27 @@ def doctor_sampling(model: BaseChatModel, *, max_tokens: int | None = None,
                            stop=list(DOCTOR_STOP))
 
 
+@dataclass(frozen=True)
+class ConsultationSoFar:
+    """The consultation as a doctor that reads the case, not its prompt, is told it: the
+    model-free reference doctors (a chat model whose ``reads_consultation`` is true gets
+    it from the consultation graph as the ``consultation`` keyword of each call). So a
+    change to the prompt's wording cannot change what they do."""
+
+    case: Case
+    view: PartialView
+    asked: tuple[str, ...] = ()
+    """The questions asked so far, as parsed (:func:`parse_doctor_turn`)."""
+    replies: tuple[str, ...] = ()
+    """The patient's replies so far."""
+    final_requested: bool = False
+    """Only an answer is allowed now (the budget is spent, or a reactive consultation)."""
+
+    def known_text(self) -> str:
+        """What the doctor knows: the opening and the patient's replies."""
+        return " ".join([self.view.opening_text(self.case), *self.replies])
+
+
 _MARKER = re.compile(r"\b(question|answer)\s*[:：]", re.IGNORECASE)
 _LETTERS = re.compile(r"^[\s(\[*]*([A-Z](?:\s*(?:,|/|&|and|、)?\s*[A-Z])*)\s*(?:[.):\]*]|$)")
 """Option letters at the start of an answer, standing alone or followed by ``.``, ``)``,

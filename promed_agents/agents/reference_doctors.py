@@ -5,12 +5,17 @@ case -> partial view -> **doctor** <-> patient -> evaluator -> trace in SQL -> e
 
 They are chat models (LangChain ``BaseChatModel``), so they run in the consultation graph
 like any doctor and their episodes are stored and evaluated like any other; they have no
-token ids or log-probabilities, so no trainer learns from them. They are baselines and
+token ids or log-probabilities, so no trainer learns from them. They read the case, not
+the prompt: the graph passes each call the consultation so far
+(:class:`~promed_agents.agents.doctor.ConsultationSoFar`: the case, what the doctor was
+shown, the questions asked, the replies, whether only an answer is allowed), so a change
+to the prompt's wording cannot change what they do. They are baselines and
 the physical limit of information acquired, nothing else:
 
 - ``bank:random`` asks a random unasked bank question each turn until the budget is
   spent (the graph's final request), then answers. The draw is a function of the seed
-  (``--seeds`` passes one per run) and the conversation so far, so a run is reproducible.
+  (``--seeds`` passes one per run), the case and the questions asked so far, so a run is
+  reproducible.
   As an MCTS proposer (``bank``), it widens a node in the bank's best order: told the
   turns its siblings already took (``exclude``), it proposes the first unasked question
   none of them asked, and a new node's first proposal is the script's next question. So
@@ -26,8 +31,7 @@ the physical limit of information acquired, nothing else:
   cases from the store's split ``SPLIT`` (default ``train``). As an MCTS proposer it
   widens each node in that order, so a search's paths are chosen for the case.
 - ``oracle`` asks about each unknown fact by the fact's own text, in the case's order:
-  an upper bound for what questions can acquire under the patient's per-reply cap. It
-  needs the cases it will see (:func:`resolve_doctor`).
+  an upper bound for what questions can acquire under the patient's per-reply cap.
 
 Their final answer follows one fixed rule: the option whose text shares most
 inverse-document-frequency weight with what the doctor knows (the opening and the
@@ -39,7 +43,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -47,13 +50,12 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from promed_agents.agents.doctor import FINAL_REQUEST, case_prompt
-from promed_agents.agents.question_bank import bank_questions
-from promed_agents.agents.similar_cases import SimilarCases, exam_part
+from promed_agents.agents.doctor import ConsultationSoFar
+from promed_agents.agents.question_bank import bank_questions, case_language
+from promed_agents.agents.similar_cases import SimilarCases
 from promed_agents.backends.model_spec import ModelSpec, register_backend, resolve_chat_model
 from promed_agents.case import Case
 from promed_agents.errors import BackendError
-from promed_agents.partial_view import PartialInfoPolicy, PartialView
 from promed_agents.text_similarity import bundled_term_weights, matching_tokens
 
 if TYPE_CHECKING:
@@ -62,60 +64,44 @@ if TYPE_CHECKING:
 ORDERS = ("random", "fixed", "similar")
 KNOWN_SPLIT = "train"
 """Where ``bank:similar`` takes its known cases from, unless its spec names a split."""
-_OPTION = re.compile(r"^([A-Z])\. (.*)$", re.MULTILINE)
-_CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
-def _conversation(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
-    return [m for m in messages if not getattr(m, "example", False) and m.type != "system"]
-
-
-def _case_text(messages: Sequence[BaseMessage]) -> str:
-    first = next((m for m in _conversation(messages) if m.type == "human"), None)
-    return str(first.content) if first is not None else ""
-
-
-def _asked(messages: Sequence[BaseMessage]) -> list[str]:
-    return [str(m.content).partition(":")[2].strip() for m in _conversation(messages)
-            if m.type == "ai" and str(m.content).lower().startswith("question:")]
-
-
-def _final_requested(messages: Sequence[BaseMessage]) -> bool:
-    return any(m.type == "human" and str(m.content) == FINAL_REQUEST
-               for m in _conversation(messages))
-
-
-def answer_by_overlap(messages: Sequence[BaseMessage]) -> str:
+def answer_by_overlap(consultation: ConsultationSoFar) -> str:
     """``answer: X``, X the option sharing most weight with what the doctor knows."""
-    case_text = _case_text(messages)
-    options = _OPTION.findall(case_text.partition("\nOptions:\n")[2])
-    known = case_text.partition("\n\nQuestion: ")[0] + " " + " ".join(
-        str(m.content) for m in _conversation(messages)[1:] if m.type == "human")
-    known_tokens = matching_tokens(known)
+    known_tokens = matching_tokens(consultation.known_text())
     weight = bundled_term_weights().weight
 
     def score(option: tuple[str, str]) -> float:
         return sum(weight(t) for t in matching_tokens(option[1]) & known_tokens)
 
+    options = list(consultation.case.options.items())
     best = max(options, key=score) if options else ("A", "")
     return f"answer: {best[0]}"
 
 
 class _ReferenceDoctor(BaseChatModel):
     spec: str = "reference"
+    reads_consultation: bool = True
+    """The consultation graph tells it the case and the consultation so far
+    (:class:`~promed_agents.agents.doctor.ConsultationSoFar`): it reads no prompt."""
 
     @property
     def _llm_type(self) -> str:
         return "promed-reference"
 
-    def turn(self, messages: Sequence[BaseMessage], seed: int | None,
+    def turn(self, consultation: ConsultationSoFar, seed: int | None,
              exclude: Sequence[str] = ()) -> str:
         raise NotImplementedError
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        consultation = kwargs.get("consultation")
+        if not isinstance(consultation, ConsultationSoFar):
+            raise BackendError(f"the {self.spec} doctor reads the consultation, not a "
+                               "prompt: run it in the consultation graph (ConsultationContext"
+                               "(doctor=...)), which passes it")
         seed = kwargs.get("seed")
-        text = self.turn(messages, seed if isinstance(seed, int) else None,
+        text = self.turn(consultation, seed if isinstance(seed, int) else None,
                          kwargs.get("exclude") or ())
         return ChatResult(generations=[ChatGeneration(message=AIMessage(
             text, response_metadata={"model": self.spec}))])
@@ -141,54 +127,40 @@ class BankDoctor(_ReferenceDoctor):
         if not self.questions:
             self.questions = {"en": bank_questions("en"), "zh": bank_questions("zh")}
 
-    def turn(self, messages: Sequence[BaseMessage], seed: int | None,
+    def turn(self, consultation: ConsultationSoFar, seed: int | None,
              exclude: Sequence[str] = ()) -> str:
-        case_text = _case_text(messages)
-        language = "zh" if _CJK.search(case_text) and "zh" in self.questions else "en"
-        asked = set(_asked(messages))
-        left = [q for q in self.questions.get(language) or self.questions["en"]
-                if q not in asked]
-        if _final_requested(messages) or not left:
-            return answer_by_overlap(messages)
+        case = consultation.case
+        language = case_language(case) if case_language(case) in self.questions else "en"
+        asked = set(consultation.asked)
+        left = [q for q in self.questions[language] if q not in asked]
+        if consultation.final_requested or not left:
+            return answer_by_overlap(consultation)
         if self.similar is not None:
-            left = self.similar.ranked(case_text, sorted(asked), language)
+            left = self.similar.ranked(case, consultation.view, sorted(asked))
         if self.widens_in_order:
             taken = {str(text).partition(":")[2].strip() for text in exclude}
             return f"question: {next((q for q in left if q not in taken), left[0])}"
         if self.order != "random":
             return f"question: {left[0]}"
-        digest = hashlib.sha256(f"{seed or 0}\x00{case_text}\x00{len(asked)}".encode())
+        digest = hashlib.sha256(f"{seed or 0}\x00{case.id}\x00{len(asked)}".encode())
         return f"question: {random.Random(digest.digest()).choice(left)}"
 
 
 class OracleDoctor(_ReferenceDoctor):
     """Asks about each fact the doctor does not know yet, by the fact's own text."""
 
-    cases: dict[str, Case] = {}
-    """The cases it may see, by the question and options of their prompt."""
+    spec: str = "oracle"
 
-    def turn(self, messages: Sequence[BaseMessage], seed: int | None,
+    def turn(self, consultation: ConsultationSoFar, seed: int | None,
              exclude: Sequence[str] = ()) -> str:
-        case_text = _case_text(messages)
-        case = self.cases.get(exam_part(case_text))
-        if case is None:
-            raise BackendError("the oracle doctor was not given this case; build it with "
-                               "resolve_doctor('oracle', cases) for the cases it runs")
-        if _final_requested(messages):
-            return answer_by_overlap(messages)
-        seen = " ".join(str(m.content) for m in _conversation(messages))
-        asked = set(_asked(messages))
-        for fact in case.facts:
+        if consultation.final_requested:
+            return answer_by_overlap(consultation)
+        seen = consultation.known_text()
+        asked = set(consultation.asked)
+        for fact in consultation.case.facts:
             if fact not in seen and fact not in asked:
                 return f"question: {fact}"
-        return answer_by_overlap(messages)
-
-
-def oracle_doctor(cases: Sequence[Case]) -> OracleDoctor:
-    """The oracle for ``cases``."""
-    empty = PartialView(policy=PartialInfoPolicy.HALF_FACTS, known_fact_ids=[], given_text="")
-    return OracleDoctor(spec="oracle",
-                        cases={exam_part(case_prompt(c, empty)): c for c in cases})
+        return answer_by_overlap(consultation)
 
 
 def bank_doctor(spec: str, known: Sequence[Case] = ()) -> BankDoctor:
@@ -234,14 +206,12 @@ def is_reference(spec: str) -> bool:
     return spec == "oracle" or spec == "bank" or spec.startswith("bank:")
 
 
-def resolve_doctor(spec: str | BaseChatModel, cases: Sequence[Case] = (),
-                   known: Sequence[Case] = ()) -> BaseChatModel:
+def resolve_doctor(spec: str | BaseChatModel, known: Sequence[Case] = ()) -> BaseChatModel:
     """The doctor a spec names: a reference doctor (``bank:random``, ``bank:fixed``,
-    ``oracle``, which needs the ``cases`` it will see, ``bank:similar``, which reads the
-    ``known`` cases of :func:`known_split`) or any model spec
-    (:func:`~promed_agents.backends.resolve_chat_model`)."""
+    ``oracle``; ``bank:similar``, which reads the ``known`` cases of :func:`known_split`)
+    or any model spec (:func:`~promed_agents.backends.resolve_chat_model`)."""
     if isinstance(spec, str) and spec == "oracle":
-        return oracle_doctor(cases)
+        return OracleDoctor()
     if isinstance(spec, str) and is_reference(spec):
         return bank_doctor(spec, known)
     return resolve_chat_model(spec)

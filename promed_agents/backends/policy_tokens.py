@@ -37,6 +37,11 @@ class PolicyTokenized(BaseChatModel):
     def _llm_type(self) -> str:
         return "promed-policy-tokenized"
 
+    @property
+    def reads_consultation(self) -> bool:
+        """As its proposer: a reference doctor reads the consultation the graph passes."""
+        return bool(getattr(self.proposer, "reads_consultation", False))
+
     def _result(self, messages: list[BaseMessage], reply: BaseMessage) -> ChatResult:
         text = str(reply.content)
         prompt, completion = self.policy.tokens_for(messages, text)

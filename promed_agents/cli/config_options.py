@@ -6,10 +6,10 @@ case -> consultation graph -> trace in SQL -> Shapley/SIG -> MCTS-SFT / GRPO -> 
 A command's config is a frozen dataclass whose fields carry their help text in
 ``metadata``, as TRL's configs do (:func:`promed_agents.knob.knob`; a field taken from a
 library config, an MCTS or GRPO setting, is :func:`~promed_agents.knob.knob_from` it, so
-that the default and the help are the library's). :func:`config_command` turns a function whose first parameter is that config into a Typer
-command whose options are the config's fields, followed by the function's own parameters
-(``--db``, hidden old names). So the command line, the Python API (the config) and the
-help read one declaration.
+that the default and the help are the library's). :func:`config_command` turns a function
+whose first parameter is that config into a Typer command whose options are the config's
+fields, followed by the function's own parameters (``--db``, hidden old names). So the
+command line, the Python API (the config) and the help read one declaration.
 
 Why not TRL's ``TrlParser`` or ``tyro``: the first is argparse (``HfArgumentParser``),
 the second a command-line framework of its own; either would give the training commands

@@ -184,7 +184,7 @@ def consult(store: TraceStore, settings: ConsultCommandConfig, console: Console,
     check_sig_scorer(store, settings.sig_scorer)
     if not resume:
         cases = select_cases(store, console, settings.cases, settings.case_ids, settings.split)
-    doctor = resolve_doctor(settings.doctor, cases, known)
+    doctor = resolve_doctor(settings.doctor, known)
     context = ConsultationContext(
         doctor=doctor, patient=patient, mode=settings.mode,
         evaluator=evaluator_for(store, settings.sig_scorer, settings.doctor, cases, console),

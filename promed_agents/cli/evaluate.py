@@ -154,7 +154,7 @@ def run_evaluation(store: TraceStore, settings: EvalCommandConfig, console: Cons
     graph = _graph(settings)
     check_sig_scorer(store, settings.sig_scorer)
     cases = select_cases(store, console, settings.cases, settings.case_ids, settings.split)
-    doctor = resolve_doctor(settings.doctor, cases, known)
+    doctor = resolve_doctor(settings.doctor, known)
     evaluator = evaluator_for(store, settings.sig_scorer, settings.doctor, cases, console)
     runs = RunFigures()
     with progress_bar(progress_console) as progress:
