@@ -14,28 +14,28 @@ import argparse
 import asyncio
 import re
 
-from langchain_core.messages import HumanMessage
 from langgraph.graph import END
 
 from promed_agents import bundled_sample_path, load_cases, partial_view
 from promed_agents.backends import resolve_chat_model
-from promed_agents.graphs import ConsultationContext, build_consultation_graph
-from promed_agents.trace import Role, TurnKind, TurnRecord
+from promed_agents.graphs import (
+    ConsultationContext,
+    ConsultationState,
+    build_consultation_graph,
+    reply_instead,
+)
+from promed_agents.trace import TurnKind
 
 FORBIDDEN = re.compile(r"\b(which option|what is the answer|correct answer)\b", re.IGNORECASE)
 REFUSAL = "I can only tell you about my symptoms and history."
 
 
 # [docs:hook]
-def safety_check(state: dict) -> dict:
+def safety_check(state: ConsultationState) -> dict:
     """Refuse a forbidden question by answering it here, instead of the patient."""
-    question = state.get("pending_question") or ""
-    if not FORBIDDEN.search(question):
-        return {}
-    refusal = TurnRecord(index=len(state["turns"]), role=Role.PATIENT, text=REFUSAL,
-                         kind=TurnKind.REPLY)
-    return {"turns": [refusal], "pending_question": None,
-            "messages": [HumanMessage(f"Patient: {REFUSAL}")]}
+    if not FORBIDDEN.search(state.get("pending_question") or ""):
+        return {}  # the question goes on to the patient
+    return reply_instead(state, REFUSAL)  # recorded as the patient's reply
 # [/docs:hook]
 
 

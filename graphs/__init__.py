@@ -15,9 +15,11 @@ from promed_agents.graphs.checkpointer import check_checkpointer, checkpointer
 from promed_agents.graphs.consultation import (
     ConsultationContext,
     ConsultationState,
+    QuestionHook,
     abstaining_consultation_graph,
     build_consultation_graph,
     checkpoint_serializer,
+    reply_instead,
 )
 from promed_agents.graphs.consultation_runner import (
     arun_consultations,
@@ -26,7 +28,8 @@ from promed_agents.graphs.consultation_runner import (
 )
 from promed_agents.graphs.rollout import Trajectory, TrajectoryGroup, arollout
 
-__all__ = ["ConsultationContext", "ConsultationState", "Trajectory", "TrajectoryGroup",
-           "abstaining_consultation_graph", "arollout", "arun_consultations",
-           "build_consultation_graph", "check_checkpointer", "checkpoint_serializer",
-           "checkpointer", "episode_from_state", "run_consultations"]
+__all__ = ["ConsultationContext", "ConsultationState", "QuestionHook", "Trajectory",
+           "TrajectoryGroup", "abstaining_consultation_graph", "arollout",
+           "arun_consultations", "build_consultation_graph", "check_checkpointer",
+           "checkpoint_serializer", "checkpointer", "episode_from_state", "reply_instead",
+           "run_consultations"]

@@ -19,7 +19,7 @@ import asyncio
 import operator
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Annotated, Any, TypedDict
@@ -53,7 +53,7 @@ DEFAULT_MAX_QUESTIONS = 10
 STATE_TYPES = (("promed_agents.case", "Case"), ("promed_agents.partial_view", "PartialView"),
                ("promed_agents.partial_view", "PartialInfoPolicy"),
                ("promed_agents.trace", "TurnRecord"), ("promed_agents.trace", "Role"),
-               ("promed_agents.trace", "TurnKind"))
+               ("promed_agents.trace", "TurnKind"), ("promed_agents.trace", "EpisodeStatus"))
 """The classes a consultation state holds besides messages: what a checkpointer may
 rebuild from a checkpoint (see :func:`checkpoint_serializer`), and nothing else."""
 def retryable(error: Exception) -> bool:
@@ -80,18 +80,40 @@ def merge_turns(left: list[TurnRecord], right: list[TurnRecord]) -> list[TurnRec
 
 
 class ConsultationState(TypedDict, total=False):
+    """The state of one consultation as the graph's nodes read and write it.
+
+    Given by the caller: ``case`` (the case, with its facts), ``view`` (what the doctor
+    is shown at the start). Set by ``start``: ``messages`` (the doctor's conversation,
+    LangChain messages, appended), ``turns`` (the recorded turns, :func:`merge_turns`),
+    ``questions`` (questions asked so far, invalid turns included: each uses one of the
+    budget), ``acquired`` (fact ids the doctor knows: the view's, then what replies
+    disclosed), ``pending_question`` (the question the patient answers next; None when
+    there is none), ``final_requested`` (only an answer is allowed now), ``final_answer``
+    (the answered letters, None before), ``information_gain`` (summed SIG of the
+    questions), ``started_at``; ``budget`` only when the budget is drawn per consultation
+    (:attr:`ConsultationContext.budget_range`). Set when it ends: ``status`` (an
+    :class:`~promed_agents.trace.EpisodeStatus`: ``completed`` with an answer, ``timeout``
+    without one; absent while it runs), then by ``evaluate_final``: ``correct``,
+    ``format_score``, ``fact_recall``, ``weighted_recall``. ``confidences`` (appended)
+    holds MediQ's abstention estimates when that hook runs.
+
+    The consultation ends when ``status`` is set; the doctor is asked for its final answer
+    once ``questions`` reaches the budget (:func:`question_budget`) or a hook sets
+    ``final_requested``. A question hook answers in the patient's stead with
+    :func:`reply_instead`.
+    """
+
     case: Case
-    budget: int
     view: PartialView
+    budget: int
     messages: Annotated[list[AnyMessage], add_messages]
     turns: Annotated[list[TurnRecord], merge_turns]
-    turn: int
     questions: int
     acquired: list[int]
     pending_question: str | None
     final_requested: bool
     final_answer: list[str] | None
-    status: str
+    status: EpisodeStatus
     correct: bool | None
     format_score: float
     fact_recall: float
@@ -99,6 +121,16 @@ class ConsultationState(TypedDict, total=False):
     weighted_recall: float
     confidences: Annotated[list[float], operator.add]
     started_at: datetime
+
+
+def reply_instead(state: ConsultationState, text: str) -> dict[str, Any]:
+    """A question hook's update that answers the pending question in the patient's stead:
+    ``text`` recorded as the patient's reply (disclosing nothing), no question left for
+    the patient, and the doctor goes next."""
+    turn = TurnRecord(index=len(state["turns"]), role=Role.PATIENT, text=text,
+                      kind=TurnKind.REPLY)
+    return {"turns": [turn], "pending_question": None,
+            "messages": [HumanMessage(f"Patient: {text}")]}
 
 
 @dataclass
@@ -123,6 +155,14 @@ class ConsultationContext:
     before each turn; ``max_questions`` is then unused. None: the fixed budget."""
 
 
+QuestionHook = (Callable[[ConsultationState], dict[str, Any]]
+                | Callable[[ConsultationState, Runtime[ConsultationContext]],
+                           Awaitable[dict[str, Any]]])
+"""A node between a doctor's question and the patient: called with the state (and, if it
+takes it, the runtime), it returns a state update: ``{}`` to let the question through, a
+changed ``pending_question`` to rewrite it, or :func:`reply_instead` to answer it."""
+
+
 def question_budget(state: ConsultationState, context: ConsultationContext) -> int:
     """The questions this consultation may ask (its drawn budget, else the fixed one)."""
     budget = state.get("budget")
@@ -135,7 +175,7 @@ def _start(state: ConsultationState, runtime: Runtime[ConsultationContext]) -> d
     budget = {"budget": random.randint(*drawn) - 1} if drawn and proactive else {}
     return {**budget,"messages": opening_messages(state["case"], state["view"], proactive,
                                          runtime.context.demonstration),
-            "turns": [], "turn": 0, "questions": 0, "pending_question": None,
+            "turns": [], "questions": 0, "pending_question": None,
             "acquired": list(state["view"].known_fact_ids), "final_requested": not proactive,
             "final_answer": None, "information_gain": 0.0,
             "started_at": datetime.now(timezone.utc)}
@@ -181,15 +221,15 @@ async def _doctor(state: ConsultationState, runtime: Runtime[ConsultationContext
                       prompt_token_ids=tokens.prompt_ids, token_ids=tokens.completion_ids,
                       logprobs=tokens.logprobs, latency_s=latency,
                       format_score=parsed.format_score)
-    update.update(turns=[turn], turn=state["turn"] + 1, final_requested=final,
+    update.update(turns=[turn], final_requested=final,
                   messages=update.get("messages", []) + [AIMessage(text)])
     recovered = recover_answer(text, state["case"]) if final and \
         parsed.kind is TurnKind.INVALID else None
     if parsed.kind is TurnKind.ANSWER or recovered:
         update.update(final_answer=list(recovered or parsed.letters),
-                      status=EpisodeStatus.COMPLETED.value)
+                      status=EpisodeStatus.COMPLETED)
     elif final:  # a question or an invalid turn when only an answer is allowed
-        update.update(status=EpisodeStatus.TIMEOUT.value, pending_question=None)
+        update.update(status=EpisodeStatus.TIMEOUT, pending_question=None)
     elif parsed.kind is TurnKind.QUESTION:
         update.update(questions=state["questions"] + 1, pending_question=parsed.question)
     else:
@@ -259,19 +299,20 @@ def checkpoint_serializer() -> Any:
 
 def build_consultation_graph(
     retry_policy: RetryPolicy | None = MODEL_RETRY,
-    question_hooks: Sequence[tuple[str, Callable[..., Any]]] = (),
+    question_hooks: Sequence[tuple[str, QuestionHook]] = (),
     doctor_hooks: Sequence[tuple[str, Callable[..., Any]]] = (),
 ) -> StateGraph[ConsultationState, ConsultationContext]:
     """The consultation graph, uncompiled. Compile it, then run it with
     ``graph.ainvoke({"case": case, "view": view}, context=ConsultationContext(...))``.
 
-    ``question_hooks`` are ``(name, node)`` pairs run in order between a doctor's question
-    and the patient (a safety check, a question rewriter, a logger). A hook that sets
-    ``pending_question`` to None answers in the patient's stead (append its own turn) and
-    the doctor goes next. ``doctor_hooks`` run in order before every doctor turn (MediQ's
-    abstention, :class:`~promed_agents.agents.abstention.Abstention`, decides there
-    whether the doctor may still ask: it sets ``final_requested``). Nodes can also be
-    added after ``evaluate_final``.
+    ``question_hooks`` are ``(name, node)`` pairs (:data:`QuestionHook`) run in order
+    between a doctor's question and the patient (a safety check, a question rewriter, a
+    logger); one that returns :func:`reply_instead` answers in the patient's stead, and
+    the doctor goes next (``examples/compose_graph.py``). ``doctor_hooks`` run in order
+    before every doctor turn (MediQ's abstention,
+    :class:`~promed_agents.agents.abstention.Abstention`, decides there whether the
+    doctor may still ask: it sets ``final_requested``). Nodes can also be added after
+    ``evaluate_final``.
     """
     graph = StateGraph(ConsultationState, context_schema=ConsultationContext)
     graph.add_node("start", _start)
