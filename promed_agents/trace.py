@@ -23,7 +23,6 @@ class Role(str, Enum):
     SYSTEM = "system"
     DOCTOR = "doctor"
     PATIENT = "patient"
-    EVALUATOR = "evaluator"
 
 
 class TurnKind(str, Enum):
@@ -33,11 +32,11 @@ class TurnKind(str, Enum):
     ANSWER = "answer"
     INVALID = "invalid"
     REPLY = "reply"
-    NOTE = "note"
 
 
 class EpisodeStatus(str, Enum):
-    RUNNING = "running"
+    """How a consultation ended: with an answer, without one, or with an error."""
+
     COMPLETED = "completed"
     TIMEOUT = "timeout"
     FAILED = "failed"
