@@ -20,7 +20,6 @@ from promed_agents.partial_view import PartialInfoPolicy
 
 
 class Role(str, Enum):
-    SYSTEM = "system"
     DOCTOR = "doctor"
     PATIENT = "patient"
 
