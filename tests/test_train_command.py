@@ -47,7 +47,7 @@ def test_sft_from_a_search_gives_a_usable_doctor(sqlite_url, tmp_path, tiny_mode
 
 @pytest.mark.slow
 def test_the_readme_stage_one_flow_teaches_on_four_cases_with_no_extra_flags(tmp_path):
-    """README, "MCTS and SFT": search, SFT, consult with the checkpoint, on the embedded
+    """docs/reference.md, "MCTS and SFT": search, SFT, consult with the checkpoint, on the embedded
     model and a fresh store, each with its defaults only."""
     db = f"sqlite:///{tmp_path / 'fresh.db'}"
     searched = run("mcts", "--experiment", "search", "--cases", "4", "--db", db)
