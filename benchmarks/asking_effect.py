@@ -220,8 +220,9 @@ def main() -> int:
             sys.executable, "-m", "promed_agents.cli", "train", "grpo",
             "--model", f"local:{models / 'sft'}", "--output", str(models / folder),
             "--experiment", f"{stamp}-{folder}", "--case-ids", ",".join(train_ids),
-            "--group-size", str(args.group_size), "--cases-per-step", str(args.cases_per_step),
-            "--steps", str(args.grpo_steps), "--learning-rate", str(args.grpo_learning_rate),
+            "--num-generations", str(args.group_size), "--cases-per-step",
+            str(args.cases_per_step), "--max-steps", str(args.grpo_steps), "--learning-rate",
+            str(args.grpo_learning_rate),
             "--max-questions", str(args.budget), "--demonstration", "--reward", reward,
             "--length-penalty", str(args.length_penalty if extra == "length" else 0.0),
             "--save-steps", str(args.grpo_steps), "--db", f"sqlite:///{work / 'store.db'}"]

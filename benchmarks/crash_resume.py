@@ -133,8 +133,8 @@ def jobs(model: str, cases: int, steps: int) -> dict[str, Job]:
 
     def train_args(db: str, work: Path) -> list[str]:
         return ["train", "grpo", "--model", model, "--output", str(work / "doctor"),
-                "--cases", str(cases), "--group-size", "2", "--cases-per-step", "1",
-                "--steps", str(steps), "--save-steps", "1", "--max-questions", "1",
+                "--cases", str(cases), "--num-generations", "2", "--cases-per-step", "1",
+                "--max-steps", str(steps), "--save-steps", "1", "--max-questions", "1",
                 "--max-new-tokens", "16", "--seed", "0", "--experiment", RUN, "--db", db]
 
     def whole_checkpoints(work: Path) -> list[int]:

@@ -33,7 +33,7 @@ from promed_agents.loader import bundled_sample_path, load_cases
 
 def context_for(doctor, max_questions: int, max_tokens: int) -> ConsultationContext:
     return ConsultationContext(doctor=doctor, max_questions=max_questions,
-                               doctor_kwargs=doctor_sampling(doctor, max_tokens=max_tokens,
+                               doctor_kwargs=doctor_sampling(doctor, max_new_tokens=max_tokens,
                                                              temperature=0.0))
 
 

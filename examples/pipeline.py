@@ -29,7 +29,7 @@ def context(doctor_spec: str, evaluator, temperature: float) -> ConsultationCont
     doctor = resolve_doctor(doctor_spec)
     return ConsultationContext(doctor=doctor, evaluator=evaluator, max_questions=2,
                                demonstration=True, doctor_kwargs=doctor_sampling(
-                                   doctor, max_tokens=32, temperature=temperature))
+                                   doctor, max_new_tokens=32, temperature=temperature))
 
 
 def main(cases_count: int = 3, steps: int = 1, out: Path = Path("pipeline-run")) -> None:

@@ -32,7 +32,7 @@ def main() -> None:
     for spec in specs:
         doctor = resolve_chat_model(spec)
         context = ConsultationContext(doctor=doctor, max_questions=2, doctor_kwargs=doctor_sampling(
-            doctor, max_tokens=32, temperature=0.0))
+            doctor, max_new_tokens=32, temperature=0.0))
         episodes = run_consultations(cases, context, graph=graph)
         correct = sum(bool(e.correct) for e in episodes)
         statuses = ",".join(e.status.value for e in episodes)

@@ -43,7 +43,7 @@ def main() -> None:
     logged = store.create_experiment("logged", "consult")
     doctor = resolve_chat_model(args.doctor)
     context = ConsultationContext(doctor=doctor, max_questions=2, demonstration=True,
-                                  doctor_kwargs=doctor_sampling(doctor, max_tokens=32,
+                                  doctor_kwargs=doctor_sampling(doctor, max_new_tokens=32,
                                                                 temperature=1.0))
     for episode in asyncio.run(arun_consultations(cases * 2, context, experiment_id=logged)):
         store.record_episode(episode)  # token ids and logprobs travel with each turn

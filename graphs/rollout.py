@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from langchain_core.language_models import BaseChatModel
 
-from promed_agents.agents.doctor import doctor_sampling
+from promed_agents.agents.doctor import DOCTOR_TURN_TOKENS, doctor_sampling
 from promed_agents.agents.evaluator import Evaluator
 from promed_agents.agents.patient import FactSelectPatient, Patient
 from promed_agents.case import Case
@@ -148,7 +148,8 @@ def _trajectory(episode: EpisodeRecord) -> Trajectory:
 async def arollout(cases: Sequence[Case], policy: BaseChatModel, group_size: int, *,
                    patient: Patient | None = None, evaluator: Evaluator | None = None,
                    max_questions: int = DEFAULT_MAX_QUESTIONS, temperature: float = 0.7,
-                   max_tokens: int = 64, partial_policy: PartialInfoPolicy | str = DEFAULT_POLICY,
+                   max_new_tokens: int = DOCTOR_TURN_TOKENS,
+                   partial_policy: PartialInfoPolicy | str = DEFAULT_POLICY,
                    concurrency: int = 16, on_episode: EpisodeSink | None = None
                    ) -> list[TrajectoryGroup]:
     """``group_size`` sampled consultations per case, grouped by case, in case order."""
@@ -157,7 +158,8 @@ async def arollout(cases: Sequence[Case], policy: BaseChatModel, group_size: int
     context = ConsultationContext(
         doctor=policy, patient=patient or FactSelectPatient(),
         evaluator=evaluator or Evaluator(), max_questions=max_questions,
-        doctor_kwargs=doctor_sampling(policy, max_tokens=max_tokens, temperature=temperature))
+        doctor_kwargs=doctor_sampling(policy, max_new_tokens=max_new_tokens,
+                                      temperature=temperature))
     repeated = [case for case in cases for _ in range(group_size)]
     episodes = await arun_consultations(repeated, context, policy=partial_policy,
                                         concurrency=concurrency, on_episode=on_episode,

@@ -16,6 +16,7 @@ from promed_agents.cli.config_options import config_command, knob, knob_from
 from promed_agents.cli.consult import ConsultCommandConfig
 from promed_agents.cli.demo import DemoConfig
 from promed_agents.cli.evaluate import EvalCommandConfig
+from promed_agents.cli.grpo import GRPOCommandConfig
 from promed_agents.cli.mcts import MCTSCommandConfig
 from promed_agents.cli.shapley import ShapleyCommandConfig
 from promed_agents.cli.train import SFTCommandConfig
@@ -28,6 +29,7 @@ COMMAND_CONFIGS = {
     ("mcts",): MCTSCommandConfig,
     ("shapley",): ShapleyCommandConfig,
     ("train", "sft"): SFTCommandConfig,
+    ("train", "grpo"): GRPOCommandConfig,
 }
 
 

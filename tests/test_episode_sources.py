@@ -66,7 +66,7 @@ def test_local_consultations_record_how_they_sampled(tiny_model_folder):
     doctor = LocalChatModel(model_ref=str(tiny_model_folder))
     for temperature, problem in ((1.0, None), (0.7, "were sampled at temperature 0.7")):
         context = ConsultationContext(doctor=doctor, max_questions=0, doctor_kwargs=
-                                      doctor_sampling(doctor, max_tokens=4,
+                                      doctor_sampling(doctor, max_new_tokens=4,
                                                       temperature=temperature))
         (episode,) = asyncio.run(arun_consultations(CASES[:1], context))
         sampling = episode.metadata["sampling"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import pytest
 
 from promed_agents.storage import TraceStore
@@ -15,7 +17,7 @@ def test_grpo_from_rollouts_then_consult_with_the_result(sqlite_url, tmp_path,
                sqlite_url).exit_code == 0  # imports the bundled cases
     out = tmp_path / "doctor"
     args = ["train", "grpo", "--model", f"local:{tiny_model_folder}", "--output", out,
-            "--case-ids", "imedqa-1", "--group-size", "2", "--steps", "1",
+            "--case-ids", "imedqa-1", "--num-generations", "2", "--max-steps", "1",
             "--max-questions", "1",
             "--max-new-tokens", "4", "--learning-rate", "1e-3", "--db", sqlite_url]
     trained = run(*args)
@@ -24,7 +26,7 @@ def test_grpo_from_rollouts_then_consult_with_the_result(sqlite_url, tmp_path,
     assert "trained 1 steps" in trained.output and f"local:{out}" in trained.output
     with TraceStore(sqlite_url) as store:
         run_id, config = store.experiment_config("grpo-doctor")
-        assert config["kind"] == "grpo" and config["group_size"] == 2
+        assert config["kind"] == "grpo" and config["num_generations"] == 2
         assert config["case_ids"] == ["imedqa-1"]
         assert store.count_episodes(run_id) == 2
         assert [step for step, _ in store.training_metrics(run_id)] == [1]
@@ -51,8 +53,8 @@ def test_grpo_from_logged_traces(sqlite_url, tmp_path, tiny_model_folder):
                 "1", "--experiment", "faked", "--db", sqlite_url)
     assert faked.exit_code == 0, faked.output
     refused = run("train", "grpo", "--model", f"local:{tiny_model_folder}", "--output",
-                  tmp_path / "refused", "--from-traces", "faked", "--group-size", "2",
-                  "--steps", "1", "--db", sqlite_url)
+                  tmp_path / "refused", "--from-traces", "faked", "--num-generations", "2",
+                  "--max-steps", "1", "--db", sqlite_url)
     assert refused.exit_code == 1 and "logprobs from a served doctor" in refused.stderr
     assert "Traceback" not in refused.stderr and not (tmp_path / "refused").exists()
     greedy = run("consult", "--cases", "2", "--doctor", f"local:{tiny_model_folder}",
@@ -60,16 +62,16 @@ def test_grpo_from_logged_traces(sqlite_url, tmp_path, tiny_model_folder):
                  "--db", sqlite_url)
     assert greedy.exit_code == 0, greedy.output
     refused = run("train", "grpo", "--model", f"local:{tiny_model_folder}", "--output",
-                  tmp_path / "refused", "--from-traces", "greedy", "--group-size", "2",
-                  "--steps", "1", "--db", sqlite_url)
+                  tmp_path / "refused", "--from-traces", "greedy", "--num-generations", "2",
+                  "--max-steps", "1", "--db", sqlite_url)
     assert refused.exit_code == 1 and "were decoded greedily" in refused.stderr
     logged = run("consult", "--cases", "2", "--doctor", f"local:{tiny_model_folder}",
                  "--temperature", "1", "--max-questions", "0", "--max-new-tokens", "6",
                  "--experiment", "logged", "--db", sqlite_url)  # one turn: always stitches
     assert logged.exit_code == 0, logged.output
     trained = run("train", "grpo", "--model", f"local:{tiny_model_folder}", "--output",
-                  tmp_path / "offline", "--from-traces", "logged", "--group-size", "2",
-                  "--steps", "1", "--delta", "3", "--experiment", "off", "--db",
+                  tmp_path / "offline", "--from-traces", "logged", "--num-generations", "2",
+                  "--max-steps", "1", "--delta", "3", "--experiment", "off", "--db",
                   sqlite_url)
     assert trained.exit_code == 0, trained.output
     assert "GRPO (promed reward) on 2 case(s) from logged traces" in trained.output
@@ -83,7 +85,7 @@ def test_grpo_from_logged_traces(sqlite_url, tmp_path, tiny_model_folder):
 def test_the_sig_weighting_is_said_and_require_shapley_refuses(sqlite_url, tmp_path,
                                                                tiny_model_folder):
     args = ["train", "grpo", "--model", f"local:{tiny_model_folder}", "--cases", "2",
-            "--group-size", "2", "--steps", "1", "--max-questions", "1",
+            "--num-generations", "2", "--max-steps", "1", "--max-questions", "1",
             "--max-new-tokens", "4", "--db", sqlite_url]
     refused = run(*args, "--output", tmp_path / "strict", "--require-shapley")
     assert refused.exit_code == 1 and "--require-shapley: 2 of 2 cases" in refused.stderr
@@ -108,7 +110,7 @@ def test_bad_grpo_arguments_are_one_line_errors(sqlite_url, tmp_path):
     taken = run("train", "grpo", "--output", tmp_path / "x", "--experiment", "c",
                 "--cases", "1", "--db", sqlite_url)
     assert taken.exit_code == 1 and "is not a GRPO run" in taken.stderr
-    small = run("train", "grpo", "--output", tmp_path / "x", "--group-size", "1",
+    small = run("train", "grpo", "--output", tmp_path / "x", "--num-generations", "1",
                 "--db", sqlite_url)
     assert small.exit_code == 2
     for flags, problem in ((["--reward", "ppo"], "no reward design 'ppo': choose one of "
@@ -133,7 +135,7 @@ def test_each_reward_design_trains_a_doctor_that_consults(reward, sqlite_url, tm
                sqlite_url).exit_code == 0
     out = tmp_path / reward
     trained = run("train", "grpo", "--model", f"local:{tiny_model_folder}", "--output", out,
-                  "--case-ids", "imedqa-1", "--group-size", "4", "--steps", "1",
+                  "--case-ids", "imedqa-1", "--num-generations", "4", "--max-steps", "1",
                   "--reward", reward, "--dynamic-budget", "2-4", "--length-penalty", "0.5",
                   "--max-new-tokens", "4", "--db", sqlite_url)
     assert trained.exit_code == 0, trained.output
@@ -166,7 +168,7 @@ def test_two_processes_train_one_run(sqlite_url, tmp_path, tiny_model_folder):
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
          "-m", "promed_agents.cli", "train", "grpo", "--model", f"local:{tiny_model_folder}",
-         "--output", str(out), "--cases", "2", "--group-size", "2", "--steps", "2",
+         "--output", str(out), "--cases", "2", "--num-generations", "2", "--max-steps", "2",
          "--max-questions", "1", "--max-new-tokens", "4", "--db", sqlite_url],
         capture_output=True, text=True, timeout=300,
         env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -194,9 +196,10 @@ def test_accelerate_configs_parse():
 
 
 def test_reward_flags_have_the_config_names_and_old_names_still_work(monkeypatch, tmp_path):
-    """--sig-weight, --sig-correct-weight, --answer-weight and --delta are the names of
-    DoctorGRPOConfig's fields; --alpha, --sig-correct, --gamma and --ratio-cap are hidden
-    aliases for one release, with a warning."""
+    """--sig-weight, --sig-correct-weight, --answer-weight, --delta, --num-generations and
+    --max-steps are the names of DoctorGRPOConfig's (TRL's) fields; --alpha,
+    --sig-correct, --gamma, --ratio-cap, --group-size and --steps are hidden aliases for
+    one release, with a warning."""
     import promed_agents.cli.grpo as command
     from promed_agents.trainers.reference_hyperparameters import REFERENCE_GRPO
     from promed_agents.trainers.token_rewards import REFERENCE_WEIGHTS
@@ -208,23 +211,28 @@ def test_reward_flags_have_the_config_names_and_old_names_still_work(monkeypatch
     assert run("train", "grpo", "--output", tmp_path / "a", "--db", db).exit_code == 0
     new = run("train", "grpo", "--output", tmp_path / "b", "--sig-weight", "1.5",
               "--sig-correct-weight", "0.5", "--answer-weight", "0", "--delta", "2",
-              "--db", db)
+              "--num-generations", "3", "--max-steps", "7", "--db", db)
     old = run("train", "grpo", "--output", tmp_path / "c", "--alpha", "1.5",
-              "--sig-correct", "0.5", "--gamma", "0", "--ratio-cap", "2", "--db", db)
+              "--sig-correct", "0.5", "--gamma", "0", "--ratio-cap", "2", "--group-size",
+              "3", "--steps", "7", "--db", db)
     assert new.exit_code == 0 and old.exit_code == 0, old.output
     default, renamed, aliased = seen
     assert (default.sig_weight, default.sig_correct_weight, default.answer_weight,
-            default.delta, default.beta, default.group_size) == (
+            default.delta, default.beta, default.num_generations) == (
         REFERENCE_WEIGHTS.sig_weight, REFERENCE_WEIGHTS.sig_correct_weight,
         REFERENCE_WEIGHTS.answer_weight, None, REFERENCE_GRPO.beta,
         REFERENCE_GRPO.num_generations)
     for settings in (renamed, aliased):
         assert (settings.sig_weight, settings.sig_correct_weight, settings.answer_weight,
-                settings.delta) == (1.5, 0.5, 0.0, 2.0)
+                settings.delta, settings.num_generations, settings.max_steps) == (
+            1.5, 0.5, 0.0, 2.0, 3, 7)
     assert "warning: --alpha is now --sig-weight" in old.stderr
+    assert "warning: --group-size is now --num-generations" in old.stderr
+    assert "warning: --steps is now --max-steps" in old.stderr
     assert "warning" not in new.stderr
     shown = run("train", "grpo", "--help", env={"COLUMNS": "250"}).output
     assert "--sig-correct-weight" in shown and "--alpha" not in shown
+    assert "--num-generations" in shown and "--group-size" not in shown
 
 
 def test_the_trainer_config_and_the_command_share_their_defaults():
@@ -237,7 +245,14 @@ def test_the_trainer_config_and_the_command_share_their_defaults():
                  "beta", "epsilon", "temperature", "loss_type", "learning_rate", "reward",
                  "length_penalty"):
         assert getattr(trainer, name) == getattr(command, name), name
-    assert trainer.num_generations == command.group_size
+    assert trainer.num_generations == command.num_generations
+    # and their help: one declaration (GRPOHyperparameters, RewardWeights)
+    helps = [{f.name: f.metadata.get("help") for f in fields(c)}
+             for c in (DoctorGRPOConfig, GRPOCommandConfig)]
+    for name in ("sig_weight", "sig_correct_weight", "answer_weight", "format_weight",
+                 "beta", "epsilon", "temperature", "loss_type", "learning_rate",
+                 "num_generations"):
+        assert helps[0][name] and helps[0][name] == helps[1][name], name
 
 
 

@@ -136,7 +136,7 @@ def test_the_live_policy_samples_its_own_consultations(tiny_model_folder, tmp_pa
         store.import_cases(CASES)
         run = store.create_experiment("live", "grpo")
         source = GraphRollouts({c.id: c for c in CASES[:1]}, max_questions=1,
-                               max_turn_tokens=6, store=store, experiment_id=run)
+                               max_new_tokens=6, store=store, experiment_id=run)
         train_grpo(f"local:{tiny_model_folder}", CASES[:1], source,
                    _config(tmp_path, max_steps=1, per_device_train_batch_size=2, beta=0.04),
                    store=store, experiment_id=run)
@@ -286,7 +286,7 @@ def test_recorded_logprobs_match_the_trainers(tiny_model_folder, tmp_path):
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_folder)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_folder)
-    source = GraphRollouts({c.id: c for c in CASES[:1]}, max_questions=1, max_turn_tokens=6)
+    source = GraphRollouts({c.id: c for c in CASES[:1]}, max_questions=1, max_new_tokens=6)
     trainer = DoctorGRPOTrainer(model, _config(tmp_path, temperature=1.0), case_dataset(CASES),
                              source, processing_class=tokenizer)
     (episode,) = source.episodes([CASES[0].id], trainer)

@@ -91,10 +91,10 @@ def test_promed_design_is_the_sig_token_rewards():
 
 
 def test_length_penalty_on_the_answer_turn_or_the_episode():
-    token_level = LengthPenalty(SIGReward(), weight=2.0, max_tokens=8)
+    token_level = LengthPenalty(SIGReward(), weight=2.0, max_new_tokens=8)
     # the answer has 4 tokens: 2 x 4/8 = 1 off the answer turn only
     assert token_level.turn_rewards(consultation()) == [1.75, 0.0, 0.5, 0.0, 1.0, 3.0]
-    episode_level = LengthPenalty(OutcomeReward(), weight=2.0, max_tokens=8)
+    episode_level = LengthPenalty(OutcomeReward(), weight=2.0, max_new_tokens=8)
     assert episode_level.turn_rewards(consultation()) == [0.0] * 6
     assert token_level.name == "promed+length"
     no_answer = consultation().model_copy(update={"turns": consultation().turns[:2]})

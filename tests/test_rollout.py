@@ -47,7 +47,7 @@ def test_group_size_must_be_positive():
 def test_sampled_group_with_a_local_policy(tiny_model_folder):
     policy = LocalChatModel(model_ref=str(tiny_model_folder))
     groups = asyncio.run(arollout(CASES[:1], policy, group_size=4, max_questions=1,
-                                  temperature=1.0, max_tokens=8))
+                                  temperature=1.0, max_new_tokens=8))
     (group,) = groups
     texts = {t.samples[0].completion_ids.__repr__() for t in group.trajectories}
     assert len(texts) > 1  # sampling makes the group differ
@@ -66,7 +66,7 @@ def test_smollm2_consultations_stitch_into_one_sequence(smollm2_folder):
     its newline drops only that token), so each consultation is one sequence."""
     policy = LocalChatModel(model_ref=str(smollm2_folder), seed=0)
     (group,) = asyncio.run(arollout(CASES[:1], policy, group_size=3, max_questions=2,
-                                    temperature=0.7, max_tokens=24))
+                                    temperature=0.7, max_new_tokens=24))
     for trajectory in group.trajectories:
         assert trajectory.stitched, [s.completion_ids for s in trajectory.samples]
         sequence, samples = trajectory.sequence, trajectory.samples

@@ -161,7 +161,7 @@ def test_sft_on_paths_whose_answers_were_all_wrong_teaches_the_correct_answer(
 
     def context(doctor) -> ConsultationContext:
         return ConsultationContext(doctor=doctor, max_questions=1, doctor_kwargs=doctor_sampling(
-            doctor, max_tokens=12, temperature=0.0))
+            doctor, max_new_tokens=12, temperature=0.0))
 
     with TraceStore(sqlite_url) as store:
         store.import_cases([case])

@@ -76,7 +76,7 @@ class GraphRollouts:
     budget_range: tuple[int, int] | None = None
     """A dynamic budget: each consultation draws its turns from this range (see
     :class:`~promed_agents.graphs.consultation.ConsultationContext`)."""
-    max_turn_tokens: int = DOCTOR_TURN_TOKENS
+    max_new_tokens: int = DOCTOR_TURN_TOKENS
     demonstration: bool = False
     partial_policy: PartialInfoPolicy | str = DEFAULT_POLICY
     concurrency: int = 16
@@ -120,7 +120,7 @@ class GraphRollouts:
             doctor=doctor, patient=self.patient, evaluator=self.evaluator,
             max_questions=self.max_questions, budget_range=self.budget_range,
             demonstration=self.demonstration,
-            doctor_kwargs=doctor_sampling(doctor, max_tokens=self.max_turn_tokens,
+            doctor_kwargs=doctor_sampling(doctor, max_new_tokens=self.max_new_tokens,
                                           temperature=trainer.temperature))
         model = trainer.accelerator.unwrap_model(trainer.model)
         was_training = model.training

@@ -53,11 +53,12 @@ from trl.trainer.utils import pad, use_adapter
 from promed_agents.agents.doctor import DOCTOR_TURN_TOKENS
 from promed_agents.case import Case
 from promed_agents.errors import TrainingError
+from promed_agents.knob import knob_from
 from promed_agents.trainers.episode_sources import EpisodeSource
 from promed_agents.trainers.grpo_batch import ScoredSequence, rollout_metrics, score_groups
-from promed_agents.trainers.reference_hyperparameters import REFERENCE_GRPO
+from promed_agents.trainers.reference_hyperparameters import GRPOHyperparameters
 from promed_agents.trainers.reward_designs import RewardChoice, RewardDesign
-from promed_agents.trainers.token_rewards import REFERENCE_WEIGHTS, RewardWeights
+from promed_agents.trainers.token_rewards import RewardWeights
 from promed_agents.trainers.training_config import DoctorTrainingConfig, cpu_training_defaults
 from promed_agents.trainers.training_log import TrainingLog
 from promed_agents.trainers.training_output import (
@@ -88,37 +89,24 @@ def check_loss_type(loss_type: str) -> None:
 class DoctorGRPOConfig(DoctorTrainingConfig, GRPOConfig):
     """TRL's ``GRPOConfig`` with the reference's defaults and the SIG reward weights."""
 
-    learning_rate: float = field(default=REFERENCE_GRPO.learning_rate, metadata={
-        "help": "Learning rate (the reference's RL rate)."})
-    loss_type: str = field(default=REFERENCE_GRPO.loss_type, metadata={
-        "help": "TRL loss aggregation; 'grpo' (the reference's) averages each sequence's "
-                "trained tokens, then the sequences."})
-    epsilon: float = field(default=REFERENCE_GRPO.epsilon,
-                           metadata={"help": "PPO clipping (reference: 0.1)."})
-    beta: float = field(default=REFERENCE_GRPO.beta, metadata={
-        "help": "Weight of the k3 KL to the starting model (reference: 0.04; 0 skips the "
-                "reference model)."})
-    temperature: float = field(default=REFERENCE_GRPO.temperature, metadata={
-        "help": "Sampling temperature of the doctor in rollouts (logprobs use the same)."})
-    num_generations: int = field(default=REFERENCE_GRPO.num_generations, metadata={
-        "help": "Consultations per case and step (the group, G)."})
-    sig_weight: float = field(default=REFERENCE_WEIGHTS.sig_weight, metadata={
-        "help": "Question tokens get sig_weight*SIG (the reference's alpha: 2)."})
-    sig_correct_weight: float = field(default=REFERENCE_WEIGHTS.sig_correct_weight, metadata={
-        "help": "Question tokens also get sig_correct_weight*SIG*correct (the reference's "
-                "beta: 1; TRL's beta is the KL weight)."})
-    answer_weight: float = field(default=REFERENCE_WEIGHTS.answer_weight, metadata={
-        "help": "Answer tokens get answer_weight*correct (the reference's gamma: 3)."})
-    format_weight: float = field(default=REFERENCE_WEIGHTS.format_weight, metadata={
-        "help": "Every doctor turn's tokens get format_weight*format_score (reference: 1)."})
+    learning_rate: float = knob_from(GRPOHyperparameters, "learning_rate")
+    loss_type: str = knob_from(GRPOHyperparameters, "loss_type")
+    epsilon: float = knob_from(GRPOHyperparameters, "epsilon")
+    beta: float = knob_from(GRPOHyperparameters, "beta")
+    temperature: float = knob_from(GRPOHyperparameters, "temperature")
+    num_generations: int = knob_from(GRPOHyperparameters, "num_generations")
+    sig_weight: float = knob_from(RewardWeights, "sig_weight")
+    sig_correct_weight: float = knob_from(RewardWeights, "sig_correct_weight")
+    answer_weight: float = knob_from(RewardWeights, "answer_weight")
+    format_weight: float = knob_from(RewardWeights, "format_weight")
     reward: str = field(default="promed", metadata={
         "help": "Reward design: promed (SIG per token), doctoragent (DoctorAgent-RL), "
                 "outcome (correctness only) or rollout-level (ProMed's ablation); see "
                 "promed_agents.trainers.reward_designs."})
     length_penalty: float = field(default=0.0, metadata={
         "help": "Med-U1's length penalty: the answer loses length_penalty x its tokens / "
-                "max_turn_tokens (0: off)."})
-    max_turn_tokens: int = field(default=DOCTOR_TURN_TOKENS, metadata={
+                "max_new_tokens (0: off)."})
+    max_new_tokens: int = field(default=DOCTOR_TURN_TOKENS, metadata={
         "help": "Tokens the doctor may write per turn (the length penalty's scale)."})
     policy_name: str = field(default="grpo-policy", metadata={
         "help": "Doctor spec recorded on rollouts of the policy in training (local:NAME)."})
@@ -136,7 +124,7 @@ class DoctorGRPOConfig(DoctorTrainingConfig, GRPOConfig):
 
     @property
     def reward_design(self) -> RewardDesign:
-        return RewardChoice(self.reward, self.length_penalty, self.max_turn_tokens,
+        return RewardChoice(self.reward, self.length_penalty, self.max_new_tokens,
                             self.token_reward_weights).design()
 
 

@@ -21,7 +21,7 @@ Episode-level designs (:class:`EpisodeLevelReward`) give every doctor turn the e
 reward; their advantage is the group-normalised reward ``(R - mean) / (std + 1e-4)`` over
 the group's trainable consultations (TRL's ``scale_rewards="group"``, sample standard
 deviation), the same on every trained token. :class:`LengthPenalty` wraps any design: the
-answer turn loses ``weight x answer tokens / max_tokens`` (Med-U1); for an episode-level
+answer turn loses ``weight x answer tokens / max_new_tokens`` (Med-U1); for an episode-level
 design the episode's reward does, since all its tokens share one reward. A group whose
 rewards are all equal gets advantage 0 (it teaches nothing), as TRL does; the
 reference's rollout-level code gives such a group random advantages of +-1 instead,
@@ -217,12 +217,12 @@ class RolloutLevelReward(EpisodeLevelReward):
 @dataclass(frozen=True)
 class LengthPenalty:
     """Any design with Med-U1's length penalty on the answer: ``weight x (answer tokens /
-    max_tokens)`` is taken from the answer turn's reward (from the episode's reward for an
+    max_new_tokens)`` is taken from the answer turn's reward (from the episode's reward for an
     episode-level design). An answer recorded without token ids counts its words."""
 
     design: RewardDesign
     weight: float
-    max_tokens: int
+    max_new_tokens: int
 
     @property
     def name(self) -> str:
@@ -234,7 +234,7 @@ class LengthPenalty:
         if not answers:
             return 0.0
         tokens = len(answers[-1].token_ids or ()) or len(answers[-1].text.split())
-        return self.weight * tokens / self.max_tokens
+        return self.weight * tokens / self.max_new_tokens
 
     def turn_rewards(self, episode: EpisodeRecord) -> list[float]:
         rewards = self.design.turn_rewards(episode)
@@ -268,7 +268,7 @@ class RewardChoice:
 
     reward: str = "promed"
     length_penalty: float = 0.0
-    max_tokens: int = DOCTOR_TURN_TOKENS
+    max_new_tokens: int = DOCTOR_TURN_TOKENS
     weights: RewardWeights = field(default=REFERENCE_WEIGHTS)
 
     def design(self) -> RewardDesign:
@@ -280,5 +280,5 @@ class RewardChoice:
                                 "number >= 0")
         design = REWARD_DESIGNS[self.reward](self.weights)
         if self.length_penalty:
-            return LengthPenalty(design, self.length_penalty, self.max_tokens)
+            return LengthPenalty(design, self.length_penalty, self.max_new_tokens)
         return design

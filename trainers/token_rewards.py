@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from promed_agents.knob import knob
 from promed_agents.question_repeats import repeated_flags
 from promed_agents.trace import EpisodeRecord, Role, TurnKind
 
@@ -39,14 +40,16 @@ class RewardWeights:
     """Weights of the reward parts, named as the CLI flags and :class:`DoctorGRPOConfig`
     name them (the reference's alpha, beta and gamma; its values are the defaults)."""
 
-    sig_weight: float = 2.0
-    """Question tokens: weight of the question's SIG (the reference's alpha)."""
-    sig_correct_weight: float = 1.0
-    """Question tokens: weight of SIG times correctness (the reference's beta)."""
-    answer_weight: float = 3.0
-    """Answer tokens: weight of correctness (the reference's gamma)."""
-    format_weight: float = 1.0
-    """Every doctor turn: weight of its format score."""
+    sig_weight: float = knob(
+        2.0, help="Question tokens get sig_weight x SIG (the reference's alpha: 2).")
+    sig_correct_weight: float = knob(
+        1.0, help="Question tokens also get sig_correct_weight x SIG x correct (the "
+                  "reference's beta: 1; TRL's beta is the KL weight).")
+    answer_weight: float = knob(
+        3.0, help="Answer tokens get answer_weight x correct (the reference's gamma: 3).")
+    format_weight: float = knob(
+        1.0, help="Every doctor turn's tokens get format_weight x its format score "
+                  "(reference: 1).")
 
 
 REFERENCE_WEIGHTS = RewardWeights()

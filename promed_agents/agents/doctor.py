@@ -70,11 +70,11 @@ DOCTOR_STOP = ("\n",)
 """The format allows one line per turn; stopping there also saves generation time."""
 
 
-def doctor_sampling(model: BaseChatModel, *, max_tokens: int | None = None,
+def doctor_sampling(model: BaseChatModel, *, max_new_tokens: int | None = None,
                     temperature: float | None = None) -> dict[str, object]:
     """Per-call arguments for a doctor model: stop at the end of the line, plus the given
     budget and temperature under the names ``model``'s backend uses."""
-    return sampling_kwargs(model, max_tokens=max_tokens, temperature=temperature,
+    return sampling_kwargs(model, max_tokens=max_new_tokens, temperature=temperature,
                            stop=list(DOCTOR_STOP))
 
 

@@ -189,7 +189,7 @@ def consult(store: TraceStore, settings: ConsultCommandConfig, console: Console,
         doctor=doctor, patient=patient, mode=settings.mode,
         evaluator=evaluator_for(store, settings.sig_scorer, settings.doctor, cases, console),
         max_questions=settings.max_questions, demonstration=settings.demonstration,
-        doctor_kwargs=doctor_sampling(doctor, max_tokens=settings.max_new_tokens,
+        doctor_kwargs=doctor_sampling(doctor, max_new_tokens=settings.max_new_tokens,
                                       temperature=settings.temperature))
     name = settings.experiment or (f"consult-{settings.mode.value}-"
                                    f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-"

@@ -154,8 +154,8 @@ def _train(store: TraceStore, plan: DemoConfig, stamp: str, console: Console,
         console.print(f"SFT skipped: {shown(str(error))}")
     train_grpo_command(store, GRPOCommandConfig(
         model=start, output=folder / "grpo", experiment=f"{stamp}-grpo",
-        case_ids=",".join(_ids(0, plan.train_cases)), group_size=plan.group_size,
-        steps=plan.grpo_steps, learning_rate=plan.grpo_learning_rate,
+        case_ids=",".join(_ids(0, plan.train_cases)), num_generations=plan.group_size,
+        max_steps=plan.grpo_steps, learning_rate=plan.grpo_learning_rate,
         max_questions=plan.max_questions, demonstration=True, save_steps=plan.grpo_steps,
         seed=plan.seed,
         sig_scorer=plan.doctor if plan.doctor in store.shapley_scorers() else None),

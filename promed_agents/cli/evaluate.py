@@ -183,7 +183,7 @@ def run_evaluation(store: TraceStore, settings: EvalCommandConfig, console: Cons
                         max_questions=settings.max_questions,
                         demonstration=settings.demonstration,
                         doctor_kwargs={**doctor_sampling(
-                            doctor, max_tokens=settings.max_new_tokens,
+                            doctor, max_new_tokens=settings.max_new_tokens,
                             temperature=settings.temperature), "seed": seed})
                     episodes += asyncio.run(arun_consultations(
                         cases, context, concurrency=settings.concurrency, graph=graph,

@@ -3,7 +3,7 @@
 case -> consultation graph -> trace in SQL -> Shapley/SIG -> **SIG-GRPO** -> checkpoint ->
 evaluation
 
-``promed train grpo --model local:... --cases N --group-size G --steps N --output DIR``
+``promed train grpo --model local:... --cases N --num-generations G --max-steps N --output DIR``
 trains on fresh consultations of the model in training (recorded under the run's
 experiment); ``--from-traces EXP`` trains on consultations already stored by earlier runs
 (off-policy). The run is an experiment (``--experiment``, default ``grpo-DIRNAME``) whose
@@ -14,45 +14,44 @@ the newest checkpoint in ``DIR``. The result runs as a doctor with ``--doctor lo
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
-from promed_agents.agents.doctor import DOCTOR_TURN_TOKENS
 from promed_agents.agents.patient_spec import resolve_patient
 from promed_agents.backends.local_weights import local_model_ref
+from promed_agents.cli.config_options import config_command, knob, knob_from
 from promed_agents.cli.options import (
-    CaseIdsOption,
-    CasesOption,
+    DEFAULT_DOCTOR,
     DbOption,
-    DemonstrationOption,
-    MaxNewTokensOption,
-    MaxQuestionsOption,
-    PatientOption,
     RenamedFloat,
-    SplitOption,
     budget_range,
     case_id_list,
+    cases_knob,
     check_sig_scorer,
     console,
+    demonstration_knob,
     err_console,
     evaluator_for,
+    max_new_tokens_knob,
+    max_questions_knob,
     open_store,
+    patient_knob,
     renamed,
     reports_errors,
     select_cases,
     shown,
+    split_knob,
 )
 from promed_agents.cli.progress_bar import progress_bar, step_progress
 from promed_agents.cli.run_lifecycle import recorded_run
 from promed_agents.errors import NotFoundError, TraceError, TrainingError
-from promed_agents.graphs.consultation import DEFAULT_MAX_QUESTIONS
-from promed_agents.trainers.reference_hyperparameters import REFERENCE_GRPO
+from promed_agents.trainers.reference_hyperparameters import GRPOHyperparameters
 from promed_agents.trainers.reward_designs import RewardChoice
-from promed_agents.trainers.token_rewards import REFERENCE_WEIGHTS
+from promed_agents.trainers.token_rewards import RewardWeights
 
 if TYPE_CHECKING:
     from promed_agents.storage import TraceStore
@@ -62,41 +61,55 @@ KIND = "grpo"
 
 @dataclass(frozen=True)
 class GRPOCommandConfig:
-    """What ``promed train grpo`` runs; each field is the flag of the same name, and the
+    """What ``promed train grpo`` runs; each field is the option of the same name, and the
     defaults are the reference's (:data:`REFERENCE_GRPO`, :data:`REFERENCE_WEIGHTS`)."""
 
-    output: Path
-    model: str = "local:smollm2"
-    experiment: str | None = None
-    cases: int | None = None
-    case_ids: str | None = None
-    split: str | None = None
-    from_traces: str | None = None
-    group_size: int = REFERENCE_GRPO.num_generations
-    cases_per_step: int = 1
-    steps: int = 30
-    learning_rate: float = REFERENCE_GRPO.learning_rate
-    beta: float = REFERENCE_GRPO.beta
-    epsilon: float = REFERENCE_GRPO.epsilon
-    delta: float | None = None
-    loss_type: str = REFERENCE_GRPO.loss_type
-    sig_weight: float = REFERENCE_WEIGHTS.sig_weight
-    sig_correct_weight: float = REFERENCE_WEIGHTS.sig_correct_weight
-    answer_weight: float = REFERENCE_WEIGHTS.answer_weight
-    format_weight: float = REFERENCE_WEIGHTS.format_weight
-    reward: str = "promed"
-    length_penalty: float = 0.0
-    dynamic_budget: str | None = None
-    temperature: float = REFERENCE_GRPO.temperature
-    max_new_tokens: int = DOCTOR_TURN_TOKENS
-    max_questions: int = DEFAULT_MAX_QUESTIONS
-    patient: str = "fact-select"
-    sig_scorer: str | None = None
-    require_shapley: bool = False
-    demonstration: bool = False
-    lora: bool = False
-    save_steps: int = 10
-    seed: int = 0
+    output: Path = knob(help="Folder of the trained model.")
+    model: str = knob(DEFAULT_DOCTOR, help="Starting model spec (local:...).")
+    experiment: str | None = knob(
+        None, help="Name of this run [default: grpo-OUTPUT_NAME]; rerun to resume.")
+    cases: int | None = cases_knob()
+    case_ids: str | None = knob(None, help="Comma-separated case ids.")
+    split: str | None = split_knob()
+    from_traces: str | None = knob(
+        None, help="Train on stored consultations of these experiments (comma-separated) "
+                   "instead of fresh rollouts.")
+    num_generations: int = knob_from(GRPOHyperparameters, "num_generations", min=2)
+    cases_per_step: int = knob(1, help="Cases per step.", min=1)
+    max_steps: int = knob(30, help="Training steps.", min=1)
+    learning_rate: float = knob_from(GRPOHyperparameters, "learning_rate", min=0.0)
+    beta: float = knob_from(GRPOHyperparameters, "beta", min=0.0)
+    epsilon: float = knob_from(GRPOHyperparameters, "epsilon", min=0.0)
+    delta: float | None = knob(
+        None, help="TRL's delta: cap of the importance ratio (useful with --from-traces).")
+    loss_type: str = knob_from(GRPOHyperparameters, "loss_type")
+    sig_weight: float = knob_from(RewardWeights, "sig_weight")
+    sig_correct_weight: float = knob_from(RewardWeights, "sig_correct_weight")
+    answer_weight: float = knob_from(RewardWeights, "answer_weight")
+    format_weight: float = knob_from(RewardWeights, "format_weight")
+    reward: str = knob(
+        "promed", help="Reward design: promed (SIG per token; the weights above), "
+                       "doctoragent (DoctorAgent-RL), outcome (correctness only), "
+                       "rollout-level (ProMed's ablation).")
+    length_penalty: float = knob(
+        0.0, help="The answer loses this x its tokens / --max-new-tokens (Med-U1; 0: off).",
+        min=0.0)
+    dynamic_budget: str | None = knob(
+        None, help="Draw each consultation's doctor turns from LOW-HIGH (DoctorAgent-RL: "
+                   "2-10); the doctor sees 'Turn t of T.' [default: --max-questions]")
+    temperature: float = knob_from(GRPOHyperparameters, "temperature", min=0.01)
+    max_new_tokens: int = max_new_tokens_knob()
+    max_questions: int = max_questions_knob()
+    patient: str = patient_knob()
+    sig_scorer: str | None = knob(
+        None, help="Whose stored Shapley values weigh facts [default: --model].")
+    require_shapley: bool = knob(
+        False, help="Refuse to start unless every case has stored Shapley values (else "
+                    "those without weigh their facts uniformly).")
+    demonstration: bool = demonstration_knob()
+    lora: bool = knob(False, help="Train a LoRA adapter (merged on save).")
+    save_steps: int = knob(10, help="Checkpoint every N steps.", min=1)
+    seed: int = knob(0, help="Training seed.")
 
     @property
     def name(self) -> str:
@@ -182,10 +195,10 @@ def train_grpo_command(store: TraceStore, settings: GRPOCommandConfig, console: 
         return GRPOResult(settings.output, receipt["steps"], None,
                           receipt.get("checkpoint_id"), receipt)
     source = _source(store, settings, experiment_id, cases, console)
-    size = settings.group_size * settings.cases_per_step
+    size = settings.num_generations * settings.cases_per_step
     config = DoctorGRPOConfig(
-        output_dir=str(settings.output), max_steps=settings.steps,
-        learning_rate=settings.learning_rate, num_generations=settings.group_size,
+        output_dir=str(settings.output), max_steps=settings.max_steps,
+        learning_rate=settings.learning_rate, num_generations=settings.num_generations,
         per_device_train_batch_size=size, beta=settings.beta, epsilon=settings.epsilon,
         delta=settings.delta, loss_type=settings.loss_type,
         temperature=settings.temperature, sig_weight=settings.sig_weight,
@@ -199,14 +212,14 @@ def train_grpo_command(store: TraceStore, settings: GRPOCommandConfig, console: 
     mode = "logged traces" if settings.from_traces else "graph rollouts"
     design = config.reward_design.name
     console.print(f"GRPO ({design} reward) on {len(cases)} case(s) from {mode}: "
-                  f"{settings.steps} steps of {settings.cases_per_step} case(s) x "
-                  f"{settings.group_size} consultations")
+                  f"{settings.max_steps} steps of {settings.cases_per_step} case(s) x "
+                  f"{settings.num_generations} consultations")
     started = time.perf_counter()
     store.finish_experiment(experiment_id, "running")
     with recorded_run(store, experiment_id, settings.name,
                       "run the same command again to resume it from its last saved step"), \
             progress_bar(progress_console) as progress:
-        task = progress.add_task(f"GRPO ({settings.model})", total=settings.steps)
+        task = progress.add_task(f"GRPO ({settings.model})", total=settings.max_steps)
         result = train_grpo(settings.model, cases, source, config, store=store,
                             experiment_id=experiment_id,
                             callbacks=[step_progress(progress, task)])
@@ -224,96 +237,33 @@ def train_grpo_command(store: TraceStore, settings: GRPOCommandConfig, console: 
     return result
 
 
+RenamedInt = Annotated[int | None, typer.Option(hidden=True)]
+
+
 @reports_errors
+@config_command(GRPOCommandConfig)
 def grpo(
-    output: Annotated[Path, typer.Option(help="Folder of the trained model.")],
-    model: Annotated[str, typer.Option(help="Starting model spec (local:...).")] =
-    GRPOCommandConfig.model,
-    experiment: Annotated[str | None, typer.Option(
-        help="Name of this run [default: grpo-OUTPUT_NAME]; rerun to resume.")] = None,
-    cases: CasesOption = None,
-    case_ids: CaseIdsOption = None,
-    split: SplitOption = None,
-    from_traces: Annotated[str | None, typer.Option(
-        help="Train on stored consultations of these experiments (comma-separated) "
-             "instead of fresh rollouts.")] = None,
-    group_size: Annotated[int, typer.Option(
-        min=2, help="Consultations per case (G; TRL's num_generations).")] =
-    GRPOCommandConfig.group_size,
-    cases_per_step: Annotated[int, typer.Option(min=1, help="Cases per step.")] =
-    GRPOCommandConfig.cases_per_step,
-    steps: Annotated[int, typer.Option(min=1, help="Training steps.")] = GRPOCommandConfig.steps,
-    learning_rate: Annotated[float, typer.Option(min=0.0, help="Learning rate.")] =
-    GRPOCommandConfig.learning_rate,
-    beta: Annotated[float, typer.Option(
-        min=0.0, help="TRL's beta: k3 KL weight (0: no reference model).")] =
-    GRPOCommandConfig.beta,
-    epsilon: Annotated[float, typer.Option(min=0.0, help="TRL's epsilon: PPO clipping.")] =
-    GRPOCommandConfig.epsilon,
-    delta: Annotated[float | None, typer.Option(
-        help="TRL's delta: cap of the importance ratio (useful with --from-traces).")] = None,
-    loss_type: Annotated[str, typer.Option(help="TRL loss type (grpo, dapo, dr_grpo, ...).")]
-    = GRPOCommandConfig.loss_type,
-    sig_weight: Annotated[float, typer.Option(
-        help="Question tokens: weight of SIG (the reference's alpha).")] =
-    GRPOCommandConfig.sig_weight,
-    sig_correct_weight: Annotated[float, typer.Option(
-        help="Question tokens: weight of SIG x correct (the reference's beta).")] =
-    GRPOCommandConfig.sig_correct_weight,
-    answer_weight: Annotated[float, typer.Option(
-        help="Answer tokens: weight of correct (the reference's gamma).")] =
-    GRPOCommandConfig.answer_weight,
-    format_weight: Annotated[float, typer.Option(help="Every turn: format score.")] =
-    GRPOCommandConfig.format_weight,
-    reward: Annotated[str, typer.Option(
-        help="Reward design: promed (SIG per token; the weights above), doctoragent "
-             "(DoctorAgent-RL), outcome (correctness only), rollout-level (ProMed's "
-             "ablation).")] = GRPOCommandConfig.reward,
-    length_penalty: Annotated[float, typer.Option(
-        min=0.0, help="The answer loses this x its tokens / --max-new-tokens (Med-U1; "
-                      "0: off).")] = GRPOCommandConfig.length_penalty,
-    dynamic_budget: Annotated[str | None, typer.Option(
-        help="Draw each consultation's doctor turns from LOW-HIGH (DoctorAgent-RL: 2-10); "
-             "the doctor sees 'Turn t of T.' [default: --max-questions]")] = None,
-    temperature: Annotated[float, typer.Option(min=0.01, help="Rollout sampling.")] =
-    GRPOCommandConfig.temperature,
-    max_new_tokens: MaxNewTokensOption = GRPOCommandConfig.max_new_tokens,
-    max_questions: MaxQuestionsOption = GRPOCommandConfig.max_questions,
-    patient: PatientOption = GRPOCommandConfig.patient,
-    sig_scorer: Annotated[str | None, typer.Option(
-        help="Whose stored Shapley values weigh facts [default: --model].")] = None,
-    require_shapley: Annotated[bool, typer.Option(
-        help="Refuse to start unless every case has stored Shapley values (else those "
-             "without weigh their facts uniformly).")] = False,
-    demonstration: DemonstrationOption = False,
-    lora: Annotated[bool, typer.Option(help="Train a LoRA adapter (merged on save).")] =
-    False,
-    save_steps: Annotated[int, typer.Option(min=1, help="Checkpoint every N steps.")] =
-    GRPOCommandConfig.save_steps,
-    seed: Annotated[int, typer.Option(help="Training seed.")] = GRPOCommandConfig.seed,
+    settings: GRPOCommandConfig,
+    db: DbOption = None,
+    group_size: RenamedInt = None,
+    steps: RenamedInt = None,
     alpha: RenamedFloat = None,
     sig_correct: RenamedFloat = None,
     gamma: RenamedFloat = None,
     ratio_cap: RenamedFloat = None,
-    db: DbOption = None,
 ) -> None:
     """GRPO on consultations (default SIG-GRPO: question tokens rewarded by their SIG,
     answers by correctness; --reward for the other designs), from fresh consultations of
     the model in training or from stored ones. A rerun resumes."""
-    settings = GRPOCommandConfig(
-        model=model, output=output, experiment=experiment, cases=cases, case_ids=case_ids,
-        split=split, from_traces=from_traces, group_size=group_size,
-        cases_per_step=cases_per_step, steps=steps, learning_rate=learning_rate, beta=beta,
-        epsilon=epsilon, delta=renamed("--ratio-cap", ratio_cap, "--delta", delta),
-        loss_type=loss_type,
-        sig_weight=renamed("--alpha", alpha, "--sig-weight", sig_weight),
+    settings = replace(
+        settings,
+        num_generations=renamed("--group-size", group_size, "--num-generations",
+                                settings.num_generations),
+        max_steps=renamed("--steps", steps, "--max-steps", settings.max_steps),
+        delta=renamed("--ratio-cap", ratio_cap, "--delta", settings.delta),
+        sig_weight=renamed("--alpha", alpha, "--sig-weight", settings.sig_weight),
         sig_correct_weight=renamed("--sig-correct", sig_correct, "--sig-correct-weight",
-                                   sig_correct_weight),
-        answer_weight=renamed("--gamma", gamma, "--answer-weight", answer_weight),
-        format_weight=format_weight, reward=reward, length_penalty=length_penalty,
-        dynamic_budget=dynamic_budget, temperature=temperature, max_new_tokens=max_new_tokens,
-        max_questions=max_questions, patient=patient, sig_scorer=sig_scorer,
-        require_shapley=require_shapley, demonstration=demonstration, lora=lora,
-        save_steps=save_steps, seed=seed)
+                                   settings.sig_correct_weight),
+        answer_weight=renamed("--gamma", gamma, "--answer-weight", settings.answer_weight))
     with open_store(db) as store:
         train_grpo_command(store, settings, console, err_console)

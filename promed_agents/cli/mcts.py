@@ -197,7 +197,7 @@ def search(store: TraceStore, settings: MCTSCommandConfig, console: Console,
         doctor=doctor, patient=resolve_patient(settings.patient),
         evaluator=Evaluator(weights=weights, name=f"sig:{scorer}"),
         max_questions=settings.max_questions, demonstration=settings.demonstration,
-        doctor_kwargs=doctor_sampling(doctor, max_tokens=settings.max_new_tokens,
+        doctor_kwargs=doctor_sampling(doctor, max_new_tokens=settings.max_new_tokens,
                                       temperature=settings.temperature))
     done = store.search_progress(experiment_id)
     started = time.perf_counter()
@@ -214,7 +214,7 @@ def search(store: TraceStore, settings: MCTSCommandConfig, console: Console,
                 env = ConsultationEnvironment(
                     context, saver, config, experiment_id=experiment_id, proposer=proposer,
                     proposer_kwargs=None if proposer is None else doctor_sampling(
-                        proposer, max_tokens=settings.max_new_tokens,
+                        proposer, max_new_tokens=settings.max_new_tokens,
                         temperature=settings.temperature))
                 return await run_mcts(cases, env, store, experiment_id, config,
                                       settings.concurrency,
