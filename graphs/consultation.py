@@ -305,6 +305,11 @@ def build_consultation_graph(
     """The consultation graph, uncompiled. Compile it, then run it with
     ``graph.ainvoke({"case": case, "view": view}, context=ConsultationContext(...))``.
 
+    Args:
+        retry_policy: how the doctor, patient and hook nodes retry a failed model call.
+        question_hooks: nodes between a doctor's question and the patient (below).
+        doctor_hooks: nodes before every doctor turn (below).
+
     ``question_hooks`` are ``(name, node)`` pairs (:data:`QuestionHook`) run in order
     between a doctor's question and the patient (a safety check, a question rewriter, a
     logger); one that returns :func:`reply_instead` answers in the patient's stead, and

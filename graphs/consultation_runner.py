@@ -139,7 +139,22 @@ async def arun_consultations(
     experiment_id: int | None = None,
     on_episode: EpisodeSink | None = None,
 ) -> list[EpisodeRecord]:
-    """Run every case once; returns the episodes in the order of ``cases``."""
+    """Run every case once; returns the episodes in the order of ``cases``.
+
+    Args:
+        cases: the cases consulted, each once.
+        context: the models and settings (:class:`ConsultationContext`).
+        policy: what the doctor is shown at the start (:func:`partial_view`'s policy).
+        concurrency: consultations at once (a local doctor decodes their turns together).
+        graph: the consultation graph, compiled or not [default:
+            :func:`build_consultation_graph`].
+        graph_name: recorded on each episode.
+        checkpointer: a LangGraph checkpointer; with one, an interrupted run resumes
+            (each case's thread is named by ``experiment_id`` and the case).
+        experiment_id: recorded on each episode.
+        on_episode: called with each episode as it ends (a
+            :class:`~promed_agents.storage.TraceRecorder` stores it).
+    """
     if concurrency < 1:
         raise ConsultationError(f"concurrency must be >= 1, got {concurrency}")
     if graph is None:

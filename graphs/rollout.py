@@ -152,7 +152,21 @@ async def arollout(cases: Sequence[Case], policy: BaseChatModel, group_size: int
                    partial_policy: PartialInfoPolicy | str = DEFAULT_POLICY,
                    concurrency: int = 16, on_episode: EpisodeSink | None = None
                    ) -> list[TrajectoryGroup]:
-    """``group_size`` sampled consultations per case, grouped by case, in case order."""
+    """``group_size`` sampled consultations per case, grouped by case, in case order.
+
+    Args:
+        cases: the cases, each consulted ``group_size`` times.
+        policy: the doctor sampled (a local model records its tokens and logprobs).
+        group_size: consultations per case (GRPO's group).
+        patient: who answers [default: the fact-select patient].
+        evaluator: how questions are scored [default: uniform-weight SIG].
+        max_questions: the question budget.
+        temperature: the doctor's sampling temperature.
+        max_new_tokens: new tokens per doctor turn.
+        partial_policy: what the doctor is shown at the start.
+        concurrency: consultations at once.
+        on_episode: called with each episode as it ends.
+    """
     if group_size < 1:
         raise ValueError(f"group_size must be >= 1, got {group_size}")
     context = ConsultationContext(

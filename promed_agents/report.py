@@ -146,8 +146,15 @@ def consultation(store: TraceStore, episode: EpisodeRecord, weights_for: Weights
 
 def build_report(store: TraceStore, experiments: Sequence[str] | None = None,
                  episodes_per_run: int = 3, weights_for: WeightsFor = _uniform) -> str:
-    """The report of ``experiments`` (names; every run in the store when None); facts are
-    weighed by ``weights_for`` (uniform by default)."""
+    """The report of ``experiments``: one self-contained HTML page.
+
+    Args:
+        store: where the runs are.
+        experiments: run names [default: every run in the store].
+        episodes_per_run: consultations shown per run in the viewer.
+        weights_for: a doctor or scorer spec -> its fact weights (uniform by default;
+            :class:`~promed_agents.storage.StoredWeights` reads stored Shapley values).
+    """
     names = list(experiments) if experiments else [e.name for e in store.list_experiments()]
     runs, ended, sigs, curves, viewers, tops = {}, {}, {}, [], [], []
     for name in names:
