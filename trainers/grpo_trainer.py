@@ -12,8 +12,8 @@ one sequence whose environment tokens (patient replies, reminders) are masked ou
 TRL's ``tool_mask``, and hands TRL **per-token advantages** of shape (B, T):
 
 1. each doctor turn's tokens get its reward (:mod:`~promed_agents.trainers.token_rewards`):
-   a question ``alpha*SIG + beta*SIG*correct``, the final answer ``gamma*correct``, every
-   turn ``format*format_score``;
+   a question ``sig_weight*SIG + sig_correct_weight*SIG*correct``, the final answer
+   ``answer_weight*correct``, every turn ``format_weight*format_score``;
 2. the advantage of a trained token is its reward minus the mean reward of all trained
    tokens of the case's group; no division by the standard deviation (the reference's
    rule; TRL's ``scale_rewards`` is not used);

@@ -3,11 +3,12 @@
 case -> consultation graph -> trace in SQL -> Shapley/SIG -> **token rewards** -> GRPO
 
 The paper's reward distribution, per doctor turn of a consultation, on every token of the
-turn (weights :class:`RewardWeights`, reference alpha 2, beta 1, gamma 3, format 1):
+turn (weights :class:`RewardWeights`: ``sig_weight`` 2, ``sig_correct_weight`` 1,
+``answer_weight`` 3, ``format_weight`` 1, the paper's alpha, beta, gamma and format):
 
-- a question ``q``: ``alpha * SIG(q) + beta * SIG(q) * correct``;
-- the final answer: ``gamma * correct``;
-- plus ``format * format_score`` on any turn (1 when the turn starts with its marker, 0.5
+- a question ``q``: ``sig_weight * SIG(q) + sig_correct_weight * SIG(q) * correct``;
+- the final answer: ``answer_weight * correct``;
+- plus ``format_weight * format_score`` on any turn (1 when the turn starts with its marker, 0.5
   when the marker comes later, 0 for an invalid turn);
 - every other token (prompts, patient replies, reminders, a stop token the chat template
   re-renders) gets 0 and is not trained.
