@@ -29,7 +29,7 @@ budget=3
 
 "$promed" cases import "$($py -c 'from promed_agents.loader import bundled_sample_path as p; print(p())')" --split sample --db "$db"
 time "$promed" train grpo --output "$work/grpo-doctor" --case-ids "$train_ids" \
-  --group-size "$group" --steps "$steps" --learning-rate "$lr" --seed "$seed" \
+  --num-generations "$group" --max-steps "$steps" --learning-rate "$lr" --seed "$seed" \
   --max-questions "$budget" --demonstration --db "$db" $extra
 for doctor in "local:smollm2" "local:$work/grpo-doctor"; do
   name="heldout-$(basename "${doctor#local:}")"

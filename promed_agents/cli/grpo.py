@@ -169,7 +169,7 @@ def _source(store: TraceStore, settings: GRPOCommandConfig, experiment_id: int, 
     return GraphRollouts({c.id: c for c in cases}, patient=resolve_patient(settings.patient),
                          evaluator=evaluator, max_questions=settings.max_questions,
                          budget_range=budget_range(settings.dynamic_budget),
-                         max_turn_tokens=settings.max_new_tokens,
+                         max_new_tokens=settings.max_new_tokens,
                          demonstration=settings.demonstration, store=store,
                          experiment_id=experiment_id)
 
@@ -204,7 +204,7 @@ def train_grpo_command(store: TraceStore, settings: GRPOCommandConfig, console: 
         temperature=settings.temperature, sig_weight=settings.sig_weight,
         sig_correct_weight=settings.sig_correct_weight, answer_weight=settings.answer_weight,
         format_weight=settings.format_weight, reward=settings.reward,
-        length_penalty=settings.length_penalty, max_turn_tokens=settings.max_new_tokens,
+        length_penalty=settings.length_penalty, max_new_tokens=settings.max_new_tokens,
         use_lora=settings.lora, logging_steps=1,
         save_strategy="steps", save_steps=settings.save_steps, save_total_limit=1,
         report_to="none", seed=settings.seed, disable_tqdm=True,
