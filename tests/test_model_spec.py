@@ -54,3 +54,18 @@ def test_registered_provider_and_unknown_provider():
 def test_missing_local_model_directory(tmp_path):
     with pytest.raises(BackendError, match="no config.json"):
         resolve_chat_model(f"local:{tmp_path}").invoke("hi")
+
+
+def test_every_provider_is_listed_in_the_registry_not_registered_by_an_import():
+    """``bank:`` resolves in a fresh interpreter that imported only the backends: the
+    registry names its factory, loaded on first use."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from promed_agents.backends import resolve_chat_model; "
+            "assert 'promed_agents.agents.reference_doctors' not in sys.modules; "
+            "print(type(resolve_chat_model('bank:fixed')).__name__)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "BankDoctor"

@@ -53,7 +53,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from promed_agents.agents.doctor import ConsultationSoFar
 from promed_agents.agents.question_bank import bank_questions, case_language
 from promed_agents.agents.similar_cases import SimilarCases
-from promed_agents.backends.model_spec import ModelSpec, register_backend, resolve_chat_model
+from promed_agents.backends.model_spec import ModelSpec, resolve_chat_model
 from promed_agents.case import Case
 from promed_agents.errors import BackendError
 from promed_agents.text_similarity import bundled_term_weights, matching_tokens
@@ -217,8 +217,8 @@ def resolve_doctor(spec: str | BaseChatModel, known: Sequence[Case] = ()) -> Bas
     return resolve_chat_model(spec)
 
 
-def _bank_backend(spec: ModelSpec) -> BaseChatModel:
+def bank_backend(spec: ModelSpec) -> BaseChatModel:
+    """The model-spec registry's factory for ``bank:...`` specs (listed in
+    :mod:`promed_agents.backends.model_spec`, loaded on first use), so that they resolve
+    wherever chat models do."""
     return bank_doctor(str(spec))
-
-
-register_backend("bank", _bank_backend)  # bank:... specs resolve wherever chat models do

@@ -11,19 +11,23 @@ A spec is ``provider:model`` with an optional ``@base_url``:
 - ``vllm:MODEL@http://host:port/v1``: a vLLM server, also asked for the completion's and
   the prompt's token ids (:mod:`.vllm_chat_model`, :mod:`.token_metadata`);
 - ``fake:RESPONSE||RESPONSE...``: a scripted model for tests (see :mod:`.scripted_chat_model`);
-- ``bank:random`` / ``bank:fixed`` (``:FILE``): a reference doctor asking the question bank,
-  registered by :mod:`promed_agents.agents.reference_doctors` (``oracle`` needs the cases, so
-  it is built by :func:`promed_agents.agents.reference_doctors.resolve_doctor`);
+- ``bank:random`` / ``bank:fixed`` (``:FILE``): a reference doctor asking the question bank
+  (:mod:`promed_agents.agents.reference_doctors`, listed here by name and loaded on first
+  use; ``oracle`` and ``bank:similar`` are built by
+  :func:`promed_agents.agents.reference_doctors.resolve_doctor`);
 - any other LangChain provider (``anthropic:...``, ``ollama:...``) through LangChain's
   ``init_chat_model``.
 
 :func:`resolve_chat_model` returns one shared instance per spec (a local model is loaded
 once for all nodes and graphs); a ``BaseChatModel`` instance is passed through as it is.
-This is the project's one registry: :func:`register_backend` adds a provider.
+This is the project's one registry, every provider listed in :data:`_REGISTRY` (a
+factory, or ``"module:function"`` for one that lives above the backends and is imported
+on first use); :func:`register_backend` adds one.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 import threading
 from collections.abc import Callable
@@ -131,8 +135,9 @@ def _langchain(spec: ModelSpec) -> BaseChatModel:
         raise BackendError(f"cannot create a chat model for {spec}: {reason}") from None
 
 
-_REGISTRY: dict[str, BackendFactory] = {"local": _local, "fake": _fake, "openai": _openai,
-                                         "vllm": _vllm}
+_REGISTRY: dict[str, BackendFactory | str] = {
+    "local": _local, "fake": _fake, "openai": _openai, "vllm": _vllm,
+    "bank": "promed_agents.agents.reference_doctors:bank_backend"}
 _CACHE: dict[str, BaseChatModel] = {}
 _SPEC_OF: dict[int, str] = {}  # id of a cached model -> its spec (cached models never die)
 _LOCK = threading.Lock()
@@ -153,6 +158,9 @@ def resolve_chat_model(spec: str | ModelSpec | BaseChatModel) -> BaseChatModel:
     with _LOCK:
         if key not in _CACHE:
             factory = _REGISTRY.get(parsed.provider, _langchain)
+            if isinstance(factory, str):  # "module:function", imported on first use
+                module, _, name = factory.partition(":")
+                factory = getattr(importlib.import_module(module), name)
             _CACHE[key] = factory(parsed)
             _SPEC_OF[id(_CACHE[key])] = key
         return _CACHE[key]
