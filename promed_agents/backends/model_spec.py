@@ -18,8 +18,10 @@ A spec is ``provider:model`` with an optional ``@base_url``:
 - any other LangChain provider (``anthropic:...``, ``ollama:...``) through LangChain's
   ``init_chat_model``.
 
-:func:`resolve_chat_model` returns one shared instance per spec (a local model is loaded
-once for all nodes and graphs); a ``BaseChatModel`` instance is passed through as it is.
+:func:`resolve_chat_model` returns one shared instance per spec, held by the process's
+:func:`~promed_agents.backends.model_pool.shared_pool` (a local model is loaded once for all
+nodes and graphs, and evicted when the pool is full); a ``BaseChatModel`` instance is
+passed through as it is.
 This is the project's one registry, every provider listed in :data:`_REGISTRY` (a
 factory, or ``"module:function"`` for one that lives above the backends and is imported
 on first use); :func:`register_backend` adds one.
@@ -36,6 +38,7 @@ from urllib.parse import urlsplit
 
 from langchain_core.language_models import BaseChatModel
 
+from promed_agents.backends.model_pool import shared_pool
 from promed_agents.errors import BackendError
 from promed_agents.redaction import without_password
 
@@ -138,8 +141,6 @@ def _langchain(spec: ModelSpec) -> BaseChatModel:
 _REGISTRY: dict[str, BackendFactory | str] = {
     "local": _local, "fake": _fake, "openai": _openai, "vllm": _vllm,
     "bank": "promed_agents.agents.reference_doctors:bank_backend"}
-_CACHE: dict[str, BaseChatModel] = {}
-_SPEC_OF: dict[int, str] = {}  # id of a cached model -> its spec (cached models never die)
 _LOCK = threading.Lock()
 
 
@@ -154,23 +155,23 @@ def resolve_chat_model(spec: str | ModelSpec | BaseChatModel) -> BaseChatModel:
     if isinstance(spec, BaseChatModel):
         return spec
     parsed = spec if isinstance(spec, ModelSpec) else ModelSpec.parse(spec)
-    key = str(parsed)
+    return shared_pool().chat_model(str(parsed), lambda: _factory(parsed.provider)(parsed))
+
+
+def _factory(provider: str) -> BackendFactory:
     with _LOCK:
-        if key not in _CACHE:
-            factory = _REGISTRY.get(parsed.provider, _langchain)
-            if isinstance(factory, str):  # "module:function", imported on first use
-                module, _, name = factory.partition(":")
-                factory = getattr(importlib.import_module(module), name)
-            _CACHE[key] = factory(parsed)
-            _SPEC_OF[id(_CACHE[key])] = key
-        return _CACHE[key]
+        factory = _REGISTRY.get(provider, _langchain)
+    if isinstance(factory, str):  # "module:function", imported on first use
+        module, _, name = factory.partition(":")
+        factory = getattr(importlib.import_module(module), name)
+    return factory
 
 
 def spec_name(model: str | ModelSpec | BaseChatModel) -> str:
     """A string naming ``model`` for traces: its spec, or its class for an instance; a
     password in the spec's URL is masked (a trace may be printed, exported, shared)."""
     if isinstance(model, BaseChatModel):
-        return without_password(_SPEC_OF.get(id(model)) or getattr(model, "spec", None) or
+        return without_password(shared_pool().spec_of(model) or getattr(model, "spec", None) or
                                 f"instance:{type(model).__name__}")
     return without_password(str(model if isinstance(model, ModelSpec)
                                 else ModelSpec.parse(model)))

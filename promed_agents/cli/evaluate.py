@@ -29,6 +29,7 @@ from promed_agents.agents.abstention import DEFAULT_THRESHOLD
 from promed_agents.agents.doctor import doctor_sampling
 from promed_agents.agents.patient_spec import resolve_patient
 from promed_agents.agents.reference_doctors import known_cases, resolve_doctor
+from promed_agents.backends.model_pool import shared_pool
 from promed_agents.cli.config_options import config_command, knob
 from promed_agents.cli.options import (
     DbOption,
@@ -194,6 +195,8 @@ def run_evaluation(store: TraceStore, settings: EvalCommandConfig, console: Cons
             runs[name] = per_case(episodes)
             runs.weightings[name] = sig_weighting(episodes)
             runs.failed[name] = sum(e.status is EpisodeStatus.FAILED for e in episodes)
+    if settings.doctor.startswith("local:"):  # loaded again (0.1 s) if used again
+        shared_pool().release(settings.doctor)  # an evaluated doctor's weights go with it
     return runs
 
 

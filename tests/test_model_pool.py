@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import pytest
+from langchain_core.messages import HumanMessage
+
+import promed_agents.backends.model_pool as pool_module
+from promed_agents.backends.local_chat_model import LocalChatModel
+from promed_agents.backends.model_pool import ModelPool, shared_pool
+from promed_agents.errors import BackendError
+
+
+@pytest.fixture
+def reads(monkeypatch):
+    """Loading counted, with stand-in weights (no model is read)."""
+    from promed_agents.backends import local_weights
+
+    counted: list[str] = []
+
+    def read(ref):
+        counted.append(ref)
+        return object(), object()
+
+    monkeypatch.setattr(local_weights, "read_local_model", read)
+    return counted
+
+
+def test_the_least_recently_used_model_is_evicted_when_the_pool_is_full(reads):
+    pool = ModelPool(max_local_models=2)
+    a = pool.weights("a")
+    pool.weights("b")
+    assert pool.weights("a") is a  # shared, not read again; "a" is now the recent one
+    pool.weights("c")
+    assert pool.loaded() == ["a", "c"] and pool.evictions == 1
+    pool.weights("b")  # evicted, so read again
+    assert reads == ["a", "b", "c", "b"] and pool.loaded() == ["c", "b"]
+
+
+def test_eviction_and_release_close_the_models_generators(reads, monkeypatch):
+    closed: list[str] = []
+
+    class Generator:
+        def __init__(self, model, tokenizer, **settings):
+            self.settings, self.closed = settings, False
+
+        def close(self):
+            self.closed = True
+            closed.append(self.settings["label"])
+
+    from promed_agents.backends import batch_generator
+
+    monkeypatch.setattr(batch_generator, "BatchGenerator", Generator)
+    pool = ModelPool(max_local_models=1)
+    first = pool.batcher("a", label="a1")
+    assert pool.batcher("a", label="a1") is first and not first.closed
+    pool.batcher("a", label="a2")
+    pool.batcher("b", label="b1")  # evicts "a": both of its generators are closed
+    assert sorted(closed) == ["a1", "a2"] and first.closed
+    assert pool.release("local:b") and closed[-1] == "b1" and pool.loaded() == []
+    assert not pool.release("b")  # nothing left to release
+    served = pool.serve("policy", object(), object(), label="p")
+    pool.weights("c")
+    pool.weights("d")  # a served policy is neither counted nor evicted
+    assert "policy" in pool.loaded() and not served.closed
+    assert pool.batcher("policy") is served
+    pool.close()
+    assert served.closed and pool.loaded() == []
+
+
+def test_a_pool_refuses_to_hold_no_model():
+    with pytest.raises(ValueError, match="at least 1"):
+        ModelPool(max_local_models=0)
+
+
+def test_a_chat_model_whose_weights_were_evicted_loads_them_again(tiny_model_folder,
+                                                                  monkeypatch):
+    pool = ModelPool(max_local_models=1)
+    monkeypatch.setattr(pool_module, "_POOL", pool)
+    chat = LocalChatModel(model_ref=str(tiny_model_folder), max_new_tokens=4)
+    before = chat.invoke([HumanMessage("Any fever?")])
+    generator = chat.batcher
+    pool.weights("smollm2")  # another model takes the only place
+    assert generator.closed and pool.loaded() == ["smollm2"]
+    after = chat.invoke([HumanMessage("Any fever?")])  # greedy: the same reply
+    assert after.content == before.content and pool.loaded() == [str(tiny_model_folder)]
+    pool.close()
+
+
+def test_released_policy_is_not_loaded_again(tiny_model_folder, monkeypatch):
+    pool = ModelPool()
+    monkeypatch.setattr(pool_module, "_POOL", pool)
+    from promed_agents.backends.local_weights import read_local_model
+
+    model, tokenizer = read_local_model(str(tiny_model_folder))
+    policy = LocalChatModel.serving(model, tokenizer, name="policy", max_new_tokens=4)
+    assert policy.invoke([HumanMessage("Any fever?")]).response_metadata["model"] == \
+        "local:policy"
+    assert pool.release("policy")
+    with pytest.raises(BackendError, match="was released"):
+        policy.invoke([HumanMessage("Any fever?")])
+
+
+def test_resolved_chat_models_are_held_by_the_process_pool(monkeypatch):
+    from promed_agents.backends import resolve_chat_model, spec_name
+
+    pool = ModelPool()
+    monkeypatch.setattr(pool_module, "_POOL", pool)
+    assert shared_pool() is pool
+    model = resolve_chat_model("fake:answer: A")
+    assert resolve_chat_model("fake:answer: A") is model
+    assert spec_name(model) == "fake:answer: A"
+    pool.close()  # a closed pool forgets its chat models
+    assert resolve_chat_model("fake:answer: A") is not model
