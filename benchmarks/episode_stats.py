@@ -19,8 +19,8 @@ METRICS = ("sig", "fact_recall", "correct", "questions", "valid_turns")
 def figures(episode) -> dict[str, float]:
     doctor = [t for t in episode.turns if t.role is Role.DOCTOR]
     valid = [t for t in doctor if t.kind in (TurnKind.QUESTION, TurnKind.ANSWER)]
-    return {"sig": episode.metadata.get("information_gain") or 0.0,
-            "fact_recall": episode.metadata.get("fact_recall") or 0.0,
+    return {"sig": episode.information_gain or 0.0,
+            "fact_recall": episode.fact_recall or 0.0,
             "correct": 1.0 if episode.correct else 0.0,
             "questions": float(episode.num_questions),
             "valid_turns": len(valid) / len(doctor) if doctor else 0.0}

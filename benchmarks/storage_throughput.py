@@ -120,7 +120,7 @@ def run_raw_sqlite(path: Path, episodes: int, turns: int, tokens: int) -> dict:
             "completion_tokens, extra, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (ep.case_id, ep.graph, ep.mode.value, ep.partial_policy.value,
              json.dumps(ep.known_fact_ids), ep.doctor_spec, ep.status.value, len(ep.turns),
-             ep.num_questions, 0, 0, json.dumps(ep.metadata), "2026-01-01 00:00:00"))
+             ep.num_questions, 0, 0, json.dumps(ep.stored_metadata()), "2026-01-01 00:00:00"))
         connection.executemany(
             "INSERT INTO turns (episode_id, \"index\", role, text, kind, token_ids, logprobs, "
             "disclosed_fact_ids, sig) VALUES (?,?,?,?,?,?,?,?,?)",

@@ -90,15 +90,16 @@ class ConsultationState(TypedDict, total=False):
     disclosed), ``pending_question`` (the question the patient answers next; None when
     there is none), ``final_requested`` (only an answer is allowed now), ``final_answer``
     (the answered letters, None before), ``information_gain`` (summed SIG of the
-    questions), ``started_at``; ``budget`` only when the budget is drawn per consultation
-    (:attr:`ConsultationContext.budget_range`). Set when it ends: ``status`` (an
+    questions), ``started_at``, ``budget`` (the questions it may ask: drawn per
+    consultation with :attr:`ConsultationContext.budget_range`, else ``max_questions``).
+    Set when it ends: ``status`` (an
     :class:`~promed_agents.trace.EpisodeStatus`: ``completed`` with an answer, ``timeout``
     without one; absent while it runs), then by ``evaluate_final``: ``correct``,
     ``format_score``, ``fact_recall``, ``weighted_recall``. ``confidences`` (appended)
     holds MediQ's abstention estimates when that hook runs.
 
     The consultation ends when ``status`` is set; the doctor is asked for its final answer
-    once ``questions`` reaches the budget (:func:`question_budget`) or a hook sets
+    once ``questions`` reaches ``budget`` or a hook sets
     ``final_requested``. A question hook answers in the patient's stead with
     :func:`reply_instead`.
     """
@@ -164,16 +165,17 @@ changed ``pending_question`` to rewrite it, or :func:`reply_instead` to answer i
 
 
 def question_budget(state: ConsultationState, context: ConsultationContext) -> int:
-    """The questions this consultation may ask (its drawn budget, else the fixed one)."""
-    budget = state.get("budget")
-    return context.max_questions if budget is None else budget
+    """The questions this consultation may ask: ``budget``, which ``start`` sets (drawn,
+    or the context's ``max_questions``)."""
+    return state.get("budget", context.max_questions)
 
 
 def _start(state: ConsultationState, runtime: Runtime[ConsultationContext]) -> dict:
     proactive = runtime.context.mode is ConsultationMode.PROACTIVE
     drawn = runtime.context.budget_range
-    budget = {"budget": random.randint(*drawn) - 1} if drawn and proactive else {}
-    return {**budget,"messages": opening_messages(state["case"], state["view"], proactive,
+    budget = random.randint(*drawn) - 1 if drawn and proactive else \
+        runtime.context.max_questions
+    return {"budget": budget, "messages": opening_messages(state["case"], state["view"], proactive,
                                          runtime.context.demonstration),
             "turns": [], "questions": 0, "pending_question": None,
             "acquired": list(state["view"].known_fact_ids), "final_requested": not proactive,
@@ -201,7 +203,8 @@ async def _doctor(state: ConsultationState, runtime: Runtime[ConsultationContext
         request = HumanMessage(FINAL_REQUEST)
         messages.append(request)
         update["messages"] = [request]
-    if state.get("budget") is not None:  # a drawn budget: the doctor sees where it stands
+    if ctx.budget_range is not None and ctx.mode is ConsultationMode.PROACTIVE:
+        # a drawn budget: the doctor sees where it stands
         shown = HumanMessage(f"Turn {min(state['questions'], budget) + 1} of {budget + 1}.")
         messages.append(shown)
         update["messages"] = update.get("messages", []) + [shown]
@@ -214,13 +217,14 @@ async def _doctor(state: ConsultationState, runtime: Runtime[ConsultationContext
     latency = time.perf_counter() - started
     text = str(reply.content)
     parsed = parse_doctor_turn(text, state["case"])
-    if final and parsed.kind is TurnKind.QUESTION:  # only an answer is allowed now
+    late = final and parsed.kind is TurnKind.QUESTION
+    if late:  # only an answer is allowed now
         parsed = replace(parsed, kind=TurnKind.INVALID, format_score=0.0)
     tokens = token_metadata(reply.response_metadata)
     turn = TurnRecord(index=len(state["turns"]), role=Role.DOCTOR, text=text, kind=parsed.kind,
                       prompt_token_ids=tokens.prompt_ids, token_ids=tokens.completion_ids,
                       logprobs=tokens.logprobs, latency_s=latency,
-                      format_score=parsed.format_score)
+                      format_score=parsed.format_score, late_question=late)
     update.update(turns=[turn], final_requested=final,
                   messages=update.get("messages", []) + [AIMessage(text)])
     recovered = recover_answer(text, state["case"]) if final and \

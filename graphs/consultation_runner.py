@@ -43,7 +43,7 @@ from promed_agents.graphs.consultation import (
     question_budget,
 )
 from promed_agents.partial_view import DEFAULT_POLICY, PartialInfoPolicy, PartialView, partial_view
-from promed_agents.trace import EpisodeRecord, EpisodeStatus
+from promed_agents.trace import EpisodeRecord, EpisodeStatus, SamplingRecord
 
 EpisodeSink = Callable[[EpisodeRecord], Any]
 
@@ -55,7 +55,7 @@ def patient_spec(context: ConsultationContext) -> str:
     return patient.name
 
 
-def sampling_record(context: ConsultationContext) -> dict[str, Any]:
+def sampling_record(context: ConsultationContext) -> SamplingRecord:
     """How the doctor sampled, recorded with each episode: its spec, temperature and
     top-p (per call, else the model's own), and what its recorded logprobs are: the
     backend's ``logprobs_kind`` (``raw`` for the local backend: temperature-1
@@ -68,9 +68,9 @@ def sampling_record(context: ConsultationContext) -> dict[str, Any]:
         value = kwargs.get(name, getattr(doctor, name, None))
         return None if value is None else float(value)
 
-    return {"doctor": spec_name(doctor), "temperature": setting("temperature"),
-            "top_p": setting("top_p"),
-            "logprobs": str(getattr(doctor, "logprobs_kind", "backend"))}
+    return SamplingRecord(doctor=spec_name(doctor), temperature=setting("temperature"),
+                          top_p=setting("top_p"),
+                          logprobs=str(getattr(doctor, "logprobs_kind", "backend")))
 
 
 def _common(case: Case, view: PartialView, context: ConsultationContext, graph_name: str,
@@ -90,16 +90,14 @@ def episode_from_state(state: ConsultationState, context: ConsultationContext,
         status=EpisodeStatus(state.get("status") or EpisodeStatus.TIMEOUT.value),
         started_at=state.get("started_at"), finished_at=datetime.now(timezone.utc),
         final_answer=state.get("final_answer"), correct=state.get("correct"),
-        metadata={"max_questions": question_budget(state, context),
-                  "format_score": state.get("format_score"),
-                  "fact_recall": state.get("fact_recall"),
-                  "weighted_recall": state.get("weighted_recall"),
-                  **({"confidences": state["confidences"]} if state.get("confidences")
-                     else {}),
-                  "information_gain": state.get("information_gain"),
-                  "fact_weights": context.evaluator.weighting(state["case"]),
-                  "doctor_kwargs": context.doctor_kwargs,
-                  "sampling": sampling_record(context)},
+        max_questions=question_budget(state, context),
+        format_score=state.get("format_score"), fact_recall=state.get("fact_recall"),
+        weighted_recall=state.get("weighted_recall"),
+        confidences=state.get("confidences") or [],
+        information_gain=state.get("information_gain"),
+        fact_weights=context.evaluator.weighting(state["case"]),
+        sampling=sampling_record(context),
+        metadata={"doctor_kwargs": context.doctor_kwargs},
         turns=state.get("turns", []))
 
 
@@ -111,8 +109,8 @@ def failed_episode(case: Case, view: PartialView, context: ConsultationContext,
                          status=EpisodeStatus.FAILED,
                          failure_reason=f"{type(error).__name__}: {error}"[:2000],
                          started_at=now, finished_at=now,
-                         metadata={"max_questions": context.max_questions,
-                                   "doctor_kwargs": context.doctor_kwargs})
+                         max_questions=context.max_questions,
+                         metadata={"doctor_kwargs": context.doctor_kwargs})
 
 
 def recursion_limit(max_questions: int) -> int:

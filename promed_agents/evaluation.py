@@ -104,8 +104,8 @@ def episode_figures(episode: EpisodeRecord) -> dict[str, float]:
             "answered": float(answered),
             "repeated": float(sum(repeats.values())),
             "new_facts": float(len(known) - len(set(episode.known_fact_ids))),
-            "fact_recall": float(episode.metadata.get("fact_recall") or 0.0),
-            "sig": float(episode.metadata.get("information_gain") or sum(
+            "fact_recall": float(episode.fact_recall or 0.0),
+            "sig": float(episode.information_gain or sum(
                 t.sig or 0.0 for t in episode.turns if t.kind is TurnKind.QUESTION)),
             "valid_turns": len(valid) / len(doctor) if doctor else 0.0,
             "timeout": 1.0 if episode.status is EpisodeStatus.TIMEOUT else 0.0}
@@ -135,7 +135,7 @@ def recorded_status(status: str | None, reason: str | None,
 def sig_weighting(episodes: Iterable[EpisodeRecord]) -> str:
     """How the SIG of ``episodes`` weighed facts, as their evaluators recorded it:
     ``uniform``, ``shapley:SCORER``, several of these joined by ``+``, or ``unrecorded``."""
-    kinds = sorted({str(e.metadata.get("fact_weights") or "unrecorded") for e in episodes})
+    kinds = sorted({e.fact_weights or "unrecorded" for e in episodes})
     return "+".join(kinds) if kinds else "unrecorded"
 
 

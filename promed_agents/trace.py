@@ -67,6 +67,9 @@ class TurnRecord(BaseModel):
     format_score: float | None = Field(
         default=None, description="Doctor turns: 1 well-formed, 0.5 marker not first, 0 invalid.")
     latency_s: float | None = Field(default=None, ge=0)
+    late_question: bool | None = Field(default=None, description=(
+        "Doctor turns: a question asked after the final request, when only an answer was "
+        "allowed (recorded as invalid); None in traces recorded before it was kept."))
 
     @model_validator(mode="after")
     def _token_arrays_align(self) -> TurnRecord:
@@ -78,6 +81,27 @@ class TurnRecord(BaseModel):
             if values is not None and n is None:
                 raise ValueError(f"{name} given without token_ids")
         return self
+
+
+class SamplingRecord(BaseModel):
+    """How the doctor sampled a consultation, and what its recorded logprobs are."""
+
+    model_config = ConfigDict(extra="allow")
+
+    doctor: str | None = Field(default=None, description="The doctor's spec.")
+    temperature: float | None = Field(
+        default=None, description="Per call, else the model's own; None: not known.")
+    top_p: float | None = None
+    logprobs: str | None = Field(default=None, description=(
+        "``raw``: temperature-1 log-probabilities of the unwarped policy (the local "
+        "backend); ``backend``: whatever a server returned."))
+
+
+OUTCOME_FIELDS = ("max_questions", "format_score", "fact_recall", "weighted_recall",
+                  "information_gain", "fact_weights", "confidences", "sampling")
+"""Typed fields of :class:`EpisodeRecord` that the store keeps, as before they were
+fields, as keys of the episode's metadata JSON (so stored and exported JSON are unchanged
+and older traces load into the fields)."""
 
 
 class EpisodeRecord(BaseModel):
@@ -102,7 +126,24 @@ class EpisodeRecord(BaseModel):
     final_answer: list[str] | None = None
     correct: bool | None = None
     total_reward: float | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    max_questions: int | None = Field(
+        default=None, description="The question budget the consultation ran under.")
+    format_score: float | None = Field(
+        default=None, description="Mean format score of the doctor's turns (1 well formed).")
+    fact_recall: float | None = Field(
+        default=None, description="Share of the case's facts the doctor knew at the end.")
+    weighted_recall: float | None = Field(
+        default=None, description="The same, each fact weighted by its Shapley weight.")
+    information_gain: float | None = Field(
+        default=None, description="SIG of the consultation: the sum of its questions' SIG.")
+    fact_weights: str | None = Field(default=None, description=(
+        "How SIG weighed the facts: the Shapley values' scorer, or ``uniform``."))
+    confidences: list[float] = Field(default_factory=list, description=(
+        "An abstaining doctor's confidence before each turn (MediQ's abstention)."))
+    sampling: SamplingRecord | None = Field(
+        default=None, description="How the doctor sampled (off-policy training reads it).")
+    metadata: dict[str, Any] = Field(default_factory=dict, description=(
+        "Anything else a graph or trainer records (doctor_kwargs, a search's proposer)."))
     thread_id: str | None = Field(default=None, description=(
         "The LangGraph checkpointer thread it ran in, when it ran with one; the store keeps "
         "one episode per thread and experiment, so a resumed run records each once."))
@@ -110,6 +151,25 @@ class EpisodeRecord(BaseModel):
         "The optimizer step a training rollout was sampled at (resumed training drops the "
         "rollouts of steps it redoes)."))
     turns: list[TurnRecord] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _outcome_from_metadata(cls, data: Any) -> Any:
+        """Traces stored before the outcome had fields keep it in ``metadata``: lift it."""
+        if isinstance(data, dict) and isinstance(data.get("metadata"), dict):
+            lifted = {k: v for k, v in data["metadata"].items()
+                      if k in OUTCOME_FIELDS and data.get(k) is None and v is not None}
+            if lifted:
+                rest = {k: v for k, v in data["metadata"].items() if k not in OUTCOME_FIELDS}
+                data = {**data, **lifted, "metadata": rest}
+        return data
+
+    def stored_metadata(self) -> dict[str, Any]:
+        """The metadata JSON the store writes: ``metadata`` and the outcome fields."""
+        outcome = self.model_dump(include=set(OUTCOME_FIELDS), exclude_none=True)
+        if not self.confidences:
+            outcome.pop("confidences", None)
+        return {**self.metadata, **outcome}
 
     @model_validator(mode="after")
     def _consistent(self) -> EpisodeRecord:

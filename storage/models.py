@@ -162,6 +162,7 @@ class TurnRow(Base):
     sig: Mapped[float | None] = mapped_column(Float)
     format_score: Mapped[float | None] = mapped_column(Float)
     latency_s: Mapped[float | None] = mapped_column(Float)
+    late_question: Mapped[bool | None] = mapped_column(Boolean)
 
     episode: Mapped[EpisodeRow] = relationship(back_populates="turns")
 

@@ -82,7 +82,7 @@ def episode_to_json(episode: EpisodeRecord, with_tokens: bool = False,
         "messages": [{"role": _CHAT_ROLES[t.role.value], "content": t.text}
                      for t in episode.turns],
         "turns": turns,
-        "metadata": episode.metadata,
+        "metadata": episode.stored_metadata(),
     }
 
 

@@ -95,7 +95,8 @@ def _turn_from_row(row: TurnRow) -> TurnRecord:
                       logprobs=row.logprobs,
                       token_rewards=row.token_rewards,
                       disclosed_fact_ids=row.disclosed_fact_ids, reward=row.reward,
-                      sig=row.sig, format_score=row.format_score, latency_s=row.latency_s)
+                      sig=row.sig, format_score=row.format_score, latency_s=row.latency_s,
+                      late_question=row.late_question)
 
 
 def _episode_from_row(row: EpisodeRow) -> EpisodeRecord:
@@ -296,7 +297,7 @@ class TraceStore(CaseRecords, ShapleyRecords, SearchRecords, TrainingRecords):
             num_questions=episode.num_questions, final_answer=episode.final_answer,
             correct=episode.correct, total_reward=episode.total_reward,
             prompt_tokens=int(episode.metadata.get("prompt_tokens", 0)),
-            completion_tokens=completion_tokens, extra=redacted(episode.metadata),
+            completion_tokens=completion_tokens, extra=redacted(episode.stored_metadata()),
             thread_id=episode.thread_id, training_step=episode.training_step)).scalar_one()
         if episode.turns:
             session.execute(insert(TurnRow.__table__), [
@@ -305,7 +306,8 @@ class TraceStore(CaseRecords, ShapleyRecords, SearchRecords, TrainingRecords):
                      prompt_token_ids=t.prompt_token_ids, token_ids=t.token_ids,
                      logprobs=t.logprobs, token_rewards=t.token_rewards,
                      disclosed_fact_ids=t.disclosed_fact_ids, reward=t.reward,
-                     sig=t.sig, format_score=t.format_score, latency_s=t.latency_s)
+                     sig=t.sig, format_score=t.format_score, latency_s=t.latency_s,
+                     late_question=t.late_question)
                 for t in episode.turns])
         return episode_id
 

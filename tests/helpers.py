@@ -8,15 +8,15 @@ from typer.testing import CliRunner
 
 from promed_agents.cli import app
 from promed_agents.storage import TraceStore
-from promed_agents.trace import EpisodeRecord, TurnRecord
+from promed_agents.trace import EpisodeRecord, SamplingRecord, TurnRecord
 
 runner = CliRunner()
 
 FAKE_DOCTOR = "fake:question: Do you have a fever?||answer: A"
 """A scripted doctor: one question, then answer A."""
 
-EXACT_SAMPLING = {"doctor": "local:tiny", "temperature": 1.0, "top_p": 1.0, "logprobs": "raw"}
-"""Sampling metadata of a consultation sampled from the logprobs it recorded (the only
+EXACT_SAMPLING = SamplingRecord(doctor="local:tiny", temperature=1.0, top_p=1.0, logprobs="raw")
+"""The sampling record of a consultation sampled from the logprobs it recorded (the only
 kind SIG-GRPO takes from stored traces)."""
 
 
@@ -52,7 +52,10 @@ def episode(case_id="imedqa-0", **kw):
     fields = dict(case_id=case_id, graph="consultation", doctor_spec="fake:scripted",
                   patient_spec="fact-select", known_fact_ids=[0, 1, 2, 3], started_at=start,
                   finished_at=start + timedelta(seconds=3), final_answer=["C"], correct=True,
-                  total_reward=3.5, metadata={"seed": 1, "prompt_tokens": 40}, turns=turns)
+                  total_reward=3.5, max_questions=3, format_score=1.0, fact_recall=0.5,
+                  weighted_recall=0.375, information_gain=0.25, fact_weights="uniform",
+                  confidences=[0.5, 0.75], sampling=EXACT_SAMPLING,
+                  metadata={"seed": 1, "prompt_tokens": 40}, turns=turns)
     fields.update(kw)
     return EpisodeRecord(**fields)
 

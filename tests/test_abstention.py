@@ -60,7 +60,7 @@ def test_the_doctor_asks_while_unsure_and_answers_once_confident():
                                                      "joint fluid show?", "answer: C"])
     doctor = [t.kind for t in episode.turns if t.role.value == "doctor"]
     assert doctor == [TurnKind.QUESTION, TurnKind.ANSWER] and episode.correct
-    assert episode.metadata["confidences"] == [0.3, 0.9]
+    assert episode.confidences == [0.3, 0.9]
     assert state["messages"][-2].content == ANSWER_NOW  # confidence prompts are not kept
     assert not any("how likely" in str(m.content) for m in state["messages"])
 
@@ -69,7 +69,7 @@ def test_a_confident_doctor_answers_at_once_and_a_question_then_is_invalid():
     graph = abstaining_consultation_graph("scale", 0.8)
     _, episode = consult(graph, ["very confident"], ["question: Any fever?"])
     assert [t.kind for t in episode.turns] == [TurnKind.INVALID]
-    assert episode.status.value == "timeout" and episode.metadata["confidences"] == [1.0]
+    assert episode.status.value == "timeout" and episode.confidences == [1.0]
 
 
 def test_the_budget_still_holds_and_reactive_runs_are_not_asked():
@@ -78,7 +78,7 @@ def test_the_budget_still_holds_and_reactive_runs_are_not_asked():
                          max_questions=1)
     assert [t.kind for t in episode.turns if t.role.value == "doctor"] == \
         [TurnKind.QUESTION, TurnKind.ANSWER]
-    assert episode.metadata["confidences"] == [0.1]  # not asked once the budget is spent
+    assert episode.confidences == [0.1]  # not asked once the budget is spent
     _, reactive = consult(graph, ["1.0"], ["answer: C"], mode=ConsultationMode.REACTIVE)
     assert reactive.correct and "confidences" not in reactive.metadata
 

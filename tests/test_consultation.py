@@ -134,14 +134,14 @@ def test_a_dynamic_budget_is_drawn_per_consultation_and_shown_to_the_doctor():
     assert doctor == [TurnKind.QUESTION] * 2 + [TurnKind.INVALID]  # 3 turns: 2 questions
     shown = [m.content for m in state["messages"] if str(m.content).startswith("Turn ")]
     assert shown == ["Turn 1 of 3.", "Turn 2 of 3.", "Turn 3 of 3."]
-    assert episode_from_state(state, ctx).metadata["max_questions"] == 2
+    assert episode_from_state(state, ctx).max_questions == 2
     import random
 
     random.seed(0)
     budgets = {run(scripted("answer: C"), budget_range=(2, 10))["budget"] for _ in range(40)}
     assert budgets <= set(range(1, 10)) and len(budgets) >= 5
     fixed = run(scripted("answer: C"))
-    assert "budget" not in fixed and not any(
+    assert fixed["budget"] == 10 and not any(
         str(m.content).startswith("Turn ") for m in fixed["messages"])
 
 

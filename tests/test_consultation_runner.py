@@ -44,7 +44,7 @@ def test_runs_every_case_in_order_with_bounded_concurrency():
     assert first.doctor_spec == "fake:question: Any fever?||answer: C"
     assert first.patient_spec == "fact-select" and first.evaluator_spec == "uniform-gain"
     assert first.correct is True and first.num_questions == 1
-    assert first.metadata["max_questions"] == 10 and first.duration_s >= 0
+    assert first.max_questions == 10 and first.duration_s >= 0
 
 
 def test_a_failing_case_becomes_a_failed_episode(sqlite_url):

@@ -18,6 +18,7 @@ from promed_agents.storage.database import (
     upgrade,
 )
 from promed_agents.storage.models import Base
+from promed_agents.trace import TurnRecord
 
 TABLES = {"cases", "facts", "experiments", "episodes", "turns", "shapley_values",
           "training_datasets", "training_samples", "model_checkpoints", "alembic_version"}
@@ -163,3 +164,38 @@ def test_concurrent_first_opens_migrate_once(db_url):
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         revisions = pool.map(_open_and_migrate, [db_url] * 4)
     assert revisions == [head_revision()] * 4
+
+
+def test_turns_recorded_before_late_questions_were_kept_get_them_by_the_old_rule(db_url):
+    """Revision 0007 fills in ``late_question`` for older turns by the rule the reward
+    designs used on the text: the last doctor turn of a timed-out episode, invalid,
+    starting with "question"."""
+    from alembic.command import downgrade
+
+    from promed_agents.loader import bundled_sample_path, load_cases
+    from promed_agents.storage import TraceStore
+    from promed_agents.storage.database import alembic_config
+    from promed_agents.trace import EpisodeStatus
+
+    from helpers import episode
+
+    def doctor_turn(index, text, kind):
+        return TurnRecord(index=index, role="doctor", text=text, kind=kind)
+
+    with TraceStore(db_url) as store:
+        store.import_cases(load_cases(bundled_sample_path(), split="sample", limit=1))
+        ran_out = store.record_episode(episode(status=EpisodeStatus.TIMEOUT, turns=[
+            doctor_turn(0, " Question: Any cough?", "invalid"),  # not the last turn
+            TurnRecord(index=1, role="patient", text="No.", kind="reply"),
+            doctor_turn(2, " Question: Any fever?", "invalid")]))
+        answered = store.record_episode(episode(turns=[
+            doctor_turn(0, "question: Any fever?", "invalid"),
+            doctor_turn(1, "answer: C", "answer")]))
+        config = alembic_config(store.engine)
+        with store.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            downgrade(config, "0006")
+        upgrade(store.engine)
+        assert [t.late_question for t in store.get_episode(ran_out).turns] == \
+            [False, None, True]
+        assert [t.late_question for t in store.get_episode(answered).turns] == [False, False]

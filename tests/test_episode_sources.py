@@ -13,6 +13,7 @@ from promed_agents.graphs.consultation import ConsultationContext
 from promed_agents.graphs.consultation_runner import arun_consultations
 from promed_agents.loader import bundled_sample_path, load_cases
 from promed_agents.storage import TraceStore
+from promed_agents.trace import SamplingRecord
 from promed_agents.trainers.episode_sources import LoggedEpisodes, inexact_sampling
 
 from helpers import EXACT_SAMPLING
@@ -23,10 +24,10 @@ CASES = load_cases(bundled_sample_path())[:2]
 
 @pytest.mark.parametrize("sampling, refusal", [
     (None, "recorded no sampling parameters"),
-    ({**EXACT_SAMPLING, "temperature": 0.7}, "sampled at temperature 0.7"),
-    ({**EXACT_SAMPLING, "temperature": 0.0}, "decoded greedily"),
-    ({**EXACT_SAMPLING, "top_p": 0.9}, "top-p 0.9"),
-    ({**EXACT_SAMPLING, "logprobs": "backend"}, "served doctor"),
+    (EXACT_SAMPLING.model_copy(update={"temperature": 0.7}), "sampled at temperature 0.7"),
+    (EXACT_SAMPLING.model_copy(update={"temperature": 0.0}), "decoded greedily"),
+    (EXACT_SAMPLING.model_copy(update={"top_p": 0.9}), "top-p 0.9"),
+    (EXACT_SAMPLING.model_copy(update={"logprobs": "backend"}), "served doctor"),
 ])
 def test_logged_traces_not_sampled_from_their_recorded_logprobs_are_refused(
         sqlite_url, sampling, refusal):
@@ -36,7 +37,7 @@ def test_logged_traces_not_sampled_from_their_recorded_logprobs_are_refused(
         context = ConsultationContext(doctor=ScriptedChatModel(responses=["answer: C"]))
         episodes = asyncio.run(arun_consultations(CASES[:2], context, experiment_id=logged))
         for position, episode in enumerate(episodes):
-            episode.metadata["sampling"] = EXACT_SAMPLING if position else sampling
+            episode.sampling = EXACT_SAMPLING if position else sampling
             store.record_episode(episode)
         with pytest.raises(TrainingError, match=f"1 of 2 logged consultations .*{refusal}"):
             LoggedEpisodes(store, [logged])
@@ -51,7 +52,7 @@ def test_logged_traces_with_proposed_turns_are_refused(sqlite_url):
         context = ConsultationContext(doctor=ScriptedChatModel(responses=["answer: C"]))
         episodes = asyncio.run(arun_consultations(CASES[:2], context, experiment_id=logged))
         for position, episode in enumerate(episodes):
-            episode.metadata["sampling"] = EXACT_SAMPLING
+            episode.sampling = EXACT_SAMPLING
             episode.metadata["proposer"] = {"spec": "bank", "ratio": 0.75,
                                             "proposed_turns": position}
             store.record_episode(episode)
@@ -69,11 +70,11 @@ def test_local_consultations_record_how_they_sampled(tiny_model_folder):
                                       doctor_sampling(doctor, max_new_tokens=4,
                                                       temperature=temperature))
         (episode,) = asyncio.run(arun_consultations(CASES[:1], context))
-        sampling = episode.metadata["sampling"]
-        assert sampling == {"doctor": doctor.spec, "temperature": temperature, "top_p": 1.0,
-                            "logprobs": "raw"}
+        sampling = episode.sampling
+        assert sampling == SamplingRecord(doctor=doctor.spec, temperature=temperature,
+                                          top_p=1.0, logprobs="raw")
         assert inexact_sampling(sampling) == problem
-        assert episode.metadata["fact_weights"] == "uniform"
+        assert episode.fact_weights == "uniform"
 
 
 def test_require_shapley_refuses_traces_weighed_uniformly(sqlite_url):
@@ -83,7 +84,7 @@ def test_require_shapley_refuses_traces_weighed_uniformly(sqlite_url):
         context = ConsultationContext(doctor=ScriptedChatModel(responses=["answer: C"]))
         for episode in asyncio.run(arun_consultations(CASES[:1], context,
                                                       experiment_id=logged)):
-            episode.metadata["sampling"] = EXACT_SAMPLING
+            episode.sampling = EXACT_SAMPLING
             store.record_episode(episode)
         assert LoggedEpisodes(store, [logged]).case_ids == [CASES[0].id]
         with pytest.raises(TrainingError, match="weighed its facts uniform"):
@@ -107,7 +108,7 @@ def test_logged_episodes_are_served_in_turn_and_checked(sqlite_url):
         logged = store.create_experiment("logged", "consult")
         for episode in asyncio.run(arun_consultations(CASES[:1] * 3, context,
                                                       experiment_id=logged)):
-            episode.metadata["sampling"] = EXACT_SAMPLING
+            episode.sampling = EXACT_SAMPLING
             store.record_episode(episode)
         source = LoggedEpisodes(store, [logged])
         ids = [e.id for e in source.episodes([CASES[0].id] * 2)]

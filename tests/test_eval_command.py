@@ -119,7 +119,7 @@ def test_an_abstaining_doctor_is_evaluated_and_its_confidence_stored(sqlite_url)
         run_id, config = store.experiment_config("ab-proactive")
         episodes = list(store.iter_episodes(run_id))
     assert config["abstain"] == "numerical" and config["abstain_threshold"] == 0.8
-    assert [e.metadata["confidences"] for e in episodes] == [[0.9]] * 3
+    assert [e.confidences for e in episodes] == [[0.9]] * 3
     assert all(e.num_questions == 0 for e in episodes)
     bad = run("eval", "--doctor", "fake:answer: C", "--cases", "1", "--abstain", "vibes",
               "--db", sqlite_url)

@@ -95,7 +95,7 @@ def test_the_sig_weighting_is_said_and_require_shapley_refuses(sqlite_url, tmp_p
     assert "for 0 of 2 cases; uniform weights for the rest" in trained.output
     with TraceStore(sqlite_url) as store:
         episodes = list(store.iter_episodes(store.experiment_id("grpo-loose")))
-    assert episodes and all(e.metadata["fact_weights"] == "uniform" for e in episodes)
+    assert episodes and all(e.fact_weights == "uniform" for e in episodes)
 
 
 def test_bad_grpo_arguments_are_one_line_errors(sqlite_url, tmp_path):
@@ -145,7 +145,7 @@ def test_each_reward_design_trains_a_doctor_that_consults(reward, sqlite_url, tm
         run_id, config = store.experiment_config(f"grpo-{reward}")
         episodes = list(store.iter_episodes(run_id))
     assert config["reward"] == reward and config["dynamic_budget"] == "2-4"
-    assert len(episodes) == 4 and {e.metadata["max_questions"] for e in episodes} <= {1, 2, 3}
+    assert len(episodes) == 4 and {e.max_questions for e in episodes} <= {1, 2, 3}
     for episode in episodes:  # the stored turn rewards are the design's
         stored = [t.reward for t in episode.turns if t.role.value == "doctor"]
         assert stored == pytest.approx(design.turn_rewards(episode))

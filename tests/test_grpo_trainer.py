@@ -210,7 +210,7 @@ def _logged_consultations(store, model, tokenizer, run, shift=0.0):
                 chosen = torch.log_softmax(logits.float(), -1).gather(
                     1, torch.tensor(turn.token_ids)[:, None])[:, 0]
                 turn.logprobs = [v + shift for v in chosen.tolist()]
-        episode.metadata["sampling"] = EXACT_SAMPLING  # as if sampled at temperature 1
+        episode.sampling = EXACT_SAMPLING  # as if sampled at temperature 1
         store.record_episode(episode)
 
 

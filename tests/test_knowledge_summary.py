@@ -65,8 +65,8 @@ def test_a_perfect_summary_gives_the_same_sig_as_disclosure(cases):
         sig_a = [t.sig for t in a.turns if t.kind is TurnKind.QUESTION]
         sig_b = [t.sig for t in b.turns if t.kind is TurnKind.QUESTION]
         assert sig_b == pytest.approx(sig_a)
-        assert b.metadata["fact_recall"] == pytest.approx(a.metadata["fact_recall"])
-        assert b.metadata["information_gain"] == pytest.approx(sum(sig_a))
+        assert b.fact_recall == pytest.approx(a.fact_recall)
+        assert b.information_gain == pytest.approx(sum(sig_a))
     assert any(t.sig > 0 for e in by_summary for t in e.turns if t.sig is not None)
 
 
@@ -78,5 +78,5 @@ def test_an_empty_summary_gains_nothing(cases):
         assert len(questions) == 2 and all(t.sig == 0 for t in questions)
         # only the facts known at the start count, although the patient disclosed more
         assert any(t.disclosed_fact_ids for t in episode.turns)
-        assert episode.metadata["fact_recall"] == pytest.approx(
+        assert episode.fact_recall == pytest.approx(
             len(episode.known_fact_ids) / len(case.facts))

@@ -59,6 +59,7 @@ def test_a_question_when_the_turns_ran_out_costs_the_budget_penalty_only():
     ran_out = consultation(status=EpisodeStatus.TIMEOUT, correct=False).model_copy(
         update={"turns": [doctor(0, TurnKind.QUESTION, "question: Any fever?"), patient(1, [2]),
                           doctor(2, TurnKind.INVALID, "question: Any cough?", fmt=0.0)]})
+    ran_out.turns[2].late_question = True  # the graph says so: the request was for an answer
     assert DoctorAgentReward().episode_reward(ran_out) == 1 - 5
     garbled = ran_out.model_copy(update={"turns": [*ran_out.turns[:2], doctor(
         2, TurnKind.INVALID, "hmm", fmt=0.0)]})
@@ -79,7 +80,7 @@ def test_outcome_and_rollout_level_rewards():
     # 4 x 1 + mean format (1 + 0 + 0.5 + 1 + 1 + 1) / 6 + 0.6
     assert RolloutLevelReward().episode_reward(consultation()) == pytest.approx(
         4 + 4.5 / 6 + 0.6)
-    unrecorded = consultation().model_copy(update={"metadata": {}})
+    unrecorded = consultation().model_copy(update={"weighted_recall": None})
     with pytest.raises(TrainingError, match="weighted fact recall"):
         RolloutLevelReward().episode_reward(unrecorded)
 
@@ -123,3 +124,42 @@ def test_every_named_design_is_a_reward_design_and_choices_are_checked():
         RewardChoice(reward="ppo").design()
     with pytest.raises(TrainingError, match="length penalty"):
         RewardChoice(length_penalty=-1).design()
+
+
+def test_a_late_question_is_known_from_the_graph_and_rewording_changes_no_reward(monkeypatch):
+    """The graph marks a question asked after the final request, whatever its text (here
+    the marker is not first); and rewording the doctor's prompt and final request changes
+    no reward design's reward."""
+    import asyncio
+
+    import promed_agents.graphs.consultation as graph_module
+    from promed_agents.agents import doctor as doctor_module
+    from promed_agents.backends.scripted_chat_model import ScriptedChatModel
+    from promed_agents.graphs.consultation import ConsultationContext
+    from promed_agents.graphs.consultation_runner import arun_consultations
+    from promed_agents.loader import bundled_sample_path, load_cases
+
+    cases = load_cases(bundled_sample_path())[:2]
+    designs = [design() for design in (DoctorAgentReward, OutcomeReward, RolloutLevelReward)]
+
+    def run():
+        doctor = ScriptedChatModel(responses=["question: What did the physical examination "
+                                              "show?", "Before I answer, question: Any cough?"])
+        episodes = asyncio.run(arun_consultations(cases, ConsultationContext(
+            doctor=doctor, max_questions=1)))
+        return episodes, [[d.episode_reward(e) for d in designs] for e in episodes]
+
+    episodes, before = run()
+    for episode in episodes:
+        late = episode.turns[-1]
+        assert episode.status is EpisodeStatus.TIMEOUT and late.kind is TurnKind.INVALID
+        assert late.late_question and not episode.turns[0].late_question
+        spent = episode.model_copy(update={"turns": episode.turns[:-1]})
+        # the late question costs the budget penalty only, not the malformed-turn one
+        assert DoctorAgentReward().episode_reward(episode) == \
+            DoctorAgentReward().episode_reward(spent)
+    monkeypatch.setattr(doctor_module, "case_prompt", lambda case, view: (
+        f"Known so far -- {view.opening_text(case)}\nExam item: {case.question}\n" +
+        " | ".join(f"({k}) {v}" for k, v in case.options.items())))
+    monkeypatch.setattr(graph_module, "FINAL_REQUEST", "Time is up: reply with answer: X.")
+    assert run()[1] == before

@@ -5,7 +5,14 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from promed_agents.trace import EpisodeRecord, EpisodeStatus, Role, TurnKind, TurnRecord
+from promed_agents.trace import (
+    EpisodeRecord,
+    EpisodeStatus,
+    Role,
+    SamplingRecord,
+    TurnKind,
+    TurnRecord,
+)
 
 
 def turn(index, **kw):
@@ -44,3 +51,21 @@ def test_derived_counts():
                turn(2, kind="question"), turn(3, kind="answer")])
     assert episode.num_questions == 2
     assert episode.duration_s == pytest.approx(2.5)
+
+
+def test_the_outcome_given_as_metadata_keys_loads_into_its_typed_fields():
+    """Traces written before the outcome had fields keep it in ``metadata``."""
+    episode = EpisodeRecord(case_id="c", graph="g", doctor_spec="d", metadata={
+        "information_gain": 0.5, "fact_recall": 0.25, "max_questions": 3,
+        "sampling": {"doctor": "local:x", "temperature": 1.0, "top_p": 1.0,
+                     "logprobs": "raw"}, "confidences": [0.9], "doctor_kwargs": {"seed": 0}})
+    assert (episode.information_gain, episode.fact_recall, episode.max_questions) == \
+        (0.5, 0.25, 3)
+    assert episode.sampling == SamplingRecord(doctor="local:x", temperature=1.0, top_p=1.0,
+                                              logprobs="raw")
+    assert episode.confidences == [0.9] and episode.metadata == {"doctor_kwargs": {"seed": 0}}
+    assert set(episode.stored_metadata()) == {"information_gain", "fact_recall",
+                                              "max_questions", "sampling", "confidences",
+                                              "doctor_kwargs"}
+    assert EpisodeRecord(case_id="c", graph="g", doctor_spec="d",
+                         metadata=episode.stored_metadata()) == episode

@@ -32,7 +32,9 @@ def test_export_writes_one_line_per_episode(store, tmp_path):
     assert lines[0]["messages"][0] == {"role": "assistant", "content": "question: Any fever?"}
     assert lines[0]["messages"][1]["role"] == "user"
     assert "token_ids" not in lines[0]["turns"][0]
-    assert lines[1]["metadata"] == {"note": "x", "n": [1]}  # nested JSON, not a string
+    metadata = lines[1]["metadata"]  # nested JSON, not a string, as stored
+    assert metadata["note"] == "x" and metadata["n"] == [1]
+    assert metadata["information_gain"] == 0.25 and metadata["sampling"]["logprobs"] == "raw"
     assert lines[2]["status"] == "failed" and lines[2]["turns"] == []
     assert [p.name for p in out.parent.iterdir()] == ["traces.jsonl"]  # no temp file left
 

@@ -225,3 +225,29 @@ def test_driver_failures_are_store_errors(tmp_path):
     with pytest.raises(StoreError, match="does not exist"):
         TraceStore(str(tmp_path / "missing" / "x.db"), create=False)
     assert not (tmp_path / "missing").exists()
+
+
+def test_the_outcome_fields_are_stored_as_the_metadata_json_keys_they_were(store):
+    """No migration: this version writes the typed outcome as the same JSON keys, and a
+    trace an older version wrote (the keys in metadata) loads into the fields."""
+    from sqlalchemy import update
+
+    from promed_agents.storage.models import EpisodeRow
+
+    recorded = episode()
+    episode_id = store.record_episode(recorded)
+    with store.engine.connect() as connection:
+        extra = connection.execute(EpisodeRow.__table__.select().where(
+            EpisodeRow.id == episode_id)).one()._mapping["extra"]
+    assert extra["information_gain"] == 0.25 and extra["fact_weights"] == "uniform"
+    assert extra["sampling"]["logprobs"] == "raw" and extra["seed"] == 1
+    older = {"seed": 1, "information_gain": 0.125, "weighted_recall": 0.5,
+             "sampling": {"doctor": "local:smollm2", "temperature": 0.0, "top_p": 1.0,
+                          "logprobs": "raw"}}
+    with store.engine.begin() as connection:
+        connection.execute(update(EpisodeRow).where(EpisodeRow.id == episode_id)
+                           .values(extra=older))
+    loaded = store.get_episode(episode_id)
+    assert (loaded.information_gain, loaded.weighted_recall) == (0.125, 0.5)
+    assert loaded.sampling.temperature == 0.0 and loaded.metadata == {"seed": 1}
+    assert loaded.fact_recall is None

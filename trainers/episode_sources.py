@@ -20,7 +20,7 @@ The trainer asks its :class:`EpisodeSource` for one finished consultation per da
 Which logged traces are exact: the ratio needs the log-probability of each token under the
 distribution it was *sampled* from. The local backend records temperature-1 logprobs of
 the raw policy, which are that distribution only when the doctor sampled at temperature 1
-with top-p 1 (no warpers). Each episode records how it sampled (``metadata["sampling"]``:
+with top-p 1 (no warpers). Each episode records how it sampled (``EpisodeRecord.sampling``:
 doctor spec, temperature, top-p, logprob kind; :func:`~promed_agents.graphs.
 consultation_runner.sampling_record`), and :class:`LoggedEpisodes` refuses, with one line
 saying which and how many, traces that were sampled otherwise (greedy, T 0.7, top-p
@@ -46,7 +46,7 @@ from promed_agents.errors import TrainingError
 from promed_agents.graphs.consultation import DEFAULT_MAX_QUESTIONS, ConsultationContext
 from promed_agents.graphs.consultation_runner import arun_consultations
 from promed_agents.partial_view import DEFAULT_POLICY, PartialInfoPolicy
-from promed_agents.trace import EpisodeRecord, EpisodeStatus, Role
+from promed_agents.trace import EpisodeRecord, EpisodeStatus, Role, SamplingRecord
 from promed_agents.trainers.reward_designs import SIGReward
 from promed_agents.trainers.token_rewards import with_token_rewards
 
@@ -146,15 +146,15 @@ class GraphRollouts:
         return episodes
 
 
-def inexact_sampling(sampling: Mapping[str, Any] | None) -> str | None:
+def inexact_sampling(sampling: SamplingRecord | None) -> str | None:
     """Why an episode's recorded logprobs are not its behaviour policy's (None: they
     are): see the module docstring."""
-    if not sampling:
+    if sampling is None:
         return "recorded no sampling parameters"
-    if sampling.get("logprobs") != "raw":
-        return (f"have logprobs from a served doctor ({sampling.get('doctor')}), which may "
+    if sampling.logprobs != "raw":
+        return (f"have logprobs from a served doctor ({sampling.doctor}), which may "
                 "not be those it sampled from")
-    temperature, top_p = sampling.get("temperature"), sampling.get("top_p")
+    temperature, top_p = sampling.temperature, sampling.top_p
     if temperature is None:
         return "recorded no sampling temperature"
     if abs(temperature - 1.0) > 1e-9:
@@ -191,7 +191,7 @@ class LoggedEpisodes:
             for episode_id in ids:
                 episode = self.store.get_episode(episode_id)
                 self._refuse_untrainable(episode)
-                problem = inexact_sampling(episode.metadata.get("sampling"))
+                problem = inexact_sampling(episode.sampling)
                 if episode.metadata.get("proposer", {}).get("proposed_turns"):
                     problem = (f"hold turns written by a search proposer "
                                f"({episode.metadata['proposer'].get('spec')}), not sampled "
@@ -217,7 +217,7 @@ class LoggedEpisodes:
                 f"episode {episode.id} has no token ids in its doctor turns: its doctor "
                 "backend did not return them, so it cannot be trained on (record traces "
                 "with a local: model, or a server that returns token ids and logprobs)")
-        weighting = str(episode.metadata.get("fact_weights", "unrecorded"))
+        weighting = episode.fact_weights or "unrecorded"
         if self.require_shapley and not weighting.startswith("shapley:"):
             raise TrainingError(
                 f"--require-shapley: episode {episode.id} (case {episode.case_id}) weighed "

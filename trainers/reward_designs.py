@@ -151,12 +151,10 @@ class DoctorAgentReward(EpisodeLevelReward):
         total, asked = 0.0, []
         known = set(episode.known_fact_ids)
         turns = episode.turns
-        last = max((i for i, t in enumerate(turns) if t.role is Role.DOCTOR), default=-1)
         for i, turn in enumerate(turns):
             if turn.role is not Role.DOCTOR:
                 continue
-            if i == last and episode.status is EpisodeStatus.TIMEOUT and \
-                    turn.text.lstrip().lower().startswith("question"):
+            if turn.late_question:
                 continue  # a question when the turns ran out: the budget penalty only
             if turn.kind is TurnKind.INVALID:
                 total += self.invalid
@@ -202,7 +200,7 @@ class RolloutLevelReward(EpisodeLevelReward):
     def episode_reward(self, episode: EpisodeRecord) -> float:
         if episode.status is EpisodeStatus.FAILED:
             return 0.0
-        recall = episode.metadata.get("weighted_recall")
+        recall = episode.weighted_recall
         if recall is None:
             raise TrainingError(
                 f"episode {episode.id} of case {episode.case_id} recorded no weighted fact "

@@ -79,9 +79,9 @@ class Abstention:
 
     async def __call__(self, state: dict[str, Any], runtime: Any) -> dict[str, Any]:
         ctx = runtime.context
-        budget = ctx.max_questions if state.get("budget") is None else state["budget"]
         if state.get("final_requested") or state.get("status") or \
-                ctx.mode is not ConsultationMode.PROACTIVE or state["questions"] >= budget:
+                ctx.mode is not ConsultationMode.PROACTIVE or \
+                state["questions"] >= state["budget"]:
             return {}  # nothing to decide: the doctor must answer now
         prompt = NUMERICAL_PROMPT if self.variant == "numerical" else SCALE_PROMPT
         messages = [*state["messages"], HumanMessage(prompt)]

@@ -110,9 +110,9 @@ def summary_table(episodes: Sequence[EpisodeRecord], seconds: float, title: str)
         str(sum(e.status is EpisodeStatus.FAILED for e in episodes)),
         mean([1.0 if e.correct else 0.0 for e in done]),
         mean([float(e.num_questions) for e in done]),
-        mean([e.metadata.get("fact_recall") or 0.0 for e in done]),
-        mean([e.metadata.get("information_gain") or 0.0 for e in done]),
-        mean([e.metadata.get("format_score") or 0.0 for e in done]),
+        mean([e.fact_recall or 0.0 for e in done]),
+        mean([e.information_gain or 0.0 for e in done]),
+        mean([e.format_score or 0.0 for e in done]),
         f"{len(episodes) / seconds:.2f}" if seconds > 0 else "-")
     return table
 
