@@ -29,7 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CARRY_LIMIT = 64 * 2 ** 20
-PROBE = ("import promed_agents.trainers.grpo_trainer, promed_agents.graphs.rollout, trl, "
+PROBE = ("import promed_agents.trainers.grpo_trainer, promed_agents.graphs.token_sequence, trl, "
          "datasets; from trl import GRPOTrainer")
 ON_THE_GPU_MACHINE = {
     # torch, transformers, accelerate, peft and what they need

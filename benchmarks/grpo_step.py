@@ -135,7 +135,7 @@ def grpo_step(model: Any, device: torch.device, args: Any, out_dir: str) -> dict
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    from promed_agents.graphs.rollout import policy_samples, stitch
+    from promed_agents.graphs.token_sequence import policy_samples, stitch
     from promed_agents.trainers.grpo_trainer import DoctorGRPOConfig, DoctorGRPOTrainer
 
     vocab = model.config.vocab_size

@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from promed_agents.backends.local_weights import load_local_model
+from promed_agents.backends.model_pool import load_local_model
 from promed_agents.loader import bundled_sample_path, load_cases
 from promed_agents.sig.answer_scorer import scored_text
 from promed_agents.sig.local_answer_scorer import LocalAnswerScorer

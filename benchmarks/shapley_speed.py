@@ -38,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-from promed_agents.backends.local_weights import load_local_model
+from promed_agents.backends.model_pool import load_local_model
 from promed_agents.loader import bundled_sample_path, load_cases
 from promed_agents.sig.kernel_shapley import KernelConfig, kernel_shapley
 from promed_agents.sig.local_answer_scorer import LocalAnswerScorer

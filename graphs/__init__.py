@@ -7,7 +7,9 @@ case -> **consultation graph** -> trace in SQL -> Shapley/SIG -> MCTS-SFT / GRPO
   state and its runtime context (the models);
 - :mod:`.consultation_runner`: many consultations with bounded concurrency, each finished
   one handed to ``on_episode`` (a :class:`~promed_agents.storage.TraceRecorder`);
-- :mod:`.rollout`: groups of consultations of the policy as RL trajectories;
+- :mod:`.token_sequence`: a recorded consultation's policy tokens, per turn or stitched
+  into one sequence (what SFT and GRPO train on; GRPO's rollouts are consultations of
+  this graph, :class:`~promed_agents.trainers.GraphRollouts`);
 - :mod:`.checkpointer`: LangGraph checkpointers that make runs resumable.
 """
 
@@ -26,10 +28,15 @@ from promed_agents.graphs.consultation_runner import (
     episode_from_state,
     run_consultations,
 )
-from promed_agents.graphs.rollout import Trajectory, TrajectoryGroup, arollout
+from promed_agents.graphs.token_sequence import (
+    PolicySample,
+    StitchedSequence,
+    policy_samples,
+    stitch,
+)
 
-__all__ = ["ConsultationContext", "ConsultationState", "QuestionHook", "Trajectory",
-           "TrajectoryGroup", "abstaining_consultation_graph", "arollout",
-           "arun_consultations", "build_consultation_graph", "check_checkpointer",
-           "checkpoint_serializer", "checkpointer", "episode_from_state", "reply_instead",
-           "run_consultations"]
+__all__ = ["ConsultationContext", "ConsultationState", "PolicySample", "QuestionHook",
+           "StitchedSequence", "abstaining_consultation_graph", "arun_consultations",
+           "build_consultation_graph", "check_checkpointer", "checkpoint_serializer",
+           "checkpointer", "episode_from_state", "policy_samples", "reply_instead",
+           "run_consultations", "stitch"]

@@ -7,7 +7,7 @@ import pytest
 import torch
 from shapley_reference import shapley_by_all_orders
 
-from promed_agents.backends.local_weights import load_local_model
+from promed_agents.backends.model_pool import load_local_model
 from promed_agents.loader import bundled_sample_path, load_cases
 from promed_agents.sig.answer_scorer import (
     SCORER_SYSTEM,

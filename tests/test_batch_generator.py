@@ -9,7 +9,7 @@ from promed_agents.backends.batch_generator import (
     GenerationParams,
     generate_batch,
 )
-from promed_agents.backends.local_weights import load_local_model
+from promed_agents.backends.model_pool import load_local_model
 from promed_agents.backends.prefix_cache import PrefixCache
 
 GREEDY = GenerationParams(max_new_tokens=12, temperature=0.0, top_p=1.0, stop=(), seed=None)

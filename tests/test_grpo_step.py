@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from grpo_step import consultations, word_tokenizer  # noqa: E402
 
-from promed_agents.graphs.rollout import policy_samples, stitch  # noqa: E402
+from promed_agents.graphs.token_sequence import policy_samples, stitch  # noqa: E402
 
 SIZES = Namespace(groups=2, num_generations=3, turns=3, prompt_tokens=5, doctor_tokens=4,
                   reply_tokens=6)

@@ -7,7 +7,7 @@ import torch
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from promed_agents.backends.local_chat_model import LocalChatModel
-from promed_agents.backends.local_weights import load_local_model
+from promed_agents.backends.model_pool import load_local_model
 
 PROMPTS = ["Do you have a fever?", "How long have you had the pain in your right knee?",
            "Any rash?", "Tell me about your urine, please, in as much detail as you can.",

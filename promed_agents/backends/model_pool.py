@@ -171,3 +171,9 @@ _POOL = ModelPool()
 def shared_pool() -> ModelPool:
     """The process's model pool (its ``max_local_models`` may be changed in place)."""
     return _POOL
+
+
+def load_local_model(ref: str) -> tuple[Any, Any]:
+    """``(model, tokenizer)`` for the local model ``ref``, shared through the process's
+    pool (loaded once; evicted when more local models than it keeps are asked for)."""
+    return _POOL.weights(ref)

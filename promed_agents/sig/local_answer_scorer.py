@@ -52,7 +52,7 @@ class LocalAnswerScorer:
         """v for batches of coalitions of ``case``'s facts."""
         import torch
 
-        from promed_agents.backends.local_weights import load_local_model
+        from promed_agents.backends.model_pool import load_local_model
         from promed_agents.backends.prefix_cache import PrefixCache, extend
 
         model, tokenizer = load_local_model(self.model_ref)

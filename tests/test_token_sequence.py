@@ -4,30 +4,35 @@ import asyncio
 
 import pytest
 
+from promed_agents.agents.doctor import doctor_sampling
 from promed_agents.backends.local_chat_model import LocalChatModel
 from promed_agents.backends.scripted_chat_model import ScriptedChatModel, byte_tokens
-from promed_agents.graphs.rollout import PolicySample, arollout, stitch
+from promed_agents.graphs.consultation import ConsultationContext
+from promed_agents.graphs.consultation_runner import arun_consultations
+from promed_agents.graphs.token_sequence import PolicySample, policy_samples, stitch
 from promed_agents.loader import bundled_sample_path, load_cases
 from promed_agents.trace import TurnKind
 
 CASES = load_cases(bundled_sample_path())[:3]
 
 
-def test_groups_per_case_with_stitched_masks():
+def consultations(policy, cases, times, max_questions=10, **sampling):
+    context = ConsultationContext(doctor=policy, max_questions=max_questions,
+                                  doctor_kwargs=doctor_sampling(policy, **sampling))
+    return asyncio.run(arun_consultations([c for c in cases for _ in range(times)], context))
+
+
+def test_a_consultation_stitches_into_one_sequence_with_a_policy_mask():
     policy = ScriptedChatModel(responses=[
         "question: What did the culture of the joint fluid show?", "answer: C"])
-    recorded = []
-    groups = asyncio.run(arollout(CASES, policy, group_size=4, on_episode=recorded.append))
-    assert [g.case.id for g in groups] == [c.id for c in CASES]
-    assert all(len(g.trajectories) == 4 for g in groups) and len(recorded) == 12
-    trajectory = groups[0].trajectories[0]
-    assert trajectory.correct and trajectory.episode.graph == "rollout"
-    assert [s.kind for s in trajectory.samples] == [TurnKind.QUESTION, TurnKind.ANSWER]
-    assert trajectory.samples[0].sig == pytest.approx(1 / 9)
-    assert trajectory.stitched
+    (episode,) = consultations(policy, CASES[:1], 1)
+    samples = policy_samples(episode)
+    assert episode.correct
+    assert [s.kind for s in samples] == [TurnKind.QUESTION, TurnKind.ANSWER]
+    assert samples[0].sig == pytest.approx(1 / 9)
     question = byte_tokens("question: What did the culture of the joint fluid show?")
     answer = byte_tokens("answer: C")
-    sequence = trajectory.sequence
+    sequence = stitch(samples)
     masked = [t for t, m in zip(sequence.completion_ids, sequence.policy_mask, strict=True)
               if m]
     assert masked == question + answer
@@ -36,28 +41,23 @@ def test_groups_per_case_with_stitched_masks():
                                      strict=True) if not m]
     assert bytes(environment).decode() == "Patient: Culture of joint fluid shows a bacteria."
     assert len(sequence.logprobs) == len(sequence.completion_ids) and sequence.dropped == 0
-    assert sequence.prompt_ids == trajectory.samples[0].prompt_ids
+    assert sequence.prompt_ids == samples[0].prompt_ids
 
 
-def test_group_size_must_be_positive():
-    with pytest.raises(ValueError, match="group_size"):
-        asyncio.run(arollout(CASES, ScriptedChatModel(responses=["answer: A"]), 0))
-
-
-def test_sampled_group_with_a_local_policy(tiny_model_folder):
+def test_sampled_consultations_of_a_local_policy(tiny_model_folder):
     policy = LocalChatModel(model_ref=str(tiny_model_folder))
-    groups = asyncio.run(arollout(CASES[:1], policy, group_size=4, max_questions=1,
-                                  temperature=1.0, max_new_tokens=8))
-    (group,) = groups
-    texts = {t.samples[0].completion_ids.__repr__() for t in group.trajectories}
+    episodes = consultations(policy, CASES[:1], 4, max_questions=1, temperature=1.0,
+                             max_new_tokens=8)
+    texts = {repr(policy_samples(e)[0].completion_ids) for e in episodes}
     assert len(texts) > 1  # sampling makes the group differ
-    for trajectory in group.trajectories:
-        for sample in trajectory.samples:
+    for episode in episodes:
+        samples = policy_samples(episode)
+        for sample in samples:
             assert sample.prompt_ids and len(sample.completion_ids) == len(sample.logprobs)
-        if trajectory.stitched:  # a random model's text need not re-tokenize the same
-            sequence = trajectory.sequence
+        sequence = stitch(samples)
+        if sequence is not None:  # a random model's text need not re-tokenize the same
             assert sum(sequence.policy_mask) + sequence.dropped == \
-                sum(len(s.completion_ids) for s in trajectory.samples)
+                sum(len(s.completion_ids) for s in samples)
 
 
 @pytest.mark.slow
@@ -65,11 +65,11 @@ def test_smollm2_consultations_stitch_into_one_sequence(smollm2_folder):
     """SmolLM2's turns re-render token for token in the next prompt (a turn stopped at
     its newline drops only that token), so each consultation is one sequence."""
     policy = LocalChatModel(model_ref=str(smollm2_folder), seed=0)
-    (group,) = asyncio.run(arollout(CASES[:1], policy, group_size=3, max_questions=2,
-                                    temperature=0.7, max_new_tokens=24))
-    for trajectory in group.trajectories:
-        assert trajectory.stitched, [s.completion_ids for s in trajectory.samples]
-        sequence, samples = trajectory.sequence, trajectory.samples
+    for episode in consultations(policy, CASES[:1], 3, max_questions=2, temperature=0.7,
+                                 max_new_tokens=24):
+        samples = policy_samples(episode)
+        sequence = stitch(samples)
+        assert sequence is not None, [s.completion_ids for s in samples]
         assert sum(sequence.policy_mask) + sequence.dropped == \
             sum(len(s.completion_ids) for s in samples)
         assert sequence.prompt_ids == samples[0].prompt_ids
