@@ -354,3 +354,23 @@ def test_a_served_doctor_without_weight_sync_is_refused(tiny_model_folder, tmp_p
         DoctorGRPOTrainer(AutoModelForCausalLM.from_pretrained(tiny_model_folder),
                        _config(tmp_path), case_dataset(CASES), source,
                        processing_class=AutoTokenizer.from_pretrained(tiny_model_folder))
+
+
+def test_training_from_logged_traces_leaves_the_callers_config_as_it_was(tiny_model_folder,
+                                                                        tmp_path):
+    """Logged logprobs are at temperature 1, so the trainer samples nothing and scores at
+    1; the config it was given keeps the temperature the caller set."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    class Logged:
+        off_policy, doctor = True, None
+
+        def episodes(self, case_ids, trainer):
+            raise AssertionError("not called")
+
+    config = _config(tmp_path, temperature=0.7)
+    trainer = DoctorGRPOTrainer(AutoModelForCausalLM.from_pretrained(tiny_model_folder), config,
+                                case_dataset(CASES), Logged(),
+                                processing_class=AutoTokenizer.from_pretrained(tiny_model_folder))
+    assert config.temperature == 0.7 and trainer.args.temperature == 1.0
+    assert trainer.temperature == 1.0

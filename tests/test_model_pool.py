@@ -110,3 +110,64 @@ def test_resolved_chat_models_are_held_by_the_process_pool(monkeypatch):
     assert spec_name(model) == "fake:answer: A"
     pool.close()  # a closed pool forgets its chat models
     assert resolve_chat_model("fake:answer: A") is not model
+
+
+THREE_DOCTORS = r'''
+import asyncio, json, resource, sys
+from pathlib import Path
+
+from transformers import AutoTokenizer
+
+from promed_agents.agents import doctor_sampling, resolve_doctor
+from promed_agents.backends import shared_pool
+from promed_agents.backends.local_weights import model_folder
+from promed_agents.graphs import ConsultationContext, arun_consultations
+from promed_agents.loader import bundled_sample_path, load_cases
+from promed_agents.storage import TrainingSample
+from promed_agents.trainers.sft_trainer import DoctorSFTConfig, train_sft
+
+out, release = Path(sys.argv[1]), sys.argv[2] == "release"
+tokenizer = AutoTokenizer.from_pretrained(model_folder("smollm2"))
+prompt = list(tokenizer.apply_chat_template([{"role": "user", "content": "A cough."}],
+                                            add_generation_prompt=True, tokenize=True,
+                                            return_dict=True)["input_ids"])
+samples = []
+for text in ("question: What did the physical examination show?", "answer: B"):
+    turn = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    samples.append(TrainingSample(prompt + turn, [0] * len(prompt) + [1] * len(turn)))
+cases = load_cases(bundled_sample_path())[:2]
+peaks = []
+for k in range(3):
+    folder = out / f"doctor-{k}"
+    train_sft("local:smollm2", samples, DoctorSFTConfig(
+        output_dir=str(folder), max_steps=2, per_device_train_batch_size=2,
+        learning_rate=1e-5, save_strategy="no", report_to="none", disable_tqdm=True))
+    doctor = resolve_doctor(f"local:{folder}")
+    context = ConsultationContext(doctor=doctor, max_questions=1, doctor_kwargs=
+                                  doctor_sampling(doctor, max_new_tokens=16))
+    episodes = asyncio.run(arun_consultations(cases, context))
+    assert len(episodes) == 2
+    if release:
+        shared_pool().release(f"local:{folder}")
+    peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+print(json.dumps({"peaks_gb": peaks, "loaded": shared_pool().loaded()}))
+'''
+
+
+@pytest.mark.slow
+def test_three_doctors_trained_and_evaluated_in_one_process_stay_within_memory(tmp_path):
+    """Train three doctors and evaluate each, releasing each when done: the process's
+    peak resident memory stays under 3.5 GB and grows by under 0.35 GB from the first
+    doctor to the third (a doctor's fp32 weights alone are 0.54 GB), and no model is left
+    loaded."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", THREE_DOCTORS, str(tmp_path), "release"],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    first, *_, third = figures["peaks_gb"]
+    assert figures["loaded"] == []
+    assert third < 3.5 and third - first < 0.35, figures

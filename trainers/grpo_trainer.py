@@ -41,6 +41,7 @@ and checked by ``tests/test_grpo_trainer.py``.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,8 +178,11 @@ class DoctorGRPOTrainer(GRPOTrainer):
                 "come from the starting model: set use_vllm=True with vllm_mode='server' "
                 "(TRL then syncs the server every step), or leave the doctor unset to "
                 "sample from the model in training")
-        if source.off_policy:  # recorded logprobs are at temperature 1; TRL bakes the
-            args.temperature = 1.0  # temperature into the model's LM head at init
+        if source.off_policy and args.temperature != 1.0:
+            # recorded logprobs are at temperature 1, and TRL bakes the temperature into
+            # the model's LM head at init: train with a copy at 1, the caller's unchanged
+            args = copy.copy(args)
+            args.temperature = 1.0
         super().__init__(model=model, reward_funcs=[consultation_reward], args=args,
                          train_dataset=train_dataset, processing_class=processing_class,
                          callbacks=callbacks, peft_config=peft_config)
