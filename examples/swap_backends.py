@@ -13,7 +13,7 @@ import argparse
 
 from promed_agents import bundled_sample_path, load_cases
 from promed_agents.agents.doctor import doctor_sampling
-from promed_agents.backends import resolve_chat_model
+from promed_agents.backends import resolve_chat_model, shared_pool
 from promed_agents.graphs import ConsultationContext, build_consultation_graph, run_consultations
 
 
@@ -38,6 +38,11 @@ def main() -> None:
         statuses = ",".join(e.status.value for e in episodes)
         print(f"{spec.split('@')[0]:<60} {correct}/{len(episodes)} correct  [{statuses}]")
     # [/docs:swap]
+    # [docs:pool]
+    pool = shared_pool()  # every model this process has loaded
+    pool.release("local:smollm2")  # done with it: its weights and generators go now
+    print(f"local models still loaded: {', '.join(pool.loaded()) or 'none'}")
+    # [/docs:pool]
 
 
 if __name__ == "__main__":
