@@ -57,6 +57,10 @@ def test_the_private_trl_api_we_rely_on():
     logps = inspect.signature(GRPOTrainer._get_per_token_logps_and_entropies).parameters
     assert list(logps)[:5] == ["self", "model", "input_ids", "attention_mask",
                                "logits_to_keep"] and "batch_size" in logps
+    assert "rollout_func" in inspect.signature(GRPOTrainer.__init__).parameters
+    generate = inspect.getsource(GRPOTrainer._generate)
+    assert 'extra_fields.pop("env_mask"' in generate and "self.rollout_func(prompts, self)" \
+        in generate, "rollout_func's call or its env_mask changed"
     loss_source = inspect.getsource(GRPOTrainer._compute_loss)
     for key in ("tool_mask", "old_per_token_logps", "ref_per_token_logps",
                 "advantages.dim() == 1"):

@@ -88,11 +88,7 @@ class GraphRollouts:
     _policy: BaseChatModel | None = field(default=None, repr=False)
 
     def _doctor(self, trainer: Any) -> BaseChatModel:
-        if self.doctor is not None:
-            if getattr(trainer, "use_vllm", False) and \
-                    trainer.state.global_step != getattr(trainer, "_last_loaded_step", None):
-                trainer.vllm_generation.sync_weights()  # the server samples the new weights
-                trainer._last_loaded_step = trainer.state.global_step
+        if self.doctor is not None:  # TRL synced its weights before asking (use_vllm)
             return self.doctor
         if self._policy is None:
             from promed_agents.backends.local_chat_model import LocalChatModel

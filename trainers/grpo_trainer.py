@@ -3,13 +3,14 @@
 case -> consultation graph -> trace in SQL -> Shapley/SIG -> token rewards -> **SIG-GRPO**
 -> checkpoint -> evaluation
 
-:class:`DoctorGRPOTrainer` is TRL's ``GRPOTrainer`` with one method replaced:
-``_generate_and_score_completions``. Instead of sampling one completion per prompt and
-scoring it with reward functions, it asks an
+:class:`DoctorGRPOTrainer` is TRL's ``GRPOTrainer`` with its multi-turn hook,
+``rollout_func``: instead of sampling one completion per prompt, it asks an
 :class:`~promed_agents.trainers.episode_sources.EpisodeSource` for whole consultations
-(``num_generations`` per case: fresh graph rollouts, or logged traces), stitches each into
-one sequence whose environment tokens (patient replies, reminders) are masked out through
-TRL's ``tool_mask``, and hands TRL **per-token advantages** of shape (B, T):
+(``num_generations`` per case: fresh graph rollouts, or logged traces) and stitches each
+into one sequence whose environment tokens (patient replies, reminders) are masked out
+through TRL's ``env_mask``. TRL pads them and computes the old, reference and sampling
+logprobs; the one thing it cannot do, **per-token advantages** of shape (B, T), is done by
+wrapping ``_generate_and_score_completions``:
 
 1. each doctor turn's tokens get its reward (:mod:`~promed_agents.trainers.token_rewards`):
    a question ``sig_weight*SIG + sig_correct_weight*SIG*correct``, the final answer
@@ -29,19 +30,19 @@ TRL's ``tool_mask``, and hands TRL **per-token advantages** of shape (B, T):
 On-policy, the "old" logprobs are the current ones (TRL's rule); from logged traces they
 are the recorded sampling logprobs (temperature 1), so off-policy updates are importance
 weighted, clipped by ``epsilon``, and capped by TRL's ``delta`` when set. A served doctor
-(a vLLM server, ``use_vllm=True`` with ``vllm_mode="server"``) is synced with the weights
-in training before each step's rollouts, and TRL's importance-sampling correction for the
-server's distance from the policy (``vllm_importance_sampling_*``) is computed here from
-the server's logprobs; a served doctor without ``use_vllm`` is refused (nothing would
-sync it, and its samples would pass for on-policy). The private API
-this relies on (``_generate_and_score_completions``'s output, ``_compute_loss`` accepting
-(B, T) advantages, ``_get_per_token_logps_and_entropies``) is pinned with ``trl==1.16.0``
-and checked by ``tests/test_grpo_trainer.py``.
+(a vLLM server, ``use_vllm=True`` with ``vllm_mode="server"``) is synced by TRL with the
+weights in training before each step's rollouts, and TRL's importance-sampling correction
+for the server's distance from the policy (``vllm_importance_sampling_*``) comes from the
+server's logprobs; a served doctor without ``use_vllm`` is refused (nothing would sync
+it, and its samples would pass for on-policy). The private API this relies on
+(``_generate_and_score_completions``'s output, ``_compute_loss`` accepting (B, T)
+advantages) is pinned with ``trl==1.16.0`` and checked by ``tests/test_grpo_trainer.py``.
 """
 
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,12 +50,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from trl import GRPOConfig, GRPOTrainer
-from trl.trainer.utils import pad, use_adapter
 
 from promed_agents.agents.doctor import DOCTOR_TURN_TOKENS
 from promed_agents.case import Case
 from promed_agents.errors import TrainingError
 from promed_agents.knob import knob_from
+from promed_agents.trace import EpisodeRecord
 from promed_agents.trainers.episode_sources import EpisodeSource
 from promed_agents.trainers.grpo_batch import ScoredSequence, rollout_metrics, score_groups
 from promed_agents.trainers.reference_hyperparameters import GRPOHyperparameters
@@ -129,13 +130,6 @@ class DoctorGRPOConfig(DoctorTrainingConfig, GRPOConfig):
                             self.token_reward_weights).design()
 
 
-def consultation_reward(*_args: Any, **_kwargs: Any) -> list[float]:
-    """Stands in for TRL's reward functions, which it requires: SIG-GRPO's rewards are per
-    token and come from the consultations (:mod:`~promed_agents.trainers.grpo_batch`), so
-    this is never called."""
-    raise AssertionError("DoctorGRPOTrainer scores consultations itself")
-
-
 def _served(doctor: Any) -> bool:
     """Whether ``doctor`` is a model on a server (an OpenAI-compatible client such as the
     ``vllm:`` and ``openai:`` specs' ones): a copy of the policy that must be synced."""
@@ -146,16 +140,23 @@ def _served(doctor: Any) -> bool:
     return isinstance(doctor, BaseChatOpenAI)
 
 
-def _padded(rows: list[list[Any]], value: float, side: str, dtype: torch.dtype,
-            device: torch.device) -> torch.Tensor:
-    return pad([torch.tensor(r, dtype=dtype) for r in rows], padding_value=value,
-               padding_side=side).to(device)
+def _rows(rows: list[list[float]], width: int, device: torch.device) -> torch.Tensor:
+    """``rows`` right-padded with 0 to ``width`` (TRL's padded completion length)."""
+    out = torch.zeros(len(rows), width, dtype=torch.float32)
+    for i, row in enumerate(rows):
+        out[i, :len(row)] = torch.tensor(row[:width], dtype=torch.float32)
+    return out.to(device)
 
 
 class DoctorGRPOTrainer(GRPOTrainer):
     """GRPO on whole consultations from ``source`` with SIG-guided token advantages.
 
     ``train_dataset`` rows need a ``case_id`` (and a ``prompt``, which TRL shows in logs).
+    The consultations reach TRL through its ``rollout_func`` (one stitched sequence per
+    consultation, the environment's tokens masked by ``env_mask``); TRL pads them, syncs
+    a served doctor's weights, computes the old, reference and served-sampling logprobs
+    and the importance-sampling ratio. This class replaces only what TRL cannot do: the
+    per-token advantages, and the recorded logprobs as the old ones for logged traces.
     """
 
     def __init__(self, model: Any, args: DoctorGRPOConfig, train_dataset: Any,
@@ -183,103 +184,55 @@ class DoctorGRPOTrainer(GRPOTrainer):
             # the model's LM head at init: train with a copy at 1, the caller's unchanged
             args = copy.copy(args)
             args.temperature = 1.0
-        super().__init__(model=model, reward_funcs=[consultation_reward], args=args,
-                         train_dataset=train_dataset, processing_class=processing_class,
-                         callbacks=callbacks, peft_config=peft_config)
         self.source = source
         self.reward_design = args.reward_design
+        self._case_ids: list[str] = []
+        self._episodes: list[EpisodeRecord] = []
+        self._scored: list[ScoredSequence] = []
+        with warnings.catch_warnings():  # rollout_func is TRL's supported multi-turn hook
+            warnings.filterwarnings("ignore", message=".*'rollout_func'.*experimental")
+            super().__init__(model=model, reward_funcs=[self.consultation_reward], args=args,
+                             train_dataset=train_dataset, processing_class=processing_class,
+                             callbacks=callbacks, peft_config=peft_config,
+                             rollout_func=self._rollout)
 
-    def _reference_logps(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                         keep: int, batch_size: int) -> torch.Tensor:
-        if self.ref_model is not None:
-            return self._get_per_token_logps_and_entropies(
-                self.ref_model, input_ids, attention_mask, keep, batch_size=batch_size)[0]
-        model = self.accelerator.unwrap_model(self.model)  # LoRA: the adapter switched off
-        with use_adapter(model, adapter_name="ref" if "ref" in model.peft_config else None):
-            return self._get_per_token_logps_and_entropies(
-                self.model, input_ids, attention_mask, keep, batch_size=batch_size)[0]
+    def _rollout(self, prompts: list[Any], trainer: Any) -> dict[str, list[Any]]:
+        """TRL's ``rollout_func``: the source's consultations of this batch's cases, as
+        stitched sequences with their sampling logprobs and policy-token mask."""
+        group = self.num_generations if self.model.training else self.num_generations_eval
+        self._episodes = self.source.episodes(self._case_ids, self)
+        self._scored = score_groups(self._episodes, group, self.reward_design,
+                                    self._tokenizer.pad_token_id)
+        return {"prompt_ids": [s.prompt_ids for s in self._scored],
+                "completion_ids": [s.completion_ids for s in self._scored],
+                "logprobs": [s.sampling_logprobs for s in self._scored],
+                "env_mask": [s.loss_mask for s in self._scored]}
 
-    def _tensors(self, scored: list[ScoredSequence]) -> dict[str, torch.Tensor]:
-        device, pad_id = self.accelerator.device, self._tokenizer.pad_token_id
-        prompts = [s.prompt_ids for s in scored]
-        completions = [s.completion_ids for s in scored]
-        return {
-            "prompt_ids": _padded(prompts, pad_id, "left", torch.long, device),
-            "prompt_mask": _padded([[1] * len(p) for p in prompts], 0, "left", torch.long,
-                                   device),
-            "completion_ids": _padded(completions, pad_id, "right", torch.long, device),
-            "completion_mask": _padded([[1] * len(c) for c in completions], 0, "right",
-                                       torch.long, device),
-            "tool_mask": _padded([s.loss_mask for s in scored], 0, "right", torch.long, device),
-            "advantages": _padded([s.advantages for s in scored], 0.0, "right", torch.float32,
-                                  device),
-            "sampling_per_token_logps": _padded([s.sampling_logprobs for s in scored], 0.0,
-                                                "right", torch.float32, device),
-        }
-
-    def _served_sampling_ratio(self, policy: torch.Tensor, sampling: torch.Tensor,
-                               mask: torch.Tensor, mode: str) -> torch.Tensor:
-        """TRL's vLLM importance-sampling correction for served rollouts: the ratio of
-        the policy's to the server's probability of each sampled token (or of each
-        sequence), truncated or masked by ``vllm_importance_sampling_mode`` and its clip
-        bounds, as ``_compute_loss`` multiplies it in; logged as TRL logs it."""
-        diff = torch.nan_to_num((policy - sampling) * mask, nan=0.0)
-        level = self.vllm_importance_sampling_mode
-        if level.startswith("sequence"):
-            diff = diff.sum(dim=-1, keepdim=True)
-        ratio = torch.exp(diff)
-        low, high = self.vllm_importance_sampling_clip_min, self.vllm_importance_sampling_clip_max
-        if level.endswith("truncate"):
-            ratio = torch.clamp(ratio, min=low, max=high)
-        else:
-            outside = (ratio < (low if low is not None else -float("inf"))) | \
-                (ratio > (high if high is not None else float("inf")))
-            ratio = ratio.masked_fill(outside, 0.0)
-        seen = ratio.expand_as(mask)[mask.bool()] if level.startswith("token") else ratio
-        if seen.numel():
-            for name, value in (("min", seen.min()), ("mean", seen.mean()), ("max", seen.max())):
-                self._metrics[mode][f"sampling/importance_sampling_ratio/{name}"].append(
-                    self.accelerator.gather(value).float().mean().item())
-        return ratio
+    def consultation_reward(self, *_args: Any, **_kwargs: Any) -> list[float]:
+        """TRL's reward function, for its logs: each consultation's mean reward per
+        trained token (the advantages TRL derives from it are replaced, per token)."""
+        return [sum(r * m for r, m in zip(s.rewards, s.loss_mask, strict=True)) /
+                max(sum(s.loss_mask), 1) for s in self._scored]
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]
                                         ) -> dict[str, torch.Tensor | Any]:
         mode = "train" if self.model.training else "eval"
-        group = self.num_generations if mode == "train" else self.num_generations_eval
-        episodes = self.source.episodes([row["case_id"] for row in inputs], self)
-        scored = score_groups(episodes, group, self.reward_design,
-                              self._tokenizer.pad_token_id)
-        batch = self._tensors(scored)
-        loss_mask = batch["completion_mask"] * batch["tool_mask"]
-        batch["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()).sum()
-        input_ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
-        attention_mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
-        keep = batch["completion_ids"].size(1)
-        size = self.args.per_device_train_batch_size if mode == "train" \
-            else self.args.per_device_eval_batch_size
-        sampling = batch.pop("sampling_per_token_logps")
-        served = self.use_vllm and self.vllm_importance_sampling_correction
-        with torch.no_grad():
-            if self.source.off_policy:
-                batch["old_per_token_logps"] = sampling
-            elif served or self.args.gradient_accumulation_steps % (
-                    self.args.steps_per_generation * self.num_iterations):
-                batch["old_per_token_logps"] = self._get_per_token_logps_and_entropies(
-                    self.model, input_ids, attention_mask, keep, batch_size=size)[0]
-            if served:  # the server sampled: correct for its distance from the policy
-                batch["importance_sampling_ratio"] = self._served_sampling_ratio(
-                    batch["old_per_token_logps"], sampling, loss_mask, mode)
-            if self.beta != 0.0:
-                batch["ref_per_token_logps"] = self._reference_logps(
-                    input_ids, attention_mask, keep, size)
-        metrics = rollout_metrics(episodes, scored)
+        self._case_ids = [row["case_id"] for row in inputs]
+        output = super()._generate_and_score_completions(inputs)
+        width, device = output["completion_ids"].size(1), self.accelerator.device
+        output["advantages"] = _rows([s.advantages for s in self._scored], width, device)
+        if self.source.off_policy:  # the recorded sampling logprobs are the old policy's
+            output["old_per_token_logps"] = _rows(
+                [s.sampling_logprobs for s in self._scored], width, device)
+        metrics = rollout_metrics(self._episodes, self._scored)
+        loss_mask = output["completion_mask"] * output["tool_mask"]
         metrics["num_tokens_trained"] = float(loss_mask.sum().item())
         # every process ran its own consultations: log the mean over processes
         values = self.accelerator.gather(torch.tensor(
-            [list(metrics.values())], device=self.accelerator.device)).mean(dim=0)
+            [list(metrics.values())], device=device)).mean(dim=0)
         for name, value in zip(metrics, values.tolist(), strict=True):
             self._metrics[mode][name].append(value)
-        return batch
+        return output
 
 
 @dataclass(frozen=True)
