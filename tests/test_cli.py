@@ -274,7 +274,8 @@ def test_traces_export_to_standard_output_with_prompt_and_metadata(seeded):
     assert result.exit_code == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(lines) == 2 and "wrote 2 episode(s) to standard output" in result.stderr
-    assert lines[0]["metadata"] == {"seed": 1, "prompt_tokens": 40}  # JSON, not a string
+    metadata = lines[0]["metadata"]  # JSON, not a string
+    assert (metadata["seed"], metadata["prompt_tokens"], metadata["fact_recall"]) == (1, 40, 0.5)
     system, case = lines[0]["prompt"]
     assert system["role"] == "system" and "ask the patient ONE short question" in \
         system["content"]
