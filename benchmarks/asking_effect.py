@@ -98,6 +98,9 @@ def arguments() -> argparse.Namespace:
                    help="Evaluate the SFT model too (not only SFT+GRPO).")
     p.add_argument("--sft-epochs", type=float, default=1.0)
     p.add_argument("--sft-learning-rate", type=float, default=1e-4)
+    p.add_argument("--sft-model", default=None,
+                   help="SFT's starting model (default: --doctor); an earlier run's SFT "
+                        "model continues its training")
     p.add_argument("--informative-only", action=argparse.BooleanOptionalAction,
                    default=False, help="SFT trains only questions that acquired something.")
     p.add_argument("--paths-per-case", type=int, default=1,
@@ -206,7 +209,7 @@ def main() -> int:
     # holds a trainer keeps its memory (a GRPO child beside it was OOM-killed at 24 GB)
     subprocess.run([
         sys.executable, "-m", "promed_agents.cli", "train", "sft", "--from", f"{stamp}-search",
-        "--output", str(models / "sft"), "--model", args.doctor, "--epochs",
+        "--output", str(models / "sft"), "--model", args.sft_model or args.doctor, "--epochs",
         str(args.sft_epochs), "--learning-rate", str(args.sft_learning_rate),
         "--paths-per-case", str(args.paths_per_case),
         "--dataset", f"{stamp}-search-sft-p{args.paths_per_case}"
