@@ -42,11 +42,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import multiprocessing
 import resource
-import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -54,8 +57,6 @@ from rich.table import Table
 
 from promed_agents.agents.question_bank import bank_questions, rank_by_yield
 from promed_agents.agents.question_choice import choice_by_case, first_questions
-from promed_agents.cli.evaluate import EvalCommandConfig, run_evaluation
-from promed_agents.cli.mcts import MCTSCommandConfig, search
 from promed_agents.evaluation import (
     LABELS,
     SHOWN,
@@ -66,6 +67,16 @@ from promed_agents.evaluation import (
     summarize,
 )
 from promed_agents.loader import load_cases
+from promed_agents.runs import (
+    EvalCommandConfig,
+    GRPOCommandConfig,
+    MCTSCommandConfig,
+    SFTCommandConfig,
+    run_evaluation,
+    run_grpo,
+    run_search,
+    run_sft,
+)
 from promed_agents.storage import TraceStore
 from promed_agents.trainers.mcts_search import MCTSConfig
 
@@ -131,9 +142,24 @@ def peak_gb(who: int) -> float:
     return resource.getrusage(who).ru_maxrss / 2**20  # Linux reports KiB
 
 
+def _run_in_store(run: Callable[..., Any], db: str, settings: Any) -> None:
+    with TraceStore(db) as store:
+        run(store, settings)
+
+
+def in_child(run: Callable[..., Any], db: str, settings: Any) -> None:
+    """``run(store, settings)`` on the store at ``db``, in a fresh process whose memory
+    goes when it ends (its peak counts as a child's)."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        pool.apply(_run_in_store, (run, db, settings))
+
+
 def main() -> int:
     args = arguments()
-    console, quiet = Console(width=200), Console(stderr=True, quiet=True)
+    console = Console(width=200)
+    # the runs' notes (how many cases have Shapley values, a resumed search) as log lines
+    logging.basicConfig(format="%(message)s")
+    logging.getLogger("promed_agents").setLevel(logging.INFO)
     stamp = args.resume.name if args.resume else time.strftime("%Y%m%d-%H%M%S")
     work = args.resume or args.workdir / stamp
     work.mkdir(parents=True, exist_ok=True)
@@ -179,7 +205,7 @@ def main() -> int:
             split=None, modes=[mode], seeds=seeds, patient="fact-select",
             max_questions=args.budget, temperature=0.0, max_new_tokens=48,
             concurrency=args.concurrency, sig_scorer=None, demonstration=True,
-            abstain=abstain), console, quiet)
+            abstain=abstain))
         console.print(f"[{time.perf_counter() - started:.0f} s] evaluated {name}")
         run_names[name] = next(iter(runs))
         return next(iter(runs.values()))
@@ -196,26 +222,24 @@ def main() -> int:
         results["oracle"] = evaluate("oracle", "oracle")
 
     models = work / "models"
-    reports = search(store, MCTSCommandConfig(
+    reports = run_search(store, MCTSCommandConfig(
         experiment=f"{stamp}-search", case_ids=train_ids, doctor=args.doctor,
         iterations=args.iterations, correct_bonus=args.correct_bonus,
         max_questions=args.budget, concurrency=args.concurrency, demonstration=True,
         proposer=args.proposer, proposer_ratio=args.proposer_ratio,
-        checkpoints=str(work / "mcts.sqlite")), console, quiet)
+        checkpoints=str(work / "mcts.sqlite")))
     gained = sum(r.best_reward > 0 for r in reports)
     console.print(f"[{time.perf_counter() - started:.0f} s] search: {gained} of "
                   f"{len(reports)} cases have a path that earned reward")
     # SFT and each GRPO run in a process of their own: a process that trains and then
     # holds a trainer keeps its memory (a GRPO child beside it was OOM-killed at 24 GB)
-    subprocess.run([
-        sys.executable, "-m", "promed_agents.cli", "train", "sft", "--from", f"{stamp}-search",
-        "--output", str(models / "sft"), "--model", args.sft_model or args.doctor, "--epochs",
-        str(args.sft_epochs), "--learning-rate", str(args.sft_learning_rate),
-        "--paths-per-case", str(args.paths_per_case),
-        "--dataset", f"{stamp}-search-sft-p{args.paths_per_case}"
-        + ("-informative" if args.informative_only else ""),
-        *(["--informative-only"] if args.informative_only else []),
-        "--db", f"sqlite:///{work / 'store.db'}"], check=True, stdout=subprocess.DEVNULL)
+    db = f"sqlite:///{work / 'store.db'}"
+    in_child(run_sft, db, SFTCommandConfig(
+        source=f"{stamp}-search", output=models / "sft", model=args.sft_model or args.doctor,
+        epochs=args.sft_epochs, learning_rate=args.sft_learning_rate,
+        paths_per_case=args.paths_per_case, informative_only=args.informative_only,
+        dataset=f"{stamp}-search-sft-p{args.paths_per_case}"
+        + ("-informative" if args.informative_only else "")))
     console.print(f"[{time.perf_counter() - started:.0f} s] SFT done")
     if args.sft_eval:
         results["SFT"] = evaluate(f"local:{models / 'sft'}", "sft")
@@ -225,20 +249,17 @@ def main() -> int:
         folder = "grpo" if design == "promed" else f"grpo-{design.replace('+', '-')}"
         # each run in its own process: a process that trains several models in turn
         # keeps the memory of the earlier ones (measured: 24 GB after five)
-        command = [
-            sys.executable, "-m", "promed_agents.cli", "train", "grpo",
-            "--model", f"local:{models / 'sft'}", "--output", str(models / folder),
-            "--experiment", f"{stamp}-{folder}", "--case-ids", ",".join(train_ids),
-            "--num-generations", str(args.group_size), "--cases-per-step",
-            str(args.cases_per_step), "--max-steps", str(args.grpo_steps), "--learning-rate",
-            str(args.grpo_learning_rate),
-            "--max-questions", str(args.budget), "--demonstration", "--reward", reward,
-            "--length-penalty", str(args.length_penalty if extra == "length" else 0.0),
-            "--save-steps", str(args.grpo_steps), "--db", f"sqlite:///{work / 'store.db'}"]
-        if reward == "doctoragent":
-            command += ["--dynamic-budget", f"2-{args.budget + 1}"]
+        settings = GRPOCommandConfig(
+            model=f"local:{models / 'sft'}", output=models / folder,
+            experiment=f"{stamp}-{folder}", case_ids=",".join(train_ids),
+            num_generations=args.group_size, cases_per_step=args.cases_per_step,
+            max_steps=args.grpo_steps, learning_rate=args.grpo_learning_rate,
+            max_questions=args.budget, demonstration=True, reward=reward,
+            length_penalty=args.length_penalty if extra == "length" else 0.0,
+            save_steps=args.grpo_steps,
+            dynamic_budget=f"2-{args.budget + 1}" if reward == "doctoragent" else None)
         if not (models / folder / "config.json").exists():
-            subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+            in_child(run_grpo, db, settings)
         console.print(f"[{time.perf_counter() - started:.0f} s] GRPO ({design}) done")
         label = "SFT+GRPO" if design == "promed" else f"SFT+GRPO ({design})"
         results[label] = evaluate(f"local:{models / folder}", folder)

@@ -205,7 +205,7 @@ def test_reward_flags_have_the_config_names_and_old_names_still_work(monkeypatch
     from promed_agents.trainers.token_rewards import REFERENCE_WEIGHTS
 
     seen = []
-    monkeypatch.setattr(command, "train_grpo_command",
+    monkeypatch.setattr(command, "run_grpo",
                         lambda store, settings, *_: seen.append(settings))
     db = f"sqlite:///{tmp_path / 'p.db'}"
     assert run("train", "grpo", "--output", tmp_path / "a", "--db", db).exit_code == 0

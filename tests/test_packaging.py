@@ -62,11 +62,11 @@ def test_folders_import_only_under_the_promed_agents_namespace(tmp_path):
 # Each folder may import only the folders before it (the data path, bottom up). Imports
 # under ``if TYPE_CHECKING:`` are annotations only and create no dependency.
 LAYERS = ["promed_agents", "backends", "sig", "agents", "graphs", "storage", "trainers",
-          "cli"]
+          "runs", "cli"]
 FOLDERS = {"promed_agents": ROOT / "promed_agents", "backends": ROOT / "promed_agents" / "backends",
            "sig": ROOT / "promed_agents" / "sig", "agents": ROOT / "promed_agents" / "agents",
            "graphs": ROOT / "graphs", "storage": ROOT / "storage", "trainers": ROOT / "trainers",
-           "cli": ROOT / "promed_agents" / "cli"}
+           "runs": ROOT / "promed_agents" / "runs", "cli": ROOT / "promed_agents" / "cli"}
 
 
 def _layer_of_import(name: str) -> str | None:
@@ -99,8 +99,8 @@ def _runtime_imports(tree: ast.AST) -> list[str]:
 
 
 def test_folders_only_import_the_folders_below_them():
-    """core <- backends <- sig <- agents <- graphs <- storage <- trainers <- cli, and no
-    module imports a module that imports it back."""
+    """core <- backends <- sig <- agents <- graphs <- storage <- trainers <- runs <- cli,
+    and no module imports a module that imports it back."""
     violations = []
     for layer in LAYERS:
         for path in FOLDERS[layer].rglob("*.py"):

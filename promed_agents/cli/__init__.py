@@ -3,8 +3,9 @@
 case -> consultation graph -> trace in SQL -> Shapley/SIG -> MCTS-SFT / GRPO -> evaluation
 
 :mod:`.entry` builds the app; :mod:`.options` holds what the commands share (consoles,
-``--db``, case selection, one-line errors). Each command module runs the library's
-Python API (``promed_agents.graphs``, ``.storage``, ``.trainers``) and prints.
+``--db``, one-line errors). Each command module runs the library's run for its stage
+(:mod:`promed_agents.runs`, with a :class:`~.progress_bar.ConsoleReporter`) or its
+Python API, and prints.
 """
 
 from promed_agents.cli.entry import app, main

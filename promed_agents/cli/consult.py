@@ -30,33 +30,36 @@ from promed_agents.agents.reference_doctors import known_cases, resolve_doctor
 from promed_agents.cli.config_options import config_command, knob
 from promed_agents.cli.options import (
     DbOption,
-    case_ids_knob,
-    cases_knob,
-    check_sig_scorer,
     console,
-    demonstration_knob,
-    doctor_knob,
     err_console,
-    evaluator_for,
-    max_new_tokens_knob,
-    max_questions_knob,
     open_store,
-    patient_knob,
-    refuse_store_file,
-    report_status,
     reports_errors,
-    select_cases,
     shown,
-    split_knob,
 )
-from promed_agents.cli.progress_bar import progress_bar
-from promed_agents.cli.run_lifecycle import recorded_run
+from promed_agents.cli.progress_bar import ConsoleReporter
 from promed_agents.errors import ConsultationError
 from promed_agents.evaluation import run_status
 from promed_agents.graphs import ConsultationContext, arun_consultations
 from promed_agents.graphs.checkpointer import check_checkpointer, checkpointer
 from promed_agents.partial_view import DEFAULT_POLICY, PartialInfoPolicy
 from promed_agents.redaction import redacted, without_password
+from promed_agents.runs.run_inputs import (
+    check_sig_scorer,
+    evaluator_for,
+    refuse_store_file,
+    select_cases,
+)
+from promed_agents.runs.run_knobs import (
+    case_ids_knob,
+    cases_knob,
+    demonstration_knob,
+    doctor_knob,
+    max_new_tokens_knob,
+    max_questions_knob,
+    patient_knob,
+    split_knob,
+)
+from promed_agents.runs.run_lifecycle import check_run_status, recorded_run
 from promed_agents.trace import ConsultationMode, EpisodeRecord, EpisodeStatus
 
 if TYPE_CHECKING:
@@ -163,6 +166,7 @@ def consult(store: TraceStore, settings: ConsultCommandConfig, console: Console,
     """Run the consultations ``settings`` describe, recording each episode in ``store``."""
     from promed_agents.storage.trace_recorder import TraceRecorder
 
+    reporter = ConsoleReporter(console, progress_console)
     refuse_store_file(store, settings.checkpoints)
     if settings.resume:
         if not settings.experiment:
@@ -183,11 +187,12 @@ def consult(store: TraceStore, settings: ConsultCommandConfig, console: Console,
     patient = resolve_patient(settings.patient)
     check_sig_scorer(store, settings.sig_scorer)
     if not resume:
-        cases = select_cases(store, console, settings.cases, settings.case_ids, settings.split)
+        cases = select_cases(store, reporter, settings.cases, settings.case_ids,
+                             settings.split)
     doctor = resolve_doctor(settings.doctor, known)
     context = ConsultationContext(
         doctor=doctor, patient=patient, mode=settings.mode,
-        evaluator=evaluator_for(store, settings.sig_scorer, settings.doctor, cases, console),
+        evaluator=evaluator_for(store, settings.sig_scorer, settings.doctor, cases, reporter),
         max_questions=settings.max_questions, demonstration=settings.demonstration,
         doctor_kwargs=doctor_sampling(doctor, max_new_tokens=settings.max_new_tokens,
                                       temperature=settings.temperature))
@@ -209,12 +214,11 @@ def consult(store: TraceStore, settings: ConsultCommandConfig, console: Console,
     recorder = TraceRecorder(store, experiment_id)
     started = time.perf_counter()
     with recorded_run(store, experiment_id, name, how), \
-            progress_bar(progress_console) as progress:
-        task = progress.add_task(f"consulting ({settings.doctor})", total=len(cases))
+            reporter.task(f"consulting ({settings.doctor})", total=len(cases)) as progress:
 
         def on_episode(episode: EpisodeRecord) -> None:
             recorder(episode)
-            progress.advance(task)
+            progress.advance()
 
         async def run() -> list[EpisodeRecord]:
             kwargs = dict(policy=settings.policy, concurrency=settings.concurrency,
@@ -231,7 +235,7 @@ def consult(store: TraceStore, settings: ConsultCommandConfig, console: Console,
     console.print(summary_table(episodes, elapsed, shown(
         f"experiment {name}: {settings.mode.value}, doctor {settings.doctor}, "
         f"patient {settings.patient}", one_line=True)))
-    report_status(name, status, reason)
+    check_run_status(name, status, reason, reporter)
     return episodes
 
 

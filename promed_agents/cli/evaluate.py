@@ -3,8 +3,8 @@
 case -> consultation graph -> trace in SQL -> ... -> checkpoint -> **evaluation**
 
 ``promed eval --doctor SPEC --cases N --modes proactive,reactive --seeds K --experiment
-NAME`` runs every case K times in each mode (seed s passed to the doctor's sampler) and
-records the consultations as one evaluation run per mode (experiments ``NAME-proactive``,
+NAME`` runs :func:`promed_agents.runs.evaluation_run.run_evaluation`: every case K times
+in each mode, recorded as one evaluation run per mode (experiments ``NAME-proactive``,
 ``NAME-reactive``, kind ``eval``). It prints accuracy, questions per episode, fact recall,
 mean SIG and format validity with 95% bootstrap intervals over cases
 (:mod:`promed_agents.evaluation`), and, with both modes, the relative accuracy gain of
@@ -14,10 +14,8 @@ on their shared cases (B minus A, paired by case).
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -25,34 +23,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from promed_agents.agents.abstention import DEFAULT_THRESHOLD
-from promed_agents.agents.doctor import doctor_sampling
-from promed_agents.agents.patient_spec import resolve_patient
-from promed_agents.agents.reference_doctors import known_cases, resolve_doctor
-from promed_agents.backends.model_pool import shared_pool
-from promed_agents.cli.config_options import config_command, knob
+from promed_agents.cli.config_options import config_command
 from promed_agents.cli.options import (
     DbOption,
-    case_ids_knob,
-    cases_knob,
-    check_sig_scorer,
     console,
-    demonstration_knob,
-    doctor_knob,
     err_console,
-    evaluator_for,
-    max_new_tokens_knob,
-    max_questions_knob,
     open_store,
-    patient_knob,
-    report_status,
     reports_errors,
-    select_cases,
     shown,
-    split_knob,
 )
-from promed_agents.cli.progress_bar import progress_bar
-from promed_agents.cli.run_lifecycle import recorded_run
+from promed_agents.cli.progress_bar import ConsoleReporter
 from promed_agents.errors import ConsultationError
 from promed_agents.evaluation import (
     LABELS,
@@ -62,142 +42,16 @@ from promed_agents.evaluation import (
     per_case,
     recorded_status,
     relative_gain,
-    run_status,
     sig_weighting,
     summarize,
 )
-from promed_agents.graphs import (
-    ConsultationContext,
-    abstaining_consultation_graph,
-    arun_consultations,
-)
-from promed_agents.trace import ConsultationMode, EpisodeStatus
+from promed_agents.runs.evaluation_run import EvalCommandConfig, run_evaluation
 
 if TYPE_CHECKING:
     from promed_agents.storage import TraceStore
 
-KIND = "eval"
-
-
-def _modes(text: str) -> list[str]:
-    modes = [m.strip() for m in text.split(",") if m.strip()]
-    bad = [m for m in modes if m not in {mode.value for mode in ConsultationMode}]
-    if not modes or bad or len(set(modes)) < len(modes):
-        raise ConsultationError(f"--modes {text!r}: give proactive, reactive or both "
-                                "(comma-separated, each once)")
-    return modes
-
-
-@dataclass(frozen=True)
-class EvalCommandConfig:
-    """What ``promed eval`` runs; each field is the option of the same name."""
-
-    experiment: str | None = knob(
-        None, help="Run name; each mode is stored as NAME-MODE [default: eval-TIME].")
-    doctor: str = doctor_knob(
-        "Doctor model spec, or a reference doctor: bank:random, bank:fixed, bank:similar "
-        "(reads the train split's cases), oracle.")
-    cases: int | None = cases_knob()
-    case_ids: Sequence[str] = case_ids_knob()
-    split: str | None = split_knob()
-    modes: Sequence[str] = knob(("proactive", "reactive"), help="proactive, reactive or both.",
-                                parse=_modes, show_default="proactive,reactive")
-    seeds: int = knob(1, help="Runs per case and mode.", min=1)
-    patient: str = patient_knob()
-    max_questions: int = max_questions_knob()
-    temperature: float = knob(0.0, help="Doctor sampling temperature.", min=0.0)
-    max_new_tokens: int = max_new_tokens_knob()
-    concurrency: int = knob(8, help="Consultations at once.", min=1)
-    sig_scorer: str | None = knob(
-        None, help="Whose stored Shapley values weigh facts [default: --doctor].")
-    demonstration: bool = demonstration_knob()
-    abstain: str | None = knob(
-        None, help="MediQ's abstaining doctor: before each turn the doctor rates its "
-                   "confidence (numerical or scale) and asks only below "
-                   "--abstain-threshold.")
-    abstain_threshold: float = knob(
-        DEFAULT_THRESHOLD, help="Confidence at which an abstaining doctor answers.",
-        min=0.0, max=1.0)
-
-
-def _graph(settings: EvalCommandConfig) -> Any:
-    """The consultation graph, with MediQ's abstention before the doctor when asked."""
-    if settings.abstain is None:
-        return None
-    try:
-        return abstaining_consultation_graph(settings.abstain, settings.abstain_threshold)
-    except ValueError as exc:
-        raise ConsultationError(f"--abstain/--abstain-threshold: {exc}") from None
-
-
-class RunFigures(dict[str, dict[str, dict[str, float]]]):
-    """Per-case figures by run name, and (``weightings``) how each run's SIG weighed
-    facts."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.weightings: dict[str, str] = {}
-        self.failed: dict[str, int] = {}
-        """Failed consultations by run name (left out of the figures)."""
-
-    def weighting(self) -> str:
-        return " / ".join(sorted(set(self.weightings.values()))) or "unrecorded"
-
-
-def run_evaluation(store: TraceStore, settings: EvalCommandConfig, console: Console,
-                   progress_console: Console) -> RunFigures:
-    """Run and record every mode and seed; returns per-case figures by run name."""
-    from promed_agents.storage.trace_recorder import TraceRecorder
-
-    known = known_cases(store, settings.doctor)
-    resolve_doctor(settings.doctor, known=known)  # bad specs fail before the store changes
-    resolve_patient(settings.patient)
-    graph = _graph(settings)
-    check_sig_scorer(store, settings.sig_scorer)
-    cases = select_cases(store, console, settings.cases, settings.case_ids, settings.split)
-    doctor = resolve_doctor(settings.doctor, known)
-    evaluator = evaluator_for(store, settings.sig_scorer, settings.doctor, cases, console)
-    runs = RunFigures()
-    with progress_bar(progress_console) as progress:
-        for mode in settings.modes:
-            name = f"{settings.experiment}-{mode}"
-            experiment_id = store.create_experiment(name, KIND, {
-                **asdict(settings), "mode": mode, "kind": KIND,
-                "case_ids": [c.id for c in cases], "evaluator": evaluator.name},
-                replace_unfinished=True, status="running")
-            recorder = TraceRecorder(store, experiment_id)
-            task = progress.add_task(f"{mode} ({settings.doctor})",
-                                     total=len(cases) * settings.seeds)
-            episodes = []
-
-            def on_episode(episode: Any, recorder: Any = recorder, task: Any = task) -> None:
-                recorder(episode)
-                progress.advance(task)
-
-            with recorded_run(store, experiment_id, name,
-                              "run the same command again (--experiment "
-                              f"{settings.experiment}) to replace it"):
-                for seed in range(settings.seeds):
-                    context = ConsultationContext(
-                        doctor=doctor, patient=resolve_patient(settings.patient),
-                        mode=ConsultationMode(mode), evaluator=evaluator,
-                        max_questions=settings.max_questions,
-                        demonstration=settings.demonstration,
-                        doctor_kwargs={**doctor_sampling(
-                            doctor, max_new_tokens=settings.max_new_tokens,
-                            temperature=settings.temperature), "seed": seed})
-                    episodes += asyncio.run(arun_consultations(
-                        cases, context, concurrency=settings.concurrency, graph=graph,
-                        experiment_id=experiment_id, on_episode=on_episode))
-                status, reason = run_status(episodes)
-                store.finish_experiment(experiment_id, status, reason)
-            report_status(name, status, reason)  # a failed run stops the evaluation
-            runs[name] = per_case(episodes)
-            runs.weightings[name] = sig_weighting(episodes)
-            runs.failed[name] = sum(e.status is EpisodeStatus.FAILED for e in episodes)
-    if settings.doctor.startswith("local:"):  # loaded again (0.1 s) if used again
-        shared_pool().release(settings.doctor)  # an evaluated doctor's weights go with it
-    return runs
+__all__ = ["EvalCommandConfig", "compare_runs", "comparison_table", "eval_app",
+           "results_table", "run_evaluation"]
 
 
 def results_table(runs: dict[str, dict[str, dict[str, float]]], title: str,
@@ -291,7 +145,7 @@ def evaluate(settings: EvalCommandConfig, ctx: typer.Context, db: DbOption = Non
     if not settings.experiment:
         settings = replace(settings, experiment=f"eval-{time.strftime('%Y%m%d-%H%M%S')}")
     with open_store(db) as store:
-        runs = run_evaluation(store, settings, console, err_console)
+        runs = run_evaluation(store, settings, ConsoleReporter(console, err_console))
     console.print(results_table(runs, shown(f"{settings.experiment}: {settings.doctor}, "
                                              f"{settings.seeds} seed(s), 95% bootstrap CI"),
                                 runs.weighting()))

@@ -4,238 +4,35 @@ case -> consultation graph -> trace in SQL -> Shapley/SIG -> **SIG-GRPO** -> che
 evaluation
 
 ``promed train grpo --model local:... --cases N --num-generations G --max-steps N --output DIR``
-trains on fresh consultations of the model in training (recorded under the run's
-experiment); ``--from-traces EXP`` trains on consultations already stored by earlier runs
-(off-policy). The run is an experiment (``--experiment``, default ``grpo-DIRNAME``) whose
-per-step metrics are stored; rerunning the same command after an interruption resumes from
-the newest checkpoint in ``DIR``. The result runs as a doctor with ``--doctor local:DIR``.
+runs :func:`promed_agents.runs.grpo_run.run_grpo`: it trains on fresh consultations of the
+model in training (recorded under the run's experiment); ``--from-traces EXP`` trains on
+consultations already stored by earlier runs (off-policy). The run is an experiment
+(``--experiment``, default ``grpo-DIRNAME``) whose per-step metrics are stored;
+rerunning the same command after an interruption resumes from the newest checkpoint in
+``DIR``. The result runs as a doctor with ``--doctor local:DIR``.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from dataclasses import replace
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from promed_agents.agents.patient_spec import resolve_patient
-from promed_agents.backends.local_weights import local_model_ref
-from promed_agents.cli.config_options import config_command, knob, knob_from
+from promed_agents.cli.config_options import config_command
 from promed_agents.cli.options import (
-    DEFAULT_DOCTOR,
     DbOption,
     RenamedFloat,
-    budget_range,
-    case_id_list,
-    cases_knob,
-    check_sig_scorer,
     console,
-    demonstration_knob,
     err_console,
-    evaluator_for,
-    max_new_tokens_knob,
-    max_questions_knob,
     open_store,
-    patient_knob,
     renamed,
     reports_errors,
-    select_cases,
-    shown,
-    split_knob,
 )
-from promed_agents.cli.progress_bar import progress_bar, step_progress
-from promed_agents.cli.run_lifecycle import recorded_run
-from promed_agents.errors import NotFoundError, TraceError, TrainingError
-from promed_agents.trainers.reference_hyperparameters import GRPOHyperparameters
-from promed_agents.trainers.reward_designs import RewardChoice
-from promed_agents.trainers.token_rewards import RewardWeights
+from promed_agents.cli.progress_bar import ConsoleReporter
+from promed_agents.runs.grpo_run import GRPOCommandConfig, run_grpo
 
-if TYPE_CHECKING:
-    from promed_agents.storage import TraceStore
-
-KIND = "grpo"
-
-
-@dataclass(frozen=True)
-class GRPOCommandConfig:
-    """What ``promed train grpo`` runs; each field is the option of the same name, and the
-    defaults are the reference's (:data:`REFERENCE_GRPO`, :data:`REFERENCE_WEIGHTS`)."""
-
-    output: Path = knob(help="Folder of the trained model.")
-    model: str = knob(DEFAULT_DOCTOR, help="Starting model spec (local:...).")
-    experiment: str | None = knob(
-        None, help="Name of this run [default: grpo-OUTPUT_NAME]; rerun to resume.")
-    cases: int | None = cases_knob()
-    case_ids: str | None = knob(None, help="Comma-separated case ids.")
-    split: str | None = split_knob()
-    from_traces: str | None = knob(
-        None, help="Train on stored consultations of these experiments (comma-separated) "
-                   "instead of fresh rollouts.")
-    num_generations: int = knob_from(GRPOHyperparameters, "num_generations", min=2)
-    cases_per_step: int = knob(1, help="Cases per step.", min=1)
-    max_steps: int = knob(30, help="Training steps.", min=1)
-    learning_rate: float = knob_from(GRPOHyperparameters, "learning_rate", min=0.0)
-    beta: float = knob_from(GRPOHyperparameters, "beta", min=0.0)
-    epsilon: float = knob_from(GRPOHyperparameters, "epsilon", min=0.0)
-    delta: float | None = knob(
-        None, help="TRL's delta: cap of the importance ratio (useful with --from-traces).")
-    loss_type: str = knob_from(GRPOHyperparameters, "loss_type")
-    sig_weight: float = knob_from(RewardWeights, "sig_weight")
-    sig_correct_weight: float = knob_from(RewardWeights, "sig_correct_weight")
-    answer_weight: float = knob_from(RewardWeights, "answer_weight")
-    format_weight: float = knob_from(RewardWeights, "format_weight")
-    reward: str = knob(
-        "promed", help="Reward design: promed (SIG per token; the weights above), "
-                       "doctoragent (DoctorAgent-RL), outcome (correctness only), "
-                       "rollout-level (ProMed's ablation).")
-    length_penalty: float = knob(
-        0.0, help="The answer loses this x its tokens / --max-new-tokens (Med-U1; 0: off).",
-        min=0.0)
-    dynamic_budget: str | None = knob(
-        None, help="Draw each consultation's doctor turns from LOW-HIGH (DoctorAgent-RL: "
-                   "2-10); the doctor sees 'Turn t of T.' [default: --max-questions]")
-    temperature: float = knob_from(GRPOHyperparameters, "temperature", min=0.01)
-    max_new_tokens: int = max_new_tokens_knob()
-    max_questions: int = max_questions_knob()
-    patient: str = patient_knob()
-    sig_scorer: str | None = knob(
-        None, help="Whose stored Shapley values weigh facts [default: --model].")
-    require_shapley: bool = knob(
-        False, help="Refuse to start unless every case has stored Shapley values (else "
-                    "those without weigh their facts uniformly).")
-    demonstration: bool = demonstration_knob()
-    lora: bool = knob(False, help="Train a LoRA adapter (merged on save).")
-    save_steps: int = knob(10, help="Checkpoint every N steps.", min=1)
-    seed: int = knob(0, help="Training seed.")
-
-    @property
-    def name(self) -> str:
-        return self.experiment or f"grpo-{self.output.resolve().name}"
-
-
-def _run(store: TraceStore, settings: GRPOCommandConfig, console: Console) -> tuple[int, list[Any]]:
-    """The run's experiment (created, or resumed when it exists) and its cases."""
-    check_sig_scorer(store, settings.sig_scorer)
-    RewardChoice(settings.reward, settings.length_penalty).design()  # named before it runs
-    if budget_range(settings.dynamic_budget) and settings.from_traces:
-        raise TrainingError("--dynamic-budget sets the budget of fresh rollouts; stored "
-                            "consultations (--from-traces) already had theirs")
-    try:
-        experiment_id, saved = store.experiment_config(settings.name)
-    except NotFoundError:
-        if settings.from_traces:
-            from promed_agents.trainers.episode_sources import LoggedEpisodes
-
-            logged = LoggedEpisodes(store, _trace_experiments(store, settings.from_traces),
-                                    require_shapley=settings.require_shapley)
-            wanted = set(case_id_list(settings.case_ids)) or set(logged.case_ids)
-            cases = [store.get_case(c) for c in logged.case_ids if c in wanted]
-            cases = cases[: settings.cases] if settings.cases else cases
-        else:
-            cases = select_cases(store, console, settings.cases,
-                                 case_id_list(settings.case_ids), settings.split)
-        config = {**asdict(settings), "output": str(settings.output.resolve()), "kind": KIND,
-                  "case_ids": [c.id for c in cases]}
-        try:
-            return store.create_experiment(settings.name, KIND, config), cases
-        except TraceError:  # another process of the same launch created it first
-            experiment_id, saved = store.experiment_config(settings.name)
-    if saved.get("kind") != KIND:
-        raise TrainingError(f"experiment {settings.name!r} exists and is not a GRPO run; "
-                            "choose another --experiment name")
-    if Path(saved["output"]).resolve() != settings.output.resolve():
-        raise TrainingError(f"experiment {settings.name!r} trains into {saved['output']}; "
-                            "give that --output to resume it, or another --experiment name")
-    console.print(f"resuming GRPO run {shown(settings.name)}")
-    return experiment_id, [store.get_case(case_id) for case_id in saved["case_ids"]]
-
-
-def _trace_experiments(store: TraceStore, names: str) -> list[int]:
-    return [store.experiment_id(name) for name in case_id_list(names, "--from-traces")]
-
-
-def _source(store: TraceStore, settings: GRPOCommandConfig, experiment_id: int, cases: list[Any],
-            console: Console) -> Any:
-    from promed_agents.trainers.episode_sources import GraphRollouts, LoggedEpisodes
-
-    if settings.from_traces:
-        return LoggedEpisodes(store, _trace_experiments(store, settings.from_traces),
-                              require_shapley=settings.require_shapley)
-    evaluator = evaluator_for(store, settings.sig_scorer, settings.model, cases, console,
-                              require_shapley=settings.require_shapley)
-    return GraphRollouts({c.id: c for c in cases}, patient=resolve_patient(settings.patient),
-                         evaluator=evaluator, max_questions=settings.max_questions,
-                         budget_range=budget_range(settings.dynamic_budget),
-                         max_new_tokens=settings.max_new_tokens,
-                         demonstration=settings.demonstration, store=store,
-                         experiment_id=experiment_id)
-
-
-def train_grpo_command(store: TraceStore, settings: GRPOCommandConfig, console: Console,
-                       progress_console: Console) -> Any:
-    from promed_agents.trainers.grpo_trainer import (
-        DoctorGRPOConfig,
-        GRPOResult,
-        check_loss_type,
-        train_grpo,
-    )
-    from promed_agents.trainers.training_output import check_output_folder, finished_receipt
-
-    local_model_ref(settings.model)  # a bad spec fails before the run is created
-    check_loss_type(settings.loss_type)
-    check_output_folder(settings.output)
-    experiment_id, cases = _run(store, settings, console)
-    receipt = finished_receipt(settings.output)
-    if receipt is not None and receipt.get("experiment_id") == experiment_id:
-        console.print(f"GRPO run {shown(settings.name)} is already finished "
-                      f"({receipt['steps']} steps): model in {shown(str(settings.output))}")
-        return GRPOResult(settings.output, receipt["steps"], None,
-                          receipt.get("checkpoint_id"), receipt)
-    source = _source(store, settings, experiment_id, cases, console)
-    size = settings.num_generations * settings.cases_per_step
-    config = DoctorGRPOConfig(
-        output_dir=str(settings.output), max_steps=settings.max_steps,
-        learning_rate=settings.learning_rate, num_generations=settings.num_generations,
-        per_device_train_batch_size=size, beta=settings.beta, epsilon=settings.epsilon,
-        delta=settings.delta, loss_type=settings.loss_type,
-        temperature=settings.temperature, sig_weight=settings.sig_weight,
-        sig_correct_weight=settings.sig_correct_weight, answer_weight=settings.answer_weight,
-        format_weight=settings.format_weight, reward=settings.reward,
-        length_penalty=settings.length_penalty, max_new_tokens=settings.max_new_tokens,
-        use_lora=settings.lora, logging_steps=1,
-        save_strategy="steps", save_steps=settings.save_steps, save_total_limit=1,
-        report_to="none", seed=settings.seed, disable_tqdm=True,
-        policy_name=f"grpo:{settings.name}")
-    mode = "logged traces" if settings.from_traces else "graph rollouts"
-    design = config.reward_design.name
-    console.print(f"GRPO ({design} reward) on {len(cases)} case(s) from {mode}: "
-                  f"{settings.max_steps} steps of {settings.cases_per_step} case(s) x "
-                  f"{settings.num_generations} consultations")
-    started = time.perf_counter()
-    store.finish_experiment(experiment_id, "running")
-    with recorded_run(store, experiment_id, settings.name,
-                      "run the same command again to resume it from its last saved step"), \
-            progress_bar(progress_console) as progress:
-        task = progress.add_task(f"GRPO ({settings.model})", total=settings.max_steps)
-        result = train_grpo(settings.model, cases, source, config, store=store,
-                            experiment_id=experiment_id,
-                            callbacks=[step_progress(progress, task)])
-    last = result.metrics.get("last_log", {})
-    console.print(f"trained {result.steps} steps in {time.perf_counter() - started:.0f} s"
-                  + (f" (resumed from {shown(result.resumed_from)})" if result.resumed_from
-                     else "")
-                  + "; last step: " + ", ".join(
-                      f"{k} {last[k]:.3f}" for k in ("episodes/sig", "episodes/accuracy",
-                                                     "episodes/questions", "kl") if k in last))
-    console.print(f"metrics: {shown(str(result.output_dir / 'training_log.jsonl'))} and run "
-                  f"{shown(settings.name)} in the store\nmodel: "
-                  f"{shown(str(result.output_dir))} (use it with --doctor "
-                  f"local:{shown(str(result.output_dir))})")
-    return result
-
+__all__ = ["GRPOCommandConfig", "grpo", "run_grpo"]
 
 RenamedInt = Annotated[int | None, typer.Option(hidden=True)]
 
@@ -266,4 +63,4 @@ def grpo(
                                    settings.sig_correct_weight),
         answer_weight=renamed("--gamma", gamma, "--answer-weight", settings.answer_weight))
     with open_store(db) as store:
-        train_grpo_command(store, settings, console, err_console)
+        run_grpo(store, settings, ConsoleReporter(console, err_console))

@@ -3,7 +3,8 @@
 case -> consultation graph -> trace in SQL -> Shapley/SIG -> MCTS-SFT / GRPO -> evaluation
 
 Used by :mod:`promed_agents.cli` and the command modules that define their own sub-apps
-(:mod:`promed_agents.cli.shapley`).
+(:mod:`promed_agents.cli.shapley`). What the runs themselves share (their common knobs,
+case selection, the SIG evaluator) is in :mod:`promed_agents.runs`.
 """
 
 from __future__ import annotations
@@ -15,24 +16,17 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from promed_agents.agents.doctor import DOCTOR_TURN_TOKENS
-from promed_agents.agents.evaluator import Evaluator
-from promed_agents.case import Case
-from promed_agents.cli.config_options import knob
 from promed_agents.display_text import without_controls
 from promed_agents.errors import ConsultationError, OutputError, PromedError
-from promed_agents.graphs.checkpointer import POSTGRES_PREFIXES
-from promed_agents.graphs.consultation import DEFAULT_MAX_QUESTIONS
-from promed_agents.loader import SAMPLE_SPLIT, bundled_sample
 from promed_agents.redaction import without_password
+from promed_agents.runs.run_knobs import DEFAULT_DOCTOR
 
 if TYPE_CHECKING:
     from promed_agents.storage import TraceStore
@@ -95,57 +89,9 @@ DbOption = Annotated[str | None, typer.Option(
     help="Database URL or SQLite path [default: sqlite:///promed.db].")]
 
 DEMO_DB = "sqlite:///promed-demo.db"
-DEFAULT_DOCTOR = "local:smollm2"
-"""The doctor every command runs unless told: the embedded SmolLM2-135M-Instruct."""
-DEFAULT_PATIENT = "fact-select"
-
-# Which stored cases a command works on (see select_cases).
-CasesOption = Annotated[int | None, typer.Option(min=1, help="The first N stored cases.")]
-CaseIdsOption = Annotated[str | None, typer.Option(help="Comma-separated case ids.")]
-SplitOption = Annotated[str | None, typer.Option(help="Only cases of this split.")]
-# What every consultation command takes (each command's config holds the default).
-PatientOption = Annotated[str, typer.Option(help="fact-select or llm:MODEL_SPEC.")]
-MaxQuestionsOption = Annotated[int, typer.Option(min=0, help="Question budget.")]
-MaxNewTokensOption = Annotated[int, typer.Option(min=1, help="Tokens per doctor turn.")]
-DemonstrationOption = Annotated[bool, typer.Option(
-    help="Show the doctor a worked example consultation first (small models need it to "
-         "follow the turn format).")]
-
-
-
-
-# The same knobs as config fields (see config_options); each returns a fresh field.
-def cases_knob() -> Any:
-    return knob(None, help="The first N stored cases.", min=1)
-
-
-def case_ids_knob() -> Any:
-    return knob((), help="Comma-separated case ids.", parse=case_id_list)
-
-
-def split_knob() -> Any:
-    return knob(None, help="Only cases of this split.")
-
-
-def doctor_knob(help: str = "Doctor model spec.") -> Any:  # noqa: A002
-    return knob(DEFAULT_DOCTOR, help=help)
-
-
-def patient_knob() -> Any:
-    return knob(DEFAULT_PATIENT, help="fact-select or llm:MODEL_SPEC.")
-
-
-def max_questions_knob() -> Any:
-    return knob(DEFAULT_MAX_QUESTIONS, help="Question budget.", min=0)
-
-
-def max_new_tokens_knob() -> Any:
-    return knob(DOCTOR_TURN_TOKENS, help="Tokens per doctor turn.", min=1)
-
-
-def demonstration_knob() -> Any:
-    return knob(False, help="Show the doctor a worked example consultation first (small "
-                            "models need it to follow the turn format).")
+__all__ = ["DEFAULT_DOCTOR", "DEMO_DB", "DbOption", "MaskingConsole", "RenamedFloat",
+           "check_numbers", "console", "err_console", "open_store", "renamed",
+           "reports_errors", "shown"]
 
 
 # A flag's old name, kept hidden for one release (CHANGELOG.md lists them).
@@ -166,36 +112,6 @@ def shown(text: object, *, one_line: bool = False) -> str:
     characters (terminal escape sequences among them) written out as ``\\xNN``; with
     ``one_line`` (a name, an id, a title) line breaks too."""
     return escape(without_controls(text, one_line=one_line))
-
-
-def case_id_list(text: str | None, flag: str = "--case-ids") -> list[str]:
-    """``--case-ids a, b`` (or another comma-separated ``flag``) as a list; given, it must
-    name at least one."""
-    if text is None:
-        return []
-    ids = [c.strip() for c in text.split(",") if c.strip()]
-    twice = sorted({c for c in ids if ids.count(c) > 1})
-    if twice:
-        raise ConsultationError(f"{flag} names {', '.join(map(repr, twice))} more than once; "
-                                "name each once")
-    if not ids:
-        example = "imedqa-0,imedqa-1 (see `promed cases list`)" if flag == "--case-ids" \
-            else "NAME1,NAME2"
-        raise ConsultationError(f"{flag} {text!r} names nothing; give comma-separated "
-                                f"names, e.g. {flag} {example}")
-    return ids
-
-
-def budget_range(text: str | None) -> tuple[int, int] | None:
-    """``--dynamic-budget LOW-HIGH`` (doctor turns, both included) as a pair."""
-    if text is None:
-        return None
-    parts = text.replace(" ", "").split("-")
-    if len(parts) != 2 or not all(p.isdigit() for p in parts) or \
-            not 1 <= int(parts[0]) <= int(parts[1]) <= 100:
-        raise PromedError(f"--dynamic-budget {text!r}: give the fewest and most doctor "
-                          "turns as LOW-HIGH with 1 <= LOW <= HIGH <= 100, e.g. 2-10")
-    return int(parts[0]), int(parts[1])
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -231,7 +147,7 @@ def reports_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from promed_agents.cli.run_lifecycle import interruption_message, signals_as_interrupts
+        from promed_agents.runs.run_lifecycle import interruption_message, signals_as_interrupts
 
         try:
             with signals_as_interrupts(), _ignoring_abandoned_coroutines():
@@ -250,18 +166,6 @@ def reports_errors(func: F) -> F:
             raise typer.Exit(code) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-def report_status(run: str, status: str, reason: str | None) -> None:
-    """How a run ended, said where the user looks: an incomplete run warns on stderr; a
-    run whose every consultation failed is an error (exit status 1), never a result."""
-    if status == "failed":
-        raise ConsultationError(f"run {run} failed: {reason}; fix the cause and run the "
-                                "same command again (it replaces the failed run)")
-    if status == "incomplete":
-        err_console.print(f"[yellow]warning:[/] run {shown(run)} is incomplete: "
-                          f"{shown(reason)}; its figures leave these consultations out",
-                          highlight=False)
 
 
 def open_store(db: str | None, *, create: bool = True) -> TraceStore:
@@ -283,77 +187,3 @@ def open_store(db: str | None, *, create: bool = True) -> TraceStore:
                                 "nothing after the command ends; give a file, e.g. --db "
                                 "sqlite:///promed.db")
     return TraceStore(db, create=create)
-
-
-def select_cases(store: TraceStore, console: Console, count: int | None = None,
-                 case_ids: Sequence[str] = (), split: str | None = None) -> list[Case]:
-    """The cases a command names: by id, else the first ``count`` stored (of ``split``).
-    An empty store first gets the bundled sample."""
-    if case_ids and (count is not None or split is not None):
-        given = "--cases" if count is not None else "--split"
-        raise ConsultationError(f"--case-ids and {given} both choose cases; give one of "
-                                "them (--case-ids picks cases by id, --cases the first N "
-                                "stored, --split those of one split)")
-    if case_ids:
-        return [store.get_case(case_id) for case_id in case_ids]
-    if store.count_cases() == 0:
-        sample = bundled_sample()
-        if count is not None and count > len(sample):  # refused before the import
-            raise ConsultationError(f"--cases {count}: the store is empty and the bundled "
-                                    f"sample holds {len(sample)} cases; give --cases "
-                                    f"{len(sample)} or fewer, or import more first "
-                                    "(`promed cases import FILE`)")
-        report = store.import_cases(sample)
-        console.print(f"the store was empty: imported the bundled sample ({report.added} "
-                      f"iMedQA {SAMPLE_SPLIT} cases, CC BY 4.0)")
-    cases = store.list_cases(split=split, limit=count)
-    if not cases:
-        raise ConsultationError(f"no stored cases match (split {split!r}); see "
-                                "`promed cases list`")
-    if count is not None and len(cases) < count:
-        of = f" of split {split!r}" if split else ""
-        raise ConsultationError(f"--cases {count}: the store holds {len(cases)} case(s){of}; "
-                                f"give --cases {len(cases)} or fewer, or import more "
-                                "(`promed cases import FILE`)")
-    return cases
-
-
-def refuse_store_file(store: TraceStore, where: str | None) -> None:
-    """LangGraph's SQLite checkpoints may not share the SQLite store's file: the store
-    would wait for the saver's write lock inside the event loop that must release it."""
-    url = store.engine.url
-    if not where or url.get_backend_name() != "sqlite" or not url.database or \
-            where.startswith(POSTGRES_PREFIXES):
-        return
-    if Path(where).expanduser().resolve() == Path(url.database).expanduser().resolve():
-        raise ConsultationError(f"--checkpoints {where} is the store's own SQLite file; "
-                                "give LangGraph's checkpoints a file of their own (or keep "
-                                "both in PostgreSQL)")
-
-
-def check_sig_scorer(store: TraceStore, scorer: str | None) -> None:
-    """Refuse a ``--sig-scorer`` with no Shapley values stored at all (commands call this
-    before they write anything)."""
-    if scorer is None:
-        return
-    stored = store.shapley_scorers()
-    if without_password(scorer) not in stored:
-        raise ConsultationError(
-            f"--sig-scorer {scorer}: no Shapley values are stored for this scorer "
-            f"(stored: {', '.join(stored) if stored else 'none'}); compute them with "
-            f"`promed shapley --scorer {scorer}`, or leave out --sig-scorer")
-
-
-def evaluator_for(store: TraceStore, scorer: str | None, default: str, cases: Sequence[Case],
-                  console: Console, require_shapley: bool = False) -> Evaluator:
-    """The SIG evaluator from the stored Shapley values of ``scorer`` (``--sig-scorer``),
-    else of ``default`` (the doctor's model)
-    (:func:`promed_agents.storage.sig_evaluator`), with a line saying how many cases
-    have them. A ``--sig-scorer`` with no values stored at all is an error."""
-    from promed_agents.storage import sig_evaluator
-
-    check_sig_scorer(store, scorer)
-    made = sig_evaluator(store, scorer or default, cases, require_shapley=require_shapley)
-    console.print(f"SIG from stored Shapley values ({shown(scorer or default)}) for "
-                  f"{made.with_values} of {made.cases} cases; uniform weights for the rest")
-    return made.evaluator

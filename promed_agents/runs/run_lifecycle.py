@@ -7,9 +7,11 @@ A run starts ``running``. :func:`recorded_run` records how it ended: the command
 reason where an error stopped it (a full disk, a backend gone), ``interrupted`` with how
 to resume where SIGINT (Ctrl-C) or SIGTERM did. A run killed outright (SIGKILL, a power
 cut) stays ``running``, which the report and ``eval compare`` show as not finished.
-:func:`signals_as_interrupts` makes SIGTERM stop a command the way Ctrl-C does (the
-command line wraps every command in it); :func:`interruption_message` is the one line
-and exit status (130, 143) the user sees.
+:func:`check_run_status` turns how a run ended into what its caller sees: a failed run is
+an error, never a result; an incomplete one a warning. :func:`signals_as_interrupts`
+makes SIGTERM stop a run the way Ctrl-C does (the command line wraps every command in
+it); :func:`interruption_message` is the one line and exit status (130, 143) the user
+sees.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from promed_agents.errors import ConsultationError
+
 if TYPE_CHECKING:
+    from promed_agents.runs.run_reporter import RunReporter
     from promed_agents.storage import TraceStore
 
 
@@ -96,3 +101,15 @@ def _record(store: TraceStore, experiment_id: int, status: str, reason: str) -> 
     """Best effort: the store itself may be what failed (a full disk)."""
     with contextlib.suppress(Exception):
         store.finish_experiment(experiment_id, status, reason)
+
+
+def check_run_status(run: str, status: str, reason: str | None,
+                     reporter: RunReporter) -> None:
+    """How a run ended, said where the user looks: an incomplete run is a warning; a run
+    whose every consultation failed is an error, never a result."""
+    if status == "failed":
+        raise ConsultationError(f"run {run} failed: {reason}; fix the cause and run the "
+                                "same command again (it replaces the failed run)")
+    if status == "incomplete":
+        reporter.warn(f"run {run} is incomplete: {reason}; its figures leave these "
+                      "consultations out")
