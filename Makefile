@@ -9,7 +9,7 @@ STAMP := $(VENV)/.promed-installed
 TORCH_SPEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo "torch" || echo "torch==2.13.0")
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-slow test-all lint bench clean
+.PHONY: install demo test test-slow test-vllm test-all lint bench clean
 
 install: $(STAMP)
 
@@ -28,12 +28,18 @@ demo: install
 	$(VENV)/bin/promed demo
 
 test: install
-	$(PY) -m pytest -m "not slow and not gpu" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow and not gpu and not vllm" $(PYTEST_ARGS)
 
 test-slow: install
 	@# pytest exits 5 when no test carries the marker: nothing to run is not a failure
-	$(PY) -m pytest -m "slow and not gpu" $(PYTEST_ARGS); status=$$?; \
+	$(PY) -m pytest -m "slow and not gpu and not vllm" $(PYTEST_ARGS); status=$$?; \
 		if [ $$status -eq 5 ]; then echo "no test is marked slow"; else exit $$status; fi
+
+# A real vLLM server (CPU build): its environment is made once (.ci/vllm-env, cached
+# under ~/.cache/promed_agents), the fixture starts the server and stops it afterwards.
+test-vllm: install
+	.ci/vllm-env >/dev/null
+	$(PY) -m pytest -m "vllm and not gpu" $(PYTEST_ARGS)
 
 test-all: install
 	$(PY) -m pytest $(PYTEST_ARGS)

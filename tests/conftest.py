@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -158,3 +160,67 @@ def served_url(smollm2_folder: Path) -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+VLLM_START_S = float(os.environ.get("PROMED_VLLM_START_S", "1200"))
+"""How long the vLLM server may take to be ready (measured: minutes on 2 busy cores)."""
+
+
+def _unavailable(message: str) -> None:
+    """Locally a missing real part skips its tests; with CI=true they fail with the reason."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def vllm_url(smollm2_folder: Path, tmp_path_factory: pytest.TempPathFactory
+             ) -> Iterator[str]:
+    """A real vLLM server (the CPU build, in its own environment from ``.ci/vllm-env``)
+    serving the embedded SmolLM2 in float32 as ``smollm2`` on loopback; or
+    ``$PROMED_TEST_VLLM_URL``. Stopped after the session."""
+    given = os.environ.get("PROMED_TEST_VLLM_URL")
+    if given:
+        yield given
+        return
+    made = subprocess.run([str(ROOT / ".ci" / "vllm-env")], capture_output=True, text=True)
+    if made.returncode != 0:
+        _unavailable(f"cannot make the vLLM environment: {made.stderr.strip()[-800:]}")
+    python = made.stdout.strip().splitlines()[-1]
+    port = _free_port()
+    log = tmp_path_factory.mktemp("vllm") / "server.log"
+    env = {k: v for k, v in os.environ.items() if k != "VLLM_CPU_OMP_THREADS_BIND"}
+    env.update(HF_HUB_OFFLINE="1", VLLM_CPU_KVCACHE_SPACE="2", VLLM_NO_USAGE_STATS="1")
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [python, "-m", "vllm.entrypoints.openai.api_server", "--model",
+             str(smollm2_folder), "--served-model-name", "smollm2", "--dtype", "float32",
+             "--max-model-len", "2048", "--enforce-eager", "--logprobs-mode", "raw_logprobs",
+             "--host", "127.0.0.1", "--port", str(port)],
+            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + VLLM_START_S
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=5)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    _stop_group(server, signal.SIGKILL)
+                    _unavailable(f"the vLLM server did not start within {VLLM_START_S:.0f} "
+                                 f"s: {log.read_text()[-1500:]}")
+                time.sleep(2)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:  # vLLM shuts down on SIGINT (measured: SIGTERM left its API server up)
+        _stop_group(server, signal.SIGINT)
+
+
+def _stop_group(server: subprocess.Popen, first: signal.Signals) -> None:
+    """Stop a server started in a session of its own, its worker processes with it."""
+    for sent in (first, signal.SIGKILL):
+        if server.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, sent)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.wait(timeout=30)

@@ -64,8 +64,9 @@ def expected_value(case, coalition) -> float:
 
 
 def test_values_are_the_answer_tokens_mean_logprob_one_request_per_batch(server_url, case):
-    scorer = resolve_scorer(f"vllm:served@{server_url}")
-    assert isinstance(scorer, ServedAnswerScorer) and scorer.spec.startswith("vllm:served@")
+    scorer = resolve_scorer(f"openai:served@{server_url}")
+    assert isinstance(scorer, ServedAnswerScorer) and scorer.spec.startswith("openai:served@")
+    assert scorer.form == "completion"
     scorer.batch_size = 3
     coalitions = [frozenset(), frozenset({0}), frozenset({0, 2}), frozenset({1}),
                   frozenset(range(len(case.facts)))]
@@ -92,6 +93,77 @@ def test_exact_shapley_against_the_server_equals_an_independent_computation(serv
 
 def test_a_server_without_prompt_logprobs_is_a_clear_error(server_url, case):
     EchoServer.with_logprobs = False
-    scorer = resolve_scorer(f"vllm:served@{server_url}")
+    scorer = resolve_scorer(f"openai:served@{server_url}")
     with pytest.raises(BackendError, match="returned no prompt logprobs"):
         scorer.value_function(case)([frozenset()])
+
+
+def rendered(messages) -> str:
+    """The fake chat template: each message on its own line; the last one continued."""
+    return "\n".join(f"<{m['role']}> {m['content']}" for m in messages)
+
+
+class ChatServer(JsonHandler):
+    """vLLM's /v1/chat/completions with continue_final_message, prompt_logprobs=0 and
+    return_token_ids: the prompt's ids with each one's logprob and decoded text."""
+
+    requests: list[dict] = []
+    with_logprobs = True
+
+    def respond(self, body):
+        ChatServer.requests.append(body)
+        text = rendered(body["messages"])
+        tokens = [(m.group(), m.start()) for m in TOKEN.finditer(text)]
+        ids = [1000 + i for i in range(len(tokens))]
+        logprobs = [None] + [{str(i): {"logprob": fake_logprob(text, o), "rank": 1,
+                                       "decoded_token": t}}
+                             for i, (t, o) in zip(ids[1:], tokens[1:], strict=True)]
+        return {"id": "c", "object": "chat.completion", "created": 0, "model": body["model"],
+                "prompt_token_ids": ids,
+                "prompt_logprobs": logprobs if ChatServer.with_logprobs else None,
+                "choices": [{"index": 0, "finish_reason": "length",
+                             "message": {"role": "assistant", "content": "x"}}]}
+
+
+@pytest.fixture
+def chat_url():
+    ChatServer.requests, ChatServer.with_logprobs = [], True
+    with serve(ChatServer) as url:
+        yield url
+
+
+def expected_chat_value(case, coalition) -> float:
+    """Mean fake logprob of the tokens overlapping the answer, the rendered chat's end."""
+    from promed_agents.sig.answer_scorer import facts_text, scorer_chat
+
+    answer = answer_text(case, "text")
+    text = rendered(scorer_chat(case, facts_text(case, coalition), answer))
+    start = len(text) - len(answer)
+    picked = [fake_logprob(text, m.start()) for m in TOKEN.finditer(text)
+              if m.end() > start]
+    return sum(picked) / len(picked)
+
+
+def test_the_vllm_chat_form_scores_the_scorers_own_chat(chat_url, case):
+    from promed_agents.sig.answer_scorer import SCORER_SYSTEM
+
+    scorer = resolve_scorer(f"vllm:served@{chat_url}")
+    assert scorer.form == "chat"
+    coalitions = [frozenset(), frozenset({0}), frozenset({0, 2}),
+                  frozenset(range(len(case.facts)))]
+    values = scorer.value_function(case)(coalitions)
+    assert values == pytest.approx([expected_chat_value(case, c) for c in coalitions])
+    assert len(set(values)) == len(values)
+    assert len(ChatServer.requests) == 4  # one conversation a request
+    request = ChatServer.requests[0]
+    assert (request["continue_final_message"], request["add_generation_prompt"],
+            request["prompt_logprobs"]) == (True, False, 0)
+    system, _, last = request["messages"]
+    assert system["content"] == SCORER_SYSTEM
+    assert last == {"role": "assistant", "content": "answer: " + answer_text(case, "text")}
+
+
+def test_a_chat_server_without_prompt_logprobs_is_a_clear_error(chat_url, case):
+    ChatServer.with_logprobs = False
+    with pytest.raises(BackendError, match="no prompt logprobs .* needs vLLM"):
+        resolve_scorer(f"vllm:served@{chat_url}").value_function(case)([frozenset()])

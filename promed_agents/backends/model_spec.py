@@ -110,19 +110,23 @@ def _openai(spec: ModelSpec) -> BaseChatModel:
     base_url = _server_url(spec)
     from langchain_openai import ChatOpenAI
 
+    from promed_agents.backends.loop_local_transport import loop_local_client
+
     # Local OpenAI-compatible servers rarely check the key; logprobs when the server has them.
     return ChatOpenAI(model=spec.model, base_url=base_url, api_key="not-needed",
-                      logprobs=True, temperature=0.0)
+                      logprobs=True, temperature=0.0, http_async_client=loop_local_client())
 
 
 def _vllm(spec: ModelSpec) -> BaseChatModel:
     base_url = _server_url(spec)
+    from promed_agents.backends.loop_local_transport import loop_local_client
     from promed_agents.backends.vllm_chat_model import VLLM_TOKEN_IDS, VLLMChatModel
 
     # vLLM's OpenAI server: logprobs with each token written as "token_id:<id>", and the
     # prompt's token ids (kept by VLLMChatModel).
     return VLLMChatModel(model=spec.model, base_url=base_url, api_key="not-needed",
-                         logprobs=True, temperature=0.0, extra_body=dict(VLLM_TOKEN_IDS))
+                         logprobs=True, temperature=0.0, extra_body=dict(VLLM_TOKEN_IDS),
+                         http_async_client=loop_local_client())
 
 
 def _langchain(spec: ModelSpec) -> BaseChatModel:

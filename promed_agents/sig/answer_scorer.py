@@ -49,17 +49,22 @@ class ScoredText:
     """Where the scored answer is in ``text``."""
 
 
-def scored_text(tokenizer: Any, case: Case, coalition: Coalition,
-                target: AnswerTarget = "text") -> ScoredText:
-    """The scorer's chat (system, user with question, options and the facts of
-    ``coalition``, assistant ``answer: <answer>``) rendered by ``tokenizer``'s chat
-    template, with the facts' and the answer's character spans."""
+def scorer_chat(case: Case, facts: str, answer: str) -> list[dict[str, str]]:
+    """The scorer's chat: system, user with question, options and ``facts``, assistant
+    ``answer: <answer>``; every scorer reads v(S) off it."""
     options = "\n".join(f"{k}. {v}" for k, v in case.options.items())
     user = f"Question: {case.question}\nOptions:\n{options}\n\nWhat you know about the " \
-           f"patient: {_FACTS}"
-    rendered = tokenizer.apply_chat_template(
-        [{"role": "system", "content": SCORER_SYSTEM}, {"role": "user", "content": user},
-         {"role": "assistant", "content": f"answer: {_ANSWER}"}], tokenize=False)
+           f"patient: {facts}"
+    return [{"role": "system", "content": SCORER_SYSTEM}, {"role": "user", "content": user},
+            {"role": "assistant", "content": f"answer: {answer}"}]
+
+
+def scored_text(tokenizer: Any, case: Case, coalition: Coalition,
+                target: AnswerTarget = "text") -> ScoredText:
+    """The scorer's chat (:func:`scorer_chat`) for the facts of ``coalition``, rendered by
+    ``tokenizer``'s chat template, with the facts' and the answer's character spans."""
+    rendered = tokenizer.apply_chat_template(scorer_chat(case, _FACTS, _ANSWER),
+                                             tokenize=False)
     prefix, rest = rendered.split(_FACTS)
     middle, end = rest.split(_ANSWER)
     facts, answer = facts_text(case, coalition), answer_text(case, target)
