@@ -176,9 +176,9 @@ def _unavailable(message: str) -> None:
 @pytest.fixture(scope="session")
 def vllm_url(smollm2_folder: Path, tmp_path_factory: pytest.TempPathFactory
              ) -> Iterator[str]:
-    """A real vLLM server (the CPU build, in its own environment from ``.ci/vllm-env``)
-    serving the embedded SmolLM2 in float32 as ``smollm2`` on loopback; or
-    ``$PROMED_TEST_VLLM_URL``. Stopped after the session."""
+    """A real vLLM server (the CPU build, in its own environment from ``.ci/vllm-env``,
+    started by ``.ci/vllm-serve``) serving the embedded SmolLM2 in float32 as ``smollm2``
+    on loopback; or ``$PROMED_TEST_VLLM_URL``. Stopped after the session."""
     given = os.environ.get("PROMED_TEST_VLLM_URL")
     if given:
         yield given
@@ -186,18 +186,12 @@ def vllm_url(smollm2_folder: Path, tmp_path_factory: pytest.TempPathFactory
     made = subprocess.run([str(ROOT / ".ci" / "vllm-env")], capture_output=True, text=True)
     if made.returncode != 0:
         _unavailable(f"cannot make the vLLM environment: {made.stderr.strip()[-800:]}")
-    python = made.stdout.strip().splitlines()[-1]
     port = _free_port()
     log = tmp_path_factory.mktemp("vllm") / "server.log"
-    env = {k: v for k, v in os.environ.items() if k != "VLLM_CPU_OMP_THREADS_BIND"}
-    env.update(HF_HUB_OFFLINE="1", VLLM_CPU_KVCACHE_SPACE="2", VLLM_NO_USAGE_STATS="1")
     with log.open("w") as out:
-        server = subprocess.Popen(
-            [python, "-m", "vllm.entrypoints.openai.api_server", "--model",
-             str(smollm2_folder), "--served-model-name", "smollm2", "--dtype", "float32",
-             "--max-model-len", "2048", "--enforce-eager", "--logprobs-mode", "raw_logprobs",
-             "--host", "127.0.0.1", "--port", str(port)],
-            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        server = subprocess.Popen([str(ROOT / ".ci" / "vllm-serve"), str(smollm2_folder),
+                                   str(port)], stdout=out, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
     try:
         deadline = time.monotonic() + VLLM_START_S
         while True:
