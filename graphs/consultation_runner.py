@@ -59,9 +59,10 @@ def sampling_record(context: ConsultationContext) -> SamplingRecord:
     """How the doctor sampled, recorded with each episode: its spec, temperature and
     top-p (per call, else the model's own), and what its recorded logprobs are: the
     backend's ``logprobs_kind`` (``raw`` for the local backend: temperature-1
-    log-probabilities of the unwarped policy), else ``backend`` (whatever a server
-    returned). Off-policy training reads it to tell which traces' logprobs are the
-    behaviour policy's (:class:`~promed_agents.trainers.episode_sources.LoggedEpisodes`)."""
+    log-probabilities of the unwarped policy; what a vLLM server said, with its own words
+    in ``server_logprobs_mode``), else ``backend`` (whatever a server returned).
+    Off-policy training reads it to tell which traces' logprobs are the behaviour
+    policy's (:class:`~promed_agents.trainers.episode_sources.LoggedEpisodes`)."""
     doctor, kwargs = context.doctor, context.doctor_kwargs
 
     def setting(name: str) -> float | None:
@@ -70,7 +71,8 @@ def sampling_record(context: ConsultationContext) -> SamplingRecord:
 
     return SamplingRecord(doctor=spec_name(doctor), temperature=setting("temperature"),
                           top_p=setting("top_p"),
-                          logprobs=str(getattr(doctor, "logprobs_kind", "backend")))
+                          logprobs=str(getattr(doctor, "logprobs_kind", "backend")),
+                          server_logprobs_mode=getattr(doctor, "server_logprobs_mode", None))
 
 
 def _common(case: Case, view: PartialView, context: ConsultationContext, graph_name: str,

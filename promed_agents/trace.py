@@ -94,7 +94,12 @@ class SamplingRecord(BaseModel):
     top_p: float | None = None
     logprobs: str | None = Field(default=None, description=(
         "``raw``: temperature-1 log-probabilities of the unwarped policy (the local "
-        "backend); ``backend``: whatever a server returned."))
+        "backend, or a vLLM server that said it returns raw logprobs); ``processed``: "
+        "after the server's temperature and top-p (a vLLM server that said so); "
+        "``backend``: whatever a server returned, unsaid."))
+    server_logprobs_mode: str | None = Field(default=None, description=(
+        "What a vLLM server said its logprobs are (its ``logprobs_mode`` at "
+        "``/server_info``); None: not a server, or it did not say."))
 
 
 OUTCOME_FIELDS = ("max_questions", "format_score", "fact_recall", "weighted_recall",

@@ -116,3 +116,18 @@ def test_logged_episodes_are_served_in_turn_and_checked(sqlite_url):
         assert len(set(ids[:3])) == 3 and ids[3] == ids[0]  # in turn, then cycling
         with pytest.raises(TrainingError, match="no stored consultation"):
             source.episodes([CASES[1].id])
+
+
+@pytest.mark.parametrize(("logprobs", "temperature", "top_p", "problem"), [
+    ("raw", 1.0, 1.0, None),
+    ("processed", 1.0, 1.0, None),  # a server's processed logprobs, nothing warped
+    ("processed", 0.7, 1.0, "were sampled at temperature 0.7"),
+    ("raw", 1.0, 0.9, "were sampled with top-p 0.9"),
+    ("backend", 1.0, 1.0, "did not say what they are"),
+])
+def test_served_logprobs_are_exact_only_where_the_server_said_so(logprobs, temperature,
+                                                                 top_p, problem):
+    sampling = SamplingRecord(doctor="vllm:m@http://h/v1", temperature=temperature,
+                              top_p=top_p, logprobs=logprobs)
+    found = inexact_sampling(sampling)
+    assert found == problem if problem is None else problem in found

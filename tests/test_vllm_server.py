@@ -122,3 +122,24 @@ def test_an_mcts_search_with_a_served_proposer(vllm_url, sqlite_url):
     texts = [n.turn_text for n in root.walk()[1:]]
     assert texts and any(t != "question: Do you have a fever?" and t != "answer: A"
                          for t in texts)  # turns the served proposer wrote
+
+
+def test_served_consultations_sampled_at_temperature_one_train_off_policy(
+        vllm_url, sqlite_url, tmp_path):
+    for name, temperature in (("t1", "1"), ("greedy", "0")):
+        result = run("consult", "--cases", "2", "--doctor", served(vllm_url), "--temperature",
+                     temperature, "--max-questions", "1", "--demonstration", "--experiment",
+                     name, "--db", sqlite_url)
+        assert result.exit_code == 0, result.output + result.stderr
+    episodes, _ = doctor_turns(sqlite_url, "t1")
+    assert {(e.sampling.logprobs, e.sampling.server_logprobs_mode) for e in episodes} == {
+        ("raw", "raw_logprobs")}  # what the server said at /server_info
+    greedy = run("train", "grpo", "--model", "local:smollm2", "--from-traces", "greedy",
+                 "--output", tmp_path / "refused", "--num-generations", "2", "--max-steps",
+                 "1", "--db", sqlite_url)
+    assert greedy.exit_code == 1 and "decoded greedily" in greedy.stderr
+    trained = run("train", "grpo", "--model", "local:smollm2", "--from-traces", "t1",
+                  "--output", tmp_path / "grpo", "--num-generations", "2", "--max-steps", "1",
+                  "--db", sqlite_url)
+    assert trained.exit_code == 0, trained.output + trained.stderr
+    assert (tmp_path / "grpo" / "config.json").exists()

@@ -24,8 +24,11 @@ with top-p 1 (no warpers). Each episode records how it sampled (``EpisodeRecord.
 doctor spec, temperature, top-p, logprob kind; :func:`~promed_agents.graphs.
 consultation_runner.sampling_record`), and :class:`LoggedEpisodes` refuses, with one line
 saying which and how many, traces that were sampled otherwise (greedy, T 0.7, top-p
-below 1), whose logprobs came from a server we cannot vouch for, or that recorded no
-sampling at all. The behaviour model may differ from the model in training: the ratio then
+below 1), whose logprobs came from a server that did not say what they are, or that
+recorded no sampling at all. A vLLM server in development mode says it at
+``/server_info`` (its ``--logprobs-mode``): raw or processed logprobs are the sampling
+distribution's at temperature 1 and top-p 1, so its consultations sampled that way train
+like a local doctor's. The behaviour model may differ from the model in training: the ratio then
 corrects for it (and clips it), which is what importance weighting is for.
 """
 
@@ -147,9 +150,10 @@ def inexact_sampling(sampling: SamplingRecord | None) -> str | None:
     are): see the module docstring."""
     if sampling is None:
         return "recorded no sampling parameters"
-    if sampling.logprobs != "raw":
-        return (f"have logprobs from a served doctor ({sampling.doctor}), which may "
-                "not be those it sampled from")
+    if sampling.logprobs not in ("raw", "processed"):
+        return (f"have logprobs from a served doctor ({sampling.doctor}) that did not say "
+                "what they are (start vLLM with VLLM_SERVER_DEV_MODE=1 and --logprobs-mode "
+                "raw_logprobs: its /server_info says so)")
     temperature, top_p = sampling.temperature, sampling.top_p
     if temperature is None:
         return "recorded no sampling temperature"
