@@ -186,6 +186,18 @@ class ShapleyValueRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
+class WorkClaimRow(Base):
+    """One item of a shared job (a case to score or consult), and which worker has it."""
+
+    __tablename__ = "work_claims"
+
+    job: Mapped[str] = mapped_column(String(512), primary_key=True)
+    item: Mapped[str] = mapped_column(String(256), primary_key=True)
+    worker: Mapped[str | None] = mapped_column(String(128))
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    done_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
 class SearchNodeRow(Base):
     """One node of an MCTS search over a case's consultations: the dialogue state after a
     doctor turn (the root: before the first), as a LangGraph checkpoint."""

@@ -33,6 +33,7 @@ from promed_agents.storage.models import EpisodeRow, ExperimentRow, TurnRow
 from promed_agents.storage.search_records import SearchRecords
 from promed_agents.storage.shapley_records import ShapleyRecords
 from promed_agents.storage.training_records import TrainingRecords
+from promed_agents.storage.work_claims import WorkClaims
 from promed_agents.trace import EpisodeRecord, EpisodeStatus, TurnRecord
 
 
@@ -111,7 +112,7 @@ def _episode_from_row(row: EpisodeRow) -> EpisodeRecord:
         training_step=row.training_step, turns=[_turn_from_row(t) for t in row.turns])
 
 
-class TraceStore(CaseRecords, ShapleyRecords, SearchRecords, TrainingRecords):
+class TraceStore(CaseRecords, ShapleyRecords, SearchRecords, TrainingRecords, WorkClaims):
     """Cases, consultations and training artefacts in one SQL database.
 
     ``TraceStore()`` opens ``$PROMED_DB`` or ``sqlite:///promed.db``; pass a URL or an

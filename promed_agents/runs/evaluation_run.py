@@ -43,6 +43,13 @@ from promed_agents.runs.run_knobs import (
 )
 from promed_agents.runs.run_lifecycle import check_run_status, recorded_run
 from promed_agents.runs.run_reporter import RunReporter, reporter_or_default
+from promed_agents.runs.shared_job import (
+    join_or_create,
+    lease_knob,
+    shared_knob,
+    work_through,
+    worker_name,
+)
 from promed_agents.trace import ConsultationMode, EpisodeStatus
 
 if TYPE_CHECKING:
@@ -93,6 +100,8 @@ class EvalCommandConfig:
     abstain_threshold: float = knob(
         DEFAULT_THRESHOLD, help="Confidence at which an abstaining doctor answers.",
         min=0.0, max=1.0)
+    shared: bool = shared_knob()
+    lease: float = lease_knob()
 
 
 def _graph(settings: EvalCommandConfig) -> Any:
@@ -130,7 +139,10 @@ def run_evaluation(store: TraceStore, settings: EvalCommandConfig,
         reporter: where notes, warnings and progress go [default: the logger].
 
     A run whose every consultation failed raises :class:`ConsultationError`; an
-    incomplete one is a warning and its failed consultations are left out."""
+    incomplete one is a warning and its failed consultations are left out. With
+    ``shared``, every worker given the same settings joins the same runs, the cases and
+    seeds are shared out among them, and each returns the whole runs' figures
+    (:mod:`promed_agents.runs.shared_job`)."""
     from promed_agents.storage.trace_recorder import TraceRecorder
 
     reporter = reporter_or_default(reporter)
@@ -145,37 +157,50 @@ def run_evaluation(store: TraceStore, settings: EvalCommandConfig,
     doctor = resolve_doctor(settings.doctor, known)
     evaluator = evaluator_for(store, settings.sig_scorer, settings.doctor, cases, reporter)
     runs = RunFigures()
+    worker, by_id = worker_name(), {c.id: c for c in cases}
     for mode in settings.modes:
         name = f"{settings.experiment}-{mode}"
-        experiment_id = store.create_experiment(name, KIND, {
+        experiment_id = join_or_create(store, name, KIND, {
             **asdict(settings), "mode": mode, "kind": KIND,
             "case_ids": [c.id for c in cases], "evaluator": evaluator.name},
-            replace_unfinished=True, status="running")
+            shared=settings.shared)
+        job = f"eval:{experiment_id}"
+        items = [f"{seed}:{case.id}" for seed in range(settings.seeds) for case in cases]
         recorder = TraceRecorder(store, experiment_id)
-        episodes = []
         with recorded_run(store, experiment_id, name,
                           "run the same command again (--experiment "
                           f"{settings.experiment}) to replace it"), \
-                reporter.task(f"{mode} ({settings.doctor})",
-                              total=len(cases) * settings.seeds) as progress:
+                reporter.task(f"{mode} ({settings.doctor})", total=len(items)) as progress:
 
-            def on_episode(episode: Any, recorder: Any = recorder,
-                           progress: Any = progress) -> None:
-                recorder(episode)
-                progress.advance()
+            def run_items(claimed: list[str], mode: str = mode, job: str = job,
+                          experiment_id: int = experiment_id, recorder: Any = recorder,
+                          progress: Any = progress) -> None:
+                for seed in sorted({int(item.split(":", 1)[0]) for item in claimed}):
+                    batch = [by_id[item.split(":", 1)[1]] for item in claimed
+                             if item.startswith(f"{seed}:")]
 
-            for seed in range(settings.seeds):
-                context = ConsultationContext(
-                    doctor=doctor, patient=resolve_patient(settings.patient),
-                    mode=ConsultationMode(mode), evaluator=evaluator,
-                    max_questions=settings.max_questions,
-                    demonstration=settings.demonstration,
-                    doctor_kwargs={**doctor_sampling(
-                        doctor, max_new_tokens=settings.max_new_tokens,
-                        temperature=settings.temperature), "seed": seed})
-                episodes += asyncio.run(arun_consultations(
-                    cases, context, concurrency=settings.concurrency, graph=graph,
-                    experiment_id=experiment_id, on_episode=on_episode))
+                    def on_episode(episode: Any, seed: int = seed) -> None:
+                        # one episode per case and seed, whichever worker records it
+                        recorder(episode.model_copy(update={
+                            "thread_id": f"{experiment_id}-{episode.case_id}-seed{seed}"}))
+                        store.finish_work(job, f"{seed}:{episode.case_id}", worker)
+                        progress.advance()
+
+                    context = ConsultationContext(
+                        doctor=doctor, patient=resolve_patient(settings.patient),
+                        mode=ConsultationMode(mode), evaluator=evaluator,
+                        max_questions=settings.max_questions,
+                        demonstration=settings.demonstration,
+                        doctor_kwargs={**doctor_sampling(
+                            doctor, max_new_tokens=settings.max_new_tokens,
+                            temperature=settings.temperature), "seed": seed})
+                    asyncio.run(arun_consultations(
+                        batch, context, concurrency=settings.concurrency, graph=graph,
+                        experiment_id=experiment_id, on_episode=on_episode))
+
+            work_through(store, job, items, run_items, limit=settings.concurrency,
+                         lease_s=settings.lease)
+            episodes = list(store.iter_episodes(experiment_id))  # every worker's
             status, reason = run_status(episodes)
             store.finish_experiment(experiment_id, status, reason)
         check_run_status(name, status, reason, reporter)  # a failed run stops here

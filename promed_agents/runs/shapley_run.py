@@ -19,6 +19,7 @@ from promed_agents.redaction import without_password
 from promed_agents.runs.run_inputs import select_cases
 from promed_agents.runs.run_knobs import DEFAULT_DOCTOR, case_ids_knob, cases_knob, split_knob
 from promed_agents.runs.run_reporter import RunReporter, reporter_or_default
+from promed_agents.runs.shared_job import lease_knob, shared_knob, work_through, worker_name
 from promed_agents.sig.kernel_shapley import KernelConfig
 from promed_agents.sig.shapley import PermutationConfig
 
@@ -58,6 +59,8 @@ class ShapleyCommandConfig:
                   "temperatures are another knob).", min=1e-6)
     target: str = knob("text", help="Scored answer: text or letter-text.")
     seed: int = knob(0, help="Sampling seed (kernel and permutation).")
+    shared: bool = shared_knob()
+    lease: float = lease_knob()
 
 
 
@@ -70,9 +73,11 @@ def run_shapley(store: TraceStore, settings: ShapleyCommandConfig,
         settings: the cases, the scorer, the estimator and its budget.
         reporter: where notes and progress go [default: the logger].
 
-    Returns the job's report: the cases computed and those skipped (already stored)."""
+    Returns the job's report: the cases computed and those skipped (already stored).
+    With ``shared``, workers given the same settings share the cases out through the
+    store's work queue (:mod:`promed_agents.runs.shared_job`); each reports its own."""
     from promed_agents.sig.scorer_spec import resolve_scorer
-    from promed_agents.trainers.shapley_job import ShapleyConfig, compute_shapley
+    from promed_agents.trainers.shapley_job import ShapleyConfig, ShapleyReport, compute_shapley
 
     reporter = reporter_or_default(reporter)
     scorer = resolve_scorer(settings.scorer, settings.target)  # type: ignore[arg-type]
@@ -86,9 +91,23 @@ def run_shapley(store: TraceStore, settings: ShapleyCommandConfig,
             antithetic=settings.antithetic, seed=settings.seed),
         temperature=settings.weight_temperature)
     started = time.perf_counter()
+    report, by_id, worker = ShapleyReport(), {c.id: c for c in cases}, worker_name()
+    job = f"shapley:{without_password(scorer.spec)}:{settings.method}:{settings.target}"
     with reporter.task(f"Shapley values ({settings.scorer})", total=len(cases)) as progress:
-        report = compute_shapley(store, cases, scorer, config,
-                                 on_case=lambda case, estimate: progress.advance())
+
+        def run_cases(claimed: list[str]) -> None:
+            for case_id in claimed:  # a case stored meanwhile (by a rerun) is skipped
+                done = compute_shapley(store, [by_id[case_id]], scorer, config)
+                report.computed += done.computed
+                report.skipped += done.skipped
+                store.finish_work(job, case_id, worker)
+                progress.advance()
+
+        if settings.shared:
+            work_through(store, job, list(by_id), run_cases, lease_s=settings.lease)
+        else:
+            report = compute_shapley(store, cases, scorer, config,
+                                     on_case=lambda case, estimate: progress.advance())
     reporter.note(f"stored Shapley values for {len(report.computed)} cases "
                   f"({len(report.skipped)} already stored, skipped) in "
                   f"{time.perf_counter() - started:.1f} s; scorer "

@@ -1,0 +1,102 @@
+"""Shared jobs: several worker processes (or machines) doing one job's items once each.
+
+case -> consultation graph -> **trace in SQL** -> Shapley/SIG -> MCTS-SFT / GRPO ->
+evaluation (the store as the work queue of runs split over workers)
+
+The standard work-queue pattern of the database the workers already share: a job (the
+Shapley values of a scorer, an evaluation run) is a set of items (case ids) in the
+``work_claims`` table. :meth:`WorkClaims.claim_work` takes the next free items for a
+worker in one short transaction: on PostgreSQL with ``SELECT ... FOR UPDATE SKIP LOCKED``
+(concurrent workers never wait for or take the same item); SQLite serialises writers, so
+the same statement is atomic there. An item is free when nobody claimed it, or its claim
+is older than the lease and it is not done: a killed worker's items go to the others (or
+to a rerun) once its lease runs out. A worker renews its claims each time it finishes an
+item, so a live worker keeps them. :meth:`finish_work` marks an item done, inside the
+caller's transaction where the result is written there too (then an item's result is
+recorded exactly once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from promed_agents.storage.models import WorkClaimRow
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+DEFAULT_LEASE_S = 900.0
+"""How long a claimed, unfinished item stays its worker's (renewed at each finished item)."""
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class WorkClaims:
+    """Shared-job methods of the trace store (mixed into ``TraceStore``)."""
+
+    def _session(self) -> Session:  # provided by TraceStore
+        raise NotImplementedError
+
+    def claim_work(self, job: str, items: Sequence[str], worker: str, *, limit: int = 1,
+                   lease_s: float = DEFAULT_LEASE_S) -> list[str]:
+        """Add ``items`` to ``job`` (those already there are kept as they are), then claim
+        up to ``limit`` free ones for ``worker``, in the order of ``items``; returns them
+        (empty: none is free now)."""
+        now = _now()
+        with self._session() as session, session.begin():
+            dialect = session.get_bind().dialect.name
+            insert = pg_insert if dialect == "postgresql" else sqlite_insert
+            if items:
+                session.execute(insert(WorkClaimRow).values(
+                    [{"job": job, "item": item} for item in items]).on_conflict_do_nothing())
+            free = select(WorkClaimRow.item).where(
+                WorkClaimRow.job == job, WorkClaimRow.done_at.is_(None),
+                or_(WorkClaimRow.worker.is_(None),
+                    WorkClaimRow.claimed_at < now - timedelta(seconds=lease_s)))
+            order = {item: i for i, item in enumerate(items)}
+            candidates = session.scalars(free.with_for_update(skip_locked=True)).all()
+            chosen = sorted(candidates, key=lambda i: order.get(i, len(order)))[:limit]
+            if chosen:
+                session.execute(update(WorkClaimRow).where(
+                    WorkClaimRow.job == job, WorkClaimRow.item.in_(chosen)).values(
+                    worker=worker, claimed_at=now))
+        return chosen
+
+    def finish_work(self, job: str, item: str, worker: str,
+                    session: Session | None = None) -> None:
+        """Mark ``item`` done and renew ``worker``'s other claims of ``job``; in
+        ``session``'s transaction where given (the one that writes the item's result)."""
+        now = _now()
+        statements = [
+            update(WorkClaimRow).where(WorkClaimRow.job == job, WorkClaimRow.item == item)
+            .values(done_at=now, worker=worker),
+            update(WorkClaimRow).where(WorkClaimRow.job == job, WorkClaimRow.worker == worker,
+                                       WorkClaimRow.done_at.is_(None))
+            .values(claimed_at=now)]
+        if session is not None:
+            for statement in statements:
+                session.execute(statement)
+            return
+        with self._session() as own, own.begin():
+            for statement in statements:
+                own.execute(statement)
+
+    def work_left(self, job: str) -> int:
+        """Items of ``job`` not done (claimed or not)."""
+        with self._session() as session:
+            return session.scalar(select(func.count()).select_from(WorkClaimRow).where(
+                and_(WorkClaimRow.job == job, WorkClaimRow.done_at.is_(None)))) or 0
+
+    def work_done(self, job: str) -> set[str]:
+        """Items of ``job`` done."""
+        with self._session() as session:
+            return set(session.scalars(select(WorkClaimRow.item).where(
+                WorkClaimRow.job == job, WorkClaimRow.done_at.is_not(None))))

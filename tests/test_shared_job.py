@@ -1,0 +1,100 @@
+"""Runs split over worker processes on one store: every case once, a killed worker's
+cases done by the others, every surviving worker ending with the whole run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from sqlalchemy import select
+
+from promed_agents.errors import ConsultationError
+from promed_agents.loader import bundled_sample
+from promed_agents.runs import EvalCommandConfig, run_evaluation
+from promed_agents.storage import TraceStore
+from promed_agents.storage.models import WorkClaimRow
+
+from conftest import ROOT
+
+CASES = [c.id for c in bundled_sample()[:8]]
+
+WORKER = """
+import json, sys, time
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from promed_agents.backends import register_backend
+from promed_agents.runs import EvalCommandConfig, run_evaluation
+from promed_agents.storage import TraceStore
+
+class Slow(BaseChatModel):
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+        time.sleep(0.4)
+        return ChatResult(generations=[ChatGeneration(message=AIMessage("answer: A"))])
+
+    @property
+    def _llm_type(self):
+        return "slow"
+
+register_backend("slow", lambda spec: Slow())
+with TraceStore(sys.argv[1]) as store:
+    runs = run_evaluation(store, EvalCommandConfig(
+        doctor="slow:x", case_ids=tuple(sys.argv[2].split(",")), modes=("proactive",),
+        experiment="shared", shared=True, lease=3.0, concurrency=1, max_questions=0))
+print(json.dumps({name: sorted(figures) for name, figures in runs.items()}))
+"""
+
+
+def start_worker(url: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", WORKER, url, ",".join(CASES)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT / "tests", env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def claims_of(url: str, pid: int) -> list[WorkClaimRow]:
+    with TraceStore(url) as store, store._session() as session:
+        return list(session.scalars(select(WorkClaimRow).where(
+            WorkClaimRow.worker.like(f"%:{pid}"), WorkClaimRow.done_at.is_(None))))
+
+
+def test_three_workers_one_killed_do_every_case_once(db_url):
+    with TraceStore(db_url) as store:
+        store.import_cases(bundled_sample()[:8])
+    workers = [start_worker(db_url) for _ in range(3)]
+    victim = workers[0]
+    deadline = time.monotonic() + 120
+    while not claims_of(db_url, victim.pid):  # killed while it holds a case
+        assert victim.poll() is None and time.monotonic() < deadline, victim.stderr.read()
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    outputs = [w.communicate(timeout=300) for w in workers[1:]]
+    for worker, (out, err) in zip(workers[1:], outputs, strict=True):
+        assert worker.returncode == 0, err
+        # each survivor ends with the whole run's figures, every case in them
+        assert json.loads(out.splitlines()[-1]) == {"shared-proactive": sorted(CASES)}
+    with TraceStore(db_url) as store:
+        run_id = store.experiment_id("shared-proactive")
+        episodes = list(store.iter_episodes(run_id))
+        assert sorted(e.case_id for e in episodes) == sorted(CASES)  # each exactly once
+        assert store.experiment("shared-proactive").status == "complete"
+        assert store.work_left(f"eval:{run_id}") == 0
+
+
+def test_a_worker_refuses_a_shared_run_of_other_cases(sqlite_url):
+    with TraceStore(sqlite_url) as store:
+        store.import_cases(bundled_sample()[:4])
+        settings = EvalCommandConfig(doctor="fake:answer: A", case_ids=tuple(CASES[:2]),
+                                     modes=("proactive",), experiment="s", shared=True)
+        run_evaluation(store, settings)
+        with pytest.raises(ConsultationError, match="exists with other case-ids"):
+            run_evaluation(store, EvalCommandConfig(
+                doctor="fake:answer: A", case_ids=tuple(CASES[2:4]), modes=("proactive",),
+                experiment="s", shared=True))
+        again = run_evaluation(store, settings)  # a finished shared run: joined, not redone
+        assert sorted(again["s-proactive"]) == sorted(CASES[:2])
+        assert store.count_episodes(store.experiment_id("s-proactive")) == 2
