@@ -10,8 +10,9 @@ worker in one short transaction: on PostgreSQL with ``SELECT ... FOR UPDATE SKIP
 (concurrent workers never wait for or take the same item); SQLite serialises writers, so
 the same statement is atomic there. An item is free when nobody claimed it, or its claim
 is older than the lease and it is not done: a killed worker's items go to the others (or
-to a rerun) once its lease runs out. A worker renews its claims each time it finishes an
-item, so a live worker keeps them. :meth:`finish_work` marks an item done, inside the
+to a rerun) once its lease runs out; a worker that stops on an error or a signal gives
+its claims back at once (:meth:`release_work`). A worker renews its claims each time it
+finishes an item, so a live worker keeps them. :meth:`finish_work` marks an item done, inside the
 caller's transaction where the result is written there too (then an item's result is
 recorded exactly once).
 """
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -49,7 +50,8 @@ class WorkClaims:
                    lease_s: float = DEFAULT_LEASE_S) -> list[str]:
         """Add ``items`` to ``job`` (those already there are kept as they are), then claim
         up to ``limit`` free ones for ``worker``, in the order of ``items``; returns them
-        (empty: none is free now)."""
+        (empty: none is free now). ``worker``'s own unfinished claims are free to it (it
+        asks between items, so they are left from an attempt that stopped)."""
         now = _now()
         with self._session() as session, session.begin():
             dialect = session.get_bind().dialect.name
@@ -59,7 +61,7 @@ class WorkClaims:
                     [{"job": job, "item": item} for item in items]).on_conflict_do_nothing())
             free = select(WorkClaimRow.item).where(
                 WorkClaimRow.job == job, WorkClaimRow.done_at.is_(None),
-                or_(WorkClaimRow.worker.is_(None),
+                or_(WorkClaimRow.worker.is_(None), WorkClaimRow.worker == worker,
                     WorkClaimRow.claimed_at < now - timedelta(seconds=lease_s)))
             order = {item: i for i, item in enumerate(items)}
             candidates = session.scalars(free.with_for_update(skip_locked=True)).all()
@@ -88,6 +90,18 @@ class WorkClaims:
         with self._session() as own, own.begin():
             for statement in statements:
                 own.execute(statement)
+
+    def release_work(self, job: str, worker: str) -> None:
+        """Give back ``worker``'s unfinished claims of ``job`` (a worker that stops)."""
+        with self._session() as session, session.begin():
+            session.execute(update(WorkClaimRow).where(
+                WorkClaimRow.job == job, WorkClaimRow.worker == worker,
+                WorkClaimRow.done_at.is_(None)).values(worker=None, claimed_at=None))
+
+    def clear_work(self, job: str) -> None:
+        """Forget ``job``'s items (a new run of that job starts a fresh queue)."""
+        with self._session() as session, session.begin():
+            session.execute(delete(WorkClaimRow).where(WorkClaimRow.job == job))
 
     def work_left(self, job: str) -> int:
         """Items of ``job`` not done (claimed or not)."""

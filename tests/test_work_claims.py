@@ -37,3 +37,13 @@ def test_a_worker_keeps_its_claims_while_it_finishes_items(db_url):
         time.sleep(1.2)
         store.finish_work("job", "a", "busy")  # alive: its claim of b is renewed
         assert store.claim_work("job", [], "other", lease_s=1) == []
+
+
+def test_a_worker_takes_back_its_own_leftovers_and_gives_claims_back_when_it_stops(db_url):
+    with TraceStore(db_url) as store:
+        assert store.claim_work("job", ["a", "b"], "w", limit=2) == ["a", "b"]
+        assert store.claim_work("job", [], "w", limit=1) == ["a"]  # left by a stopped try
+        store.release_work("job", "w")  # stopped on an error: the others need not wait
+        assert store.claim_work("job", [], "other", limit=2) == ["a", "b"]
+        store.clear_work("job")  # a new run of the job starts empty
+        assert store.work_left("job") == 0 and store.claim_work("job", [], "w") == []

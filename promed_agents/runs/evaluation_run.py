@@ -46,6 +46,7 @@ from promed_agents.runs.run_reporter import RunReporter, reporter_or_default
 from promed_agents.runs.shared_job import (
     join_or_create,
     lease_knob,
+    run_job,
     shared_knob,
     work_through,
     worker_name,
@@ -164,7 +165,7 @@ def run_evaluation(store: TraceStore, settings: EvalCommandConfig,
             **asdict(settings), "mode": mode, "kind": KIND,
             "case_ids": [c.id for c in cases], "evaluator": evaluator.name},
             shared=settings.shared)
-        job = f"eval:{experiment_id}"
+        job = run_job(KIND, experiment_id)
         items = [f"{seed}:{case.id}" for seed in range(settings.seeds) for case in cases]
         recorder = TraceRecorder(store, experiment_id)
         with recorded_run(store, experiment_id, name,

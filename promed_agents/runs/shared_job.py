@@ -16,6 +16,7 @@ ends with the whole run in the store.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -29,7 +30,8 @@ from promed_agents.storage.work_claims import DEFAULT_LEASE_S
 if TYPE_CHECKING:
     from promed_agents.storage import TraceStore
 
-__all__ = ["join_or_create", "lease_knob", "shared_knob", "work_through", "worker_name"]
+__all__ = ["join_or_create", "lease_knob", "run_job", "shared_knob", "work_through",
+           "worker_name"]
 
 
 def shared_knob() -> Any:
@@ -55,10 +57,12 @@ def join_or_create(store: TraceStore, name: str, kind: str, config: dict[str, An
     worker made it with the same ``same`` settings. Without ``shared`` an unfinished run
     of that name is replaced, as a rerun does."""
     if not shared:
-        return store.create_experiment(name, kind, config, replace_unfinished=True,
-                                       status="running")
+        return _fresh(store, store.create_experiment(name, kind, config,
+                                                     replace_unfinished=True,
+                                                     status="running"), kind)
     try:
-        return store.create_experiment(name, kind, config, status="running")
+        return _fresh(store, store.create_experiment(name, kind, config, status="running"),
+                      kind)
     except TraceError:  # another worker made it first, or an earlier run
         experiment_id, saved = store.experiment_config(name)
     if saved.get("kind") != kind:
@@ -69,6 +73,17 @@ def join_or_create(store: TraceStore, name: str, kind: str, config: dict[str, An
             raise ConsultationError(
                 f"--shared: run {name!r} exists with other {key.replace('_', '-')}; give "
                 "every worker the same command, or another --experiment name")
+    return experiment_id
+
+
+def run_job(kind: str, experiment_id: int) -> str:
+    """The work-queue job of run ``experiment_id``."""
+    return f"{kind}:{experiment_id}"
+
+
+def _fresh(store: TraceStore, experiment_id: int, kind: str) -> int:
+    """A new run starts with an empty queue (a replaced run's id can be reused)."""
+    store.clear_work(run_job(kind, experiment_id))
     return experiment_id
 
 
@@ -83,7 +98,12 @@ def work_through(store: TraceStore, job: str, items: Sequence[str],
     while True:
         claimed = store.claim_work(job, items, worker, limit=limit, lease_s=lease_s)
         if claimed:
-            run(claimed)
+            try:
+                run(claimed)
+            except BaseException:  # an error or a signal: the others may take them now
+                with contextlib.suppress(Exception):
+                    store.release_work(job, worker)
+                raise
         elif store.work_left(job) == 0:
             return
         else:
