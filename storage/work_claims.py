@@ -32,10 +32,6 @@ from promed_agents.storage.models import WorkClaimRow
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-DEFAULT_LEASE_S = 900.0
-"""How long a claimed, unfinished item stays its worker's (renewed at each finished item)."""
-
-
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -46,12 +42,13 @@ class WorkClaims:
     def _session(self) -> Session:  # provided by TraceStore
         raise NotImplementedError
 
-    def claim_work(self, job: str, items: Sequence[str], worker: str, *, limit: int = 1,
-                   lease_s: float = DEFAULT_LEASE_S) -> list[str]:
+    def claim_work(self, job: str, items: Sequence[str], worker: str, *, lease_s: float,
+                   limit: int = 1) -> list[str]:
         """Add ``items`` to ``job`` (those already there are kept as they are), then claim
         up to ``limit`` free ones for ``worker``, in the order of ``items``; returns them
-        (empty: none is free now). ``worker``'s own unfinished claims are free to it (it
-        asks between items, so they are left from an attempt that stopped)."""
+        (empty: none is free now). A claim older than ``lease_s`` seconds, not done, is
+        free; so are ``worker``'s own unfinished claims (it asks between items, so they
+        are left from an attempt that stopped)."""
         now = _now()
         with self._session() as session, session.begin():
             dialect = session.get_bind().dialect.name
@@ -99,9 +96,12 @@ class WorkClaims:
                 WorkClaimRow.done_at.is_(None)).values(worker=None, claimed_at=None))
 
     def clear_work(self, job: str) -> None:
-        """Forget ``job``'s items (a new run of that job starts a fresh queue)."""
+        """Forget the items of ``job`` and of its sub-jobs (``job:...``): a new run
+        starts with an empty queue."""
         with self._session() as session, session.begin():
-            session.execute(delete(WorkClaimRow).where(WorkClaimRow.job == job))
+            session.execute(delete(WorkClaimRow).where(or_(
+                WorkClaimRow.job == job, WorkClaimRow.job.startswith(f"{job}:",
+                                                                      autoescape=True))))
 
     def work_left(self, job: str) -> int:
         """Items of ``job`` not done (claimed or not)."""

@@ -23,6 +23,39 @@ from conftest import ROOT
 
 CASES = [c.id for c in bundled_sample()[:8]]
 
+SLOW = """
+import time
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from promed_agents.backends import register_backend
+
+class Slow(BaseChatModel):
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+        time.sleep(0.3)
+        text = "answer: A" if len(messages) > 4 else "question: Any fever?"
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(text))])
+
+    @property
+    def _llm_type(self):
+        return "slow"
+
+register_backend("slow", lambda spec: Slow())
+"""
+
+SEARCHER = SLOW + """
+import sys
+from promed_agents.runs import MCTSCommandConfig, run_search
+from promed_agents.storage import TraceStore
+
+with TraceStore(sys.argv[1]) as store:
+    reports = run_search(store, MCTSCommandConfig(
+        experiment="m", case_ids=tuple(sys.argv[2].split(",")), iterations=3, width=2,
+        doctor="slow:x", proposer="none", max_questions=1, concurrency=1, shared=True,
+        lease=3.0))
+print(",".join(r.case_id for r in reports if r.error is None))
+"""
+
 WORKER = """
 import json, sys, time
 from langchain_core.language_models import BaseChatModel
@@ -50,8 +83,9 @@ print(json.dumps({name: sorted(figures) for name, figures in runs.items()}))
 """
 
 
-def start_worker(url: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", WORKER, url, ",".join(CASES)],
+def start_worker(url: str, script: str = WORKER, cases: list[str] = CASES
+                 ) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", script, url, ",".join(cases)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=ROOT / "tests", env={**os.environ, "PYTHONPATH": str(ROOT)})
 
@@ -98,3 +132,27 @@ def test_a_worker_refuses_a_shared_run_of_other_cases(sqlite_url):
         again = run_evaluation(store, settings)  # a finished shared run: joined, not redone
         assert sorted(again["s-proactive"]) == sorted(CASES[:2])
         assert store.count_episodes(store.experiment_id("s-proactive")) == 2
+
+
+def test_a_shared_search_searches_each_case_once_when_a_worker_is_killed(db_url):
+    cases = CASES[:4]
+    with TraceStore(db_url) as store:
+        store.import_cases(bundled_sample()[:4])
+    workers = [start_worker(db_url, SEARCHER, cases) for _ in range(3)]
+    victim = workers[0]
+    deadline = time.monotonic() + 120
+    while not claims_of(db_url, victim.pid):
+        assert victim.poll() is None and time.monotonic() < deadline, victim.stderr.read()
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    searched = []
+    for worker in workers[1:]:
+        out, err = worker.communicate(timeout=300)
+        assert worker.returncode == 0, err
+        searched += [c for c in out.strip().splitlines()[-1].split(",") if c]
+    assert sorted(searched) == sorted(cases)  # every case reported by one survivor
+    with TraceStore(db_url) as store:
+        search = store.experiment_id("m")
+        # the killed worker's case was resumed, not searched again from the start
+        assert store.search_progress(search) == {c: 3.0 for c in cases}
+        assert store.experiment("m").status == "complete"

@@ -23,7 +23,7 @@ from promed_agents.agents.evaluator import Evaluator
 from promed_agents.agents.patient_spec import resolve_patient
 from promed_agents.agents.reference_doctors import known_cases, resolve_doctor
 from promed_agents.backends import resolve_chat_model
-from promed_agents.errors import ConsultationError, NotFoundError
+from promed_agents.errors import ConsultationError, NotFoundError, TraceError
 from promed_agents.graphs import ConsultationContext
 from promed_agents.graphs.checkpointer import check_checkpointer, checkpointer
 from promed_agents.knob import knob, knob_from
@@ -41,6 +41,13 @@ from promed_agents.runs.run_knobs import (
 )
 from promed_agents.runs.run_lifecycle import recorded_run
 from promed_agents.runs.run_reporter import RunReporter, reporter_or_default
+from promed_agents.runs.shared_job import (
+    lease_knob,
+    run_job,
+    shared_knob,
+    work_through,
+    worker_name,
+)
 from promed_agents.trainers.mcts_search import (
     ConsultationEnvironment,
     MCTSConfig,
@@ -95,6 +102,8 @@ class MCTSCommandConfig:
                      "stronger searcher), or none (the doctor only).")
     proposer_ratio: float = knob_from(MCTSConfig, "proposer_ratio", min=0.0, max=1.0)
     seed: int = knob_from(MCTSConfig, "seed")
+    shared: bool = shared_knob()
+    lease: float = lease_knob()
 
 
 def default_checkpoints(store_url: str) -> str:
@@ -133,8 +142,13 @@ def _experiment(store: TraceStore, settings: MCTSCommandConfig, reporter: RunRep
                              settings.split)
         config = {**asdict(settings), "case_ids": [c.id for c in cases], "kind": KIND,
                   "checkpoints": without_password(settings.checkpoints)}
-        return store.create_experiment(settings.experiment, KIND, config,
-                                       status="running"), cases
+        try:
+            made = store.create_experiment(settings.experiment, KIND, config,
+                                           status="running")
+            store.clear_work(run_job(KIND, made))  # a new search starts an empty queue
+            return made, cases
+        except TraceError:  # another worker of a shared search made it first
+            experiment_id, saved = store.experiment_config(settings.experiment)
     done = store.search_progress(experiment_id)
     reporter.note(f"resuming search {settings.experiment}: {len(done)} of "
                   f"{len(saved['case_ids'])} cases started")
@@ -165,7 +179,10 @@ def run_search(store: TraceStore, settings: MCTSCommandConfig,
         reporter: where notes, warnings and progress go [default: the logger].
 
     A case whose search failed has its report's ``error`` set (and a warning); the run is
-    recorded ``incomplete``, or ``failed`` where every case failed."""
+    recorded ``incomplete``, or ``failed`` where every case failed. With ``shared``,
+    workers given the same search share its cases out (whole cases per claim), each
+    reports the cases it searched, and the trees of all are in the store
+    (:mod:`promed_agents.runs.shared_job`)."""
     from promed_agents.storage import StoredWeights
 
     reporter = reporter_or_default(reporter)
@@ -211,24 +228,41 @@ def run_search(store: TraceStore, settings: MCTSCommandConfig,
                           completed=sum(min(done.get(c.id, 0), settings.iterations)
                                         for c in cases)) as progress:
 
-        async def run() -> list[Any]:
+        async def search(batch: list[Any]) -> list[SearchReport]:
             async with checkpointer(where) as saver:
                 env = ConsultationEnvironment(
                     context, saver, config, experiment_id=experiment_id, proposer=proposer,
                     proposer_kwargs=None if proposer is None else doctor_sampling(
                         proposer, max_new_tokens=settings.max_new_tokens,
                         temperature=settings.temperature))
-                return await run_mcts(cases, env, store, experiment_id, config,
+                return await run_mcts(batch, env, store, experiment_id, config,
                                       settings.concurrency,
                                       on_iteration=lambda _: progress.advance())
 
-        reports = asyncio.run(run())
+        if settings.shared:  # whole cases per claim; each worker reports its own
+            reports: list[SearchReport] = []
+            # a job per iteration target: resuming with more iterations is new work
+            job = f"{run_job(KIND, experiment_id)}:{settings.iterations}"
+            by_id, worker = {c.id: c for c in cases}, worker_name()
+
+            def search_claimed(claimed: list[str]) -> None:
+                for report in asyncio.run(search([by_id[c] for c in claimed])):
+                    reports.append(report)
+                    store.finish_work(job, report.case_id, worker)
+
+            work_through(store, job, list(by_id), search_claimed,
+                         limit=settings.concurrency, lease_s=settings.lease)
+        else:
+            reports = asyncio.run(search(cases))
         failed = [r for r in reports if r.error]
-        store.finish_experiment(
-            experiment_id, "complete" if not failed else
-            "failed" if len(failed) == len(reports) else "incomplete",
-            f"{len(failed)} of {len(reports)} cases failed; the first: {failed[0].error}"
-            if failed else None)
+        ended_elsewhere = settings.shared and not failed and \
+            store.experiment(settings.experiment).status != "running"
+        if not ended_elsewhere:  # (another worker recorded a failure of its cases)
+            store.finish_experiment(
+                experiment_id, "complete" if not failed else
+                "failed" if len(failed) == len(reports) else "incomplete",
+                f"{len(failed)} of {len(reports)} cases failed; the first: "
+                f"{failed[0].error}" if failed else None)
     reporter.note(f"MCTS {settings.experiment}: {len(reports) - len(failed)} of "
                   f"{len(reports)} case(s) searched in {time.perf_counter() - started:.0f} s")
     for report in failed:

@@ -25,13 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 from promed_agents.errors import ConsultationError, TraceError
 from promed_agents.knob import knob
-from promed_agents.storage.work_claims import DEFAULT_LEASE_S
 
 if TYPE_CHECKING:
     from promed_agents.storage import TraceStore
 
-__all__ = ["join_or_create", "lease_knob", "run_job", "shared_knob", "work_through",
-           "worker_name"]
+DEFAULT_LEASE_S = 900.0
+"""How long a claimed, unfinished case stays its worker's (renewed at each finished case)."""
+
+__all__ = ["DEFAULT_LEASE_S", "join_or_create", "lease_knob", "run_job", "shared_knob",
+           "work_through", "worker_name"]
 
 
 def shared_knob() -> Any:
