@@ -134,6 +134,7 @@ def test_a_worker_refuses_a_shared_run_of_other_cases(sqlite_url):
         assert store.count_episodes(store.experiment_id("s-proactive")) == 2
 
 
+@pytest.mark.slow  # 8 s a database; the eval workers' test covers the queue by default
 def test_a_shared_search_searches_each_case_once_when_a_worker_is_killed(db_url):
     cases = CASES[:4]
     with TraceStore(db_url) as store:
@@ -156,3 +157,25 @@ def test_a_shared_search_searches_each_case_once_when_a_worker_is_killed(db_url)
         # the killed worker's case was resumed, not searched again from the start
         assert store.search_progress(search) == {c: 3.0 for c in cases}
         assert store.experiment("m").status == "complete"
+
+
+def test_two_consult_commands_share_a_run(db_url):
+    with TraceStore(db_url) as store:
+        store.import_cases(bundled_sample()[:8])
+    command = [sys.executable, "-m", "promed_agents.cli", "consult", "--case-ids",
+               ",".join(CASES), "--doctor", "fake:answer: A", "--experiment", "c",
+               "--shared", "--concurrency", "2", "--db", db_url]
+    workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, cwd=ROOT) for _ in range(2)]
+    for worker in workers:
+        out, err = worker.communicate(timeout=300)
+        assert worker.returncode == 0, err
+        assert "experiment c" in out
+    with TraceStore(db_url) as store:
+        episodes = list(store.iter_episodes(store.experiment_id("c")))
+        assert sorted(e.case_id for e in episodes) == sorted(CASES)
+        assert store.experiment("c").status == "complete"
+    alone = subprocess.run(command[:command.index("--experiment")] + ["--shared", "--db",
+                                                                       db_url],
+                           capture_output=True, text=True, cwd=ROOT)
+    assert alone.returncode == 1 and "--shared needs --experiment" in alone.stderr

@@ -60,9 +60,19 @@ from promed_agents.runs.run_knobs import (
     split_knob,
 )
 from promed_agents.runs.run_lifecycle import check_run_status, recorded_run
+from promed_agents.runs.shared_job import (
+    join_or_create,
+    lease_knob,
+    run_job,
+    shared_knob,
+    work_through,
+    worker_name,
+)
 from promed_agents.trace import ConsultationMode, EpisodeRecord, EpisodeStatus
 
 if TYPE_CHECKING:
+    from promed_agents.case import Case
+    from promed_agents.graphs.consultation_runner import EpisodeSink
     from promed_agents.storage import TraceStore
 
 
@@ -94,6 +104,8 @@ class ConsultCommandConfig:
         None, help="Weigh facts by this scorer's stored Shapley values (SIG) [default: the "
                    "doctor's model]; cases without values get uniform weights.")
     demonstration: bool = demonstration_knob()
+    shared: bool = shared_knob()
+    lease: float = lease_knob()
 
 
 def summary_table(episodes: Sequence[EpisodeRecord], seconds: float, title: str) -> Table:
@@ -168,6 +180,9 @@ def consult(store: TraceStore, settings: ConsultCommandConfig, console: Console,
 
     reporter = ConsoleReporter(console, progress_console)
     refuse_store_file(store, settings.checkpoints)
+    if settings.shared and not settings.experiment:
+        raise ConsultationError("--shared needs --experiment NAME: every worker names the "
+                                "same run")
     if settings.resume:
         if not settings.experiment:
             raise ConsultationError("--resume needs --experiment NAME (the run to continue)")
@@ -206,8 +221,8 @@ def consult(store: TraceStore, settings: ConsultCommandConfig, console: Console,
     if resume:
         store.finish_experiment(experiment_id, "running")
     else:
-        experiment_id = store.create_experiment(name, "consult", config,
-                                                replace_unfinished=True, status="running")
+        experiment_id = join_or_create(store, name, "consult", config,
+                                       shared=settings.shared)
     rerun = f"the same command with --experiment {name}"
     how = (f"run {rerun} and --checkpoints to resume it" if settings.checkpoints
            else f"run {rerun} to replace it")
@@ -220,15 +235,29 @@ def consult(store: TraceStore, settings: ConsultCommandConfig, console: Console,
             recorder(episode)
             progress.advance()
 
-        async def run() -> list[EpisodeRecord]:
+        async def run(batch: list[Case], sink: EpisodeSink) -> list[EpisodeRecord]:
             kwargs = dict(policy=settings.policy, concurrency=settings.concurrency,
-                          experiment_id=experiment_id, on_episode=on_episode)
+                          experiment_id=experiment_id, on_episode=sink)
             if not settings.checkpoints:
-                return await arun_consultations(cases, context, **kwargs)
+                return await arun_consultations(batch, context, **kwargs)
             async with checkpointer(settings.checkpoints) as saver:
-                return await arun_consultations(cases, context, checkpointer=saver, **kwargs)
+                return await arun_consultations(batch, context, checkpointer=saver, **kwargs)
 
-        episodes = asyncio.run(run())
+        if settings.shared:  # cases shared out; the whole run read back from the store
+            job, by_id, worker = run_job("consult", experiment_id), \
+                {c.id: c for c in cases}, worker_name()
+
+            def on_shared(episode: EpisodeRecord) -> None:  # one episode per case
+                on_episode(episode.model_copy(update={
+                    "thread_id": f"{experiment_id}-{episode.case_id}"}))
+                store.finish_work(job, episode.case_id, worker)
+
+            work_through(store, job, list(by_id), lambda claimed: asyncio.run(run(
+                [by_id[c] for c in claimed], on_shared)), limit=settings.concurrency,
+                lease_s=settings.lease)
+            episodes = list(store.iter_episodes(experiment_id))
+        else:
+            episodes = asyncio.run(run(cases, on_episode))
         status, reason = run_status(episodes)
         store.finish_experiment(experiment_id, status, reason)
     elapsed = time.perf_counter() - started

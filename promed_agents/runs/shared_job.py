@@ -67,7 +67,7 @@ def join_or_create(store: TraceStore, name: str, kind: str, config: dict[str, An
                       kind)
     except TraceError:  # another worker made it first, or an earlier run
         experiment_id, saved = store.experiment_config(name)
-    if saved.get("kind") != kind:
+    if store.experiment(name).kind != kind:
         raise ConsultationError(f"experiment {name!r} exists and is not a {kind} run; "
                                 "choose another --experiment name")
     for key in same:
