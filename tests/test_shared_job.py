@@ -179,3 +179,27 @@ def test_two_consult_commands_share_a_run(db_url):
                                                                        db_url],
                            capture_output=True, text=True, cwd=ROOT)
     assert alone.returncode == 1 and "--shared needs --experiment" in alone.stderr
+
+
+def test_two_shapley_workers_score_each_case_once(db_url):
+    from fake_http import serve
+    from test_served_answer_scorer import EchoServer
+
+    cases = [c for c in bundled_sample() if len(c.facts) <= 6][:6]
+    with TraceStore(db_url) as store:
+        store.import_cases(cases)
+    EchoServer.requests, EchoServer.with_logprobs = [], True
+    with serve(EchoServer) as url:
+        command = [sys.executable, "-m", "promed_agents.cli", "shapley", "--case-ids",
+                   ",".join(c.id for c in cases), "--scorer", f"openai:served@{url}",
+                   "--method", "exact", "--shared", "--db", db_url]
+        workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True, cwd=ROOT) for _ in range(2)]
+        outs = [w.communicate(timeout=300) for w in workers]
+    assert all(w.returncode == 0 for w in workers), [err for _, err in outs]
+    # exact values: one request (all 2^n coalitions) per case, whichever worker scored it
+    scored = sorted(r["prompt"][0].split("\n")[0] for r in EchoServer.requests)
+    assert scored == sorted(f"Question: {c.question}" for c in cases)
+    with TraceStore(db_url) as store:
+        assert set(store.shapley_case_ids(f"openai:served@{url}", "exact")) == \
+            {c.id for c in cases}
