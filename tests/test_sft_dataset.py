@@ -8,10 +8,12 @@ from promed_agents.errors import TrainingError
 from promed_agents.search_tree import SearchNode
 from promed_agents.trace import EpisodeRecord, EpisodeStatus, Role, TurnKind, TurnRecord
 from promed_agents.trainers.sft_dataset import (
+    EpisodeFilter,
     ExportConfig,
     chosen_leaves,
     episode_samples,
     export_samples,
+    filter_episodes,
 )
 
 
@@ -177,3 +179,45 @@ def test_export_loads_with_datasets(tmp_path):
     assert data[2]["assistant_masks"] == samples[2].assistant_masks
     assert [p.name for p in path.parent.iterdir()] == ["sft.jsonl"]  # no temporary left
     assert path.stat().st_mode & 0o044  # readable like any file the user writes
+
+
+def logged(case_id, sig, correct, questions=1, facts=(0,), invalid=False, repeat=False,
+           status=EpisodeStatus.COMPLETED):
+    turns, index = [], 0
+    asked = ["question: Any fever?", "question: Where does it hurt?", "question: Do you smoke?"]
+    for k in range(questions):
+        text = asked[0] if repeat else asked[k]
+        turns += [TurnRecord(index=index, role=Role.DOCTOR, text=text, kind=TurnKind.QUESTION),
+                  TurnRecord(index=index + 1, role=Role.PATIENT, text="Yes.",
+                             kind=TurnKind.REPLY, disclosed_fact_ids=list(facts) if k == 0
+                             else [])]
+        index += 2
+    turns.append(TurnRecord(index=index, role=Role.DOCTOR, text="answer: A",
+                            kind=TurnKind.INVALID if invalid else TurnKind.ANSWER))
+    return EpisodeRecord(case_id=case_id, graph="consultation", doctor_spec="local:x",
+                         correct=correct, information_gain=sig, status=status, turns=turns,
+                         failure_reason="down" if status is EpisodeStatus.FAILED else None)
+
+
+def test_each_filter_keeps_what_it_says_and_counts_what_is_left():
+    episodes = [logged("a", 0.5, True), logged("a", 0.9, False), logged("a", 0.7, True),
+                logged("b", 0.1, True, facts=()), logged("b", 0.6, True, questions=3),
+                logged("b", 0.8, True, invalid=True), logged("b", 0.8, True, questions=2,
+                                                           repeat=True),
+                logged("c", 0.9, True, status=EpisodeStatus.FAILED)]
+    kept, counts = filter_episodes(episodes, EpisodeFilter(
+        correct_only=True, min_sig=0.05, min_facts=1, clean_only=True, max_asked=2,
+        best_per_case=1))
+    assert counts == {"finished": 7, "correct_only": 6, "min_sig": 6, "min_facts": 5,
+                      "clean_only": 3, "max_asked": 2, "best_per_case": 1}
+    assert [(e.case_id, e.information_gain) for e in kept] == [("a", 0.7)]
+    every, counts = filter_episodes(episodes, EpisodeFilter())
+    assert len(every) == 7 and counts == {"finished": 7}  # no filter set: none counted
+
+
+def test_the_best_per_case_rank_sig_first_then_right_answers():
+    episodes = [logged("a", 0.5, False), logged("a", 0.5, True), logged("a", 0.2, True)]
+    kept, _ = filter_episodes(episodes, EpisodeFilter(best_per_case=2))
+    assert [(e.information_gain, e.correct) for e in kept] == [(0.5, False), (0.5, True)]
+    kept, _ = filter_episodes(episodes, EpisodeFilter(best_per_case=1))
+    assert [(e.information_gain, e.correct) for e in kept] == [(0.5, True)]

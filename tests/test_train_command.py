@@ -24,7 +24,8 @@ def test_sft_from_a_search_gives_a_usable_doctor(sqlite_url, tmp_path, tiny_mode
     trained = run(*args)
     assert trained.exit_code == 0, trained.output
     # imedqa-1's answer A is right (+2); imedqa-0's path earns nothing, so gives no sample.
-    assert "training dataset e-sft: 1 sample(s) from 1 path(s) of 2 case(s)" in trained.output
+    assert "e (search): 1 sample(s) from 1 path(s) of 2 case(s)" in trained.output
+    assert "training dataset e-sft: 1 sample(s)" in trained.output
     assert "trained 2 steps" in trained.output and f"local:{out}" in trained.output
     rows = [json.loads(line) for line in (out / "sft_data.jsonl").read_text().splitlines()]
     assert len(rows) == 1 and rows[0]["case_id"] == "imedqa-1" and rows[0]["weight"] >= 2
@@ -103,11 +104,38 @@ def test_bad_sources_and_models_are_one_line_errors(sqlite_url, tmp_path):
     assert remote.exit_code == 1 and "training needs a local model" in remote.stderr
     run("consult", "--cases", "1", "--doctor", "fake:answer: A", "--experiment", "c",
         "--db", sqlite_url)
-    wrong = run("train", "sft", "--from", "c", "--output", tmp_path / "x", "--db", sqlite_url)
-    assert wrong.exit_code == 1 and "is not an MCTS search" in wrong.stderr
+    logged = run("train", "sft", "--from", "c", "--output", tmp_path / "x", "--db",
+                 sqlite_url)  # a logged run is taken; its doctor was a fake model
+    assert logged.exit_code == 1 and "training needs a local model" in logged.stderr
+    mixed = run("train", "sft", "--from", "c,e", "--output", tmp_path / "x", "--db",
+                sqlite_url)
+    assert mixed.exit_code == 1 and "different doctors; give the base model" in mixed.stderr
     run("mcts", "--experiment", "nothing", "--case-ids", "imedqa-1", "--iterations", "1",
         "--max-questions", "1", "--doctor", "fake:hello", "--proposer", "none", "--db",
         sqlite_url)  # no format
     empty = run("train", "sft", "--from", "nothing", "--model", "local:smollm2", "--output",
                 tmp_path / "x", "--db", sqlite_url)
-    assert empty.exit_code == 1 and "no path that earned a reward" in empty.stderr
+    assert empty.exit_code == 1 and "gives nothing to train on" in empty.stderr
+
+
+def test_sft_from_a_logged_run_says_what_each_filter_kept(sqlite_url, tmp_path,
+                                                          tiny_model_folder):
+    doctor = f"local:{tiny_model_folder}"
+    consulted = run("consult", "--cases", "3", "--doctor", doctor, "--max-questions", "1",
+                    "--max-new-tokens", "6", "--experiment", "c", "--db", sqlite_url)
+    assert consulted.exit_code == 0, consulted.output
+    with TraceStore(sqlite_url) as store:
+        right = sum(e.correct is True for e in store.iter_episodes(store.experiment_id("c")))
+    refused = run("train", "sft", "--from", "c", "--correct-only", "--output",
+                  tmp_path / "none", "--db", sqlite_url)
+    if right == 0:  # the random tiny doctor is rarely right: nothing passes
+        assert refused.exit_code == 1 and "gives nothing to train on" in refused.stderr
+        assert "c (consult): consultations 3, finished 3, correct only 0" in refused.output
+    trained = run("train", "sft", "--from", "c", "--max-asked", "1", "--max-steps", "1",
+                  "--batch-size", "1", "--output", tmp_path / "sft", "--db", sqlite_url)
+    assert trained.exit_code == 0, trained.output + trained.stderr
+    assert "c (consult): consultations 3, finished 3, max asked 3, samples 3" in \
+        trained.output  # the run's doctor is the base model; each sample ends answered
+    rows = [json.loads(line) for line in (tmp_path / "sft" / "sft_data.jsonl").open()]
+    assert {r["case_id"] for r in rows} == {"imedqa-0", "imedqa-1", "imedqa-2"}
+    assert all(r["experiment_id"] is not None and r["episode_id"] for r in rows)

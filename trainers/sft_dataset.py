@@ -1,10 +1,15 @@
-"""SFT data from searches: the best consultations of each MCTS tree as training samples.
+"""SFT data from stored consultations: the best of each MCTS tree, or any logged run's
+consultations that pass a filter, as training samples.
 
 case -> consultation graph -> trace in SQL -> Shapley/SIG -> MCTS -> **SFT data** -> SFT
 
-For each searched case, the leaf with the highest path reward (SIG sum plus the answer
-bonus), and every other leaf whose path reward reaches ``min_reward``, are taken; their
-consultations are episodes in the store. A case whose best path earned nothing (no SIG,
+:func:`logged_samples` takes the consultations of any runs (consult, eval, GRPO rollouts)
+that pass an :class:`EpisodeFilter` (right answer, SIG or facts acquired, no repeated or
+invalid turn, few enough questions, the best K of each case) and says how many each
+filter kept. :func:`search_samples` takes a search's best paths: for each searched case,
+the leaf with the highest path reward (SIG sum plus the answer bonus), and every other
+leaf whose path reward reaches ``min_reward``, are taken; their consultations are
+episodes in the store. A case whose best path earned nothing (no SIG,
 no bonus) gives no sample: it would only teach answering without asking. A sample is
 made of the doctor's exact token ids from the trace: the whole consultation as one
 sequence when its turns stitch token for token
@@ -188,6 +193,87 @@ def search_samples(store: TraceStore, experiment_id: int, config: ExportConfig,
             samples += episode_samples(store.get_episode(leaf.episode_id), leaf.path_reward(),
                                        gold, config.informative_only)
     return samples, {"cases": len(case_ids), "leaves": leaves_taken, "samples": len(samples)}
+
+
+@dataclass(frozen=True)
+class EpisodeFilter:
+    """Which logged consultations become samples (each filter in this order)."""
+
+    correct_only: bool = False
+    """Only consultations that ended with the right answer."""
+    min_sig: float | None = None
+    """Only consultations whose SIG (information gain) is at least this."""
+    min_facts: int | None = None
+    """Only consultations that acquired at least this many facts."""
+    clean_only: bool = False
+    """Only consultations with no repeated question and no invalid turn."""
+    max_asked: int | None = None
+    """Only consultations that asked at most this many questions."""
+    best_per_case: int | None = None
+    """Then only each case's best this many (highest SIG, then right answers first)."""
+
+
+def _facts_acquired(episode: EpisodeRecord) -> int:
+    return len({i for t in episode.turns for i in t.disclosed_fact_ids})
+
+
+def _clean(episode: EpisodeRecord) -> bool:
+    doctor = [t for t in episode.turns if t.role is Role.DOCTOR]
+    return not any(repeated_flags(episode.turns)) and \
+        all(t.kind is not TurnKind.INVALID for t in doctor)
+
+
+def filter_episodes(episodes: Sequence[EpisodeRecord], keep: EpisodeFilter
+                    ) -> tuple[list[EpisodeRecord], dict[str, int]]:
+    """The finished episodes that pass ``keep``, and how many were left after each
+    filter (``finished``, then each filter that is set, by its field name)."""
+    kept = [e for e in episodes if e.status is not EpisodeStatus.FAILED]
+    counts = {"finished": len(kept)}
+    tests = {"correct_only": lambda e: e.correct is True,
+             "min_sig": lambda e: (e.information_gain or 0.0) >= (keep.min_sig or 0.0),
+             "min_facts": lambda e: _facts_acquired(e) >= (keep.min_facts or 0),
+             "clean_only": _clean,
+             "max_asked": lambda e: e.num_questions <= (keep.max_asked or 0)}
+    for name, test in tests.items():
+        if getattr(keep, name) not in (None, False):
+            kept = [e for e in kept if test(e)]
+            counts[name] = len(kept)
+    if keep.best_per_case is not None:
+        by_case: dict[str, list[EpisodeRecord]] = {}
+        for episode in kept:
+            by_case.setdefault(episode.case_id, []).append(episode)
+        best = {id(e) for group in by_case.values() for e in sorted(
+            group, key=lambda e: (-(e.information_gain or 0.0), e.correct is not True)
+        )[: keep.best_per_case]}
+        kept = [e for e in kept if id(e) in best]
+        counts["best_per_case"] = len(kept)
+    return kept, counts
+
+
+def logged_samples(store: TraceStore, experiment_ids: Sequence[int], keep: EpisodeFilter,
+                   answer_ids: AnswerIds | None = None, informative_only: bool = False
+                   ) -> tuple[list[TrainingSample], dict[str, int]]:
+    """Samples from the consultations of runs ``experiment_ids`` (any kind) that pass
+    ``keep``, each with its provenance (episode id; ``case_id``, ``experiment_id`` in
+    ``extra``), and the counts of :func:`filter_episodes` plus ``samples``. With
+    ``answer_ids`` every sample ends with a trained, well-formed answer turn, as a
+    search's do."""
+    episodes = [e for experiment_id in experiment_ids
+                for e in store.iter_episodes(experiment_id)]
+    kept, counts = filter_episodes(episodes, keep)
+    samples: list[TrainingSample] = []
+    golds: dict[str, list[int]] = {}
+    for episode in kept:
+        gold = None
+        if answer_ids is not None:
+            if episode.case_id not in golds:
+                golds[episode.case_id] = answer_ids(store.get_case(episode.case_id).answer)
+            gold = golds[episode.case_id]
+        for sample in episode_samples(episode, episode.information_gain, gold,
+                                      informative_only):
+            sample.extra["experiment_id"] = episode.experiment_id
+            samples.append(sample)
+    return samples, {"consultations": len(episodes), **counts, "samples": len(samples)}
 
 
 def export_samples(samples: Sequence[TrainingSample], path: str | Path) -> Path:

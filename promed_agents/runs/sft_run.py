@@ -1,13 +1,14 @@
-"""An SFT run: the doctor fine-tuned on the best paths of a stored MCTS search.
+"""An SFT run: the doctor fine-tuned on stored consultations.
 
 case -> consultation graph -> trace in SQL -> Shapley/SIG -> MCTS -> **SFT** -> evaluation
 
-:func:`run_sft`: the best paths of a search (:mod:`promed_agents.trainers.sft_dataset`)
-become a training dataset in the store (made once; a rerun reuses it) and a JSON Lines
-file in the output folder; TRL's ``SFTTrainer`` then fine-tunes the doctor
-(:mod:`promed_agents.trainers.sft_trainer`). A rerun after an interruption resumes from
-the last checkpoint. The result runs as a doctor with ``local:OUTPUT``. ``promed train
-sft`` runs it.
+:func:`run_sft`: the best paths of MCTS searches, and the consultations of any other runs
+(consult, eval, GRPO) that pass the filters, each filter's count said
+(:mod:`promed_agents.trainers.sft_dataset`), become a training dataset in the store
+(made once; a rerun reuses it) and a JSON Lines file in the output folder; TRL's
+``SFTTrainer`` then fine-tunes the doctor (:mod:`promed_agents.trainers.sft_trainer`). A
+rerun after an interruption resumes from the last checkpoint. The result runs as a doctor
+with ``local:OUTPUT``. ``promed train sft`` runs it.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from typing import TYPE_CHECKING, Any
 from promed_agents.backends.local_weights import local_model_ref
 from promed_agents.errors import NotFoundError, TrainingError
 from promed_agents.knob import knob
+from promed_agents.runs.run_knobs import case_id_list
 from promed_agents.runs.run_reporter import RunReporter, reporter_or_default, training_callback
 
 if TYPE_CHECKING:
     from promed_agents.storage import TraceStore
     from promed_agents.trainers.sft_trainer import SFTResult
 
-__all__ = ["SFTCommandConfig", "run_sft", "search_experiment"]
+__all__ = ["SFTCommandConfig", "run_sft", "sources"]
 
 
 @dataclass(frozen=True)
@@ -34,18 +36,35 @@ class SFTCommandConfig:
     """What an SFT run trains (``promed train sft``); each field is the option of the
     same name."""
 
-    source: str = knob(help="The MCTS search (experiment name).", flags=("--from",))
+    source: str = knob(
+        help="Experiments to train on, comma-separated: MCTS searches (their best paths) "
+             "and consult, eval or GRPO runs (their consultations, filtered).",
+        flags=("--from",))
     output: Path = knob(help="Folder of the trained model.")
     model: str | None = knob(
-        None, help="Base model spec (local:...) [default: the search's doctor].")
+        None, help="Base model spec (local:...) [default: the experiments' doctor].")
     dataset: str | None = knob(
-        None, help="Name of the stored dataset [default: EXPERIMENT-sft].")
+        None, help="Name of the stored dataset [default: EXPERIMENTS-sft].")
     min_reward: float | None = knob(
-        None, help="Also train on every path with at least this reward [default: best "
-                   "only].")
+        None, help="Searches: also train on every path with at least this reward "
+                   "[default: best only].")
     paths_per_case: int = knob(
-        1, help="The best N paths of each case that earned a reward.", min=1)
-    correct_only: bool = knob(False, help="Only paths with the right answer.")
+        1, help="Searches: the best N paths of each case that earned a reward.", min=1)
+    correct_only: bool = knob(False, help="Only consultations with the right answer.")
+    min_sig: float | None = knob(
+        None, help="Logged runs: only consultations with at least this SIG.")
+    min_facts: int | None = knob(
+        None, help="Logged runs: only consultations that acquired at least N facts.",
+        min=0)
+    clean_only: bool = knob(
+        False, help="Logged runs: only consultations with no repeated question and no "
+                    "invalid turn.")
+    max_asked: int | None = knob(
+        None, help="Logged runs: only consultations that asked at most N questions.",
+        min=0)
+    best_per_case: int | None = knob(
+        None, help="Logged runs: then only each case's best N (highest SIG, then right "
+                   "answers).", min=1)
     informative_only: bool = knob(
         False, help="Train a question only when it acquired a fact (the final answer is "
                     "always trained, as the correct answer where the path's own was not).")
@@ -64,21 +83,39 @@ class SFTCommandConfig:
                  "12 bytes a weight).", min=1)
 
 
-def search_experiment(store: TraceStore, name: str) -> tuple[int, dict[str, Any]]:
-    """``(id, config)`` of the MCTS search called ``name``."""
-    experiment_id, config = store.experiment_config(name)
-    if config.get("kind") != "mcts":
-        raise TrainingError(f"experiment {name!r} is not an MCTS search; give the "
-                            "--experiment name of a `promed mcts` run")
-    return experiment_id, config
+SEARCH = "mcts"
 
 
-def dataset_samples(store: TraceStore, settings: SFTCommandConfig, experiment_id: int,
-                    reporter: RunReporter, model_spec: str) -> tuple[int, list[Any]]:
+def sources(store: TraceStore, names: str) -> list[tuple[str, int, str, dict[str, Any]]]:
+    """``(name, id, kind, config)`` of each experiment ``--from`` names."""
+    found = []
+    for name in case_id_list(names, "--from"):
+        experiment_id, config = store.experiment_config(name)
+        found.append((name, experiment_id, store.experiment(name).kind, config))
+    return found
+
+
+def _doctor(found: list[tuple[str, int, str, dict[str, Any]]]) -> str:
+    """The model the experiments ran (a search's or a run's doctor, a GRPO run's model);
+    one, or ``--model`` is needed."""
+    doctors = {config.get("model") if kind == "grpo" else config.get("doctor")
+               for _, _, kind, config in found}
+    if len(doctors) != 1 or None in doctors:
+        raise TrainingError(f"the experiments ran {len(doctors)} different doctors; give "
+                            "the base model with --model local:...")
+    return str(doctors.pop())
+
+
+def dataset_samples(store: TraceStore, settings: SFTCommandConfig,
+                    found: list[tuple[str, int, str, dict[str, Any]]], reporter: RunReporter,
+                    model_spec: str) -> tuple[int, list[Any]]:
     """``(dataset id, samples)``: the stored dataset named for this export, made from
-    the search on first use."""
+    the experiments on first use (searches' best paths, logged runs' filtered
+    consultations)."""
     from promed_agents.trainers.sft_dataset import (
+        EpisodeFilter,
         ExportConfig,
+        logged_samples,
         policy_answer_ids,
         search_samples,
     )
@@ -90,32 +127,47 @@ def dataset_samples(store: TraceStore, settings: SFTCommandConfig, experiment_id
         return dataset_id, samples
     except NotFoundError:
         pass
+    answers = policy_answer_ids(model_spec)
     export = ExportConfig(min_reward=settings.min_reward, paths_per_case=settings.paths_per_case,
                           correct_only=settings.correct_only,
                           informative_only=settings.informative_only)
-    samples, counts = search_samples(store, experiment_id, export,
-                                     policy_answer_ids(model_spec))
+    keep = EpisodeFilter(correct_only=settings.correct_only, min_sig=settings.min_sig,
+                         min_facts=settings.min_facts, clean_only=settings.clean_only,
+                         max_asked=settings.max_asked, best_per_case=settings.best_per_case)
+    samples: list[Any] = []
+    for source, experiment_id, kind, _ in found:
+        if kind == SEARCH:
+            made, counts = search_samples(store, experiment_id, export, answers)
+            reporter.note(f"{source} (search): {counts['samples']} sample(s) from "
+                          f"{counts['leaves']} path(s) of {counts['cases']} case(s)")
+        else:
+            made, counts = logged_samples(store, [experiment_id], keep, answers,
+                                          settings.informative_only)
+            reporter.note(f"{source} ({kind}): " + ", ".join(
+                f"{key.replace('_', ' ')} {value}" for key, value in counts.items()))
+        samples += made
     if not samples:
-        raise TrainingError(f"search {settings.source!r} has no path that earned a reward "
-                            "(no question acquired a fact, no answer was right): nothing to "
-                            "train on; search more cases or iterations first")
+        raise TrainingError(f"{settings.source!r} gives nothing to train on: no search has a "
+                            "path that earned a reward, no consultation passed the "
+                            "filters; search or consult more, or loosen the filters")
     dataset_id = store.save_training_dataset(
-        name, "sft", samples, experiment_id=experiment_id,
-        config={"min_reward": settings.min_reward, "paths_per_case": settings.paths_per_case,
-                "correct_only": settings.correct_only,
-                "informative_only": settings.informative_only, **counts})
-    reporter.note(f"training dataset {name}: {counts['samples']} sample(s) from "
-                  f"{counts['leaves']} path(s) of {counts['cases']} case(s)")
+        name, "sft", samples, experiment_id=found[0][1],
+        config={"sources": [source for source, *_ in found],
+                "min_reward": settings.min_reward, "paths_per_case": settings.paths_per_case,
+                "informative_only": settings.informative_only,
+                **{k: v for k, v in keep.__dict__.items()}, "samples": len(samples)})
+    reporter.note(f"training dataset {name}: {len(samples)} sample(s)")
     return dataset_id, samples
 
 
 def run_sft(store: TraceStore, settings: SFTCommandConfig,
             reporter: RunReporter | None = None) -> SFTResult:
-    """Fine-tune the doctor on the best paths of an MCTS search.
+    """Fine-tune the doctor on stored consultations: the best paths of MCTS searches and
+    the filtered consultations of any other runs (another doctor's: distillation).
 
     Args:
-        store: where the search is read and the dataset and checkpoint recorded.
-        settings: the search (``source``), the output folder, the path filters and the
+        store: where the experiments are read and the dataset and checkpoint recorded.
+        settings: the experiments (``source``), the output folder, the filters and the
             training settings.
         reporter: where notes and step progress go [default: the logger].
 
@@ -127,12 +179,12 @@ def run_sft(store: TraceStore, settings: SFTCommandConfig,
     from promed_agents.trainers.training_output import check_output_folder, finished_receipt
 
     reporter = reporter_or_default(reporter)
-    experiment_id, config = search_experiment(store, settings.source)
-    model_spec = settings.model or config.get("doctor", "")
+    found = sources(store, settings.source)
+    experiment_id = found[0][1]
+    model_spec = settings.model or _doctor(found)
     local_model_ref(model_spec)  # a bad spec fails before the dataset is made
     check_output_folder(settings.output)
-    dataset_id, samples = dataset_samples(store, settings, experiment_id, reporter,
-                                          model_spec)
+    dataset_id, samples = dataset_samples(store, settings, found, reporter, model_spec)
     receipt = finished_receipt(settings.output)
     if receipt is not None and receipt.get("dataset_id") == dataset_id:
         reporter.note(f"SFT on {settings.source} is already finished "
