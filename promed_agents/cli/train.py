@@ -2,12 +2,13 @@
 
 case -> consultation graph -> trace in SQL -> Shapley/SIG -> MCTS -> **SFT** -> evaluation
 
-``promed train sft --from EXPERIMENT --output DIR`` runs
-:func:`promed_agents.runs.sft_run.run_sft`: the best paths of an MCTS search become a
-training dataset in the store (made once; a rerun reuses it) and a JSON Lines file in
-``DIR``; TRL's ``SFTTrainer`` then fine-tunes the doctor. A rerun after an interruption
-resumes from the last checkpoint in ``DIR``. The result runs as a doctor with ``--doctor
-local:DIR``. ``promed train grpo`` is :mod:`promed_agents.cli.grpo`.
+``promed train sft --from EXPERIMENTS --output DIR`` runs
+:func:`promed_agents.runs.sft_run.run_sft`: the best paths of MCTS searches and the
+filtered consultations of other runs become a training dataset in the store (made once;
+a rerun reuses it) and a JSON Lines file in ``DIR``; TRL's ``SFTTrainer`` then fine-tunes
+the doctor. A rerun after an interruption resumes from the last checkpoint in ``DIR``.
+The result runs as a doctor with ``--doctor local:DIR``. ``promed train grpo`` is
+:mod:`promed_agents.cli.grpo`.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ __all__ = ["SFTCommandConfig", "run_sft", "train_app"]
 train_app = typer.Typer(help="Train doctor models from stored searches and traces.")
 
 
-@train_app.command("sft", short_help="SFT on the best paths of an MCTS search.")
+@train_app.command("sft", short_help="SFT on searches' best paths or logged consultations.")
 @reports_errors
 @config_command(SFTCommandConfig)
 def sft(settings: SFTCommandConfig, db: DbOption = None) -> None:
-    """SFT the doctor on the best paths of an MCTS search (only the doctor's turns are
-    trained); a rerun resumes from the last checkpoint."""
+    """SFT the doctor on the best paths of MCTS searches and on the filtered
+    consultations of any other runs (only the doctor's turns are trained); a rerun
+    resumes from the last checkpoint."""
     with open_store(db) as store:
         run_sft(store, settings, ConsoleReporter(console, err_console))
