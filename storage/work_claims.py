@@ -12,9 +12,10 @@ the same statement is atomic there. An item is free when nobody claimed it, or i
 is older than the lease and it is not done: a killed worker's items go to the others (or
 to a rerun) once its lease runs out; a worker that stops on an error or a signal gives
 its claims back at once (:meth:`release_work`). A worker renews its claims each time it
-finishes an item, so a live worker keeps them. :meth:`finish_work` marks an item done, inside the
-caller's transaction where the result is written there too (then an item's result is
-recorded exactly once).
+finishes an item, so a live worker keeps them. :meth:`finish_work` marks an item done.
+An item redone after its worker died between writing its result and marking it done is
+written once: the runs key their results (a consultation's thread id, a case's stored
+values, a tree's iterations).
 """
 
 from __future__ import annotations
@@ -45,10 +46,11 @@ class WorkClaims:
     def claim_work(self, job: str, items: Sequence[str], worker: str, *, lease_s: float,
                    limit: int = 1) -> list[str]:
         """Add ``items`` to ``job`` (those already there are kept as they are), then claim
-        up to ``limit`` free ones for ``worker``, in the order of ``items``; returns them
-        (empty: none is free now). A claim older than ``lease_s`` seconds, not done, is
-        free; so are ``worker``'s own unfinished claims (it asks between items, so they
-        are left from an attempt that stopped)."""
+        up to ``limit`` free ones for ``worker``, in item order; returns them (empty: none
+        is free now). A claim older than ``lease_s`` seconds, not done, is free; so are
+        ``worker``'s own unfinished claims (it asks between items, so they are left from
+        an attempt that stopped). Only the rows claimed are locked, so concurrent workers
+        claim the next ones at once."""
         now = _now()
         with self._session() as session, session.begin():
             dialect = session.get_bind().dialect.name
@@ -60,33 +62,24 @@ class WorkClaims:
                 WorkClaimRow.job == job, WorkClaimRow.done_at.is_(None),
                 or_(WorkClaimRow.worker.is_(None), WorkClaimRow.worker == worker,
                     WorkClaimRow.claimed_at < now - timedelta(seconds=lease_s)))
-            order = {item: i for i, item in enumerate(items)}
-            candidates = session.scalars(free.with_for_update(skip_locked=True)).all()
-            chosen = sorted(candidates, key=lambda i: order.get(i, len(order)))[:limit]
+            chosen = list(session.scalars(free.order_by(WorkClaimRow.item).limit(limit)
+                                          .with_for_update(skip_locked=True)))
             if chosen:
                 session.execute(update(WorkClaimRow).where(
                     WorkClaimRow.job == job, WorkClaimRow.item.in_(chosen)).values(
                     worker=worker, claimed_at=now))
         return chosen
 
-    def finish_work(self, job: str, item: str, worker: str,
-                    session: Session | None = None) -> None:
-        """Mark ``item`` done and renew ``worker``'s other claims of ``job``; in
-        ``session``'s transaction where given (the one that writes the item's result)."""
+    def finish_work(self, job: str, item: str, worker: str) -> None:
+        """Mark ``item`` done and renew ``worker``'s other claims of ``job``."""
         now = _now()
-        statements = [
-            update(WorkClaimRow).where(WorkClaimRow.job == job, WorkClaimRow.item == item)
-            .values(done_at=now, worker=worker),
-            update(WorkClaimRow).where(WorkClaimRow.job == job, WorkClaimRow.worker == worker,
-                                       WorkClaimRow.done_at.is_(None))
-            .values(claimed_at=now)]
-        if session is not None:
-            for statement in statements:
-                session.execute(statement)
-            return
-        with self._session() as own, own.begin():
-            for statement in statements:
-                own.execute(statement)
+        with self._session() as session, session.begin():
+            session.execute(update(WorkClaimRow).where(
+                WorkClaimRow.job == job, WorkClaimRow.item == item).values(
+                done_at=now, worker=worker))
+            session.execute(update(WorkClaimRow).where(
+                WorkClaimRow.job == job, WorkClaimRow.worker == worker,
+                WorkClaimRow.done_at.is_(None)).values(claimed_at=now))
 
     def release_work(self, job: str, worker: str) -> None:
         """Give back ``worker``'s unfinished claims of ``job`` (a worker that stops)."""

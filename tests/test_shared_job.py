@@ -119,6 +119,16 @@ def test_three_workers_one_killed_do_every_case_once(db_url):
         assert store.work_left(f"eval:{run_id}") == 0
 
 
+def test_a_shared_evaluation_must_be_named(sqlite_url):
+    from helpers import contents, run
+
+    before = contents(sqlite_url)
+    unnamed = run("eval", "--shared", "--cases", "2", "--doctor", "fake:answer: A",
+                  "--db", sqlite_url)
+    assert unnamed.exit_code == 1 and "--shared needs --experiment" in unnamed.stderr
+    assert contents(sqlite_url) == before
+
+
 def test_a_worker_refuses_a_shared_run_of_other_cases(sqlite_url):
     with TraceStore(sqlite_url) as store:
         store.import_cases(bundled_sample()[:4])

@@ -142,7 +142,7 @@ def evaluate(settings: EvalCommandConfig, ctx: typer.Context, db: DbOption = Non
     and the relative gain of proactive over reactive."""
     if ctx.invoked_subcommand is not None:
         return
-    if not settings.experiment:
+    if not settings.experiment and not settings.shared:  # shared runs must be named
         settings = replace(settings, experiment=f"eval-{time.strftime('%Y%m%d-%H%M%S')}")
     with open_store(db) as store:
         runs = run_evaluation(store, settings, ConsoleReporter(console, err_console))

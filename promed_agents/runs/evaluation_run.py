@@ -147,6 +147,9 @@ def run_evaluation(store: TraceStore, settings: EvalCommandConfig,
     from promed_agents.storage.trace_recorder import TraceRecorder
 
     reporter = reporter_or_default(reporter)
+    if settings.shared and not settings.experiment:
+        raise ConsultationError("--shared needs --experiment NAME: every worker names the "
+                                "same run")
     if not settings.experiment:
         settings = replace(settings, experiment=f"eval-{time.strftime('%Y%m%d-%H%M%S')}")
     known = known_cases(store, settings.doctor)

@@ -14,7 +14,7 @@ with ``local:OUTPUT``. ``promed train sft`` runs it.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -155,7 +155,7 @@ def dataset_samples(store: TraceStore, settings: SFTCommandConfig,
         config={"sources": [source for source, *_ in found],
                 "min_reward": settings.min_reward, "paths_per_case": settings.paths_per_case,
                 "informative_only": settings.informative_only,
-                **{k: v for k, v in keep.__dict__.items()}, "samples": len(samples)})
+                **asdict(keep), "samples": len(samples)})
     reporter.note(f"training dataset {name}: {len(samples)} sample(s)")
     return dataset_id, samples
 

@@ -10,7 +10,7 @@ scorer and method are skipped, so a rerun resumes. ``promed shapley`` runs it.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -24,8 +24,10 @@ from promed_agents.sig.kernel_shapley import KernelConfig
 from promed_agents.sig.shapley import PermutationConfig
 
 if TYPE_CHECKING:
+    from promed_agents.case import Case
+    from promed_agents.sig.answer_scorer import AnswerScorer
     from promed_agents.storage import TraceStore
-    from promed_agents.trainers.shapley_job import ShapleyReport
+    from promed_agents.trainers.shapley_job import ShapleyConfig, ShapleyReport
 
 __all__ = ["ShapleyCommandConfig", "run_shapley"]
 
@@ -77,7 +79,7 @@ def run_shapley(store: TraceStore, settings: ShapleyCommandConfig,
     With ``shared``, workers given the same settings share the cases out through the
     store's work queue (:mod:`promed_agents.runs.shared_job`); each reports its own."""
     from promed_agents.sig.scorer_spec import resolve_scorer
-    from promed_agents.trainers.shapley_job import ShapleyConfig, ShapleyReport, compute_shapley
+    from promed_agents.trainers.shapley_job import ShapleyConfig, compute_shapley
 
     reporter = reporter_or_default(reporter)
     scorer = resolve_scorer(settings.scorer, settings.target)  # type: ignore[arg-type]
@@ -91,20 +93,9 @@ def run_shapley(store: TraceStore, settings: ShapleyCommandConfig,
             antithetic=settings.antithetic, seed=settings.seed),
         temperature=settings.weight_temperature)
     started = time.perf_counter()
-    report, by_id, worker = ShapleyReport(), {c.id: c for c in cases}, worker_name()
-    job = f"shapley:{without_password(scorer.spec)}:{settings.method}:{settings.target}"
     with reporter.task(f"Shapley values ({settings.scorer})", total=len(cases)) as progress:
-
-        def run_cases(claimed: list[str]) -> None:
-            for case_id in claimed:  # a case stored meanwhile (by a rerun) is skipped
-                done = compute_shapley(store, [by_id[case_id]], scorer, config)
-                report.computed += done.computed
-                report.skipped += done.skipped
-                store.finish_work(job, case_id, worker)
-                progress.advance()
-
         if settings.shared:
-            work_through(store, job, list(by_id), run_cases, lease_s=settings.lease)
+            report = _shared(store, settings, cases, scorer, config, progress.advance)
         else:
             report = compute_shapley(store, cases, scorer, config,
                                      on_case=lambda case, estimate: progress.advance())
@@ -112,4 +103,25 @@ def run_shapley(store: TraceStore, settings: ShapleyCommandConfig,
                   f"({len(report.skipped)} already stored, skipped) in "
                   f"{time.perf_counter() - started:.1f} s; scorer "
                   f"{without_password(scorer.spec)}")
+    return report
+
+
+def _shared(store: TraceStore, settings: ShapleyCommandConfig, cases: list[Case],
+            scorer: AnswerScorer, config: ShapleyConfig, advance: Callable[[], None]
+            ) -> ShapleyReport:
+    """This worker's share of the cases, claimed one at a time from the store's queue."""
+    from promed_agents.trainers.shapley_job import ShapleyReport, compute_shapley
+
+    report, by_id, worker = ShapleyReport(), {c.id: c for c in cases}, worker_name()
+    job = f"shapley:{without_password(scorer.spec)}:{settings.method}:{settings.target}"
+
+    def run_cases(claimed: list[str]) -> None:
+        for case_id in claimed:  # a case stored meanwhile (by a rerun) is skipped
+            done = compute_shapley(store, [by_id[case_id]], scorer, config)
+            report.computed += done.computed
+            report.skipped += done.skipped
+            store.finish_work(job, case_id, worker)
+            advance()
+
+    work_through(store, job, list(by_id), run_cases, lease_s=settings.lease)
     return report
