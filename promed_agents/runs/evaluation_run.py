@@ -202,8 +202,10 @@ def run_evaluation(store: TraceStore, settings: EvalCommandConfig,
                         batch, context, concurrency=settings.concurrency, graph=graph,
                         experiment_id=experiment_id, on_episode=on_episode))
 
-            work_through(store, job, items, run_items, limit=settings.concurrency,
-                         lease_s=settings.lease)
+            # alone, one claim of everything: its consultations stream through the
+            # concurrency slots as before; shared, a batch at a time leaves the rest to others
+            work_through(store, job, items, run_items, lease_s=settings.lease,
+                         limit=settings.concurrency if settings.shared else len(items))
             episodes = list(store.iter_episodes(experiment_id))  # every worker's
             status, reason = run_status(episodes)
             store.finish_experiment(experiment_id, status, reason)
