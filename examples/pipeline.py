@@ -14,6 +14,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from promed_agents import bundled_sample_path, load_cases, trainers
 from promed_agents.agents import doctor_sampling, resolve_doctor
+from promed_agents.backends import ChatTokens
 from promed_agents.evaluation import per_case, summarize
 from promed_agents.graphs import ConsultationContext, checkpoint_serializer, run_consultations
 from promed_agents.report import build_report
@@ -51,7 +52,7 @@ def main(cases_count: int = 3, steps: int = 1, out: Path = Path("pipeline-run"))
     # 4. SFT on the best search paths (a search that found nothing of value gives none),
     #    each ending with a trained answer turn (the correct one where the path's was not)
     samples, _ = trainers.search_samples(store, search, trainers.ExportConfig(),
-                                         trainers.policy_answer_ids(SPEC))
+                                         ChatTokens.for_model(SPEC))
     start = SPEC
     if samples:
         sft = trainers.DoctorSFTConfig(output_dir=str(out / "sft"), max_steps=steps,

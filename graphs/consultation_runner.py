@@ -34,6 +34,7 @@ from langgraph.graph import StateGraph
 
 from promed_agents.agents.patient import LLMPatient
 from promed_agents.backends import spec_name
+from promed_agents.backends.chat_tokens import chat_messages
 from promed_agents.case import Case
 from promed_agents.errors import ConsultationError
 from promed_agents.graphs.consultation import (
@@ -99,6 +100,7 @@ def episode_from_state(state: ConsultationState, context: ConsultationContext,
         information_gain=state.get("information_gain"),
         fact_weights=context.evaluator.weighting(state["case"]),
         sampling=sampling_record(context),
+        doctor_messages=chat_messages(state.get("messages", [])),
         metadata={"doctor_kwargs": context.doctor_kwargs},
         turns=state.get("turns", []))
 

@@ -7,6 +7,9 @@ a search or GRPO's rollouts, which all run the same graph) holds the policy's to
 
 - :func:`policy_samples`: one :class:`PolicySample` per doctor turn (prompt ids,
   completion ids, logprobs, kind, SIG), exact training data from the backend's metadata;
+- :func:`rendered_samples`: the same turns in another model's tokens, rendered from the
+  doctor's recorded conversation with that model's chat template (a student whose
+  tokenizer is not the doctor's, or a backend that returned no token ids);
 - :func:`stitch`: the whole consultation as one :class:`StitchedSequence` (first prompt,
   then everything after it), where each completion token knows the doctor turn that
   generated it, or is an environment token (patient replies, reminders), as TRL's
@@ -18,7 +21,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from promed_agents.trace import EpisodeRecord, Role, TurnKind
+from promed_agents.backends.chat_tokens import ChatTokens
+from promed_agents.trace import ChatMessage, EpisodeRecord, Role, TurnKind
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,40 @@ def policy_samples(episode: EpisodeRecord) -> list[PolicySample]:
     return [PolicySample(prompt_ids=t.prompt_token_ids or [], completion_ids=t.token_ids or [],
                          logprobs=t.logprobs or [], kind=t.kind or TurnKind.INVALID, sig=t.sig)
             for t in episode.turns if t.role is Role.DOCTOR]
+
+
+def doctor_prompts(episode: EpisodeRecord) -> list[list[ChatMessage]] | None:
+    """The conversation each doctor turn of ``episode`` answered (everything before its
+    message in the recorded conversation); None when the trace did not record the
+    conversation, or it does not hold one message per doctor turn."""
+    conversation = episode.doctor_messages
+    prompts = [conversation[:k] for k, m in enumerate(conversation)
+               if m.role == "assistant" and not m.example]
+    doctor = [t for t in episode.turns if t.role is Role.DOCTOR]
+    if not conversation or len(prompts) != len(doctor):
+        return None
+    return prompts
+
+
+def rendered_samples(episode: EpisodeRecord, tokens: ChatTokens) -> list[PolicySample] | None:
+    """The doctor turns of ``episode`` in ``tokens``' model: each prompt rendered with its
+    chat template, each turn's text as that model's own reply ending its turn (the way
+    the local backend tokenises a proposed question). Logprobs are not known: zeros, so
+    these samples are for SFT, never for a policy-gradient ratio. None when the trace
+    has no conversation (:func:`doctor_prompts`)."""
+    prompts = doctor_prompts(episode)
+    if prompts is None:
+        return None
+    turns = [t for t in episode.turns if t.role is Role.DOCTOR]
+    samples = []
+    for prompt, turn in zip(prompts, turns, strict=True):
+        completion = tokens.turn_ids(turn.text)
+        samples.append(PolicySample(
+            prompt_ids=tokens.prompt_ids([{"role": m.role, "content": m.content}
+                                          for m in prompt]),
+            completion_ids=completion, logprobs=[0.0] * len(completion),
+            kind=turn.kind or TurnKind.INVALID, sig=turn.sig))
+    return samples
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

@@ -102,8 +102,20 @@ class SamplingRecord(BaseModel):
         "``/server_info``); None: not a server, or it did not say."))
 
 
+class ChatMessage(BaseModel):
+    """One message of the doctor's conversation, as its chat template takes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: str = Field(description="``system``, ``user`` or ``assistant``.")
+    content: str
+    example: bool = Field(default=False, description=(
+        "A message of the worked example shown before the case, not of the consultation."))
+
+
 OUTCOME_FIELDS = ("max_questions", "format_score", "fact_recall", "weighted_recall",
-                  "information_gain", "fact_weights", "confidences", "sampling")
+                  "information_gain", "fact_weights", "confidences", "sampling",
+                  "doctor_messages")
 """Typed fields of :class:`EpisodeRecord` that the store keeps, as before they were
 fields, as keys of the episode's metadata JSON (so stored and exported JSON are unchanged
 and older traces load into the fields)."""
@@ -147,6 +159,11 @@ class EpisodeRecord(BaseModel):
         "An abstaining doctor's confidence before each turn (MediQ's abstention)."))
     sampling: SamplingRecord | None = Field(
         default=None, description="How the doctor sampled (off-policy training reads it).")
+    doctor_messages: list[ChatMessage] = Field(default_factory=list, description=(
+        "The doctor's conversation as it was prompted: system message, worked example, "
+        "case, then every message after it (its turns, replies, reminders), so that it can "
+        "be rendered in any model's chat template; empty in traces recorded before it "
+        "was kept."))
     metadata: dict[str, Any] = Field(default_factory=dict, description=(
         "Anything else a graph or trainer records (doctor_kwargs, a search's proposer)."))
     thread_id: str | None = Field(default=None, description=(
@@ -172,8 +189,9 @@ class EpisodeRecord(BaseModel):
     def stored_metadata(self) -> dict[str, Any]:
         """The metadata JSON the store writes: ``metadata`` and the outcome fields."""
         outcome = self.model_dump(include=set(OUTCOME_FIELDS), exclude_none=True)
-        if not self.confidences:
-            outcome.pop("confidences", None)
+        for name in ("confidences", "doctor_messages"):
+            if not getattr(self, name):
+                outcome.pop(name, None)
         return {**self.metadata, **outcome}
 
     @model_validator(mode="after")

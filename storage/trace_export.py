@@ -3,7 +3,8 @@
 case -> consultation graph -> trace in SQL -> **export** -> (datasets, notebooks, other trainers)
 
 One JSON object per episode: the ``prompt`` the doctor started from (system message, the
-worked example when the run showed one, and the case as the doctor saw it), the
+worked example when the run showed one, and the case as the doctor saw it: the recorded
+conversation's opening, or rebuilt from the case for traces that did not record it), the
 consultation as a chat-style ``messages`` list, the full ``turns``, and the free-form
 ``metadata`` as a nested JSON object. The file loads with
 ``datasets.load_dataset("json", data_files=PATH)``. A file is written to a temporary name
@@ -22,6 +23,7 @@ from typing import Any, TextIO
 from promed_agents.agents.doctor import opening_messages
 from promed_agents.atomic_file import atomic_writer
 from promed_agents.case import Case
+from promed_agents.graphs.token_sequence import doctor_prompts
 from promed_agents.partial_view import partial_view
 from promed_agents.storage.trace_store import TraceStore
 from promed_agents.trace import ConsultationMode, EpisodeRecord, EpisodeStatus
@@ -110,7 +112,9 @@ def _write(store: TraceStore, out: TextIO, experiment_id: int | None,
     for episode in store.iter_episodes(experiment_id=experiment_id, status=status):
         if episode.case_id not in cases:
             cases[episode.case_id] = store.get_case(episode.case_id)
-        prompt = prompt_messages(cases[episode.case_id], episode,
+        recorded = doctor_prompts(episode)
+        prompt = [{"role": m.role, "content": m.content} for m in recorded[0]] if recorded \
+            else prompt_messages(cases[episode.case_id], episode,
                                  shown_example.get(episode.experiment_id or -1, False))
         out.write(json.dumps(episode_to_json(episode, with_tokens, prompt),
                              ensure_ascii=False) + "\n")

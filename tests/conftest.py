@@ -126,6 +126,50 @@ def tiny_model_folder(tmp_path_factory: pytest.TempPathFactory, smollm2_folder: 
     return folder
 
 
+OTHER_CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}</s>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
+"""A chat template unlike SmolLM2's (role tags, ``</s>`` ends a turn)."""
+
+
+@pytest.fixture(scope="session")
+def other_vocab_model_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer Llama with random weights whose tokenizer is not SmolLM2's: a byte-level
+    BPE of 800 tokens learnt from the bundled cases, with its own chat template."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from promed_agents.agents.doctor import PROACTIVE_SYSTEM, case_prompt
+    from promed_agents.loader import bundled_sample_path, load_cases
+    from promed_agents.partial_view import partial_view
+
+    cases = load_cases(bundled_sample_path())
+    texts = [PROACTIVE_SYSTEM] + [case_prompt(c, partial_view(c)) + " ".join(c.facts)
+                                  for c in cases]
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(texts, trainers.BpeTrainer(
+        vocab_size=800, special_tokens=["<unk>", "<s>", "</s>", "<|system|>", "<|user|>",
+                                        "<|assistant|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>",
+                                        eos_token="</s>", unk_token="<unk>", pad_token="</s>")
+    tokenizer.chat_template = OTHER_CHAT_TEMPLATE
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=4096, tie_word_embeddings=True,
+                         bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("other-vocab-llama")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

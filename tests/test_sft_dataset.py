@@ -221,3 +221,88 @@ def test_the_best_per_case_rank_sig_first_then_right_answers():
     assert [(e.information_gain, e.correct) for e in kept] == [(0.5, False), (0.5, True)]
     kept, _ = filter_episodes(episodes, EpisodeFilter(best_per_case=1))
     assert [(e.information_gain, e.correct) for e in kept] == [(0.5, True)]
+
+
+def consulted(tokens, script):
+    """A consultation of a doctor that records ``tokens``' ids, as the local backend does
+    for a turn it ends; run by the graph, so its conversation is recorded."""
+    import asyncio
+
+    from promed_agents.backends.scripted_chat_model import ScriptedChatModel
+    from promed_agents.graphs import ConsultationContext
+    from promed_agents.graphs.consultation_runner import arun_consultations
+    from promed_agents.loader import bundled_sample_path, load_cases
+
+    case = load_cases(bundled_sample_path())[0]
+    doctor = ScriptedChatModel(responses=script, tokens=tokens)
+    (done,) = asyncio.run(arun_consultations([case], ConsultationContext(
+        doctor=doctor, max_questions=3, demonstration=True)))
+    return done.model_copy(update={"id": 5})
+
+
+SCRIPT = ["question: Do you have a fever?", "Well.", "question: Do you have a fever?",
+          "answer: A"]  # a question, junk, a repeat, a wrong answer
+
+
+@pytest.fixture(scope="module")
+def smollm2_tokens(smollm2_folder):
+    from transformers import AutoTokenizer
+
+    from promed_agents.backends.chat_tokens import ChatTokens
+
+    return ChatTokens(AutoTokenizer.from_pretrained(smollm2_folder))
+
+
+def test_rendered_and_native_samples_of_one_consultation_train_the_same_tokens(
+        smollm2_tokens):
+    native_episode = consulted(smollm2_tokens, SCRIPT)
+    gold = smollm2_tokens.turn_ids("answer: C")
+    (native,) = episode_samples(native_episode, answer_ids=gold)
+    # the same consultation from a backend that returned no token ids: rendered
+    bare = native_episode.model_copy(update={"turns": [
+        t.model_copy(update={"token_ids": None, "prompt_token_ids": None, "logprobs": None})
+        for t in native_episode.turns]})
+    (rendered,) = episode_samples(bare, answer_ids=gold, student=smollm2_tokens)
+    assert rendered.input_ids == native.input_ids
+    assert rendered.assistant_masks == native.assistant_masks
+    assert rendered.extra["rendered"] and "rendered" not in native.extra
+    trained = [t for t, m in zip(native.input_ids, native.assistant_masks, strict=True) if m]
+    assert smollm2_tokens.tokenizer.decode(trained) == \
+        "question: Do you have a fever?<|im_end|>answer: C<|im_end|>"  # no junk, no repeat
+    # with the model that ran it as the student, the recorded ids are used as they are
+    (same,) = episode_samples(native_episode, answer_ids=gold, student=smollm2_tokens)
+    assert same.input_ids == native.input_ids and "rendered" not in same.extra
+
+
+def test_another_models_consultation_is_rendered_in_the_students_tokens(
+        smollm2_tokens, other_vocab_model_folder):
+    from transformers import AutoTokenizer
+
+    from promed_agents.backends.chat_tokens import ChatTokens
+
+    student = ChatTokens(AutoTokenizer.from_pretrained(other_vocab_model_folder))
+    teacher_episode = consulted(smollm2_tokens, SCRIPT)
+    (sample,) = episode_samples(teacher_episode, answer_ids=student.turn_ids("answer: C"),
+                                student=student)
+    assert sample.extra["rendered"] and max(sample.input_ids) < len(student.tokenizer)
+    text = student.tokenizer.decode(sample.input_ids)
+    assert text.startswith("<|system|>\nYou are a doctor") and "<|im_start|>" not in text
+    assert "<|user|>\nPatient:" in text and "Reply with exactly one line" in text
+    trained = [t for t, m in zip(sample.input_ids, sample.assistant_masks, strict=True) if m]
+    assert student.tokenizer.decode(trained) == \
+        "question: Do you have a fever?</s>answer: C</s>"
+    # what the teacher said at each trained turn is what the student learns there
+    (own,) = episode_samples(teacher_episode, answer_ids=smollm2_tokens.turn_ids("answer: C"))
+    assert own.input_ids != sample.input_ids
+
+
+def test_a_trace_without_ids_the_student_can_use_or_a_conversation_is_an_error(
+        smollm2_tokens):
+    teacher_episode = consulted(smollm2_tokens, SCRIPT)
+    old = teacher_episode.model_copy(update={"doctor_messages": [], "turns": [
+        t.model_copy(update={"token_ids": None, "logprobs": None})
+        for t in teacher_episode.turns]})
+    with pytest.raises(TrainingError, match="holds no conversation to render"):
+        episode_samples(old, student=smollm2_tokens)
+    with pytest.raises(TrainingError, match="give the model to train"):
+        episode_samples(old)

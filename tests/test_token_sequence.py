@@ -4,14 +4,26 @@ import asyncio
 
 import pytest
 
+from promed_agents.agents.abstention import Abstention
 from promed_agents.agents.doctor import doctor_sampling
+from promed_agents.backends.chat_tokens import ChatTokens, chat_dicts
 from promed_agents.backends.local_chat_model import LocalChatModel
 from promed_agents.backends.scripted_chat_model import ScriptedChatModel, byte_tokens
-from promed_agents.graphs.consultation import ConsultationContext
+from promed_agents.graphs.consultation import (
+    ConsultationContext,
+    build_consultation_graph,
+    reply_instead,
+)
 from promed_agents.graphs.consultation_runner import arun_consultations
-from promed_agents.graphs.token_sequence import PolicySample, policy_samples, stitch
+from promed_agents.graphs.token_sequence import (
+    PolicySample,
+    doctor_prompts,
+    policy_samples,
+    rendered_samples,
+    stitch,
+)
 from promed_agents.loader import bundled_sample_path, load_cases
-from promed_agents.trace import TurnKind
+from promed_agents.trace import ConsultationMode, EpisodeRecord, Role, TurnKind
 
 CASES = load_cases(bundled_sample_path())[:3]
 
@@ -98,3 +110,73 @@ def test_stitch_refuses_prompts_that_do_not_extend_each_other():
     # a template that rewrites the turn's text drops more than max_dropped tokens
     assert stitch([sample([1], [5, 6, 7, 9]), sample([1, 4, 4, 4, 4], [6])]) is None
     assert stitch([]) is None
+
+
+def _spy(script):
+    """A scripted doctor that keeps every conversation it was prompted with."""
+    seen = []
+
+    def respond(messages):
+        if not str(messages[-1].content).startswith("Before you go on"):  # abstention
+            seen.append(chat_dicts(messages))
+        turn = sum(1 for m in messages if m.type == "ai" and not getattr(m, "example", False))
+        return script[min(turn, len(script) - 1)]
+
+    return ScriptedChatModel(responder=respond, spec="fake:spy"), seen
+
+
+@pytest.mark.parametrize("setting", ["plain", "example", "drawn budget", "reactive",
+                                     "hooks"])
+def test_the_recorded_conversation_is_what_each_doctor_turn_was_prompted_with(setting):
+    """Junk (a reminder follows), a question, a repeat, the final request, an answer."""
+    script = ["I am not sure.", "question: Do you have a fever?",
+              "question: Do you have a fever?", "question: Any rash?", "answer: C"]
+    doctor, seen = _spy(script)
+    context = ConsultationContext(
+        doctor=doctor, max_questions=3, demonstration=setting == "example",
+        budget_range=(2, 4) if setting == "drawn budget" else None,
+        mode=ConsultationMode.REACTIVE if setting == "reactive" else
+        ConsultationMode.PROACTIVE)
+    graph = None
+    if setting == "hooks":
+        graph = build_consultation_graph(
+            question_hooks=[("guard", lambda state: reply_instead(state, "Ask the nurse."))],
+            doctor_hooks=[("abstain", Abstention(threshold=0.99))])
+    (episode,) = asyncio.run(arun_consultations(CASES[:1], context, graph=graph))
+    prompts = doctor_prompts(episode)
+    assert [[{"role": m.role, "content": m.content} for m in p] for p in prompts] == seen
+    assert len(seen) == len([t for t in episode.turns if t.role is Role.DOCTOR]) >= 1
+    if setting == "example":
+        assert any(m.example for m in prompts[0]) and not any(
+            m.example for m in episode.doctor_messages[len(prompts[0]):])
+    stored = EpisodeRecord.model_validate({**episode.model_dump(exclude={"doctor_messages"}),
+                                           "metadata": episode.stored_metadata()})
+    assert stored.doctor_messages == episode.doctor_messages  # kept in the metadata JSON
+
+
+def test_without_a_recorded_conversation_nothing_is_rendered():
+    (episode,) = consultations(ScriptedChatModel(responses=["answer: C"]), CASES[:1], 1)
+    assert doctor_prompts(episode.model_copy(update={"doctor_messages": []})) is None
+    cut = episode.model_copy(update={"doctor_messages": episode.doctor_messages[:-1]})
+    assert doctor_prompts(cut) is None  # one message short of the doctor's turns
+    assert rendered_samples(cut, ChatTokens(None)) is None
+
+
+def test_rendered_turns_are_the_tokens_the_local_backend_records(smollm2_folder):
+    """A doctor recording a real tokenizer's ids (as the local backend does for a turn
+    it ends) and the same consultation rendered from its conversation agree token for
+    token."""
+    from transformers import AutoTokenizer
+
+    tokens = ChatTokens(AutoTokenizer.from_pretrained(smollm2_folder))
+    doctor = ScriptedChatModel(responses=["question: Any fever?", "Hmm.",
+                                          "question: Any joint pain?", "answer: B"],
+                               tokens=tokens)
+    context = ConsultationContext(doctor=doctor, max_questions=3, demonstration=True)
+    (episode,) = asyncio.run(arun_consultations(CASES[:1], context))
+    native, rendered = policy_samples(episode), rendered_samples(episode, tokens)
+    assert len(native) == 4
+    for ours, theirs in zip(rendered, native, strict=True):
+        assert (ours.prompt_ids, ours.completion_ids, ours.kind, ours.sig) == \
+            (theirs.prompt_ids, theirs.completion_ids, theirs.kind, theirs.sig)
+    assert stitch(rendered).completion_ids == stitch(native).completion_ids

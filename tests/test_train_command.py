@@ -101,12 +101,14 @@ def test_bad_sources_and_models_are_one_line_errors(sqlite_url, tmp_path):
         "1", "--doctor", FAKE_DOCTOR, "--proposer", "none", "--db", sqlite_url)
     remote = run("train", "sft", "--from", "e", "--output", tmp_path / "x", "--db",
                  sqlite_url)  # the search's doctor is a fake model, not a local one
-    assert remote.exit_code == 1 and "training needs a local model" in remote.stderr
+    assert remote.exit_code == 1
+    assert "is not a local model to fine-tune; give the model to train with --model" in \
+        remote.stderr
     run("consult", "--cases", "1", "--doctor", "fake:answer: A", "--experiment", "c",
         "--db", sqlite_url)
     logged = run("train", "sft", "--from", "c", "--output", tmp_path / "x", "--db",
                  sqlite_url)  # a logged run is taken; its doctor was a fake model
-    assert logged.exit_code == 1 and "training needs a local model" in logged.stderr
+    assert logged.exit_code == 1 and "not a local model to fine-tune" in logged.stderr
     mixed = run("train", "sft", "--from", "c,e", "--output", tmp_path / "x", "--db",
                 sqlite_url)
     assert mixed.exit_code == 1 and "different doctors; give the base model" in mixed.stderr
@@ -139,3 +141,34 @@ def test_sft_from_a_logged_run_says_what_each_filter_kept(sqlite_url, tmp_path,
     rows = [json.loads(line) for line in (tmp_path / "sft" / "sft_data.jsonl").open()]
     assert {r["case_id"] for r in rows} == {"imedqa-0", "imedqa-1", "imedqa-2"}
     assert all(r["experiment_id"] is not None and r["episode_id"] for r in rows)
+
+
+def test_a_consult_run_of_one_doctor_trains_a_doctor_with_another_vocabulary(
+        sqlite_url, tmp_path, tiny_model_folder, other_vocab_model_folder):
+    from transformers import AutoTokenizer
+
+    consulted = run("consult", "--cases", "3", "--doctor", f"local:{tiny_model_folder}",
+                    "--max-questions", "1", "--max-new-tokens", "6", "--experiment", "c",
+                    "--db", sqlite_url)
+    assert consulted.exit_code == 0, consulted.output
+    out = tmp_path / "student"
+    trained = run("train", "sft", "--from", "c", "--model", f"local:{other_vocab_model_folder}",
+                  "--max-asked", "1", "--max-steps", "2", "--batch-size", "1",
+                  "--output", out, "--db", sqlite_url)
+    assert trained.exit_code == 0, trained.output + trained.stderr
+    assert "samples 3, rendered in the student's tokens 3" in trained.output
+    assert "trained 2 steps" in trained.output
+    student = AutoTokenizer.from_pretrained(other_vocab_model_folder)
+    with TraceStore(sqlite_url) as store:
+        answers = {c: store.get_case(c).answer for c in ("imedqa-0", "imedqa-1", "imedqa-2")}
+    for line in (out / "sft_data.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        assert max(row["input_ids"]) < len(student) and row["rendered"]
+        assert student.decode(row["input_ids"]).startswith("<|system|>\nYou are a doctor")
+        taught = [t for t, m in zip(row["input_ids"], row["assistant_masks"], strict=True) if m]
+        assert student.decode(taught).endswith(
+            f"answer: {', '.join(answers[row['case_id']])}</s>")
+    # the trained student is a doctor like any other
+    again = run("consult", "--cases", "1", "--doctor", f"local:{out}", "--max-questions", "1",
+                "--max-new-tokens", "4", "--db", sqlite_url)
+    assert again.exit_code == 0, again.output

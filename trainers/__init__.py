@@ -8,8 +8,10 @@ case -> consultation graph -> trace in SQL -> **Shapley/SIG -> MCTS-SFT / GRPO**
   scorer, stored per case.
 - :mod:`.mcts_search`: :func:`run_mcts`, SIG-guided MCTS with the consultation graph as
   the environment (:class:`ConsultationEnvironment`, :class:`MCTSConfig`).
-- :mod:`.sft_dataset`: :func:`search_samples`, the best search paths as SFT samples (exact
-  token ids, doctor-only loss mask), and :func:`export_samples`.
+- :mod:`.sft_dataset`: :func:`search_samples`, the best search paths as SFT samples,
+  :func:`logged_samples`, any run's consultations through an :class:`EpisodeFilter`
+  (exact token ids, or rendered in the student's tokens; doctor-only loss mask), and
+  :func:`export_samples`.
 - :mod:`.sft_trainer`: :func:`train_sft`, TRL's ``SFTTrainer`` on those samples
   (:class:`DoctorSFTConfig`, LoRA optional), resumable.
 - :mod:`.token_rewards`: SIG-guided token rewards (:class:`RewardWeights`) and
@@ -35,7 +37,8 @@ _LAZY = {
     "ConsultationEnvironment": "mcts_search", "MCTSConfig": "mcts_search",
     "SearchReport": "mcts_search", "run_mcts": "mcts_search",
     "ExportConfig": "sft_dataset", "export_samples": "sft_dataset",
-    "search_samples": "sft_dataset", "policy_answer_ids": "sft_dataset",
+    "search_samples": "sft_dataset", "logged_samples": "sft_dataset",
+    "EpisodeFilter": "sft_dataset", "filter_episodes": "sft_dataset",
     "ShapleyConfig": "shapley_job", "ShapleyReport": "shapley_job",
     "compute_shapley": "shapley_job",
     "RewardWeights": "token_rewards",

@@ -11,8 +11,11 @@ the leaf with the highest path reward (SIG sum plus the answer bonus), and every
 leaf whose path reward reaches ``min_reward``, are taken; their consultations are
 episodes in the store. A case whose best path earned nothing (no SIG,
 no bonus) gives no sample: it would only teach answering without asking. A sample is
-made of the doctor's exact token ids from the trace: the whole consultation as one
-sequence when its turns stitch token for token
+made of the doctor's exact token ids from the trace when they are the trained model's
+(the *student*'s); otherwise (another model's consultation, a served API that returned
+no token ids, an imported dialogue) of the recorded conversation rendered in the
+student's chat template and tokens (:func:`doctor_tokens`), with the same masks. It is
+the whole consultation as one sequence when its turns stitch token for token
 (:func:`promed_agents.graphs.token_sequence.stitch`), otherwise one sample per doctor turn (its
 prompt ids, then its completion). ``assistant_masks`` is 1 on the tokens trained:
 
@@ -27,7 +30,7 @@ prompt ids, then its completion). ``assistant_masks`` is 1 on the tokens trained
   the correct answer rather than dropping wrong paths: ``docs/concepts.md``);
 - nothing else: prompts, patient replies, reminders and invalid turns are context.
 
-``correct_only`` keeps only paths whose own answer was right. Without ``answer_ids`` the
+``correct_only`` keeps only paths whose own answer was right. Without a student the
 final answer is trained only when it was right (and a wrong one stays context).
 
 :func:`export_samples` writes the samples as JSON Lines that
@@ -38,22 +41,25 @@ final answer is trained only when it was right (and a wrong one stays context).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from promed_agents.atomic_file import atomic_writer
+from promed_agents.backends.chat_tokens import ChatTokens
 from promed_agents.errors import TrainingError
-from promed_agents.graphs.token_sequence import PolicySample, policy_samples, stitch
+from promed_agents.graphs.token_sequence import (
+    PolicySample,
+    doctor_prompts,
+    policy_samples,
+    rendered_samples,
+    stitch,
+)
 from promed_agents.question_repeats import repeated_flags
 from promed_agents.search_tree import SearchNode
 from promed_agents.storage.training_records import TrainingSample
 from promed_agents.trace import EpisodeRecord, EpisodeStatus, Role, TurnKind
-
-AnswerIds = Callable[[Sequence[str]], list[int]]
-"""``answer_ids(letters)``: the policy's token ids of the turn ``answer: <letters>``
-(with its end-of-turn token), as :func:`policy_answer_ids` makes them."""
 
 if TYPE_CHECKING:
     from promed_agents.storage import TraceStore
@@ -112,21 +118,58 @@ def _ends_with_final_turn(episode: EpisodeRecord) -> bool:
     return episode.status in (EpisodeStatus.COMPLETED, EpisodeStatus.TIMEOUT)
 
 
+def answer_turn(letters: Sequence[str]) -> str:
+    """The well-formed final turn naming ``letters``."""
+    return f"answer: {', '.join(letters)}"
+
+
+def doctor_tokens(episode: EpisodeRecord, student: ChatTokens | None = None
+                  ) -> tuple[list[PolicySample], bool]:
+    """``(samples, rendered)``: the doctor turns of ``episode`` as the recorded token ids
+    when they are ``student``'s (its chat template renders the first recorded prompt token
+    for token), or without a student; otherwise rendered in the student's tokens from the
+    recorded conversation (:func:`~promed_agents.graphs.token_sequence.rendered_samples`):
+    another model's consultation, or a backend that returned no token ids."""
+    native = policy_samples(episode)
+    has_ids = all(t.prompt_ids and t.completion_ids for t in native)
+    if has_ids and (student is None or _same_tokens(episode, native, student)):
+        return native, False
+    where = f"episode {episode.id} (case {episode.case_id}, doctor {episode.doctor_spec})"
+    if student is None:
+        raise TrainingError(f"{where} has doctor turns without token ids; its doctor "
+                            "backend did not return them: give the model to train "
+                            "(--model local:...), whose tokens they are rendered in")
+    rendered = rendered_samples(episode, student)
+    if rendered is None:
+        raise TrainingError(f"{where} is not in the trained model's tokens and its trace "
+                            "holds no conversation to render (recorded by an earlier "
+                            "version): train the model that ran it, or consult again")
+    return rendered, True
+
+
+def _same_tokens(episode: EpisodeRecord, native: list[PolicySample], student: ChatTokens
+                 ) -> bool:
+    prompts = doctor_prompts(episode)
+    if not native or prompts is None:  # nothing to compare: the recorded ids stand
+        return True
+    chat = [{"role": m.role, "content": m.content} for m in prompts[0]]
+    return student.prompt_ids(chat) == native[0].prompt_ids
+
+
 def episode_samples(episode: EpisodeRecord, weight: float | None = None,
-                    answer_ids: list[int] | None = None, informative_only: bool = False
-                    ) -> list[TrainingSample]:
-    """Training samples from ``episode``'s doctor turns (see the module docstring);
-    ``answer_ids`` is the correct answer turn in the policy's tokens."""
-    turns = policy_samples(episode)
+                    answer_ids: list[int] | None = None, informative_only: bool = False,
+                    student: ChatTokens | None = None) -> list[TrainingSample]:
+    """Training samples from ``episode``'s doctor turns (see the module docstring), in
+    ``student``'s tokens (:func:`doctor_tokens`); ``answer_ids`` is the correct answer
+    turn in those tokens."""
+    turns, rendered = doctor_tokens(episode, student)
     repeats = repeated_flags(episode.turns)
     trained = [trained_turn(t.kind, episode.correct, repeated=r, sig=t.sig,
                             informative_only=informative_only)
                for t, r in zip(turns, repeats, strict=True)]
-    if any(not t.prompt_ids or not t.completion_ids for t in turns):
-        raise TrainingError(f"episode {episode.id} (case {episode.case_id}) has doctor turns "
-                            "without token ids; its doctor backend did not return them "
-                            "(use a local: model, or a server that returns token ids)")
     extra: dict[str, object] = {"case_id": episode.case_id}
+    if rendered:
+        extra["rendered"] = True
     if turns and answer_ids and _ends_with_final_turn(episode):
         last = episode.turns[max(i for i, t in enumerate(episode.turns)
                                  if t.role is Role.DOCTOR)]
@@ -156,42 +199,28 @@ def _answer_in_place(turn: PolicySample, answer_ids: list[int]) -> PolicySample:
                    kind=TurnKind.ANSWER)
 
 
-def policy_answer_ids(model: str) -> AnswerIds:
-    """:data:`AnswerIds` of the local model spec ``model`` (its tokenizer only)."""
-    from transformers import AutoTokenizer
-
-    from promed_agents.backends.local_weights import local_model_ref, model_folder
-
-    tokenizer = AutoTokenizer.from_pretrained(model_folder(local_model_ref(model)))
-    end = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-
-    def ids(letters: Sequence[str]) -> list[int]:
-        text = f"answer: {', '.join(letters)}"
-        return list(tokenizer.encode(text, add_special_tokens=False)) + end
-
-    return ids
-
-
 def search_samples(store: TraceStore, experiment_id: int, config: ExportConfig,
-                   answer_ids: AnswerIds | None = None
+                   student: ChatTokens | None = None
                    ) -> tuple[list[TrainingSample], dict[str, int]]:
     """Samples from every tree of the search ``experiment_id`` in ``store``, and counts of
     what was taken (cases, leaves, samples). ``config`` says which leaves: the best of
     each tree (the ``paths_per_case`` best that earned anything), and those above
-    ``min_reward``. With
-    ``answer_ids`` (:func:`policy_answer_ids`), every sample ends with a trained, well-formed
-    answer turn (the case's correct answer where the path's own was not)."""
+    ``min_reward``. With ``student`` (the tokens of the model to train,
+    :meth:`ChatTokens.for_model`), the samples are in its tokens (:func:`doctor_tokens`)
+    and every sample ends with a trained, well-formed answer turn (the case's correct
+    answer where the path's own was not)."""
     samples: list[TrainingSample] = []
     case_ids = sorted(store.search_progress(experiment_id))
     leaves_taken = 0
     for case_id in case_ids:
         root = store.load_search_tree(experiment_id, case_id)
         leaves = chosen_leaves(root, config)
-        gold = answer_ids(store.get_case(case_id).answer) if answer_ids and leaves else None
+        gold = student.turn_ids(answer_turn(store.get_case(case_id).answer)) \
+            if student and leaves else None
         for leaf in leaves:
             leaves_taken += 1
             samples += episode_samples(store.get_episode(leaf.episode_id), leaf.path_reward(),
-                                       gold, config.informative_only)
+                                       gold, config.informative_only, student)
     return samples, {"cases": len(case_ids), "leaves": leaves_taken, "samples": len(samples)}
 
 
@@ -251,13 +280,14 @@ def filter_episodes(episodes: Sequence[EpisodeRecord], keep: EpisodeFilter
 
 
 def logged_samples(store: TraceStore, experiment_ids: Sequence[int], keep: EpisodeFilter,
-                   answer_ids: AnswerIds | None = None, informative_only: bool = False
+                   student: ChatTokens | None = None, informative_only: bool = False
                    ) -> tuple[list[TrainingSample], dict[str, int]]:
     """Samples from the consultations of runs ``experiment_ids`` (any kind) that pass
-    ``keep``, each with its provenance (episode id; ``case_id``, ``experiment_id`` in
-    ``extra``), and the counts of :func:`filter_episodes` plus ``samples``. With
-    ``answer_ids`` every sample ends with a trained, well-formed answer turn, as a
-    search's do."""
+    ``keep``, each with its provenance (episode id; ``case_id``, ``experiment_id``, and
+    ``rendered`` when re-tokenised, in ``extra``), and the counts of
+    :func:`filter_episodes` plus ``samples``. With ``student`` the samples are in its
+    tokens (another doctor's consultations are rendered in them: distillation), and
+    every sample ends with a trained, well-formed answer turn, as a search's do."""
     episodes = [e for experiment_id in experiment_ids
                 for e in store.iter_episodes(experiment_id)]
     kept, counts = filter_episodes(episodes, keep)
@@ -265,15 +295,18 @@ def logged_samples(store: TraceStore, experiment_ids: Sequence[int], keep: Episo
     golds: dict[str, list[int]] = {}
     for episode in kept:
         gold = None
-        if answer_ids is not None:
+        if student is not None:
             if episode.case_id not in golds:
-                golds[episode.case_id] = answer_ids(store.get_case(episode.case_id).answer)
+                golds[episode.case_id] = student.turn_ids(
+                    answer_turn(store.get_case(episode.case_id).answer))
             gold = golds[episode.case_id]
         for sample in episode_samples(episode, episode.information_gain, gold,
-                                      informative_only):
+                                      informative_only, student):
             sample.extra["experiment_id"] = episode.experiment_id
             samples.append(sample)
-    return samples, {"consultations": len(episodes), **counts, "samples": len(samples)}
+    rendered = sum(1 for sample in samples if sample.extra.get("rendered"))
+    return samples, {"consultations": len(episodes), **counts, "samples": len(samples),
+                     **({"rendered in the student's tokens": rendered} if rendered else {})}
 
 
 def export_samples(samples: Sequence[TrainingSample], path: str | Path) -> Path:

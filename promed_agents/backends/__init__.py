@@ -3,6 +3,7 @@
 case -> consultation graph (**doctor / patient / evaluator models**) -> trace in SQL -> ...
 """
 
+from promed_agents.backends.chat_tokens import ChatTokens
 from promed_agents.backends.model_pool import ModelPool, shared_pool
 from promed_agents.backends.model_spec import (
     ModelSpec,
@@ -12,5 +13,5 @@ from promed_agents.backends.model_spec import (
     spec_name,
 )
 
-__all__ = ["ModelPool", "ModelSpec", "register_backend", "resolve_chat_model", "sampling_kwargs",
-           "shared_pool", "spec_name"]
+__all__ = ["ChatTokens", "ModelPool", "ModelSpec", "register_backend", "resolve_chat_model",
+           "sampling_kwargs", "shared_pool", "spec_name"]

@@ -21,6 +21,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import PrivateAttr
 
+from promed_agents.backends.chat_tokens import ChatTokens, chat_dicts
 from promed_agents.backends.model_pool import shared_pool
 from promed_agents.errors import BackendError
 
@@ -28,9 +29,6 @@ if TYPE_CHECKING:  # torch loads with the model, not with this module
     from concurrent.futures import Future
 
     from promed_agents.backends.batch_generator import BatchGenerator, GenerationParams
-
-_ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "user"}
-
 
 class LocalChatModel(BaseChatModel):
     """A local transformers model as a batching, token-level chat model.
@@ -108,11 +106,7 @@ class LocalChatModel(BaseChatModel):
                            "raise shared_pool().max_local_models")
 
     def _prompt_ids(self, messages: list[BaseMessage], tokenizer: Any) -> list[int]:
-        chat = [{"role": _ROLES.get(m.type, "user"), "content": str(m.content)}
-                for m in messages]
-        encoded = tokenizer.apply_chat_template(chat, add_generation_prompt=True,
-                                                tokenize=True, return_dict=True)
-        return list(encoded["input_ids"])
+        return ChatTokens(tokenizer).prompt_ids(chat_dicts(messages))
 
     def tokens_for(self, messages: list[BaseMessage], text: str) -> tuple[list[int], list[int]]:
         """What this model's tokenizer makes of ``text`` written by another as the reply
@@ -120,11 +114,8 @@ class LocalChatModel(BaseChatModel):
         and ended its turn: the completion ends with the end-of-turn token, so SFT on it
         teaches the policy to stop after the turn (without it a doctor trained on many
         proposed questions learnt to run them together in one turn)."""
-        tokenizer = self.batcher.tokenizer
-        completion = list(tokenizer.encode(text, add_special_tokens=False))
-        if tokenizer.eos_token_id is not None:
-            completion.append(tokenizer.eos_token_id)
-        return self._prompt_ids(messages, tokenizer), completion
+        tokens = ChatTokens(self.batcher.tokenizer)
+        return tokens.prompt_ids(chat_dicts(messages)), tokens.turn_ids(text)
 
     def _params(self, stop: list[str] | None, kwargs: dict[str, Any]) -> GenerationParams:
         from promed_agents.backends.batch_generator import GenerationParams

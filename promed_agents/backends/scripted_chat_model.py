@@ -7,8 +7,9 @@ messages, deterministically: with a list, the reply to a conversation that alrea
 k assistant messages is ``responses[k]`` (the last one repeats), so concurrent
 conversations sharing one model each follow the script. Like the local backend, every
 reply carries prompt and completion token ids and logprobs in ``response_metadata`` (here:
-UTF-8 bytes and zeros), so the whole data path, training included, can be tested without
-a model.
+UTF-8 bytes and zeros, or with ``tokens`` a real tokenizer's ids as the local backend
+would record them had the model said the scripted text and ended its turn), so the whole
+data path, training included, can be tested without a model.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ class ScriptedChatModel(BaseChatModel):
     responses: list[str] = []
     responder: Responder | None = None
     spec: str | None = None
+    tokens: Any = None
+    """A :class:`~promed_agents.backends.chat_tokens.ChatTokens`: record its ids (the
+    prompt through its chat template, the reply ending its turn) instead of bytes."""
 
     def model_post_init(self, __context: Any) -> None:
         if not self.responses and self.responder is None:
@@ -54,9 +58,15 @@ class ScriptedChatModel(BaseChatModel):
         else:
             turn = sum(1 for m in messages if m.type == "ai" and not getattr(m, "example", False))
             text = self.responses[min(turn, len(self.responses) - 1)]
-        prompt = "".join(str(m.content) for m in messages)
-        completion = byte_tokens(text)
-        metadata = {"prompt_token_ids": byte_tokens(prompt), "completion_token_ids": completion,
+        if self.tokens is not None:
+            from promed_agents.backends.chat_tokens import chat_dicts
+
+            prompt_ids = self.tokens.prompt_ids(chat_dicts(messages))
+            completion = self.tokens.turn_ids(text)
+        else:
+            prompt_ids = byte_tokens("".join(str(m.content) for m in messages))
+            completion = byte_tokens(text)
+        metadata = {"prompt_token_ids": prompt_ids, "completion_token_ids": completion,
                     "logprobs": [0.0] * len(completion), "model": self.spec or "fake",
                     "finish_reason": "stop"}
         message = AIMessage(content=text, response_metadata=metadata,

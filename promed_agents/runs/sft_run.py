@@ -103,7 +103,12 @@ def _doctor(found: list[tuple[str, int, str, dict[str, Any]]]) -> str:
     if len(doctors) != 1 or None in doctors:
         raise TrainingError(f"the experiments ran {len(doctors)} different doctors; give "
                             "the base model with --model local:...")
-    return str(doctors.pop())
+    doctor = str(doctors.pop())
+    if not doctor.startswith("local:"):
+        raise TrainingError(f"the experiments' doctor {doctor} is not a local model to "
+                            "fine-tune; give the model to train with --model local:... "
+                            "(its consultations are rendered in that model's tokens)")
+    return doctor
 
 
 def dataset_samples(store: TraceStore, settings: SFTCommandConfig,
@@ -116,7 +121,6 @@ def dataset_samples(store: TraceStore, settings: SFTCommandConfig,
         EpisodeFilter,
         ExportConfig,
         logged_samples,
-        policy_answer_ids,
         search_samples,
     )
 
@@ -127,7 +131,9 @@ def dataset_samples(store: TraceStore, settings: SFTCommandConfig,
         return dataset_id, samples
     except NotFoundError:
         pass
-    answers = policy_answer_ids(model_spec)
+    from promed_agents.backends.chat_tokens import ChatTokens
+
+    student = ChatTokens.for_model(model_spec)
     export = ExportConfig(min_reward=settings.min_reward, paths_per_case=settings.paths_per_case,
                           correct_only=settings.correct_only,
                           informative_only=settings.informative_only)
@@ -137,11 +143,11 @@ def dataset_samples(store: TraceStore, settings: SFTCommandConfig,
     samples: list[Any] = []
     for source, experiment_id, kind, _ in found:
         if kind == SEARCH:
-            made, counts = search_samples(store, experiment_id, export, answers)
+            made, counts = search_samples(store, experiment_id, export, student)
             reporter.note(f"{source} (search): {counts['samples']} sample(s) from "
                           f"{counts['leaves']} path(s) of {counts['cases']} case(s)")
         else:
-            made, counts = logged_samples(store, [experiment_id], keep, answers,
+            made, counts = logged_samples(store, [experiment_id], keep, student,
                                           settings.informative_only)
             reporter.note(f"{source} ({kind}): " + ", ".join(
                 f"{key.replace('_', ' ')} {value}" for key, value in counts.items()))
