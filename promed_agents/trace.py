@@ -115,7 +115,7 @@ class ChatMessage(BaseModel):
 
 OUTCOME_FIELDS = ("max_questions", "format_score", "fact_recall", "weighted_recall",
                   "information_gain", "fact_weights", "confidences", "sampling",
-                  "doctor_messages")
+                  "doctor_messages", "imported_from")
 """Typed fields of :class:`EpisodeRecord` that the store keeps, as before they were
 fields, as keys of the episode's metadata JSON (so stored and exported JSON are unchanged
 and older traces load into the fields)."""
@@ -164,6 +164,9 @@ class EpisodeRecord(BaseModel):
         "case, then every message after it (its turns, replies, reminders), so that it can "
         "be rendered in any model's chat template; empty in traces recorded before it "
         "was kept."))
+    imported_from: str | None = Field(default=None, description=(
+        "Where an imported consultation was recorded (its source: a dataset, another "
+        "framework, a human log); it has no token ids or logprobs. None: run here."))
     metadata: dict[str, Any] = Field(default_factory=dict, description=(
         "Anything else a graph or trainer records (doctor_kwargs, a search's proposer)."))
     thread_id: str | None = Field(default=None, description=(

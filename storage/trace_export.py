@@ -5,11 +5,12 @@ case -> consultation graph -> trace in SQL -> **export** -> (datasets, notebooks
 One JSON object per episode: the ``prompt`` the doctor started from (system message, the
 worked example when the run showed one, and the case as the doctor saw it: the recorded
 conversation's opening, or rebuilt from the case for traces that did not record it), the
-consultation as a chat-style ``messages`` list, the full ``turns``, and the free-form
-``metadata`` as a nested JSON object. The file loads with
-``datasets.load_dataset("json", data_files=PATH)``. A file is written to a temporary name
-and renamed into place, so a failed export leaves no partial file; ``-`` writes to
-standard output.
+consultation as a chat-style ``messages`` list (a patient's reply with the facts it
+disclosed), the full ``turns``, and the free-form ``metadata`` as a nested JSON object;
+``promed traces import`` reads it back (:mod:`promed_agents.storage.trace_import`). The
+file loads with ``datasets.load_dataset("json", data_files=PATH)``. A file is written to
+a temporary name and renamed into place, so a failed export leaves no partial file;
+``-`` writes to standard output.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from promed_agents.case import Case
 from promed_agents.graphs.token_sequence import doctor_prompts
 from promed_agents.partial_view import partial_view
 from promed_agents.storage.trace_store import TraceStore
-from promed_agents.trace import ConsultationMode, EpisodeRecord, EpisodeStatus
+from promed_agents.trace import ConsultationMode, EpisodeRecord, EpisodeStatus, Role, TurnRecord
 
 _MESSAGE_ROLES = {"system": "system", "human": "user", "ai": "assistant"}
 _CHAT_ROLES = {"doctor": "assistant", "patient": "user", "system": "system",
@@ -43,6 +44,15 @@ def prompt_messages(case: Case, episode: EpisodeRecord, demonstration: bool = Fa
     proactive = episode.mode is ConsultationMode.PROACTIVE
     return [{"role": _MESSAGE_ROLES[m.type], "content": str(m.content)}
             for m in opening_messages(case, view, proactive, demonstration)]
+
+
+def _message(turn: TurnRecord) -> dict[str, Any]:
+    """A turn as a chat message; a patient's reply says which facts it disclosed (so
+    that ``promed traces import`` reads the export back as it was)."""
+    message: dict[str, Any] = {"role": _CHAT_ROLES[turn.role.value], "content": turn.text}
+    if turn.role is Role.PATIENT:
+        message["disclosed_fact_ids"] = turn.disclosed_fact_ids
+    return message
 
 
 def episode_to_json(episode: EpisodeRecord, with_tokens: bool = False,
@@ -80,9 +90,10 @@ def episode_to_json(episode: EpisodeRecord, with_tokens: bool = False,
         "correct": episode.correct,
         "total_reward": episode.total_reward,
         "num_questions": episode.num_questions,
+        "max_questions": episode.max_questions,
+        "source": episode.imported_from,
         "prompt": prompt,
-        "messages": [{"role": _CHAT_ROLES[t.role.value], "content": t.text}
-                     for t in episode.turns],
+        "messages": [_message(t) for t in episode.turns],
         "turns": turns,
         "metadata": episode.stored_metadata(),
     }

@@ -212,6 +212,12 @@ class LoggedEpisodes:
     def _refuse_untrainable(self, episode: EpisodeRecord) -> None:
         """An episode without token ids, or (``require_shapley``) whose SIG was not
         computed from stored Shapley values, is an error."""
+        if episode.imported_from is not None:
+            raise TrainingError(
+                f"episode {episode.id} was imported (from {episode.imported_from}): it "
+                "holds no logprobs of the policy that said it, so off-policy GRPO cannot "
+                "weigh it; train on imported consultations with promed train sft --from "
+                "RUN --model local:...")
         if not any(t.token_ids for t in episode.turns if t.role is Role.DOCTOR):
             raise TrainingError(
                 f"episode {episode.id} has no token ids in its doctor turns: its doctor "

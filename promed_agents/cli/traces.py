@@ -1,4 +1,4 @@
-"""``promed traces``: list, show and export the recorded consultations.
+"""``promed traces``: list, show, export and import recorded consultations.
 
 case -> consultation graph -> **trace in SQL** -> Shapley/SIG -> MCTS-SFT / GRPO -> evaluation
 """
@@ -7,11 +7,13 @@ case -> consultation graph -> **trace in SQL** -> Shapley/SIG -> MCTS-SFT / GRPO
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from promed_agents.atomic_file import STANDARD_OUTPUT, check_output_path
+from promed_agents.cli.config_options import config_command
 from promed_agents.cli.listing import FormatOption, ListFormat, print_rows
 from promed_agents.cli.options import (
     DbOption,
@@ -21,12 +23,14 @@ from promed_agents.cli.options import (
     reports_errors,
     shown,
 )
-from promed_agents.cli.progress_bar import progress_bar
+from promed_agents.cli.progress_bar import ConsoleReporter, progress_bar
+from promed_agents.runs.import_run import ImportCommandConfig, run_import
 
 if TYPE_CHECKING:
     from promed_agents.storage import TraceStore
 
-traces_app = typer.Typer(help="Inspect and export consultation traces.", no_args_is_help=True)
+traces_app = typer.Typer(help="Inspect, export and import consultation traces.",
+                         no_args_is_help=True)
 
 
 def _experiment_id(store: TraceStore, experiment: str | None) -> int | None:
@@ -127,3 +131,19 @@ def traces_export(
     (err_console if out == "-" else console).print(
         f"wrote {count} episode(s) to {'standard output' if out == '-' else shown(out)}",
         highlight=False)
+
+
+@traces_app.command("import", short_help="Import dialogues recorded elsewhere as traces.")
+@reports_errors
+@config_command(ImportCommandConfig)
+def traces_import(settings: ImportCommandConfig,
+                  file: Annotated[Path, typer.Argument(
+                      help="JSON Lines of dialogues (docs/training_from_traces.md), or a "
+                           "traces export.")],
+                  db: DbOption = None) -> None:
+    """Import consultations recorded elsewhere (human logs, another framework's rollouts,
+    a traces export) as one run: each dialogue is replayed through the consultation graph
+    for its turn kinds, acquired facts and SIG; a bad record is an error naming its
+    line, and nothing is written. Train on them with promed train sft --from NAME."""
+    with open_store(db) as store:
+        run_import(store, file, settings, ConsoleReporter(console, err_console))

@@ -16,6 +16,7 @@ same thing:
 - :func:`run_sft` (``promed train sft``, :class:`SFTCommandConfig`);
 - :func:`run_grpo` (``promed train grpo``, :class:`GRPOCommandConfig`);
 - :func:`run_evaluation` (``promed eval``, :class:`EvalCommandConfig`);
+- :func:`run_import` (``promed traces import``, :class:`ImportCommandConfig`);
 - :func:`run_demo` (``promed demo``'s stages in order, :class:`DemoConfig`).
 
 For one stage without a store, call the trainers directly (``examples/pipeline.py``).
@@ -24,12 +25,14 @@ For one stage without a store, call the trainers directly (``examples/pipeline.p
 from promed_agents.runs.demo_run import DemoConfig, DemoResult, run_demo
 from promed_agents.runs.evaluation_run import EvalCommandConfig, RunFigures, run_evaluation
 from promed_agents.runs.grpo_run import GRPOCommandConfig, run_grpo
+from promed_agents.runs.import_run import ImportCommandConfig, ImportResult, run_import
 from promed_agents.runs.run_reporter import LoggingReporter, RunReporter, TaskProgress
 from promed_agents.runs.search_run import MCTSCommandConfig, run_search
 from promed_agents.runs.sft_run import SFTCommandConfig, run_sft
 from promed_agents.runs.shapley_run import ShapleyCommandConfig, run_shapley
 
 __all__ = ["DemoConfig", "DemoResult", "EvalCommandConfig", "GRPOCommandConfig",
-           "LoggingReporter", "MCTSCommandConfig", "RunFigures", "RunReporter",
-           "SFTCommandConfig", "ShapleyCommandConfig", "TaskProgress", "run_demo",
-           "run_evaluation", "run_grpo", "run_search", "run_sft", "run_shapley"]
+           "ImportCommandConfig", "ImportResult", "LoggingReporter", "MCTSCommandConfig",
+           "RunFigures", "RunReporter", "SFTCommandConfig", "ShapleyCommandConfig",
+           "TaskProgress", "run_demo", "run_evaluation", "run_grpo", "run_import",
+           "run_search", "run_sft", "run_shapley"]
