@@ -12,9 +12,9 @@ from promed_agents.agents.doctor import FINAL_REQUEST
 from promed_agents.agents.evaluator import Evaluator
 from promed_agents.backends.scripted_chat_model import ScriptedChatModel
 from promed_agents.case import Case
-from promed_agents.cli.consult import checkpointer
 from promed_agents.errors import ConsultationError
 from promed_agents.graphs import ConsultationContext
+from promed_agents.graphs.checkpointer import checkpointer
 from promed_agents.search_tree import best_leaf
 from promed_agents.storage import TraceStore
 from promed_agents.trainers.mcts_search import ConsultationEnvironment, MCTSConfig, run_mcts

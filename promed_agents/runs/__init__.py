@@ -11,6 +11,7 @@ and returns its result. It prints nothing: notes, warnings and progress go to a
 ``promed`` command is generated from, so the command, a script and a benchmark run the
 same thing:
 
+- :func:`run_consult` (``promed consult``, :class:`ConsultCommandConfig`);
 - :func:`run_shapley` (``promed shapley``, :class:`ShapleyCommandConfig`);
 - :func:`run_search` (``promed mcts``, :class:`MCTSCommandConfig`);
 - :func:`run_sft` (``promed train sft``, :class:`SFTCommandConfig`);
@@ -22,6 +23,7 @@ same thing:
 For one stage without a store, call the trainers directly (``examples/pipeline.py``).
 """
 
+from promed_agents.runs.consult_run import ConsultCommandConfig, ConsultResult, run_consult
 from promed_agents.runs.demo_run import DemoConfig, DemoResult, run_demo
 from promed_agents.runs.evaluation_run import EvalCommandConfig, RunFigures, run_evaluation
 from promed_agents.runs.grpo_run import GRPOCommandConfig, run_grpo
@@ -31,8 +33,8 @@ from promed_agents.runs.search_run import MCTSCommandConfig, run_search
 from promed_agents.runs.sft_run import SFTCommandConfig, run_sft
 from promed_agents.runs.shapley_run import ShapleyCommandConfig, run_shapley
 
-__all__ = ["DemoConfig", "DemoResult", "EvalCommandConfig", "GRPOCommandConfig",
-           "ImportCommandConfig", "ImportResult", "LoggingReporter", "MCTSCommandConfig",
-           "RunFigures", "RunReporter", "SFTCommandConfig", "ShapleyCommandConfig",
-           "TaskProgress", "run_demo", "run_evaluation", "run_grpo", "run_import",
-           "run_search", "run_sft", "run_shapley"]
+__all__ = ["ConsultCommandConfig", "ConsultResult", "DemoConfig", "DemoResult",
+           "EvalCommandConfig", "GRPOCommandConfig", "ImportCommandConfig", "ImportResult",
+           "LoggingReporter", "MCTSCommandConfig", "RunFigures", "RunReporter",
+           "SFTCommandConfig", "ShapleyCommandConfig", "TaskProgress", "run_consult", "run_demo",
+           "run_evaluation", "run_grpo", "run_import", "run_search", "run_sft", "run_shapley"]
