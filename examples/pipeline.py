@@ -42,6 +42,7 @@ def main(cases_count: int = 3, steps: int = 1, out: Path = Path("pipeline-run"))
     shapley = trainers.ShapleyConfig("permutation", permutations=PermutationConfig(2, 2))
     trainers.compute_shapley(store, cases, resolve_scorer(SPEC), shapley)
     evaluator = sig_evaluator(store, SPEC, cases).evaluator
+    # [docs:search-sft]
     # 3. MCTS over consultations, half the doctor turns from the question bank
     search = store.create_experiment("pipeline-search", "mcts")
     mcts = trainers.MCTSConfig(iterations=3, width=2, proposer_ratio=0.5)
@@ -58,6 +59,7 @@ def main(cases_count: int = 3, steps: int = 1, out: Path = Path("pipeline-run"))
         sft = trainers.DoctorSFTConfig(output_dir=str(out / "sft"), max_steps=steps,
                                        learning_rate=1e-4, **QUIET)
         start = f"local:{trainers.train_sft(SPEC, samples, sft, store=store).output_dir}"
+    # [/docs:search-sft]
     # 5. SIG-GRPO from there, on fresh consultations of the graph
     run = store.create_experiment("pipeline-grpo", "grpo")
     rollouts = trainers.GraphRollouts({c.id: c for c in cases}, evaluator=evaluator,

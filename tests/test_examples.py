@@ -91,3 +91,19 @@ def test_pipeline_example_runs_the_whole_data_path(tmp_path):
         (checkpoint, *_) = store.list_checkpoints()
     assert (tmp_path / "grpo" / "config.json").exists()
     assert "pipeline-eval" in (tmp_path / "report.html").read_text()
+
+
+def test_sft_from_any_traces_example_trains_a_student_with_another_vocabulary(
+        tmp_path, other_vocab_model_folder):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "sft_from_any_traces.py"), "--student",
+         f"local:{other_vocab_model_folder}", "--steps", "1", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"distilled: 1 steps, model local:{tmp_path / 'distilled'}"
+    assert lines[1] == ("imported: ['question: What did the culture of the joint fluid "
+                        "show?', 'The culture of joint fluid shows a bacteria.', 'answer: C'], "
+                        "facts [5], SIG 0.111")
+    assert lines[2] == f"from the log: 1 steps, model local:{tmp_path / 'from-log'}"
+    assert (tmp_path / "distilled" / "config.json").exists()

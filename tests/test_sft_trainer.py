@@ -136,15 +136,12 @@ def test_sft_on_paths_whose_answers_were_all_wrong_teaches_the_correct_answer(
 
     from promed_agents.agents.doctor import FINAL_REQUEST, doctor_sampling
     from promed_agents.backends import resolve_chat_model
+    from promed_agents.backends.chat_tokens import ChatTokens
     from promed_agents.backends.scripted_chat_model import ScriptedChatModel
     from promed_agents.case import Case
     from promed_agents.graphs import ConsultationContext, arun_consultations
     from promed_agents.trainers.mcts_search import ConsultationEnvironment, MCTSConfig, run_mcts
-    from promed_agents.trainers.sft_dataset import (
-        ExportConfig,
-        policy_answer_ids,
-        search_samples,
-    )
+    from promed_agents.trainers.sft_dataset import ExportConfig, search_samples
 
     case = Case(id="t-wrong", source="t", question="Which diagnosis?",
                 options={"A": "Shingles", "B": "Migraine", "C": "Gout"}, answer=["B"],
@@ -174,7 +171,7 @@ def test_sft_on_paths_whose_answers_were_all_wrong_teaches_the_correct_answer(
         searched = list(store.iter_episodes(experiment))
         assert searched and all(e.final_answer == ["C"] for e in searched)
         samples, _ = search_samples(store, experiment, ExportConfig(),
-                                    policy_answer_ids(spec))
+                                    ChatTokens.for_model(spec))
     assert samples and all(s.assistant_masks[-1] == 1 for s in samples)
     result = train_sft(spec, samples, _config(tmp_path, max_steps=120, learning_rate=2e-2,
                                               per_device_train_batch_size=1))
