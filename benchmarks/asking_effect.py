@@ -143,6 +143,8 @@ def peak_gb(who: int) -> float:
 
 
 def _run_in_store(run: Callable[..., Any], db: str, settings: Any) -> None:
+    logging.basicConfig(format="%(message)s")  # the run's notes, as in the parent
+    logging.getLogger("promed_agents").setLevel(logging.INFO)
     with TraceStore(db) as store:
         run(store, settings)
 
