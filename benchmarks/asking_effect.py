@@ -271,15 +271,8 @@ def main() -> int:
         if name in run_names:
             run_names[label] = run_names.pop(name)
 
-    table = Table(title=f"asking effect: {len(evaluated)} unseen cases, budget {args.budget}, "
-                        "fact-select patient, greedy; mean [95% CI]; SIG with uniform weights")
-    table.add_column("doctor")
-    for metric in COLUMNS:
-        table.add_column(LABELS[metric], justify="right")
-    for name, figures in results.items():
-        summary = summarize(figures)
-        table.add_row(name, *(str(summary[m]) for m in COLUMNS))
-    console.print(table, width=240)
+    console.print(results_table(results, f"asking effect: {len(evaluated)} unseen cases, "
+                                         f"budget {args.budget}"), width=240)
     diffs = Table(title="SFT+GRPO minus each (paired by case, 95% CI)")
     diffs.add_column("base")
     for metric in ("sig", "fact_recall", "answerable", "new_facts", "correct"):
@@ -303,9 +296,7 @@ def main() -> int:
                 "sig", "answerable", "new_facts", "questions", "correct")))
         console.print(against, width=240)
     console.print(choice_table(store, run_names, evaluated), width=240)
-    console.print(f"total {time.perf_counter() - started:.0f} s; store {work / 'store.db'}")
-    console.print(f"peak resident memory: this process {peak_gb(resource.RUSAGE_SELF):.1f} GB, "
-                  f"the largest training child {peak_gb(resource.RUSAGE_CHILDREN):.1f} GB")
+    print_costs(console, started, work)
     assert set(SHOWN) >= set(COLUMNS)
     gain = paired_difference(results["base proactive"], trained)["sig"]
     print(f"sig_gain={gain.mean:.4f} ci_low={gain.low:.4f} ci_high={gain.high:.4f}")
@@ -313,6 +304,27 @@ def main() -> int:
         fixed = paired_difference(results["bank:fixed"], trained)["sig"]
         print(f"vs_fixed={fixed.mean:.4f} ci_low={fixed.low:.4f} ci_high={fixed.high:.4f}")
     return 0
+
+
+def results_table(results: dict[str, Any], title: str) -> Table:
+    """One row per doctor: the figures of :data:`COLUMNS`, mean [95% CI] over cases."""
+    table = Table(title=f"{title}, fact-select patient, greedy; mean [95% CI]; SIG with "
+                        "uniform weights")
+    table.add_column("doctor")
+    for metric in COLUMNS:
+        table.add_column(LABELS[metric], justify="right")
+    for name, figures in results.items():
+        summary = summarize(figures)
+        table.add_row(name, *(str(summary[m]) for m in COLUMNS))
+    return table
+
+
+def print_costs(console: Console, started: float, work: Path) -> None:
+    """The run's time, its store, and the peak memory of this process and of its
+    largest training child."""
+    console.print(f"total {time.perf_counter() - started:.0f} s; store {work / 'store.db'}")
+    console.print(f"peak resident memory: this process {peak_gb(resource.RUSAGE_SELF):.1f} GB, "
+                  f"the largest training child {peak_gb(resource.RUSAGE_CHILDREN):.1f} GB")
 
 
 def choice_table(store: TraceStore, run_names: dict[str, str], evaluated: list) -> Table:

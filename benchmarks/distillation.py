@@ -30,18 +30,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import resource
 import sys
 import time
 from pathlib import Path
 
-from asking_effect import COLUMNS, DEV, choice_table, in_child, peak_gb
+from asking_effect import DEV, choice_table, in_child, print_costs, results_table
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from promed_agents.agents.question_bank import bank_questions, rank_by_yield
-from promed_agents.evaluation import LABELS, paired_difference, summarize
+from promed_agents.evaluation import LABELS, paired_difference
 from promed_agents.loader import load_cases
 from promed_agents.runs import (
     ConsultCommandConfig,
@@ -145,15 +144,8 @@ def main() -> int:
         said("search done")
         train_student(f"{stamp}-search", "search-trained")
 
-    table = Table(title=f"distillation: {len(evaluated)} unseen cases, budget {args.budget}, "
-                        "fact-select patient, greedy; mean [95% CI]; SIG with uniform weights")
-    table.add_column("doctor")
-    for metric in COLUMNS:
-        table.add_column(LABELS[metric], justify="right")
-    for name, figures in results.items():
-        summary = summarize(figures)
-        table.add_row(name, *(str(summary[m]) for m in COLUMNS))
-    console.print(table, width=240)
+    console.print(results_table(results, f"distillation: {len(evaluated)} unseen cases, "
+                                         f"budget {args.budget}"), width=240)
     lines = []
     if "search-trained" in results:
         diffs = Table(title="each student minus the search-trained student (paired by case, "
@@ -170,9 +162,7 @@ def main() -> int:
                          f"ci_low={sig.low:.4f} ci_high={sig.high:.4f}")
         console.print(diffs, width=240)
     console.print(choice_table(store, run_names, evaluated), width=240)
-    console.print(f"total {time.perf_counter() - started:.0f} s; store {work / 'store.db'}")
-    console.print(f"peak resident memory: this process {peak_gb(resource.RUSAGE_SELF):.1f} GB, "
-                  f"the largest training child {peak_gb(resource.RUSAGE_CHILDREN):.1f} GB")
+    print_costs(console, started, work)
     for line in lines:
         print(line)
     return 0

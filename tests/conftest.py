@@ -14,6 +14,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -109,10 +110,17 @@ def smollm2_folder() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_folder(tmp_path_factory: pytest.TempPathFactory, smollm2_folder: Path) -> Path:
     """A 2-layer Llama with random weights and SmolLM2's tokenizer: fast, no download."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(smollm2_folder)
+    return _tiny_llama(AutoTokenizer.from_pretrained(smollm2_folder),
+                       tmp_path_factory.mktemp("tiny-llama"))
+
+
+def _tiny_llama(tokenizer: Any, folder: Path) -> Path:
+    """A 2-layer Llama with random weights (seed 0) for ``tokenizer``, saved in ``folder``."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                          max_position_embeddings=4096, tie_word_embeddings=True,
@@ -120,7 +128,6 @@ def tiny_model_folder(tmp_path_factory: pytest.TempPathFactory, smollm2_folder: 
                          eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny-llama")
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
@@ -136,9 +143,8 @@ OTHER_CHAT_TEMPLATE = (
 def other_vocab_model_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer Llama with random weights whose tokenizer is not SmolLM2's: a byte-level
     BPE of 800 tokens learnt from the bundled cases, with its own chat template."""
-    import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     from promed_agents.agents.doctor import PROACTIVE_SYSTEM, case_prompt
     from promed_agents.loader import bundled_sample_path, load_cases
@@ -157,17 +163,7 @@ def other_vocab_model_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>",
                                         eos_token="</s>", unk_token="<unk>", pad_token="</s>")
     tokenizer.chat_template = OTHER_CHAT_TEMPLATE
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=4096, tie_word_embeddings=True,
-                         bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id)
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("other-vocab-llama")
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return _tiny_llama(tokenizer, tmp_path_factory.mktemp("other-vocab-llama"))
 
 
 def _free_port() -> int:
