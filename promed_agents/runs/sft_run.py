@@ -3,7 +3,7 @@
 case -> consultation graph -> trace in SQL -> Shapley/SIG -> MCTS -> **SFT** -> evaluation
 
 :func:`run_sft`: the best paths of MCTS searches, and the consultations of any other runs
-(consult, eval, GRPO) that pass the filters, each filter's count said
+(consult, eval, GRPO, import) that pass the filters, each filter's count said
 (:mod:`promed_agents.trainers.sft_dataset`), become a training dataset in the store
 (made once; a rerun reuses it) and a JSON Lines file in the output folder; TRL's
 ``SFTTrainer`` then fine-tunes the doctor (:mod:`promed_agents.trainers.sft_trainer`). A
@@ -38,11 +38,12 @@ class SFTCommandConfig:
 
     source: str = knob(
         help="Experiments to train on, comma-separated: MCTS searches (their best paths) "
-             "and consult, eval or GRPO runs (their consultations, filtered).",
+             "and consult, eval, GRPO or import runs (their consultations, filtered).",
         flags=("--from",))
     output: Path = knob(help="Folder of the trained model.")
     model: str | None = knob(
-        None, help="Base model spec (local:...) [default: the experiments' doctor].")
+        None, help="The model to train (local:...); another model's consultations are "
+                   "rendered in its tokens [default: the experiments' doctor].")
     dataset: str | None = knob(
         None, help="Name of the stored dataset [default: EXPERIMENTS-sft].")
     min_reward: float | None = knob(
