@@ -76,6 +76,11 @@ def arguments() -> argparse.Namespace:
     return p.parse_args()
 
 
+def slug(label: str) -> str:
+    """``label`` as a run or folder name: "distilled bank:fixed" -> "distilled-bank-fixed"."""
+    return label.replace(":", "-").replace(" ", "-")
+
+
 def main() -> int:
     args = arguments()
     console = Console(width=200)
@@ -110,7 +115,7 @@ def main() -> int:
 
     def evaluate(doctor: str, label: str) -> None:
         runs = run_evaluation(store, EvalCommandConfig(
-            doctor=doctor, experiment=f"{stamp}-{label.replace(':', '-')}", cases=None,
+            doctor=doctor, experiment=f"{stamp}-{slug(label)}", cases=None,
             case_ids=eval_ids, split=None, modes=["proactive"], seeds=1,
             patient="fact-select", max_questions=args.budget, temperature=0.0,
             max_new_tokens=48, concurrency=args.concurrency, sig_scorer=None,
@@ -120,7 +125,7 @@ def main() -> int:
         said(f"evaluated {label}")
 
     def train_student(source: str, label: str, **filters: object) -> None:
-        folder = models / label.replace(":", "-")
+        folder = models / slug(label)
         in_child(run_sft, db, SFTCommandConfig(
             source=source, output=folder, model=args.doctor, epochs=args.sft_epochs,
             learning_rate=args.sft_learning_rate, **filters))
@@ -133,7 +138,7 @@ def main() -> int:
         taught = run_consult(store, ConsultCommandConfig(
             doctor=spec.get(teacher, teacher), case_ids=train_ids, max_questions=args.budget,
             demonstration=True, concurrency=args.concurrency,
-            experiment=f"{stamp}-teach-{teacher.replace(':', '-')}"))
+            experiment=f"{stamp}-teach-{slug(teacher)}"))
         said(f"{teacher} consulted {len(taught.episodes)} training cases")
         train_student(taught.experiment, f"distilled {teacher}", min_facts=args.min_facts)
     if args.search:
