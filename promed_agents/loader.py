@@ -2,12 +2,14 @@
 
 **file** -> case -> consultation graph -> trace in SQL -> Shapley/SIG -> training
 
-Three formats are read (see ``../shared/data/README.md`` in the development checkout):
+Five formats are read (see ``../shared/data/README.md`` in the development checkout):
 
 - ``mediq``: MediQ iMedQA JSON Lines (``facts`` prefixed "N. ", ``answer_idx``, ``patient``);
 - ``promed-medqa``: the ProMed reference's MedQA JSON Lines (``atomic_question``, ``context``);
 - ``promed-cmb``: the ProMed reference's CMB JSON array (Chinese; ``option``, letters in
-  ``answer``).
+  ``answer``);
+- ``agentclinic`` and ``open-ended``: open-ended cases, a diagnosis for their answer
+  (:mod:`promed_agents.open_case_formats`).
 
 MediQ's second benchmark, iCraft-MD, has the ``mediq`` format and ids of its own (0..139):
 its cases are ``craftmd-<id>`` (from the file name, or ``source="craftmd"``), so both
@@ -33,6 +35,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from promed_agents.case import Case
 from promed_agents.errors import CaseFormatError
+from promed_agents.open_case_formats import (
+    OpenCaseRecord,
+    OsceRecord,
+    open_case_fields,
+    osce_case_fields,
+)
 
 
 class CaseFormat(str, Enum):
@@ -40,6 +48,8 @@ class CaseFormat(str, Enum):
     MEDIQ = "mediq"
     PROMED_MEDQA = "promed-medqa"
     PROMED_CMB = "promed-cmb"
+    AGENTCLINIC = "agentclinic"
+    OPEN_ENDED = "open-ended"
 
 
 _FACT_NUMBER = re.compile(r"^\s*\d+\.\s+")
@@ -50,6 +60,14 @@ Record = tuple[str, Any]  # (location, parsed JSON value)
 
 class _Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
+
+    @field_validator("options", "option", check_fields=False)
+    @classmethod
+    def _some_options(cls, options: dict[str, str]) -> dict[str, str]:
+        if not options:
+            raise ValueError("must have at least one option (a multiple-choice format; an "
+                             "open-ended case goes in format agentclinic or open-ended)")
+        return options
 
     @field_validator("id", mode="before", check_fields=False)
     @classmethod
@@ -94,10 +112,12 @@ _SOURCE_FIELDS: dict[CaseFormat, dict[str, str]] = {
     CaseFormat.PROMED_CMB: {"answer": "answer", "options": "option", "question": "atomic_question",
                             "context": "question"},
 }
-_RECORD_MODELS: dict[CaseFormat, type[_Strict]] = {
+_RECORD_MODELS: dict[CaseFormat, type[BaseModel]] = {
     CaseFormat.MEDIQ: _MediqRecord,
     CaseFormat.PROMED_MEDQA: _MedqaRecord,
     CaseFormat.PROMED_CMB: _CmbRecord,
+    CaseFormat.AGENTCLINIC: OsceRecord,
+    CaseFormat.OPEN_ENDED: OpenCaseRecord,
 }
 
 
@@ -203,13 +223,17 @@ def detect_format(record: dict[str, Any]) -> CaseFormat | None:
         return CaseFormat.PROMED_MEDQA
     if "answer_idx" in record and "facts" in record:
         return CaseFormat.MEDIQ
+    if "OSCE_Examination" in record:
+        return CaseFormat.AGENTCLINIC
+    if "diagnosis" in record and "facts" in record:
+        return CaseFormat.OPEN_ENDED
     return None
 
 
 def _field_path(loc: tuple[int | str, ...], fmt: CaseFormat) -> str:
     parts = [str(p) for p in loc]
     if parts:
-        parts[0] = _SOURCE_FIELDS[fmt].get(parts[0], parts[0])
+        parts[0] = _SOURCE_FIELDS.get(fmt, {}).get(parts[0], parts[0])
     out = parts[0] if parts else ""
     for part in parts[1:]:
         out += f"[{part}]" if part.isdigit() else f".{part}"
@@ -227,7 +251,8 @@ def _zh_context(full_question: str, atomic_question: str) -> list[str]:
 
 
 DEFAULT_SOURCES = {CaseFormat.MEDIQ: "imedqa", CaseFormat.PROMED_MEDQA: "medqa",
-                   CaseFormat.PROMED_CMB: "cmb"}
+                   CaseFormat.PROMED_CMB: "cmb", CaseFormat.AGENTCLINIC: "agentclinic",
+                   CaseFormat.OPEN_ENDED: "open"}
 """The source (and id prefix) of each format's cases unless the file says otherwise."""
 _SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
@@ -241,8 +266,12 @@ def file_source(path: str | Path, fmt: CaseFormat) -> str:
     return DEFAULT_SOURCES[fmt]
 
 
-def _case_fields(raw: _Strict, fmt: CaseFormat, split: str | None, source: str
-                 ) -> dict[str, Any]:
+def _case_fields(raw: BaseModel, fmt: CaseFormat, split: str | None, source: str,
+                 number: int) -> dict[str, Any]:
+    if isinstance(raw, OsceRecord):
+        return osce_case_fields(raw, number, source, split)
+    if isinstance(raw, OpenCaseRecord):
+        return open_case_fields(raw, source, split)
     if isinstance(raw, _MediqRecord):
         return dict(id=f"{source}-{raw.id}", source=source, language="en", split=split,
                     question=raw.question, options=raw.options, answer=[raw.answer_idx],
@@ -260,14 +289,14 @@ def _case_fields(raw: _Strict, fmt: CaseFormat, split: str | None, source: str
 
 
 def _to_case(path: Path, location: str, value: Any, fmt: CaseFormat, split: str | None,
-             source: str | None) -> Case:
+             source: str | None, number: int = 0) -> Case:
     if not isinstance(value, dict):
         raise CaseFormatError(path, location, None,
                               f"expected a JSON object, got {type(value).__name__}")
     model = _RECORD_MODELS[fmt]
     try:
         raw = model.model_validate(value)
-        return Case(**_case_fields(raw, fmt, split, source or file_source(path, fmt)))
+        return Case(**_case_fields(raw, fmt, split, source or file_source(path, fmt), number))
     except ValidationError as exc:
         error = exc.errors()[0]
         field = _field_path(tuple(error["loc"]), fmt) or None
@@ -311,9 +340,10 @@ def iter_located_cases(
             if detected is None:
                 raise CaseFormatError(
                     path, location, None, "cannot tell the file's format from this record",
-                    hint="pass --format mediq, promed-medqa or promed-cmb")
+                    hint="pass --format mediq, promed-medqa, promed-cmb, agentclinic or "
+                         "open-ended")
             fmt = detected
-        case = _to_case(path, location, value, fmt, split, source)
+        case = _to_case(path, location, value, fmt, split, source, count)
         if case.id in seen:
             raise CaseFormatError(path, location, "id",
                                   f"duplicate id {case.id!r} (first at {seen[case.id]})")

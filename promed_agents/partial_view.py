@@ -12,6 +12,9 @@ Policies:
 - ``first-sentence`` (MediQ evaluation): the first context sentence, kept as given text,
   mapped to the facts it contains by a matcher (token overlap by default; pass your own
   :data:`FactMatcher` for another rule).
+- ``initial``: the facts the case says the doctor is given (``Case.initial_fact_ids``:
+  AgentClinic's demographics and chief complaint, beside the objective, which is the
+  case's question); a case that does not say is an error.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class PartialInfoPolicy(str, Enum):
 
     HALF_FACTS = "half-facts"
     FIRST_SENTENCE = "first-sentence"
+    INITIAL = "initial"
 
 
 DEFAULT_POLICY = PartialInfoPolicy.HALF_FACTS
@@ -99,6 +103,13 @@ def partial_view(
         ) from None
     if policy is PartialInfoPolicy.HALF_FACTS:
         return PartialView(policy=policy, known_fact_ids=list(range(len(case.facts) // 2)))
+    if policy is PartialInfoPolicy.INITIAL:
+        if case.initial_fact_ids is None:
+            raise PartialInfoError(
+                f"case {case.id}: policy 'initial' needs the facts the case gives at the "
+                "start (initial_fact_ids, as AgentClinic's cases have) and this case has "
+                "none; use 'half-facts'")
+        return PartialView(policy=policy, known_fact_ids=sorted(set(case.initial_fact_ids)))
     if not case.context:
         raise PartialInfoError(
             f"case {case.id}: policy 'first-sentence' needs context sentences and this case "

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from promed_agents.case import Case
+from promed_agents.case import Case, FactSource
 from promed_agents.errors import CaseConflictError, NotFoundError
 from promed_agents.storage.column_types import row_limit, row_offset
 from promed_agents.storage.models import CaseRow, FactRow
@@ -49,10 +49,13 @@ class CaseGroup:
 
 
 def _case_from_row(row: CaseRow) -> Case:
+    sources = [FactSource(kind=f.kind, path=f.path) for f in row.facts if f.kind]
     return Case(id=row.id, source=row.source, language=row.language, split=row.split,
                 question=row.question, options=row.options, answer=row.answer,
+                diagnosis=row.diagnosis, recommendation=row.recommendation,
                 context=row.context, facts=[f.text for f in row.facts],
-                demographics=row.demographics)
+                fact_sources=sources if len(sources) == len(row.facts) else [],
+                initial_fact_ids=row.initial_fact_ids, demographics=row.demographics)
 
 
 class CaseRecords:
@@ -103,9 +106,16 @@ class CaseRecords:
                     session.add(CaseRow(
                         id=case.id, source=case.source, language=case.language,
                         split=case.split, question=case.question, options=case.options,
-                        answer=case.answer, context=case.context,
+                        answer=case.answer, diagnosis=case.diagnosis,
+                        recommendation=case.recommendation,
+                        initial_fact_ids=case.initial_fact_ids, context=case.context,
                         demographics=case.demographics, content_hash=digest,
-                        facts=[FactRow(index=i, text=t) for i, t in enumerate(case.facts)]))
+                        facts=[FactRow(index=i, text=t,
+                                       kind=source.kind if source else None,
+                                       path=source.path if source else None)
+                               for i, (t, source) in enumerate(zip(
+                                   case.facts, case.fact_sources or [None] * len(case.facts),
+                                   strict=True))]))
                     stored[case.id] = digest
                     added += 1
                 if progress is not None:

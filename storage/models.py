@@ -64,6 +64,9 @@ class CaseRow(Base):
     question: Mapped[str] = mapped_column(Text)
     options: Mapped[dict[str, Any]]
     answer: Mapped[list[Any]]
+    diagnosis: Mapped[str | None] = mapped_column(Text)
+    recommendation: Mapped[str | None] = mapped_column(Text)
+    initial_fact_ids: Mapped[list[Any] | None]
     context: Mapped[list[Any]]
     demographics: Mapped[dict[str, Any] | None]
     content_hash: Mapped[str] = mapped_column(String(64))
@@ -81,6 +84,10 @@ class FactRow(Base):
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
     index: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str | None] = mapped_column(String(16))
+    """``patient`` or ``measurement`` (:class:`~promed_agents.case.FactSource`); None: not
+    said by the source."""
+    path: Mapped[str | None] = mapped_column(Text)
 
     case: Mapped[CaseRow] = relationship(back_populates="facts")
 

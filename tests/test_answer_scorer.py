@@ -145,3 +145,32 @@ def test_smollm2_shapley_values_equal_an_independent_computation(smollm2_folder)
     assert sampled.v_full - sampled.v_empty == pytest.approx(
         naive[frozenset(range(n))] - naive[frozenset()], abs=1e-4)
     assert sum(sampled.values) == pytest.approx(sum(estimate.values), abs=1e-4)
+
+
+def test_an_open_ended_case_scores_its_diagnosis_without_options(tiny_model_folder):
+    """v(S) of an open-ended case: the log-probability of its diagnosis text, after a
+    prompt with the objective and the coalition's facts, no options."""
+    from conftest import ROOT
+
+    open_case = load_cases(ROOT / "tests" / "data" / "agentclinic_sample.jsonl")[0]
+    model, tokenizer = load_local_model(str(tiny_model_folder))
+    scored = scored_text(tokenizer, open_case, frozenset({3}))
+    assert scored.text[slice(*scored.answer)] == "Myasthenia gravis"
+    prompt = scored.text[:scored.answer[0]]
+    assert "Options" not in prompt and prompt.endswith("diagnosis: ")
+    assert "diagnosing a patient" in prompt and open_case.question in prompt
+    assert [f for f in open_case.facts if f in prompt] == [open_case.facts[3]]
+    scorer = LocalAnswerScorer(model_ref=str(tiny_model_folder), batch_size=2)
+    coalitions = [frozenset(), frozenset({3}), frozenset({3, 20})]
+    values = scorer.value_function(open_case)(coalitions)
+    for coalition, value in zip(coalitions, values, strict=True):
+        text = scored_text(tokenizer, open_case, coalition).text
+        start = text.rindex("diagnosis: Myasthenia gravis") + len("diagnosis: ")
+        encoded = tokenizer(text, return_offsets_mapping=True)
+        span = [i for i, (s, e) in enumerate(encoded["offset_mapping"])
+                if s < start + len("Myasthenia gravis") and e > start]
+        with torch.no_grad():
+            logits = model(torch.tensor([encoded["input_ids"]])).logits[0].float()
+        logprobs = torch.log_softmax(logits, -1)
+        assert value == pytest.approx(float(sum(
+            logprobs[i - 1, encoded["input_ids"][i]] for i in span) / len(span)), abs=1e-4)

@@ -22,7 +22,13 @@ def test_options_are_sorted_and_answer_text_follows_letters():
 
 @pytest.mark.parametrize("overrides, message", [
     (dict(answer=["C"]), "not among the options A, B"),
-    (dict(options={}), "at least one option"),
+    (dict(options={}), "names option letter.s. A but the case has no options"),
+    (dict(answer=[]), "must name at least one option letter"),
+    (dict(options={}, answer=[]), "needs options .with an answer. or, open-ended, a diagnosis"),
+    (dict(diagnosis="Gout"), "a case with options has no diagnosis"),
+    (dict(fact_sources=[{"kind": "patient"}]), "fact_sources has 1 entries for 2 facts"),
+    (dict(initial_fact_ids=[0, 2]), r"initial_fact_ids \[2\] are not facts"),
+    (dict(fact_sources=[{"kind": "lab"}, {"kind": "patient"}]), "patient' or 'measurement"),
     (dict(options={"a": "x"}, answer=["a"]), "not a single capital letter"),
     (dict(options={"A": "  "}), "option A is empty"),
     (dict(facts=[]), "facts"),
@@ -44,3 +50,28 @@ def test_content_hash_ignores_id_but_not_content():
     assert make().content_hash() == make(id="other").content_hash()
     assert make().content_hash() != make(facts=["a fact", "c fact"]).content_hash()
     assert make().content_hash() != make(split="dev").content_hash()
+
+
+def test_an_open_ended_case_answers_with_its_diagnosis():
+    case = make(options={}, answer=[], diagnosis="Myasthenia gravis",
+                recommendation="Pyridostigmine", initial_fact_ids=[0],
+                fact_sources=[{"kind": "patient", "path": "Patient_Actor.History"},
+                              {"kind": "measurement", "path": "Test_Results.EMG.Findings"}])
+    assert case.open_ended and not make().open_ended
+    assert case.answer_text == "Myasthenia gravis"
+    assert case.measurement_fact_ids() == [1]
+
+
+def test_an_unchanged_case_keeps_the_digest_of_its_fields_before_open_ended_ones():
+    """Stores hold digests of cases without the open-ended fields: a re-import of the
+    same case must match them, not conflict."""
+    import hashlib
+    import json
+
+    case = make()
+    old_payload = case.model_dump(mode="json", exclude={
+        "id", "diagnosis", "recommendation", "fact_sources", "initial_fact_ids"})
+    assert case.content_hash() == hashlib.sha256(json.dumps(
+        old_payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    assert make(options={}, answer=[], diagnosis="x").content_hash() != \
+        make(options={}, answer=[], diagnosis="y").content_hash()

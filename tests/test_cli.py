@@ -7,7 +7,7 @@ import pytest
 from promed_agents.loader import bundled_sample_path, load_cases
 from promed_agents.storage import TraceStore
 
-from conftest import shared_file
+from conftest import ROOT, shared_file
 from helpers import counts, episode, run
 from malformed_inputs import MALFORMED
 
@@ -103,6 +103,20 @@ def test_cases_list_and_show(seeded):
     assert "5 of 9 known" in shown.output
     missing = run("cases", "show", "imedqa-77", "--db", seeded)
     assert missing.exit_code == 1 and "case 'imedqa-77' is not in the store" in missing.stderr
+
+
+def test_agentclinic_cases_import_list_and_show(sqlite_url):
+    sample = ROOT / "tests" / "data" / "agentclinic_sample.jsonl"
+    imported = run("cases", "import", sample, "--db", sqlite_url)
+    assert imported.exit_code == 0, imported.output + imported.stderr
+    listed = run("cases", "list", "--db", sqlite_url, "--format", "csv")
+    assert "agentclinic-0,,22,Myasthenia gravis,\"Assess and diagnose" in listed.output
+    shown = run("cases", "show", "agentclinic-0", "--policy", "initial", "--db", sqlite_url,
+                env={"COLUMNS": "250"})
+    assert shown.exit_code == 0, shown.output + shown.stderr
+    assert "Diagnosis: Myasthenia gravis" in shown.output
+    assert "2 of 22 known at start, policy initial" in shown.output
+    assert "measurement: Test_Results.Imaging.Chest_CT.Findings" in shown.output
 
 
 def test_db_upgrade_and_current(sqlite_url, tmp_path):

@@ -91,3 +91,15 @@ def test_demonstration_comes_before_the_case_and_parses_as_valid_turns():
     reactive = opening_messages(CASE, view, proactive=False, demonstration=True)
     assert [m.type for m in reactive] == ["system", "human", "ai", "human"]
     assert "question:" not in "".join(str(m.content) for m in reactive[:-1])
+
+
+def test_an_open_ended_case_is_refused_by_the_letter_answering_doctor():
+    from promed_agents.errors import ConsultationError
+    from promed_agents.loader import load_cases
+    from promed_agents.partial_view import partial_view
+
+    from conftest import ROOT
+
+    open_case = load_cases(ROOT / "tests" / "data" / "agentclinic_sample.jsonl")[0]
+    with pytest.raises(ConsultationError, match="agentclinic-0 is open-ended"):
+        case_prompt(open_case, partial_view(open_case, "initial"))

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from promed_agents.case import FactSource
 from promed_agents.errors import CaseFormatError
 from promed_agents.loader import (
     CaseFormat,
@@ -12,8 +13,9 @@ from promed_agents.loader import (
     iter_located_cases,
     load_cases,
 )
+from promed_agents.partial_view import partial_view
 
-from conftest import MEDIQ_RECORD, shared_file
+from conftest import MEDIQ_RECORD, ROOT, shared_file
 from malformed_inputs import MALFORMED
 
 
@@ -141,3 +143,56 @@ def test_the_bundled_sample_is_split_dev_like_the_file_it_comes_from():
 
     dev = load_cases(shared_file("mediq/imedqa_dev.jsonl"), split="dev", limit=50)
     assert SAMPLE_SPLIT == "dev" and bundled_sample() == dev
+
+
+AGENTCLINIC_SAMPLE = ROOT / "tests" / "data" / "agentclinic_sample.jsonl"
+
+
+def test_agentclinic_cases_load_open_ended_with_each_facts_source():
+    cases = load_cases(AGENTCLINIC_SAMPLE)
+    assert [c.id for c in cases] == ["agentclinic-0", "agentclinic-1", "agentclinic-2"]
+    case = cases[0]
+    assert case.open_ended and case.options == {} and case.answer == []
+    assert case.diagnosis == "Myasthenia gravis" and case.question.startswith("Assess and")
+    by_text = dict(zip(case.facts, case.fact_sources, strict=True))
+    assert by_text["Chest CT findings: Normal, no thymoma or other masses detected."] == \
+        FactSource(kind="measurement", path="Test_Results.Imaging.Chest_CT.Findings")
+    assert by_text["Secondary symptoms: Weakness in upper limbs"] == FactSource(
+        kind="patient", path="Patient_Actor.Symptoms.Secondary_Symptoms[1]")
+    assert by_text["Works as a graphic designer."].path == "Patient_Actor.Social_History"
+    assert [case.facts[i] for i in case.initial_fact_ids] == [
+        "Demographics: 35-year-old female", "Primary symptom: Double vision"]
+    view = partial_view(case, "initial")
+    assert view.known_fact_ids == case.initial_fact_ids
+    assert len(case.measurement_fact_ids()) == 11
+    assert not any("not provided" in f.lower() for c in cases for f in c.facts)
+
+
+def test_all_107_agentclinic_cases_load():
+    cases = load_cases(shared_file("agentclinic/agentclinic_medqa.jsonl"))
+    assert len(cases) == 107 and all(c.open_ended and c.measurement_fact_ids() for c in cases)
+    assert all(len(c.initial_fact_ids) == 2 for c in cases)
+
+
+def test_the_plain_open_ended_format(tmp_path):
+    path = tmp_path / "mine.jsonl"
+    path.write_text(json.dumps({
+        "id": 7, "question": "What is the diagnosis?", "diagnosis": "Gout",
+        "recommendation": "Colchicine", "initial_facts": [0],
+        "facts": ["A 60-year-old man.", {"text": "Joint fluid: urate crystals.",
+                                         "kind": "measurement", "path": "labs.fluid"}]}) + "\n")
+    (case,) = load_cases(path)
+    assert (case.id, case.diagnosis, case.recommendation) == ("open-7", "Gout", "Colchicine")
+    assert case.measurement_fact_ids() == [1] and case.initial_fact_ids == [0]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": 1, "question": "Q?", "facts": ["a"], "diagnosis": "x",
+                               "initial_facts": [3]}) + "\n")
+    with pytest.raises(CaseFormatError, match=r"bad.jsonl:line 1: initial_fact_ids \[3\]"):
+        load_cases(bad)
+
+
+def test_the_initial_policy_needs_a_case_that_says():
+    from promed_agents.errors import PartialInfoError
+
+    with pytest.raises(PartialInfoError, match="policy 'initial' needs the facts"):
+        partial_view(load_cases(bundled_sample_path(), limit=1)[0], "initial")

@@ -167,3 +167,16 @@ def test_a_chat_server_without_prompt_logprobs_is_a_clear_error(chat_url, case):
     ChatServer.with_logprobs = False
     with pytest.raises(BackendError, match="no prompt logprobs .* needs vLLM"):
         resolve_scorer(f"vllm:served@{chat_url}").value_function(case)([frozenset()])
+
+
+def test_an_open_ended_case_is_scored_on_its_diagnosis_without_options():
+    from promed_agents.sig.answer_scorer import scorer_chat
+
+    from conftest import ROOT
+
+    open_case = load_cases(ROOT / "tests" / "data" / "agentclinic_sample.jsonl")[0]
+    prompt = served_prompt(open_case, frozenset({3}))
+    assert prompt.endswith("Primary symptom: Double vision\nDiagnosis:")
+    assert "Options" not in prompt and prompt.startswith(f"Question: {open_case.question}")
+    chat = scorer_chat(open_case, "x", "Myasthenia gravis")
+    assert chat[-1] == {"role": "assistant", "content": "diagnosis: Myasthenia gravis"}

@@ -5,6 +5,7 @@ import pytest
 from promed_agents.sig.fact_weights import shapley_weights
 from promed_agents.storage import TraceStore
 
+from conftest import ROOT
 from helpers import run
 
 
@@ -109,3 +110,15 @@ def test_the_weights_temperature_is_named_as_mcts_names_it(sqlite_url, scorer):
     assert old.exit_code == 0 and "--temperature is now --weight-temperature" in old.stderr
     with TraceStore(sqlite_url) as store:
         assert store.get_shapley("imedqa-3", scorer).temperature == 0.5
+
+
+def test_agentclinic_cases_get_shapley_values_of_their_diagnosis(sqlite_url, scorer):
+    sample = ROOT / "tests" / "data" / "agentclinic_sample.jsonl"
+    assert run("cases", "import", sample, "--db", sqlite_url).exit_code == 0
+    scored = run("shapley", "--case-ids", "agentclinic-0", "--scorer", scorer,
+                 "--max-evaluations", "48", "--db", sqlite_url)
+    assert scored.exit_code == 0, scored.output + scored.stderr
+    with TraceStore(sqlite_url) as store:
+        record = store.get_shapley("agentclinic-0", scorer)
+        assert len(record.values) == len(store.get_case("agentclinic-0").facts) == 22
+        assert len(set(round(v, 6) for v in record.values)) > 1  # the facts matter

@@ -251,3 +251,19 @@ def test_the_outcome_fields_are_stored_as_the_metadata_json_keys_they_were(store
     assert (loaded.information_gain, loaded.weighted_recall) == (0.125, 0.5)
     assert loaded.sampling.temperature == 0.0 and loaded.metadata == {"seed": 1}
     assert loaded.fact_recall is None
+
+
+def test_an_open_ended_case_and_its_facts_sources_are_stored_as_given(store):
+    from promed_agents.case import Case
+
+    case = Case(id="agentclinic-0", source="agentclinic", question="Diagnose the patient.",
+                diagnosis="Myasthenia gravis", recommendation="Pyridostigmine",
+                facts=["Double vision for a month.", "Acetylcholine receptor antibodies: present."],
+                fact_sources=[{"kind": "patient", "path": "Patient_Actor.History"},
+                              {"kind": "measurement", "path": "Test_Results.Blood_Tests.AChR"}],
+                initial_fact_ids=[0])
+    assert store.import_cases([case]).added == 1
+    assert store.get_case("agentclinic-0") == case
+    assert store.import_cases([case]).unchanged == 1  # its digest is stable in the store
+    assert store.get_case("imedqa-0").fact_sources == [] and \
+        store.get_case("imedqa-0").diagnosis is None

@@ -27,6 +27,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 
 from promed_agents.backends import sampling_kwargs
 from promed_agents.case import Case
+from promed_agents.errors import ConsultationError
 from promed_agents.partial_view import PartialView
 from promed_agents.trace import TurnKind
 
@@ -118,6 +119,11 @@ class DoctorTurn:
 
 def case_prompt(case: Case, view: PartialView) -> str:
     """The first user message: what the doctor knows, the exam question, the options."""
+    if case.open_ended:
+        raise ConsultationError(
+            f"case {case.id} is open-ended (a diagnosis, no options): this doctor answers "
+            "with an option letter; consult multiple-choice cases, or score open-ended "
+            "ones with promed shapley")
     known = view.opening_text(case) or "(nothing yet)"
     options = "\n".join(f"{letter}. {text}" for letter, text in case.options.items())
     return f"What you know about the patient: {known}\n\nQuestion: {case.question}\n" \

@@ -83,7 +83,8 @@ def cases_list(
     with open_store(db, create=False) as store:
         total = store.count_cases(source=source, split=split)
         cases = store.list_cases(source=source, split=split, limit=limit, offset=offset)
-    rows = [(case.id, case.split, len(case.facts), ",".join(case.answer), case.question)
+    rows = [(case.id, case.split, len(case.facts),
+             case.diagnosis if case.open_ended else ",".join(case.answer), case.question)
             for case in cases]
     shown_to = f"{offset + 1}-{offset + len(rows)}" if rows and offset else str(len(rows))
     print_rows(("id", "split", "facts", "answer", "question"), rows, fmt,
@@ -112,14 +113,23 @@ def show_case(case: Any, policy: PartialInfoPolicy) -> None:
     for letter, text in case.options.items():
         mark = "[green]*[/]" if letter in case.answer else " "
         console.print(f" {mark} {shown(letter)}. {shown(text)}", highlight=False)
+    if case.open_ended:
+        console.print(f"[bold]Diagnosis:[/] {shown(case.diagnosis or '')}", highlight=False)
+        if case.recommendation:
+            console.print(f"[bold]Recommendation:[/] {shown(case.recommendation)}",
+                          highlight=False)
     if view.given_text is not None:
         console.print(f"[bold]Given at start ({policy.value}):[/] {shown(view.given_text)}")
     table = Table(title=f"facts ({len(view.known_fact_ids)} of {len(case.facts)} known "
                         f"at start, policy {policy.value})")
     table.add_column("#", justify="right")
     table.add_column("known")
+    if case.fact_sources:
+        table.add_column("from")
     table.add_column("fact")
     known = set(view.known_fact_ids)
     for i, fact in enumerate(case.facts):
-        table.add_row(str(i), "yes" if i in known else "", shown(fact))
+        source = [shown(f"{case.fact_sources[i].kind}: {case.fact_sources[i].path or '-'}")] \
+            if case.fact_sources else []
+        table.add_row(str(i), "yes" if i in known else "", *source, shown(fact))
     console.print(table)

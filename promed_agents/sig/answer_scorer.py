@@ -24,14 +24,28 @@ from promed_agents.sig.shapley import Coalition, ValueFunction
 
 AnswerTarget = Literal["text", "letter-text"]
 SCORER_SYSTEM = "You are a doctor answering a medical exam question about a patient."
+OPEN_SCORER_SYSTEM = "You are a doctor diagnosing a patient."
+"""The system message for an open-ended case (a diagnosis, no options)."""
 _FACTS, _ANSWER = "\x00FACTS\x00", "\x00ANSWER\x00"
 
 
 def answer_text(case: Case, target: AnswerTarget) -> str:
-    """The scored continuation: the correct option(s)' text, or letter and text."""
+    """The scored continuation: the correct option(s)' text, or letter and text; an
+    open-ended case's diagnosis (``target`` aside: it has no letters)."""
+    if case.open_ended:
+        return case.answer_text
     parts = [case.options[letter] if target == "text" else f"{letter}. {case.options[letter]}"
              for letter in case.answer]
     return "; ".join(parts)
+
+
+def case_question(case: Case) -> str:
+    """The question as the scorers put it: with its options, or an open-ended case's
+    objective alone (no options to give the answer away)."""
+    if case.open_ended:
+        return f"Question: {case.question}"
+    options = "\n".join(f"{k}. {v}" for k, v in case.options.items())
+    return f"Question: {case.question}\nOptions:\n{options}"
 
 
 def facts_text(case: Case, coalition: Coalition) -> str:
@@ -51,12 +65,13 @@ class ScoredText:
 
 def scorer_chat(case: Case, facts: str, answer: str) -> list[dict[str, str]]:
     """The scorer's chat: system, user with question, options and ``facts``, assistant
-    ``answer: <answer>``; every scorer reads v(S) off it."""
-    options = "\n".join(f"{k}. {v}" for k, v in case.options.items())
-    user = f"Question: {case.question}\nOptions:\n{options}\n\nWhat you know about the " \
-           f"patient: {facts}"
-    return [{"role": "system", "content": SCORER_SYSTEM}, {"role": "user", "content": user},
-            {"role": "assistant", "content": f"answer: {answer}"}]
+    ``answer: <answer>`` (an open-ended case: no options, ``diagnosis: <diagnosis>``);
+    every scorer reads v(S) off it."""
+    user = f"{case_question(case)}\n\nWhat you know about the patient: {facts}"
+    marker = "diagnosis" if case.open_ended else "answer"
+    system = OPEN_SCORER_SYSTEM if case.open_ended else SCORER_SYSTEM
+    return [{"role": "system", "content": system}, {"role": "user", "content": user},
+            {"role": "assistant", "content": f"{marker}: {answer}"}]
 
 
 def scored_text(tokenizer: Any, case: Case, coalition: Coalition,

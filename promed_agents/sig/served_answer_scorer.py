@@ -31,18 +31,23 @@ from typing import Any, Literal
 
 from promed_agents.case import Case
 from promed_agents.errors import BackendError
-from promed_agents.sig.answer_scorer import AnswerTarget, answer_text, facts_text, scorer_chat
+from promed_agents.sig.answer_scorer import (
+    AnswerTarget,
+    answer_text,
+    case_question,
+    facts_text,
+    scorer_chat,
+)
 from promed_agents.sig.shapley import Coalition, ValueFunction
 
 PromptForm = Literal["chat", "completion"]
 
 
 def served_prompt(case: Case, coalition: Coalition) -> str:
-    """The completion form's prompt up to and including ``Answer:`` (the answer follows
-    after a space)."""
-    options = "\n".join(f"{k}. {v}" for k, v in case.options.items())
-    return (f"Question: {case.question}\nOptions:\n{options}\n\nWhat you know about the "
-            f"patient: {facts_text(case, coalition)}\nAnswer:")
+    """The completion form's prompt up to and including ``Answer:`` (``Diagnosis:`` for an
+    open-ended case; the answer follows after a space)."""
+    return (f"{case_question(case)}\n\nWhat you know about the patient: "
+            f"{facts_text(case, coalition)}\n{'Diagnosis' if case.open_ended else 'Answer'}:")
 
 
 @dataclass
