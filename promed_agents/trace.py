@@ -25,12 +25,14 @@ class Role(str, Enum):
 
 
 class TurnKind(str, Enum):
-    """What a turn was parsed as. Doctor turns are a question, an answer or invalid."""
+    """What a turn was parsed as. Doctor turns are a question, an answer (an open-ended
+    case's: a diagnosis), a test order (open-ended cases) or invalid."""
 
     QUESTION = "question"
     ANSWER = "answer"
     INVALID = "invalid"
     REPLY = "reply"
+    TEST = "test"
 
 
 class EpisodeStatus(str, Enum):
