@@ -84,12 +84,23 @@ class FactSelectPatient:
     name: str = "fact-select"
 
     def relevant(self, case: Case, question: str) -> list[int]:
-        """Every fact of ``case`` the question names a topic of, best match first."""
+        """Every fact of ``case`` the patient can tell that the question names a topic
+        of, best match first (a case whose facts say their source: only the patient's,
+        never an examination's or a test's)."""
+        return self.relevant_among(case.facts, question, patient_fact_ids(case))
+
+    def relevant_among(self, facts: Sequence[str], question: str,
+                       among: Sequence[int] | None = None) -> list[int]:
+        """The ids of ``facts`` (only those ``among``, when given) that ``question``
+        names a topic of, best match first."""
         weight = self.term_weights.weight
         asked = matching_tokens(question)
         asked_weight = sum(weight(t) for t in asked)
         scored = []
-        for i, fact in enumerate(case.facts):
+        allowed = set(range(len(facts))) if among is None else set(among)
+        for i, fact in enumerate(facts):
+            if i not in allowed:
+                continue
             stated = matching_tokens(fact)
             common = asked & stated
             shared = sum(weight(t) for t in common)
@@ -138,7 +149,7 @@ class LLMPatient:
     """Decides which facts a question names a topic of; a reply may state only those."""
 
     def messages(self, case: Case, question: str) -> list:
-        facts = "\n".join(f"- {fact}" for fact in case.facts)
+        facts = "\n".join(f"- {case.facts[i]}" for i in patient_fact_ids(case))
         return [SystemMessage(PATIENT_SYSTEM.format(facts=facts)), HumanMessage(question)]
 
     async def reply(self, case: Case, question: str) -> PatientReply:
@@ -154,6 +165,13 @@ class LLMPatient:
             ids = sorted(ids)[: self.max_facts]
             text = " ".join(case.facts[i] for i in ids) or DONT_KNOW
         return PatientReply(text=text, disclosed_fact_ids=ids)
+
+
+def patient_fact_ids(case: Case) -> list[int]:
+    """The facts the patient can tell: all of them, unless the case says some are what
+    an examination or a test reveals (those are the measurement agent's)."""
+    measured = set(case.measurement_fact_ids())
+    return [i for i in range(len(case.facts)) if i not in measured]
 
 
 def leaks(text: str, case: Case) -> list[str]:
