@@ -273,28 +273,18 @@ def main() -> int:
 
     console.print(results_table(results, f"asking effect: {len(evaluated)} unseen cases, "
                                          f"budget {args.budget}"), width=240)
-    diffs = Table(title="SFT+GRPO minus each (paired by case, 95% CI)")
-    diffs.add_column("base")
-    for metric in ("sig", "fact_recall", "answerable", "new_facts", "correct"):
-        diffs.add_column(LABELS[metric], justify="right")
     trained = results["SFT+GRPO"]
-    for name in [n for n in results if n not in ("reactive", "oracle", "SFT+GRPO")]:
-        d = paired_difference(results[name], trained)
-        diffs.add_row(name, *(escape(d[m].text("+.3f")) for m in (
-            "sig", "fact_recall", "answerable", "new_facts", "correct")))
-    console.print(diffs, width=240)
+    console.print(paired_table(
+        "SFT+GRPO minus each (paired by case, 95% CI)", "base",
+        [(name, results[name], trained) for name in results
+         if name not in ("reactive", "oracle", "SFT+GRPO")],
+        ("sig", "fact_recall", "answerable", "new_facts", "correct")), width=240)
     others = [n for n in results if n.startswith("SFT+GRPO (")]
     if others:
-        against = Table(title="each reward design minus ProMed's (SFT+GRPO), paired by "
-                              "case, 95% CI")
-        against.add_column("design")
-        for metric in ("sig", "answerable", "new_facts", "questions", "correct"):
-            against.add_column(LABELS[metric], justify="right")
-        for name in others:
-            d = paired_difference(trained, results[name])
-            against.add_row(name, *(escape(d[m].text("+.3f")) for m in (
-                "sig", "answerable", "new_facts", "questions", "correct")))
-        console.print(against, width=240)
+        console.print(paired_table(
+            "each reward design minus ProMed's (SFT+GRPO), paired by case, 95% CI",
+            "design", [(name, trained, results[name]) for name in others],
+            ("sig", "answerable", "new_facts", "questions", "correct")), width=240)
     console.print(choice_table(store, run_names, evaluated), width=240)
     print_costs(console, started, work)
     assert set(SHOWN) >= set(COLUMNS)
@@ -316,6 +306,20 @@ def results_table(results: dict[str, Any], title: str) -> Table:
     for name, figures in results.items():
         summary = summarize(figures)
         table.add_row(name, *(str(summary[m]) for m in COLUMNS))
+    return table
+
+
+def paired_table(title: str, first: str, rows: list[tuple[str, Any, Any]],
+                 metrics: tuple[str, ...]) -> Table:
+    """One row per ``(label, base, other)``: ``other`` minus ``base`` in each metric,
+    paired by case, mean [95% CI]."""
+    table = Table(title=title)
+    table.add_column(first)
+    for metric in metrics:
+        table.add_column(LABELS[metric], justify="right")
+    for label, base, other in rows:
+        d = paired_difference(base, other)
+        table.add_row(label, *(escape(d[m].text("+.3f")) for m in metrics))
     return table
 
 
@@ -346,7 +350,7 @@ def choice_table(store: TraceStore, run_names: dict[str, str], evaluated: list) 
         top = next(iter(firsts.items()), ("-", 0))
         table.add_row(label, str(len(firsts)), f"{top[0]} ({top[1]})",
                       str(mean_estimate(choices[label], "choice")) if choices[label] else "-")
-    if "SFT+GRPO" in choices and "bank:fixed" in choices:
+    if set(choices.get("SFT+GRPO", {})) & set(choices.get("bank:fixed", {})):
         d = paired_metric(choices["bank:fixed"], choices["SFT+GRPO"], "choice")
         table.caption = (f"SFT+GRPO minus bank:fixed, choice ratio paired by case: "
                          f"{escape(d.text('+.3f'))}")

@@ -34,13 +34,11 @@ import sys
 import time
 from pathlib import Path
 
-from asking_effect import DEV, choice_table, in_child, print_costs, results_table
+from asking_effect import DEV, choice_table, in_child, paired_table, print_costs, results_table
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from promed_agents.agents.question_bank import bank_questions, rank_by_yield
-from promed_agents.evaluation import LABELS, paired_difference
+from promed_agents.evaluation import paired_difference
 from promed_agents.loader import load_cases
 from promed_agents.runs import (
     ConsultCommandConfig,
@@ -153,19 +151,16 @@ def main() -> int:
                                          f"budget {args.budget}"), width=240)
     lines = []
     if "search-trained" in results:
-        diffs = Table(title="each student minus the search-trained student (paired by case, "
-                            "95% CI)")
-        diffs.add_column("student")
-        for metric in ("sig", "new_facts", "answerable", "repeated_share", "correct"):
-            diffs.add_column(LABELS[metric], justify="right")
+        console.print(paired_table(
+            "each student minus the search-trained student (paired by case, 95% CI)",
+            "student", [(f"distilled {t}", results["search-trained"],
+                         results[f"distilled {t}"]) for t in teachers],
+            ("sig", "new_facts", "answerable", "repeated_share", "correct")), width=240)
         for teacher in teachers:
-            d = paired_difference(results["search-trained"], results[f"distilled {teacher}"])
-            diffs.add_row(f"distilled {teacher}", *(escape(d[m].text("+.3f")) for m in (
-                "sig", "new_facts", "answerable", "repeated_share", "correct")))
-            sig = d["sig"]
+            sig = paired_difference(results["search-trained"],
+                                    results[f"distilled {teacher}"])["sig"]
             lines.append(f"{teacher.replace('bank:', '')}_vs_search={sig.mean:.4f} "
                          f"ci_low={sig.low:.4f} ci_high={sig.high:.4f}")
-        console.print(diffs, width=240)
     console.print(choice_table(store, run_names, evaluated), width=240)
     print_costs(console, started, work)
     for line in lines:

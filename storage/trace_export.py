@@ -23,13 +23,13 @@ from typing import Any, TextIO
 
 from promed_agents.agents.doctor import opening_messages
 from promed_agents.atomic_file import atomic_writer
+from promed_agents.backends.chat_tokens import chat_dicts
 from promed_agents.case import Case
 from promed_agents.graphs.token_sequence import doctor_prompts
 from promed_agents.partial_view import partial_view
 from promed_agents.storage.trace_store import TraceStore
 from promed_agents.trace import ConsultationMode, EpisodeRecord, EpisodeStatus, Role, TurnRecord
 
-_MESSAGE_ROLES = {"system": "system", "human": "user", "ai": "assistant"}
 _CHAT_ROLES = {"doctor": "assistant", "patient": "user", "system": "system",
                "evaluator": "user"}
 
@@ -42,8 +42,7 @@ def prompt_messages(case: Case, episode: EpisodeRecord, demonstration: bool = Fa
     if view.known_fact_ids != episode.known_fact_ids:
         return None
     proactive = episode.mode is ConsultationMode.PROACTIVE
-    return [{"role": _MESSAGE_ROLES[m.type], "content": str(m.content)}
-            for m in opening_messages(case, view, proactive, demonstration)]
+    return chat_dicts(opening_messages(case, view, proactive, demonstration))
 
 
 def _message(turn: TurnRecord) -> dict[str, Any]:

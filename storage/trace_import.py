@@ -47,7 +47,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from promed_agents.agents.doctor import parse_doctor_turn
+from promed_agents.agents.doctor import answer_turn, parse_doctor_turn
 from promed_agents.agents.evaluator import Evaluator
 from promed_agents.agents.patient import PatientReply, lexical_fact_checker
 from promed_agents.backends.scripted_chat_model import ScriptedChatModel
@@ -172,7 +172,7 @@ def _doctor_texts(dialogue: Dialogue, case: Case, plain_turns: bool) -> list[str
     texts = [f"question: {m.content.strip()}" if plain_turns else m.content
              for m in dialogue.turns() if m.role in DOCTOR_ROLES]
     if dialogue.final_answer:
-        answer = f"answer: {', '.join(dialogue.final_answer)}"
+        answer = answer_turn(dialogue.final_answer)
         last = parse_doctor_turn(texts[-1], case) if texts else None
         if last is not None and last.kind is TurnKind.ANSWER and not plain_turns:
             if sorted(last.letters) != sorted(dialogue.final_answer):
@@ -222,7 +222,7 @@ async def replay_dialogue(dialogue: Dialogue, case: Case, evaluator: Evaluator, 
         raise TraceError(f"the dialogue does not replay ({type(exc).__name__}: {exc})"
                          ) from None
     episode = episode_from_state(state, context, GRAPH_NAME)
-    _check_replayed(dialogue, texts, episode, plain_turns)
+    _check_replayed(_as_written(dialogue, texts), episode)
     return episode.model_copy(update={
         "sampling": None, "patient_spec": "imported", "imported_from": source,
         "metadata": {}, "turns": [t.model_copy(update={
@@ -230,14 +230,17 @@ async def replay_dialogue(dialogue: Dialogue, case: Case, evaluator: Evaluator, 
             for t in episode.turns]})
 
 
-def _check_replayed(dialogue: Dialogue, texts: list[str], episode: EpisodeRecord,
-                    plain_turns: bool) -> None:
-    recorded = [("doctor" if m.role in DOCTOR_ROLES else "patient",
-                 f"question: {m.content.strip()}"
-                 if plain_turns and m.role in DOCTOR_ROLES else m.content)
-                for m in dialogue.turns()]
-    if len(texts) > sum(1 for role, _ in recorded if role == "doctor"):
-        recorded.append(("doctor", texts[-1]))
+def _as_written(dialogue: Dialogue, texts: list[str]) -> list[tuple[str, str]]:
+    """``(role, text)`` of the consultation as it must replay: the dialogue's messages,
+    its doctor messages as written (``texts``, in order), then the turn the import added
+    (the final answer), if any."""
+    doctor = iter(texts)
+    written = [("doctor", next(doctor)) if m.role in DOCTOR_ROLES else ("patient", m.content)
+               for m in dialogue.turns()]
+    return written + [("doctor", text) for text in doctor]
+
+
+def _check_replayed(recorded: list[tuple[str, str]], episode: EpisodeRecord) -> None:
     replayed = [(t.role.value, t.text) for t in episode.turns]
     if replayed == recorded:
         return

@@ -46,6 +46,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from promed_agents.agents.doctor import answer_turn
 from promed_agents.atomic_file import atomic_writer
 from promed_agents.backends.chat_tokens import ChatTokens
 from promed_agents.errors import TrainingError
@@ -116,11 +117,6 @@ def _ends_with_final_turn(episode: EpisodeRecord) -> bool:
     """Whether the episode's last doctor turn is its final turn (an answer, or what the
     doctor said to the final request), not a turn cut short by a failure."""
     return episode.status in (EpisodeStatus.COMPLETED, EpisodeStatus.TIMEOUT)
-
-
-def answer_turn(letters: Sequence[str]) -> str:
-    """The well-formed final turn naming ``letters``."""
-    return f"answer: {', '.join(letters)}"
 
 
 def doctor_tokens(episode: EpisodeRecord, student: ChatTokens | None = None

@@ -20,6 +20,7 @@ allowed) earns what a timeout earns: it is recorded as ``invalid`` with format s
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from langchain_core.language_models import BaseChatModel
@@ -128,6 +129,11 @@ def case_prompt(case: Case, view: PartialView) -> str:
     options = "\n".join(f"{letter}. {text}" for letter, text in case.options.items())
     return f"What you know about the patient: {known}\n\nQuestion: {case.question}\n" \
            f"Options:\n{options}"
+
+
+def answer_turn(letters: Sequence[str]) -> str:
+    """The well-formed final turn naming ``letters``: ``answer: A`` or ``answer: A, C``."""
+    return f"answer: {', '.join(letters)}"
 
 
 def opening_messages(case: Case, view: PartialView, proactive: bool,

@@ -50,7 +50,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from promed_agents.agents.doctor import ConsultationSoFar
+from promed_agents.agents.doctor import ConsultationSoFar, answer_turn
 from promed_agents.agents.question_bank import bank_questions, case_language
 from promed_agents.agents.similar_cases import SimilarCases
 from promed_agents.backends.model_spec import ModelSpec, resolve_chat_model
@@ -76,7 +76,7 @@ def answer_by_overlap(consultation: ConsultationSoFar) -> str:
 
     options = list(consultation.case.options.items())
     best = max(options, key=score) if options else ("A", "")
-    return f"answer: {best[0]}"
+    return answer_turn([best[0]])
 
 
 class _ReferenceDoctor(BaseChatModel):
