@@ -91,6 +91,15 @@ class TrainingRecords:
                                     "choose another name") from None
             return row.id
 
+    def training_dataset_config(self, name: str) -> dict[str, Any]:
+        """The settings the dataset called ``name`` was made with."""
+        with self._session() as session:
+            config = session.scalar(select(TrainingDatasetRow.config)
+                                    .where(TrainingDatasetRow.name == name))
+        if config is None:
+            raise NotFoundError(f"no training dataset named {name!r}")
+        return dict(config)
+
     def load_training_dataset(self, name: str) -> tuple[int, list[TrainingSample]]:
         """``(id, samples)`` of the dataset called ``name``, samples in order."""
         with self._session() as session:

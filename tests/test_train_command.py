@@ -9,7 +9,7 @@ import pytest
 
 from promed_agents.storage import TraceStore
 
-from helpers import FAKE_DOCTOR, run
+from helpers import FAKE_DOCTOR, one_line, run
 
 
 def test_sft_from_a_search_gives_a_usable_doctor(sqlite_url, tmp_path, tiny_model_folder):
@@ -172,3 +172,26 @@ def test_a_consult_run_of_one_doctor_trains_a_doctor_with_another_vocabulary(
     again = run("consult", "--cases", "1", "--doctor", f"local:{out}", "--max-questions", "1",
                 "--max-new-tokens", "4", "--db", sqlite_url)
     assert again.exit_code == 0, again.output
+
+
+def test_a_stored_dataset_is_reused_only_for_the_model_and_filters_it_was_made_for(
+        sqlite_url, tmp_path, tiny_model_folder, other_vocab_model_folder):
+    assert run("consult", "--cases", "2", "--doctor", "bank:fixed", "--max-questions", "2",
+               "--experiment", "c", "--db", sqlite_url).exit_code == 0
+    first = run("train", "sft", "--from", "c", "--model", f"local:{tiny_model_folder}",
+                "--max-steps", "1", "--output", tmp_path / "a", "--db", sqlite_url)
+    assert first.exit_code == 0, first.output + first.stderr
+    for other, named in ((("--model", f"local:{other_vocab_model_folder}"), "model"),
+                         (("--model", f"local:{tiny_model_folder}", "--max-asked", "1"),
+                          "max_asked None, not 1")):
+        refused = one_line(run("train", "sft", "--from", "c", *other, "--max-steps", "1",
+                               "--output", tmp_path / "b", "--db", sqlite_url))
+        assert "training dataset c-sft was made with other settings (" in refused
+        assert named in refused and "give --dataset NAME" in refused
+        assert not (tmp_path / "b").exists()
+    again = run("train", "sft", "--from", "c", "--model", f"local:{other_vocab_model_folder}",
+                "--dataset", "c-other", "--max-steps", "1", "--output", tmp_path / "b",
+                "--db", sqlite_url)
+    assert again.exit_code == 0 and "training dataset c-other: 2 sample(s)" in again.output
+    assert "give the model to train with --model" in one_line(run(
+        "train", "sft", "--from", "c", "--output", tmp_path / "x", "--db", sqlite_url))

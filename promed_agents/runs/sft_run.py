@@ -101,7 +101,11 @@ def _doctor(found: list[tuple[str, int, str, dict[str, Any]]]) -> str:
     one, or ``--model`` is needed."""
     doctors = {config.get("model") if kind == "grpo" else config.get("doctor")
                for _, _, kind, config in found}
-    if len(doctors) != 1 or None in doctors:
+    if None in doctors:
+        raise TrainingError("the experiments do not say which model ran them (an import "
+                            "run's dialogues were recorded elsewhere); give the model to "
+                            "train with --model local:...")
+    if len(doctors) != 1:
         raise TrainingError(f"the experiments ran {len(doctors)} different doctors; give "
                             "the base model with --model local:...")
     doctor = str(doctors.pop())
@@ -126,21 +130,32 @@ def dataset_samples(store: TraceStore, settings: SFTCommandConfig,
     )
 
     name = settings.dataset or f"{settings.source}-sft"
+    keep = EpisodeFilter(correct_only=settings.correct_only, min_sig=settings.min_sig,
+                         min_facts=settings.min_facts, clean_only=settings.clean_only,
+                         max_asked=settings.max_asked, best_per_case=settings.best_per_case)
+    made_with = {"sources": [source for source, *_ in found], "model": model_spec,
+                 "min_reward": settings.min_reward, "paths_per_case": settings.paths_per_case,
+                 "informative_only": settings.informative_only, **asdict(keep)}
     try:
+        stored = store.training_dataset_config(name)
+    except NotFoundError:
+        pass
+    else:  # a dataset holds one model's tokens under one selection: reused only for them
+        other = sorted(k for k, v in made_with.items() if k in stored and stored[k] != v)
+        if other:
+            raise TrainingError(
+                f"training dataset {name} was made with other settings ("
+                + ", ".join(f"{k} {stored[k]!r}, not {made_with[k]!r}" for k in other)
+                + "); give --dataset NAME to make a new one")
         dataset_id, samples = store.load_training_dataset(name)
         reporter.note(f"training dataset {name}: {len(samples)} sample(s) (stored)")
         return dataset_id, samples
-    except NotFoundError:
-        pass
     from promed_agents.backends.chat_tokens import ChatTokens
 
     student = ChatTokens.for_model(model_spec)
     export = ExportConfig(min_reward=settings.min_reward, paths_per_case=settings.paths_per_case,
                           correct_only=settings.correct_only,
                           informative_only=settings.informative_only)
-    keep = EpisodeFilter(correct_only=settings.correct_only, min_sig=settings.min_sig,
-                         min_facts=settings.min_facts, clean_only=settings.clean_only,
-                         max_asked=settings.max_asked, best_per_case=settings.best_per_case)
     samples: list[Any] = []
     for source, experiment_id, kind, _ in found:
         if kind == SEARCH:
@@ -159,10 +174,7 @@ def dataset_samples(store: TraceStore, settings: SFTCommandConfig,
                             "filters; search or consult more, or loosen the filters")
     dataset_id = store.save_training_dataset(
         name, "sft", samples, experiment_id=found[0][1],
-        config={"sources": [source for source, *_ in found],
-                "min_reward": settings.min_reward, "paths_per_case": settings.paths_per_case,
-                "informative_only": settings.informative_only,
-                **asdict(keep), "samples": len(samples)})
+        config={**made_with, "samples": len(samples)})
     reporter.note(f"training dataset {name}: {len(samples)} sample(s)")
     return dataset_id, samples
 
