@@ -9,8 +9,13 @@ doctor, patient or evaluator. The state holds the doctor's conversation (``messa
 with ``add_messages``), an explicit doctor-turn counter, the question budget used, the
 facts acquired so far, and the turns as they will be stored.
 
-Flow: ``start -> doctor -> (patient -> evaluate_reply -> doctor)* -> evaluate_final``.
-The doctor's rules (format, budget, invalid turns) are in :mod:`promed_agents.agents.doctor`.
+Flow: ``start -> doctor -> ((patient | measurement) -> evaluate_reply -> doctor)* ->
+evaluate_final``. A question goes to the patient; an open-ended case's test order
+(``test: <name>``) goes to the measurement agent
+(:class:`~promed_agents.agents.measurement.Measurement`), whose result the doctor is shown
+as ``Result: ...`` and whose revealed facts are scored as a reply's. The doctor's rules
+(format, budget, invalid turns) are in :mod:`promed_agents.agents.doctor`; an open-ended
+case's diagnosis is judged by the evaluator's judge at the end.
 """
 
 from __future__ import annotations
@@ -34,26 +39,36 @@ from langgraph.types import RetryPolicy, default_retry_on
 from promed_agents.agents.abstention import DEFAULT_THRESHOLD, Abstention
 from promed_agents.agents.doctor import (
     DOCTOR_STOP,
-    FINAL_REQUEST,
-    FORMAT_REMINDER,
     ConsultationSoFar,
+    final_request,
+    format_reminder,
     opening_messages,
     parse_doctor_turn,
     recover_answer,
 )
 from promed_agents.agents.evaluator import Evaluator
+from promed_agents.agents.measurement import FactSelectMeasurement, Measurement
+from promed_agents.agents.open_doctor import RESULT_PREFIX
 from promed_agents.agents.patient import FactSelectPatient, Patient
 from promed_agents.backends.token_metadata import token_metadata
 from promed_agents.case import Case
 from promed_agents.partial_view import PartialView
 from promed_agents.question_repeats import repeats_earlier
-from promed_agents.trace import ConsultationMode, EpisodeStatus, Role, TurnKind, TurnRecord
+from promed_agents.trace import (
+    ConsultationMode,
+    EpisodeStatus,
+    Role,
+    TurnKind,
+    TurnRecord,
+    Verdict,
+)
 
 DEFAULT_MAX_QUESTIONS = 10
 STATE_TYPES = (("promed_agents.case", "Case"), ("promed_agents.partial_view", "PartialView"),
                ("promed_agents.partial_view", "PartialInfoPolicy"),
                ("promed_agents.trace", "TurnRecord"), ("promed_agents.trace", "Role"),
-               ("promed_agents.trace", "TurnKind"), ("promed_agents.trace", "EpisodeStatus"))
+               ("promed_agents.trace", "TurnKind"), ("promed_agents.trace", "EpisodeStatus"),
+               ("promed_agents.trace", "Verdict"), ("promed_agents.case", "FactSource"))
 """The classes a consultation state holds besides messages: what a checkpointer may
 rebuild from a checkpoint (see :func:`checkpoint_serializer`), and nothing else."""
 def retryable(error: Exception) -> bool:
@@ -88,14 +103,18 @@ class ConsultationState(TypedDict, total=False):
     ``questions`` (questions asked so far, invalid turns included: each uses one of the
     budget), ``acquired`` (fact ids the doctor knows: the view's, then what replies
     disclosed), ``pending_question`` (the question the patient answers next; None when
-    there is none), ``final_requested`` (only an answer is allowed now), ``final_answer``
-    (the answered letters, None before), ``information_gain`` (summed SIG of the
-    questions), ``started_at``, ``budget`` (the questions it may ask: drawn per
+    there is none), ``pending_test`` (an open-ended case's test order the measurement agent
+    answers next; None when there is none), ``tests`` (test orders so far; each also uses
+    one of the budget), ``final_requested`` (only an answer is allowed now),
+    ``final_answer`` (the answered letters, or an open-ended case's diagnosis; None
+    before), ``information_gain`` (summed SIG of the questions and test orders),
+    ``started_at``, ``budget`` (the questions it may ask: drawn per
     consultation with :attr:`ConsultationContext.budget_range`, else ``max_questions``).
     Set when it ends: ``status`` (an
     :class:`~promed_agents.trace.EpisodeStatus`: ``completed`` with an answer, ``timeout``
     without one; absent while it runs), then by ``evaluate_final``: ``correct``,
-    ``format_score``, ``fact_recall``, ``weighted_recall``. ``confidences`` (appended)
+    ``format_score``, ``fact_recall``, ``weighted_recall``, and for an open-ended case
+    ``verdict`` (the judge's, :class:`~promed_agents.trace.Verdict`). ``confidences`` (appended)
     holds MediQ's abstention estimates when that hook runs.
 
     The consultation ends when ``status`` is set; the doctor is asked for its final answer
@@ -112,6 +131,8 @@ class ConsultationState(TypedDict, total=False):
     questions: int
     acquired: list[int]
     pending_question: str | None
+    pending_test: str | None
+    tests: int
     final_requested: bool
     final_answer: list[str] | None
     status: EpisodeStatus
@@ -120,6 +141,7 @@ class ConsultationState(TypedDict, total=False):
     fact_recall: float
     information_gain: float
     weighted_recall: float
+    verdict: Verdict | None
     confidences: Annotated[list[float], operator.add]
     started_at: datetime
 
@@ -136,10 +158,13 @@ def reply_instead(state: ConsultationState, text: str) -> dict[str, Any]:
 
 @dataclass
 class ConsultationContext:
-    """What a run needs besides the case: models, patient, evaluator, budget."""
+    """What a run needs besides the case: models, patient, measurement agent, evaluator
+    (with its judge), budget."""
 
     doctor: BaseChatModel
     patient: Patient = field(default_factory=FactSelectPatient)
+    measurement: Measurement = field(default_factory=FactSelectMeasurement)
+    """Answers an open-ended case's test orders."""
     evaluator: Evaluator = field(default_factory=Evaluator)
     mode: ConsultationMode = ConsultationMode.PROACTIVE
     max_questions: int = DEFAULT_MAX_QUESTIONS
@@ -177,7 +202,8 @@ def _start(state: ConsultationState, runtime: Runtime[ConsultationContext]) -> d
         runtime.context.max_questions
     return {"budget": budget, "messages": opening_messages(state["case"], state["view"], proactive,
                                          runtime.context.demonstration),
-            "turns": [], "questions": 0, "pending_question": None,
+            "turns": [], "questions": 0, "pending_question": None, "pending_test": None,
+            "tests": 0,
             "acquired": list(state["view"].known_fact_ids), "final_requested": not proactive,
             "final_answer": None, "information_gain": 0.0,
             "started_at": datetime.now(timezone.utc)}
@@ -186,10 +212,14 @@ def _start(state: ConsultationState, runtime: Runtime[ConsultationContext]) -> d
 def _so_far(state: ConsultationState, final: bool) -> ConsultationSoFar:
     """The consultation as a case-reading doctor is told it (no prompt to parse)."""
     case, turns = state["case"], state["turns"]
-    asked = tuple(q for t in turns if t.role is Role.DOCTOR and t.kind is TurnKind.QUESTION
-                  for q in [parse_doctor_turn(t.text, case).question] if q)
-    return ConsultationSoFar(case=case, view=state["view"], asked=asked, final_requested=final,
-                             replies=tuple(t.text for t in turns if t.role is Role.PATIENT))
+
+    def said(kind: TurnKind) -> tuple[str, ...]:
+        return tuple(q for t in turns if t.role is Role.DOCTOR and t.kind is kind
+                     for q in [parse_doctor_turn(t.text, case).question] if q)
+
+    return ConsultationSoFar(case=case, view=state["view"], asked=said(TurnKind.QUESTION),
+                             ordered=said(TurnKind.TEST), final_requested=final,
+                             replies=tuple(t.text for t in turns if t.role is not Role.DOCTOR))
 
 
 async def _doctor(state: ConsultationState, runtime: Runtime[ConsultationContext]) -> dict:
@@ -200,7 +230,7 @@ async def _doctor(state: ConsultationState, runtime: Runtime[ConsultationContext
     budget = question_budget(state, ctx)
     if not final and state["questions"] >= budget:
         final = True
-        request = HumanMessage(FINAL_REQUEST)
+        request = HumanMessage(final_request(state["case"]))
         messages.append(request)
         update["messages"] = [request]
     if ctx.budget_range is not None and ctx.mode is ConsultationMode.PROACTIVE:
@@ -217,7 +247,7 @@ async def _doctor(state: ConsultationState, runtime: Runtime[ConsultationContext
     latency = time.perf_counter() - started
     text = str(reply.content)
     parsed = parse_doctor_turn(text, state["case"])
-    late = final and parsed.kind is TurnKind.QUESTION
+    late = final and parsed.kind in (TurnKind.QUESTION, TurnKind.TEST)
     if late:  # only an answer is allowed now
         parsed = replace(parsed, kind=TurnKind.INVALID, format_score=0.0)
     tokens = token_metadata(reply.response_metadata)
@@ -236,9 +266,12 @@ async def _doctor(state: ConsultationState, runtime: Runtime[ConsultationContext
         update.update(status=EpisodeStatus.TIMEOUT, pending_question=None)
     elif parsed.kind is TurnKind.QUESTION:
         update.update(questions=state["questions"] + 1, pending_question=parsed.question)
+    elif parsed.kind is TurnKind.TEST:
+        update.update(questions=state["questions"] + 1, tests=state.get("tests", 0) + 1,
+                      pending_test=parsed.question, pending_question=None)
     else:
         update.update(questions=state["questions"] + 1, pending_question=None)
-        update["messages"].append(HumanMessage(FORMAT_REMINDER))
+        update["messages"].append(HumanMessage(format_reminder(state["case"])))
     return update
 
 
@@ -247,6 +280,8 @@ def _route_question(next_node: str, doctor: str = "doctor"
     def route(state: ConsultationState) -> str:
         if state.get("status"):
             return "evaluate_final"
+        if state.get("pending_test"):
+            return "measurement"
         return next_node if state.get("pending_question") else doctor
 
     return route
@@ -264,16 +299,34 @@ async def _patient(state: ConsultationState, runtime: Runtime[ConsultationContex
             "messages": [HumanMessage(f"Patient: {reply.text}")]}
 
 
+async def _measurement(state: ConsultationState,
+                       runtime: Runtime[ConsultationContext]) -> dict:
+    started = time.perf_counter()
+    result = await asyncio.wait_for(
+        runtime.context.measurement.order(state["case"], state["pending_test"]),
+        runtime.context.model_timeout_s)
+    turn = TurnRecord(index=len(state["turns"]), role=Role.MEASUREMENT, text=result.text,
+                      kind=TurnKind.REPLY, disclosed_fact_ids=result.disclosed_fact_ids,
+                      token_ids=result.token_ids, latency_s=time.perf_counter() - started)
+    return {"turns": [turn], "pending_test": None,
+            "messages": [HumanMessage(f"{RESULT_PREFIX}{result.text}")]}
+
+
+def _exchanges(turns: list[TurnRecord]) -> list[tuple[TurnRecord, TurnRecord]]:
+    """(question or test order, reply or result) pairs so far."""
+    return [(q, r) for q, r in zip(turns, turns[1:], strict=False)
+            if q.kind in (TurnKind.QUESTION, TurnKind.TEST) and r.role is not Role.DOCTOR]
+
+
 def _dialogue(turns: list[TurnRecord]) -> list[tuple[str, str]]:
-    """(question, reply) pairs so far."""
-    return [(q.text, r.text) for q, r in zip(turns, turns[1:], strict=False)
-            if q.kind is TurnKind.QUESTION and r.role is Role.PATIENT]
+    """(question, reply) texts so far, test orders and results included."""
+    return [(q.text, r.text) for q, r in _exchanges(turns)]
 
 
 async def _evaluate_reply(state: ConsultationState,
                           runtime: Runtime[ConsultationContext]) -> dict:
     reply, question = state["turns"][-1], state["turns"][-2]
-    earlier = [q for q, _ in _dialogue(state["turns"][:-2])]
+    earlier = [q.text for q, _ in _exchanges(state["turns"][:-2]) if q.kind is question.kind]
     if repeats_earlier(question.text, earlier):  # a repeat acquires nothing
         return {"turns": [question.model_copy(update={"sig": 0.0})]}
     score = await runtime.context.evaluator.ascore_reply(
@@ -284,13 +337,15 @@ async def _evaluate_reply(state: ConsultationState,
             "information_gain": state.get("information_gain", 0.0) + score.gain}
 
 
-def _evaluate_final(state: ConsultationState, runtime: Runtime[ConsultationContext]) -> dict:
+async def _evaluate_final(state: ConsultationState,
+                          runtime: Runtime[ConsultationContext]) -> dict:
     doctor_turns = [t for t in state["turns"] if t.role is Role.DOCTOR]
-    score = runtime.context.evaluator.score_final(
+    score = await runtime.context.evaluator.ascore_final(
         state["case"], state.get("final_answer"), [t.format_score or 0.0 for t in doctor_turns],
         sum(1 for t in doctor_turns if t.kind is TurnKind.QUESTION), state["acquired"])
     return {"correct": score.correct, "format_score": score.format_score,
-            "fact_recall": score.fact_recall, "weighted_recall": score.weighted_recall}
+            "fact_recall": score.fact_recall, "weighted_recall": score.weighted_recall,
+            "verdict": score.verdict}
 
 
 def checkpoint_serializer() -> Any:
@@ -327,6 +382,7 @@ def build_consultation_graph(
     graph.add_node("start", _start)
     graph.add_node("doctor", _doctor, retry_policy=retry_policy)
     graph.add_node("patient", _patient, retry_policy=retry_policy)
+    graph.add_node("measurement", _measurement, retry_policy=retry_policy)
     graph.add_node("evaluate_reply", _evaluate_reply)
     graph.add_node("evaluate_final", _evaluate_final)
     before = [name for name, _ in doctor_hooks] + ["doctor"]
@@ -341,11 +397,12 @@ def build_consultation_graph(
     for name, node in question_hooks:
         graph.add_node(name, node)
     graph.add_conditional_edges("doctor", _route_question(chain[0], entry),
-                                [chain[0], entry, "evaluate_final"])
+                                [chain[0], "measurement", entry, "evaluate_final"])
     for name, next_node in zip(chain, chain[1:], strict=False):
         graph.add_conditional_edges(name, _route_question(next_node, entry),
-                                    [next_node, entry, "evaluate_final"])
+                                    [next_node, "measurement", entry, "evaluate_final"])
     graph.add_edge("patient", "evaluate_reply")
+    graph.add_edge("measurement", "evaluate_reply")
     graph.add_edge("evaluate_reply", entry)
     graph.add_edge("evaluate_final", END)
     return graph

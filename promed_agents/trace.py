@@ -20,8 +20,12 @@ from promed_agents.partial_view import PartialInfoPolicy
 
 
 class Role(str, Enum):
+    """Who wrote a turn: the doctor, the patient, or the measurement agent (the result of
+    an open-ended case's test order)."""
+
     DOCTOR = "doctor"
     PATIENT = "patient"
+    MEASUREMENT = "measurement"
 
 
 class TurnKind(str, Enum):
@@ -104,6 +108,18 @@ class SamplingRecord(BaseModel):
         "``/server_info``); None: not a server, or it did not say."))
 
 
+class Verdict(BaseModel):
+    """A judge's verdict on an open-ended case's diagnosis
+    (:mod:`promed_agents.agents.judge`), kept with the episode."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    correct: bool
+    score: float = Field(ge=0.0, le=1.0, description="1 right, 0 wrong; an F1 in between.")
+    judge: str = Field(description="The judge's spec, e.g. ``rouge:0.5``.")
+    detail: str | None = Field(default=None, description="What an LLM judge said.")
+
+
 class ChatMessage(BaseModel):
     """One message of the doctor's conversation, as its chat template takes it."""
 
@@ -117,7 +133,7 @@ class ChatMessage(BaseModel):
 
 OUTCOME_FIELDS = ("max_questions", "format_score", "fact_recall", "weighted_recall",
                   "information_gain", "fact_weights", "confidences", "sampling",
-                  "doctor_messages", "imported_from")
+                  "doctor_messages", "imported_from", "tests_ordered", "verdict")
 """Typed fields of :class:`EpisodeRecord` that the store keeps, as before they were
 fields, as keys of the episode's metadata JSON (so stored and exported JSON are unchanged
 and older traces load into the fields)."""
@@ -169,6 +185,13 @@ class EpisodeRecord(BaseModel):
     imported_from: str | None = Field(default=None, description=(
         "Where an imported consultation was recorded (its source: a dataset, another "
         "framework, a human log); it has no token ids or logprobs. None: run here."))
+    tests_ordered: int | None = Field(default=None, description=(
+        "Open-ended cases: the test orders the doctor gave the measurement agent "
+        "(SDBench's tests per episode); None for multiple-choice cases."))
+    verdict: Verdict | None = Field(default=None, description=(
+        "Open-ended cases: the judge's verdict on the diagnosis, with the judge's spec "
+        "(``correct`` is its ``correct``); None for multiple-choice cases and episodes "
+        "without a diagnosis."))
     metadata: dict[str, Any] = Field(default_factory=dict, description=(
         "Anything else a graph or trainer records (doctor_kwargs, a search's proposer)."))
     thread_id: str | None = Field(default=None, description=(

@@ -14,12 +14,13 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select
 
 from promed_agents.agents.evaluator import Evaluator, uniform_weights
+from promed_agents.agents.judge import Judge
 from promed_agents.case import Case
 from promed_agents.errors import NotFoundError, ShapleyError
 from promed_agents.redaction import without_password
@@ -164,7 +165,8 @@ class SIGEvaluator:
 
 
 def sig_evaluator(store: ShapleyRecords, scorer: str, cases: Sequence[Case], *,
-                  require_shapley: bool = False, temperature: float = 2.0) -> SIGEvaluator:
+                  require_shapley: bool = False, temperature: float = 2.0,
+                  judge: Judge | None = None) -> SIGEvaluator:
     """The consultation evaluator for ``cases``: SIG from the Shapley values stored for
     ``scorer`` (a model spec) where a case has them, uniform fact weights otherwise.
 
@@ -174,6 +176,8 @@ def sig_evaluator(store: ShapleyRecords, scorer: str, cases: Sequence[Case], *,
         cases: the cases the evaluator will score.
         require_shapley: raise :class:`ShapleyError` when a case has no stored values.
         temperature: softmax temperature of the weights (reference: 2 for RL, 1 for MCTS).
+        judge: how open-ended cases' diagnoses are judged [default: the evaluator's,
+            :data:`~promed_agents.agents.judge.DEFAULT_JUDGE`].
     """
     weights = StoredWeights(store, scorer, temperature=temperature)
     with_values = sum(weights.has_values(case) for case in cases)
@@ -186,4 +190,6 @@ def sig_evaluator(store: ShapleyRecords, scorer: str, cases: Sequence[Case], *,
             "leave out --require-shapley to weigh their facts uniformly")
     evaluator = Evaluator(weights=weights, name=f"sig:{scorer}") if with_values else \
         Evaluator()
+    if judge is not None:
+        evaluator = replace(evaluator, judge=judge)
     return SIGEvaluator(evaluator, with_values, len(cases))

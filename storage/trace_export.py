@@ -31,7 +31,7 @@ from promed_agents.storage.trace_store import TraceStore
 from promed_agents.trace import ConsultationMode, EpisodeRecord, EpisodeStatus, Role, TurnRecord
 
 _CHAT_ROLES = {"doctor": "assistant", "patient": "user", "system": "system",
-               "evaluator": "user"}
+               "evaluator": "user", "measurement": "measurement"}
 
 
 def prompt_messages(case: Case, episode: EpisodeRecord, demonstration: bool = False
@@ -46,10 +46,11 @@ def prompt_messages(case: Case, episode: EpisodeRecord, demonstration: bool = Fa
 
 
 def _message(turn: TurnRecord) -> dict[str, Any]:
-    """A turn as a chat message; a patient's reply says which facts it disclosed (so
-    that ``promed traces import`` reads the export back as it was)."""
+    """A turn as a chat message; a patient's reply (or a test's result, role
+    ``measurement``) says which facts it disclosed (so that ``promed traces import``
+    reads the export back as it was)."""
     message: dict[str, Any] = {"role": _CHAT_ROLES[turn.role.value], "content": turn.text}
-    if turn.role is Role.PATIENT:
+    if turn.role is not Role.DOCTOR:
         message["disclosed_fact_ids"] = turn.disclosed_fact_ids
     return message
 

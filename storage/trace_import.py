@@ -21,8 +21,12 @@ dialogues recorded elsewhere -> **import** -> trace in SQL -> Shapley/SIG -> SFT
   (``disclosed_fact_ids``, indices into the case's facts); without them, the facts its
   text states are found with the project's fact matcher
   (:func:`~promed_agents.agents.patient.lexical_fact_checker`).
-- ``final_answer`` (optional): the answer letters, added as the doctor's last turn unless
-  its last message already gives them.
+- Open-ended cases (a diagnosis, no options): doctor messages are ``question: ...``,
+  ``test: ...`` or ``diagnosis: ...``; a test order's result is a message of role
+  ``measurement`` (with ``disclosed_fact_ids`` as a patient's); the diagnosis is judged by
+  the import's judge.
+- ``final_answer`` (optional): the answer letters (an open-ended case's diagnosis text),
+  added as the doctor's last turn unless its last message already gives them.
 - ``source`` (optional): where the dialogue was recorded [default: the file's name].
 - ``known_fact_ids`` and ``partial_policy`` (optional): what the doctor knew at the start
   [default: the case's view under ``half-facts``]; ``max_questions`` (optional): the
@@ -49,6 +53,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from promed_agents.agents.doctor import answer_turn, parse_doctor_turn
 from promed_agents.agents.evaluator import Evaluator
+from promed_agents.agents.open_doctor import diagnosis_turn
 from promed_agents.agents.patient import PatientReply, lexical_fact_checker
 from promed_agents.backends.scripted_chat_model import ScriptedChatModel
 from promed_agents.case import Case
@@ -61,6 +66,7 @@ from promed_agents.trace import ConsultationMode, EpisodeRecord, Role, TurnKind
 GRAPH_NAME = "imported"
 DOCTOR_ROLES = ("doctor", "assistant")
 PATIENT_ROLES = ("patient", "user")
+MEASUREMENT_ROLES = ("measurement",)
 
 
 class DialogueMessage(BaseModel):
@@ -68,11 +74,11 @@ class DialogueMessage(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    role: Literal["doctor", "assistant", "patient", "user", "system"]
+    role: Literal["doctor", "assistant", "patient", "user", "measurement", "system"]
     content: str
     disclosed_fact_ids: list[int] | None = Field(default=None, description=(
-        "Patient messages: the case's facts the reply disclosed; None: found by the "
-        "fact matcher."))
+        "Patient and measurement messages: the case's facts the reply disclosed; None: "
+        "found by the fact matcher."))
 
 
 class Dialogue(BaseModel):
@@ -145,18 +151,22 @@ def read_dialogues(path: str | Path) -> list[tuple[int, Dialogue]]:
 
 
 class _RecordedPatient:
-    """The dialogue's patient messages, in order, as a patient's replies."""
+    """The dialogue's patient (or measurement) messages, in order, as a patient's replies
+    (or test results)."""
 
     name = "imported"
 
-    def __init__(self, replies: list[DialogueMessage]) -> None:
+    def __init__(self, replies: list[DialogueMessage], who: str = "patient reply") -> None:
         self._replies = list(replies)
+        self._who = who
         self._check = lexical_fact_checker()
+
+    async def order(self, case: Case, test: str) -> PatientReply:
+        return await self.reply(case, test)
 
     async def reply(self, case: Case, question: str) -> PatientReply:
         if not self._replies:
-            raise TraceError(f"the doctor's question {question!r} has no patient reply "
-                             "after it")
+            raise TraceError(f"the doctor's turn {question!r} has no {self._who} after it")
         message = self._replies.pop(0)
         facts = message.disclosed_fact_ids
         if facts is None:
@@ -172,7 +182,8 @@ def _doctor_texts(dialogue: Dialogue, case: Case, plain_turns: bool) -> list[str
     texts = [f"question: {m.content.strip()}" if plain_turns else m.content
              for m in dialogue.turns() if m.role in DOCTOR_ROLES]
     if dialogue.final_answer:
-        answer = answer_turn(dialogue.final_answer)
+        answer = diagnosis_turn(dialogue.final_answer[0]) if case.open_ended else \
+            answer_turn(dialogue.final_answer)
         last = parse_doctor_turn(texts[-1], case) if texts else None
         if last is not None and last.kind is TurnKind.ANSWER and not plain_turns:
             if sorted(last.letters) != sorted(dialogue.final_answer):
@@ -211,6 +222,8 @@ async def replay_dialogue(dialogue: Dialogue, case: Case, evaluator: Evaluator, 
     context = ConsultationContext(
         doctor=doctor, patient=_RecordedPatient(
             [m for m in dialogue.turns() if m.role in PATIENT_ROLES]),
+        measurement=_RecordedPatient(
+            [m for m in dialogue.turns() if m.role in MEASUREMENT_ROLES], "test result"),
         evaluator=evaluator, mode=dialogue.mode, max_questions=budget, doctor_kwargs={})
     graph = build_consultation_graph(retry_policy=None).compile()
     try:
@@ -235,7 +248,8 @@ def _as_written(dialogue: Dialogue, texts: list[str]) -> list[tuple[str, str]]:
     its doctor messages as written (``texts``, in order), then the turn the import added
     (the final answer), if any."""
     doctor = iter(texts)
-    written = [("doctor", next(doctor)) if m.role in DOCTOR_ROLES else ("patient", m.content)
+    written = [("doctor", next(doctor)) if m.role in DOCTOR_ROLES else
+               ("measurement" if m.role in MEASUREMENT_ROLES else "patient", m.content)
                for m in dialogue.turns()]
     return written + [("doctor", text) for text in doctor]
 
@@ -251,10 +265,12 @@ def _check_replayed(recorded: list[tuple[str, str]], episode: EpisodeRecord) -> 
                          "doctor's answer: give its final_answer")
     role, text = recorded[at]
     before = episode.turns[at - 1] if 0 < at <= len(episode.turns) else None
-    if role == "patient" and before is not None and before.role is Role.DOCTOR and \
-            before.kind is not TurnKind.QUESTION and not before.late_question:
+    wanted = TurnKind.TEST if role == "measurement" else TurnKind.QUESTION
+    if role != "doctor" and before is not None and before.role is Role.DOCTOR and \
+            before.kind is not wanted and not before.late_question:
         hint = ("a reply follows a doctor message that is no 'question: ...' turn (give "
-                "bare questions with --plain-turns)")
+                "bare questions with --plain-turns)") if role == "patient" else \
+            "a test result follows a doctor message that is no 'test: ...' turn"
     else:
         hint = "the doctor's question budget ran out before it: give max_questions"
     raise TraceError(f"the dialogue does not replay as recorded at message {at + 1} "

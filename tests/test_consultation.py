@@ -12,6 +12,8 @@ from promed_agents.loader import bundled_sample_path, load_cases
 from promed_agents.partial_view import partial_view
 from promed_agents.trace import ConsultationMode, TurnKind
 
+from conftest import ROOT
+
 CASE = load_cases(bundled_sample_path())[0]  # answer C; facts 4..8 hidden under half-facts
 
 
@@ -168,3 +170,72 @@ def test_a_repeated_question_acquires_nothing_whatever_the_patient_says():
     questions = [t for t in state["turns"] if t.kind is TurnKind.QUESTION]
     assert [q.sig for q in questions] == pytest.approx([1 / 9, 0.0, 1 / 9])
     assert state["acquired"] == [0, 1, 2, 3, 4, 6]  # fact 5, told to the repeat, is not
+
+
+OPEN_CASE = load_cases(ROOT / "tests" / "data" / "agentclinic_sample.jsonl")[0]
+"""AgentClinic's first case: myasthenia gravis; 22 facts, 11..14 the vital signs."""
+
+
+def run_open(doctor, case=OPEN_CASE, **context):
+    graph = build_consultation_graph(retry_policy=None).compile()
+    ctx = ConsultationContext(doctor=doctor, **context)
+    return asyncio.run(graph.ainvoke(
+        {"case": case, "view": partial_view(case, "initial")}, context=ctx,
+        config={"recursion_limit": recursion_limit(ctx.max_questions)}))
+
+
+def test_test_orders_go_to_the_measurement_agent_and_questions_to_the_patient():
+    state = run_open(scripted("question: When did the double vision start?",
+                              "test: Vital signs", "test: vital signs",
+                              "diagnosis: Myasthenia gravis"), max_questions=5)
+    turns = state["turns"]
+    assert [(t.role.value, t.kind) for t in turns] == [
+        ("doctor", TurnKind.QUESTION), ("patient", TurnKind.REPLY),
+        ("doctor", TurnKind.TEST), ("measurement", TurnKind.REPLY),
+        ("doctor", TurnKind.TEST), ("measurement", TurnKind.REPLY),
+        ("doctor", TurnKind.ANSWER)]
+    measured = set(OPEN_CASE.measurement_fact_ids())
+    assert turns[1].disclosed_fact_ids and not set(turns[1].disclosed_fact_ids) & measured
+    assert turns[3].disclosed_fact_ids == [11, 12, 13, 14]
+    assert "Blood pressure: 125/80 mmHg" in turns[3].text
+    n = len(OPEN_CASE.facts)
+    # SIG per question and per test order: the weight of the facts newly acquired; the
+    # repeated order acquires nothing
+    new = set(turns[1].disclosed_fact_ids) - set(OPEN_CASE.initial_fact_ids)
+    assert new and turns[0].sig == pytest.approx(len(new) / n)
+    assert turns[2].sig == pytest.approx(4 / n) and turns[4].sig == 0.0
+    assert state["information_gain"] == pytest.approx(turns[0].sig + 4 / n)
+    assert state["tests"] == 2 and state["questions"] == 3  # a test uses the budget
+    assert any(m.content.startswith("Result: Temperature") for m in state["messages"])
+    assert (state["status"], state["final_answer"]) == ("completed", ["Myasthenia gravis"])
+    assert state["correct"] is True
+    assert state["verdict"].judge == "rouge:0.5" and state["verdict"].score == 1.0
+
+
+def test_a_wrong_diagnosis_is_judged_and_a_test_after_the_final_request_is_late():
+    wrong = run_open(scripted("diagnosis: Guillain-Barre syndrome"), max_questions=2)
+    assert wrong["correct"] is False and wrong["verdict"].correct is False
+    assert wrong["tests"] == 0
+    late = run_open(scripted("test: Chest X-ray"), max_questions=1)
+    doctor = [t for t in late["turns"] if t.role.value == "doctor"]
+    assert [t.kind for t in doctor] == [TurnKind.TEST, TurnKind.INVALID]
+    assert doctor[-1].late_question and late["status"] == "timeout"
+    assert late["verdict"] is None and late["correct"] is False
+    assert "Give your diagnosis now" in late["messages"][-2].content
+
+
+def test_the_evaluator_s_judge_decides_and_is_recorded():
+    from promed_agents.agents.evaluator import Evaluator
+    from promed_agents.agents.judge import resolve_judge
+    from promed_agents.graphs import episode_from_state
+
+    doctor = scripted("diagnosis: myasthenia")  # ROUGE-L F1 2/3 against "Myasthenia gravis"
+    lenient = run_open(doctor, evaluator=Evaluator(judge=resolve_judge("rouge:0.6")))
+    strict = run_open(scripted("diagnosis: myasthenia"),
+                      evaluator=Evaluator(judge=resolve_judge("exact")))
+    assert lenient["correct"] is True and lenient["verdict"].score == pytest.approx(2 / 3)
+    assert strict["correct"] is False and strict["verdict"].judge == "exact"
+    context = ConsultationContext(doctor=doctor, evaluator=Evaluator(judge=resolve_judge("exact")))
+    episode = episode_from_state(strict, context)
+    assert episode.verdict.judge == "exact" and episode.tests_ordered == 0
+    assert episode.correct is False

@@ -93,13 +93,35 @@ def test_demonstration_comes_before_the_case_and_parses_as_valid_turns():
     assert "question:" not in "".join(str(m.content) for m in reactive[:-1])
 
 
-def test_an_open_ended_case_is_refused_by_the_letter_answering_doctor():
-    from promed_agents.errors import ConsultationError
+def test_an_open_ended_case_gets_the_open_prompt_turns_and_gold_turn():
+    from promed_agents.agents.doctor import (
+        final_request,
+        format_reminder,
+        gold_turn,
+        opening_messages,
+        parse_doctor_turn,
+        recover_answer,
+    )
+    from promed_agents.agents.open_doctor import OPEN_FINAL_REQUEST, OPEN_SYSTEM
     from promed_agents.loader import load_cases
     from promed_agents.partial_view import partial_view
 
     from conftest import ROOT
 
     open_case = load_cases(ROOT / "tests" / "data" / "agentclinic_sample.jsonl")[0]
-    with pytest.raises(ConsultationError, match="agentclinic-0 is open-ended"):
-        case_prompt(open_case, partial_view(open_case, "initial"))
+    view = partial_view(open_case, "initial")
+    prompt = case_prompt(open_case, view)
+    assert "Objective: " in prompt and "Options" not in prompt
+    messages = opening_messages(open_case, view, proactive=True, demonstration=True)
+    assert messages[0].content == OPEN_SYSTEM and messages[-1].content == prompt
+    assert [parse_doctor_turn(m.content, open_case).kind for m in messages
+            if m.type == "ai"] == [TurnKind.QUESTION, TurnKind.TEST, TurnKind.ANSWER]
+    test = parse_doctor_turn("test: Chest X-ray", open_case)
+    assert (test.kind, test.question, test.format_score) == (TurnKind.TEST, "Chest X-ray", 1.0)
+    diagnosis = parse_doctor_turn("diagnosis: Myasthenia gravis", open_case)
+    assert (diagnosis.kind, diagnosis.letters) == (TurnKind.ANSWER, ("Myasthenia gravis",))
+    assert parse_doctor_turn("answer: C", open_case).kind is TurnKind.INVALID
+    assert recover_answer("C. Myasthenia", open_case) is None
+    assert gold_turn(open_case) == "diagnosis: Myasthenia gravis"
+    assert final_request(open_case) == OPEN_FINAL_REQUEST
+    assert "test:" in format_reminder(open_case)

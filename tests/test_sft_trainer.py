@@ -126,10 +126,9 @@ def test_lora_resume_and_refusal_to_overwrite(tiny_model_folder, tmp_path):
     assert len(resumed.losses) == 4 and resumed.losses[:2] == result.losses
 
 
-def test_sft_on_paths_whose_answers_were_all_wrong_teaches_the_correct_answer(
-        tiny_model_folder, tmp_path, sqlite_url):
-    """A search whose every final answer is wrong still trains an answer turn: the case's
-    correct one. After SFT the doctor answers the final request with that letter."""
+def _all_wrong_search(tiny_model_folder, sqlite_url):
+    """A search whose every final answer is wrong: its case, the doctor's spec, its SFT
+    samples and the consultation context."""
     import asyncio
 
     from langgraph.checkpoint.memory import InMemorySaver
@@ -139,7 +138,7 @@ def test_sft_on_paths_whose_answers_were_all_wrong_teaches_the_correct_answer(
     from promed_agents.backends.chat_tokens import ChatTokens
     from promed_agents.backends.scripted_chat_model import ScriptedChatModel
     from promed_agents.case import Case
-    from promed_agents.graphs import ConsultationContext, arun_consultations
+    from promed_agents.graphs import ConsultationContext
     from promed_agents.trainers.mcts_search import ConsultationEnvironment, MCTSConfig, run_mcts
     from promed_agents.trainers.sft_dataset import ExportConfig, search_samples
 
@@ -172,15 +171,43 @@ def test_sft_on_paths_whose_answers_were_all_wrong_teaches_the_correct_answer(
         assert searched and all(e.final_answer == ["C"] for e in searched)
         samples, _ = search_samples(store, experiment, ExportConfig(),
                                     ChatTokens.for_model(spec))
-    assert samples and all(s.assistant_masks[-1] == 1 for s in samples)
+    return case, spec, samples, context
+
+
+def test_paths_whose_answers_were_all_wrong_teach_the_correct_answer(
+        tiny_model_folder, sqlite_url):
+    """A search whose every final answer is wrong still trains an answer turn: the case's
+    correct one, in the last taught tokens of every sample."""
+    from transformers import AutoTokenizer
+
+    _, _, samples, _ = _all_wrong_search(tiny_model_folder, sqlite_url)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_folder)
+    assert samples
+    for sample in samples:
+        assert sample.assistant_masks[-1] == 1
+        taught = [t for t, m in zip(sample.input_ids, sample.assistant_masks, strict=True) if m]
+        text = tokenizer.decode(taught)
+        assert "answer: B" in text and "answer: C" not in text, text
+
+
+@pytest.mark.slow
+def test_sft_on_paths_whose_answers_were_all_wrong_teaches_the_correct_answer(
+        tiny_model_folder, tmp_path, sqlite_url):
+    """After SFT on a search whose every answer was wrong, the doctor answers the final
+    request with the case's correct letter."""
+    import asyncio
+
+    from promed_agents.agents.doctor import parse_doctor_turn
+    from promed_agents.backends import resolve_chat_model
+    from promed_agents.graphs import arun_consultations
+    from promed_agents.trace import TurnKind
+
+    case, spec, samples, context = _all_wrong_search(tiny_model_folder, sqlite_url)
     result = train_sft(spec, samples, _config(tmp_path, max_steps=120, learning_rate=2e-2,
                                               per_device_train_batch_size=1))
     trained = resolve_chat_model(f"local:{result.output_dir}")
     (episode,) = asyncio.run(arun_consultations([case], context(trained)))
     doctor_turns = [t for t in episode.turns if t.role.value == "doctor"]
-    from promed_agents.agents.doctor import parse_doctor_turn
-    from promed_agents.trace import TurnKind
-
     final = parse_doctor_turn(doctor_turns[-1].text, case)  # the reply to the final request
     assert doctor_turns[-1].text.startswith("answer: B")
     assert final.kind is TurnKind.ANSWER and final.letters == ("B",)

@@ -211,3 +211,44 @@ def test_imported_dialogues_train_with_sft_and_off_policy_grpo_refuses_them(
     rows = [json.loads(x) for x in (tmp_path / "s" / "sft_data.jsonl").read_text().splitlines()]
     assert [(r["case_id"], r.get("answer_replaced", False)) for r in rows] == [
         ("imedqa-0", False), ("imedqa-1", True)]  # the wrong answer is taught as the right
+
+
+def test_open_ended_consultations_with_test_orders_round_trip(db_url, tmp_path):
+    """AgentClinic cases consulted with questions, test orders and diagnoses: stored,
+    exported and imported into a fresh store, they come back with the measurement
+    agent's results, the tests ordered and the judge's verdicts."""
+    from conftest import ROOT
+
+    sample = ROOT / "tests" / "data" / "agentclinic_sample.jsonl"
+    sqlite_url = f"sqlite:///{tmp_path / 'first.db'}"
+    assert run("cases", "import", sample, "--db", sqlite_url).exit_code == 0
+    doctor = ("fake:question: When did it start?||test: Vital signs||test: Chest X-ray||"
+              "diagnosis: Myasthenia gravis")
+    consulted = run("consult", "--cases", "3", "--doctor", doctor, "--policy", "initial",
+                    "--judge", "token-f1:0.5", "--max-questions", "3", "--experiment", "ac",
+                    "--db", sqlite_url)
+    assert consulted.exit_code == 0, consulted.output + consulted.stderr
+    assert "judged by token-f1:0.5" in consulted.output + consulted.stderr
+    exported = tmp_path / "traces.jsonl"
+    assert run("traces", "export", exported, "--db", sqlite_url).exit_code == 0
+    with TraceStore(db_url) as fresh:
+        fresh.import_cases(TraceStore(sqlite_url).list_cases())
+    imported = run("traces", "import", exported, "--experiment", "back", "--judge",
+                   "token-f1:0.5", "--db", db_url)
+    assert imported.exit_code == 0, imported.output + imported.stderr
+    with TraceStore(sqlite_url) as first, TraceStore(db_url) as fresh:
+        originals = list(first.iter_episodes())
+        back = list(fresh.iter_episodes(fresh.experiment_id("back")))
+
+    def open_figures(episode):
+        return figures(episode), episode.tests_ordered, episode.verdict
+
+    assert [open_figures(e) for e in back] == [open_figures(e) for e in originals]
+    by_case = {e.case_id: e for e in back}
+    assert {c: e.correct for c, e in by_case.items()} == {  # only case 0 is MG
+        "agentclinic-0": True, "agentclinic-1": False, "agentclinic-2": False}
+    assert all(e.tests_ordered == 2 and e.verdict.judge == "token-f1:0.5" for e in back)
+    roles = [t.role for t in by_case["agentclinic-0"].turns]
+    assert roles.count(Role.MEASUREMENT) == 2 and roles.count(Role.PATIENT) == 1
+    vitals = by_case["agentclinic-0"].turns[3]
+    assert vitals.role is Role.MEASUREMENT and vitals.disclosed_fact_ids == [11, 12, 13, 14]

@@ -15,6 +15,12 @@ option (:func:`recover_answer`: "D. Trimethoprim", "The answer is D"), the optio
 as the final answer while the turn stays ``invalid`` with format score 0; otherwise the
 episode ends with status ``timeout`` and no answer. A question there (only an answer is
 allowed) earns what a timeout earns: it is recorded as ``invalid`` with format score 0.
+
+An open-ended case (a diagnosis, no options) has its own prompt and turn format
+(:mod:`promed_agents.agents.open_doctor`: ``question:``, ``test:`` or ``diagnosis:``); the
+functions here take either kind of case and call that module for an open-ended one, so
+the graph, the trainers and the imports need not tell them apart. Its final answer is the
+diagnosis text (``letters`` holds it), and no answer is recovered from a malformed turn.
 """
 
 from __future__ import annotations
@@ -26,9 +32,16 @@ from dataclasses import dataclass
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
+from promed_agents.agents.open_doctor import (
+    OPEN_FINAL_REQUEST,
+    OPEN_FORMAT_REMINDER,
+    diagnosis_turn,
+    open_case_prompt,
+    open_opening_messages,
+    parse_open_turn,
+)
 from promed_agents.backends import sampling_kwargs
 from promed_agents.case import Case
-from promed_agents.errors import ConsultationError
 from promed_agents.partial_view import PartialView
 from promed_agents.trace import TurnKind
 
@@ -92,12 +105,14 @@ class ConsultationSoFar:
     asked: tuple[str, ...] = ()
     """The questions asked so far, as parsed (:func:`parse_doctor_turn`)."""
     replies: tuple[str, ...] = ()
-    """The patient's replies so far."""
+    """The patient's replies (and the measurement agent's results) so far."""
+    ordered: tuple[str, ...] = ()
+    """An open-ended case's test orders so far, as parsed."""
     final_requested: bool = False
     """Only an answer is allowed now (the budget is spent, or a reactive consultation)."""
 
     def known_text(self) -> str:
-        """What the doctor knows: the opening and the patient's replies."""
+        """What the doctor knows: the opening, the patient's replies and the results."""
         return " ".join([self.view.opening_text(self.case), *self.replies])
 
 
@@ -114,17 +129,18 @@ class DoctorTurn:
 
     kind: TurnKind
     question: str | None = None
+    """A question's text, or an open-ended case's test order."""
     letters: tuple[str, ...] = ()
+    """An answer's option letters, or an open-ended case's diagnosis (one text)."""
     format_score: float = 0.0
 
 
 def case_prompt(case: Case, view: PartialView) -> str:
-    """The first user message: what the doctor knows, the exam question, the options."""
+    """The first user message: what the doctor knows, the exam question, the options
+    (an open-ended case: the objective, :func:`~promed_agents.agents.open_doctor.
+    open_case_prompt`)."""
     if case.open_ended:
-        raise ConsultationError(
-            f"case {case.id} is open-ended (a diagnosis, no options): this doctor answers "
-            "with an option letter; consult multiple-choice cases, or score open-ended "
-            "ones with promed shapley")
+        return open_case_prompt(case, view)
     known = view.opening_text(case) or "(nothing yet)"
     options = "\n".join(f"{letter}. {text}" for letter, text in case.options.items())
     return f"What you know about the patient: {known}\n\nQuestion: {case.question}\n" \
@@ -136,10 +152,28 @@ def answer_turn(letters: Sequence[str]) -> str:
     return f"answer: {', '.join(letters)}"
 
 
+def gold_turn(case: Case) -> str:
+    """The well-formed final turn with the case's correct answer: its letters, or an
+    open-ended case's diagnosis."""
+    return diagnosis_turn(case.answer_text) if case.open_ended else answer_turn(case.answer)
+
+
+def format_reminder(case: Case) -> str:
+    """What the doctor is told after an invalid turn."""
+    return OPEN_FORMAT_REMINDER if case.open_ended else FORMAT_REMINDER
+
+
+def final_request(case: Case) -> str:
+    """What the doctor is told when its budget is spent."""
+    return OPEN_FINAL_REQUEST if case.open_ended else FINAL_REQUEST
+
+
 def opening_messages(case: Case, view: PartialView, proactive: bool,
                      demonstration: bool = False) -> list[BaseMessage]:
     """The doctor's first prompt: the system message, optionally a worked example
     consultation (:data:`DEMONSTRATION`), then the case."""
+    if case.open_ended:
+        return open_opening_messages(case, view, proactive, demonstration)
     system = PROACTIVE_SYSTEM if proactive else REACTIVE_SYSTEM
     example = (DEMONSTRATION if proactive else REACTIVE_DEMONSTRATION) if demonstration else ()
     return [SystemMessage(system), *example, HumanMessage(case_prompt(case, view))]
@@ -163,7 +197,9 @@ _ANSWER_IS = re.compile(r"answer\s+is\s*:?\s*\(?([A-Z])\b", re.IGNORECASE)
 
 def recover_answer(text: str, case: Case) -> tuple[str, ...] | None:
     """The option a malformed final turn names, if any: a leading option letter, or
-    "the answer is X"."""
+    "the answer is X" (none for an open-ended case)."""
+    if case.open_ended:
+        return None
     for pattern in (_LEADING_OPTION, _ANSWER_IS):
         match = pattern.search(text.strip()) if pattern is _ANSWER_IS else \
             pattern.match(text.strip())
@@ -173,7 +209,14 @@ def recover_answer(text: str, case: Case) -> tuple[str, ...] | None:
 
 
 def parse_doctor_turn(text: str, case: Case) -> DoctorTurn:
-    """Classify ``text`` as a question, an answer or invalid, with its format score."""
+    """Classify ``text`` as a question, an answer or invalid (an open-ended case's: also
+    a test order), with its format score."""
+    if case.open_ended:
+        turn = parse_open_turn(text)
+        if turn.kind is TurnKind.ANSWER:
+            return DoctorTurn(turn.kind, letters=(turn.text or "",),
+                              format_score=turn.format_score)
+        return DoctorTurn(turn.kind, question=turn.text, format_score=turn.format_score)
     markers = list(_MARKER.finditer(text))
     if len(markers) != 1:
         return DoctorTurn(TurnKind.INVALID)

@@ -29,28 +29,20 @@ from typing import Protocol
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
-from pydantic import BaseModel, ConfigDict, Field
 
 from promed_agents.backends.model_spec import resolve_chat_model, sampling_kwargs
 from promed_agents.case import Case
 from promed_agents.errors import ConsultationError
+from promed_agents.trace import Verdict
 
 DEFAULT_THRESHOLD = 0.5
+DEFAULT_JUDGE = "rouge:0.5"
+"""The judge every run uses unless told: ROUGE-L F1 of at least 0.5 against the correct
+diagnosis (DoctorAgent-RL's measure; needs no model)."""
 MODERATOR_SYSTEM = ("You are responsible for determining if the correct diagnosis and the "
                     "doctor's diagnosis are the same disease. Please respond only with Yes "
                     "or No. Nothing else.")
 """AgentClinic's moderator instruction."""
-
-
-class Verdict(BaseModel):
-    """A judge's verdict on one diagnosis."""
-
-    model_config = ConfigDict(frozen=True)
-
-    correct: bool
-    score: float = Field(ge=0.0, le=1.0, description="1 right, 0 wrong; an F1 in between.")
-    judge: str = Field(description="The judge's spec, e.g. ``rouge:0.5``.")
-    detail: str | None = Field(default=None, description="What an LLM judge said.")
 
 
 class Judge(Protocol):

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from promed_agents.agents.doctor import doctor_sampling
+from promed_agents.agents.judge import resolve_judge
 from promed_agents.agents.patient_spec import resolve_patient
 from promed_agents.agents.reference_doctors import known_cases, resolve_doctor
 from promed_agents.errors import ConsultationError
@@ -28,7 +29,7 @@ from promed_agents.evaluation import run_status
 from promed_agents.graphs import ConsultationContext, arun_consultations
 from promed_agents.graphs.checkpointer import check_checkpointer, checkpointer
 from promed_agents.knob import knob
-from promed_agents.partial_view import DEFAULT_POLICY, PartialInfoPolicy
+from promed_agents.partial_view import PartialInfoPolicy
 from promed_agents.redaction import redacted, without_password
 from promed_agents.runs.run_inputs import (
     check_sig_scorer,
@@ -41,9 +42,11 @@ from promed_agents.runs.run_knobs import (
     cases_knob,
     demonstration_knob,
     doctor_knob,
+    judge_knob,
     max_new_tokens_knob,
     max_questions_knob,
     patient_knob,
+    policy_knob,
     split_knob,
 )
 from promed_agents.runs.run_lifecycle import check_run_status, recorded_run
@@ -80,7 +83,7 @@ class ConsultCommandConfig:
     max_questions: int = max_questions_knob()
     concurrency: int = knob(8, help="Consultations at once.", min=1)
     experiment: str | None = knob(None, help="Experiment name (new).")
-    policy: PartialInfoPolicy = knob(DEFAULT_POLICY, help="Partial-information policy.")
+    policy: PartialInfoPolicy = policy_knob()
     temperature: float = knob(0.0, help="Doctor sampling temperature.", min=0.0)
     max_new_tokens: int = max_new_tokens_knob()
     checkpoints: str | None = knob(
@@ -94,6 +97,7 @@ class ConsultCommandConfig:
         None, help="Weigh facts by this scorer's stored Shapley values (SIG) [default: the "
                    "doctor's model]; cases without values get uniform weights.")
     demonstration: bool = demonstration_knob()
+    judge: str = judge_knob()
     shared: bool = shared_knob()
     lease: float = lease_knob()
 
@@ -133,7 +137,7 @@ def _resumable(store: TraceStore, settings: ConsultCommandConfig) -> bool:
 
 
 RESUMED_SETTINGS = ("mode", "doctor", "patient", "max_questions", "policy", "temperature",
-                    "max_new_tokens", "sig_scorer", "demonstration")
+                    "max_new_tokens", "sig_scorer", "demonstration", "judge")
 """What a resumed run must be given as it was stored: its consultations go on under them."""
 
 
@@ -185,6 +189,7 @@ def run_consult(store: TraceStore, settings: ConsultCommandConfig,
     known = known_cases(store, settings.doctor)
     resolve_doctor(settings.doctor, known=known)  # bad specs fail before the store changes
     patient = resolve_patient(settings.patient)
+    resolve_judge(settings.judge)
     check_sig_scorer(store, settings.sig_scorer)
     if not resume:
         cases = select_cases(store, reporter, settings.cases, settings.case_ids,
@@ -192,7 +197,8 @@ def run_consult(store: TraceStore, settings: ConsultCommandConfig,
     doctor = resolve_doctor(settings.doctor, known)
     context = ConsultationContext(
         doctor=doctor, patient=patient, mode=settings.mode,
-        evaluator=evaluator_for(store, settings.sig_scorer, settings.doctor, cases, reporter),
+        evaluator=evaluator_for(store, settings.sig_scorer, settings.doctor, cases, reporter,
+                                judge=settings.judge),
         max_questions=settings.max_questions, demonstration=settings.demonstration,
         doctor_kwargs=doctor_sampling(doctor, max_new_tokens=settings.max_new_tokens,
                                       temperature=settings.temperature))

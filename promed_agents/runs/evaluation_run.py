@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from promed_agents.agents.abstention import DEFAULT_THRESHOLD
 from promed_agents.agents.doctor import doctor_sampling
+from promed_agents.agents.judge import resolve_judge
 from promed_agents.agents.patient_spec import resolve_patient
 from promed_agents.agents.reference_doctors import known_cases, resolve_doctor
 from promed_agents.backends.model_pool import shared_pool
@@ -30,15 +31,18 @@ from promed_agents.graphs import (
     arun_consultations,
 )
 from promed_agents.knob import knob
+from promed_agents.partial_view import PartialInfoPolicy
 from promed_agents.runs.run_inputs import check_sig_scorer, evaluator_for, select_cases
 from promed_agents.runs.run_knobs import (
     case_ids_knob,
     cases_knob,
     demonstration_knob,
     doctor_knob,
+    judge_knob,
     max_new_tokens_knob,
     max_questions_knob,
     patient_knob,
+    policy_knob,
     split_knob,
 )
 from promed_agents.runs.run_lifecycle import check_run_status, recorded_run
@@ -94,6 +98,8 @@ class EvalCommandConfig:
     sig_scorer: str | None = knob(
         None, help="Whose stored Shapley values weigh facts [default: --doctor].")
     demonstration: bool = demonstration_knob()
+    policy: PartialInfoPolicy = policy_knob()
+    judge: str = judge_knob()
     abstain: str | None = knob(
         None, help="MediQ's abstaining doctor: before each turn the doctor rates its "
                    "confidence (numerical or scale) and asks only below "
@@ -155,17 +161,19 @@ def run_evaluation(store: TraceStore, settings: EvalCommandConfig,
     known = known_cases(store, settings.doctor)
     resolve_doctor(settings.doctor, known=known)  # bad specs fail before the store changes
     resolve_patient(settings.patient)
+    resolve_judge(settings.judge)
     graph = _graph(settings)
     check_sig_scorer(store, settings.sig_scorer)
     cases = select_cases(store, reporter, settings.cases, settings.case_ids, settings.split)
     doctor = resolve_doctor(settings.doctor, known)
-    evaluator = evaluator_for(store, settings.sig_scorer, settings.doctor, cases, reporter)
+    evaluator = evaluator_for(store, settings.sig_scorer, settings.doctor, cases, reporter,
+                              judge=settings.judge)
     runs = RunFigures()
     worker, by_id = worker_name(), {c.id: c for c in cases}
     for mode in settings.modes:
         name = f"{settings.experiment}-{mode}"
         experiment_id = join_or_create(store, name, KIND, {
-            **asdict(settings), "mode": mode, "kind": KIND,
+            **asdict(settings), "policy": settings.policy.value, "mode": mode, "kind": KIND,
             "case_ids": [c.id for c in cases], "evaluator": evaluator.name},
             shared=settings.shared)
         job = run_job(KIND, experiment_id)
@@ -199,7 +207,8 @@ def run_evaluation(store: TraceStore, settings: EvalCommandConfig,
                             doctor, max_new_tokens=settings.max_new_tokens,
                             temperature=settings.temperature), "seed": seed})
                     asyncio.run(arun_consultations(
-                        batch, context, concurrency=settings.concurrency, graph=graph,
+                        batch, context, policy=settings.policy,
+                        concurrency=settings.concurrency, graph=graph,
                         experiment_id=experiment_id, on_episode=on_episode))
 
             # alone, one claim of everything: its consultations stream through the

@@ -18,10 +18,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from promed_agents.agents.judge import resolve_judge
 from promed_agents.agents.patient_spec import resolve_patient
 from promed_agents.backends.local_weights import local_model_ref
 from promed_agents.errors import NotFoundError, TraceError, TrainingError
 from promed_agents.knob import knob, knob_from
+from promed_agents.partial_view import PartialInfoPolicy
 from promed_agents.runs.run_inputs import check_sig_scorer, evaluator_for, select_cases
 from promed_agents.runs.run_knobs import (
     DEFAULT_DOCTOR,
@@ -29,9 +31,11 @@ from promed_agents.runs.run_knobs import (
     case_id_list,
     cases_knob,
     demonstration_knob,
+    judge_knob,
     max_new_tokens_knob,
     max_questions_knob,
     patient_knob,
+    policy_knob,
     split_knob,
 )
 from promed_agents.runs.run_lifecycle import recorded_run
@@ -98,6 +102,8 @@ class GRPOCommandConfig:
         False, help="Refuse to start unless every case has stored Shapley values (else "
                     "those without weigh their facts uniformly).")
     demonstration: bool = demonstration_knob()
+    policy: PartialInfoPolicy = policy_knob()
+    judge: str = judge_knob()
     lora: bool = knob(False, help="Train a LoRA adapter (merged on save).")
     save_steps: int = knob(10, help="Checkpoint every N steps.", min=1)
     seed: int = knob(0, help="Training seed.")
@@ -111,6 +117,7 @@ def _run(store: TraceStore, settings: GRPOCommandConfig, reporter: RunReporter
          ) -> tuple[int, list[Any]]:
     """The run's experiment (created, or resumed when it exists) and its cases."""
     check_sig_scorer(store, settings.sig_scorer)
+    resolve_judge(settings.judge)
     RewardChoice(settings.reward, settings.length_penalty).design()  # named before it runs
     if budget_range(settings.dynamic_budget) and settings.from_traces:
         raise TrainingError("--dynamic-budget sets the budget of fresh rollouts; stored "
@@ -157,12 +164,13 @@ def _source(store: TraceStore, settings: GRPOCommandConfig, experiment_id: int, 
         return LoggedEpisodes(store, _trace_experiments(store, settings.from_traces),
                               require_shapley=settings.require_shapley)
     evaluator = evaluator_for(store, settings.sig_scorer, settings.model, cases, reporter,
-                              require_shapley=settings.require_shapley)
+                              require_shapley=settings.require_shapley, judge=settings.judge)
     return GraphRollouts({c.id: c for c in cases}, patient=resolve_patient(settings.patient),
                          evaluator=evaluator, max_questions=settings.max_questions,
                          budget_range=budget_range(settings.dynamic_budget),
                          max_new_tokens=settings.max_new_tokens,
                          demonstration=settings.demonstration, store=store,
+                         partial_policy=settings.policy,
                          experiment_id=experiment_id)
 
 

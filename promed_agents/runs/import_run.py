@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from promed_agents.agents.judge import resolve_judge
 from promed_agents.errors import NotFoundError, TraceError
 from promed_agents.knob import knob
 from promed_agents.runs.run_inputs import evaluator_for
+from promed_agents.runs.run_knobs import judge_knob
 from promed_agents.runs.run_lifecycle import recorded_run
 from promed_agents.runs.run_reporter import RunReporter, reporter_or_default
 
@@ -49,6 +51,7 @@ class ImportCommandConfig:
                     "<text>', and the answer comes from final_answer.")
     sig_scorer: str | None = knob(
         None, help="Whose stored Shapley values weigh facts [default: uniform weights].")
+    judge: str = judge_knob()
 
 
 @dataclass(frozen=True)
@@ -114,9 +117,9 @@ def run_import(store: TraceStore, path: str | Path, settings: ImportCommandConfi
     cases, new_cases = _cases(store, path, dialogues)
     if settings.sig_scorer:
         evaluator = evaluator_for(store, settings.sig_scorer, settings.sig_scorer,
-                                  list(cases.values()), reporter)
+                                  list(cases.values()), reporter, judge=settings.judge)
     else:
-        evaluator = Evaluator()
+        evaluator = Evaluator(judge=resolve_judge(settings.judge))
         reporter.note("SIG with uniform fact weights (give --sig-scorer SPEC to weigh "
                       "facts by stored Shapley values)")
     fallback = settings.source or path.name
@@ -137,7 +140,8 @@ def run_import(store: TraceStore, path: str | Path, settings: ImportCommandConfi
     experiment_id = store.create_experiment(
         name, KIND, config={"file": str(path), "source": settings.source,
                             "plain_turns": settings.plain_turns,
-                            "sig_scorer": settings.sig_scorer}, status="running")
+                            "sig_scorer": settings.sig_scorer, "judge": settings.judge},
+        status="running")
     with recorded_run(store, experiment_id, name,
                       f"import it again with --experiment {name}-2"):
         added = store.import_cases(new_cases).added if new_cases else 0

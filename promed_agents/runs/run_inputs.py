@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from promed_agents.agents.judge import DEFAULT_JUDGE, resolve_judge
 from promed_agents.errors import ConsultationError
 from promed_agents.graphs.checkpointer import POSTGRES_PREFIXES
 from promed_agents.loader import SAMPLE_SPLIT, bundled_sample
@@ -90,15 +91,23 @@ def check_sig_scorer(store: TraceStore, scorer: str | None) -> None:
 
 
 def evaluator_for(store: TraceStore, scorer: str | None, default: str, cases: Sequence[Case],
-                  reporter: RunReporter, require_shapley: bool = False) -> Evaluator:
+                  reporter: RunReporter, require_shapley: bool = False,
+                  judge: str = DEFAULT_JUDGE) -> Evaluator:
     """The SIG evaluator from the stored Shapley values of ``scorer`` (``--sig-scorer``),
     else of ``default`` (the doctor's model)
     (:func:`promed_agents.storage.sig_evaluator`), with a note saying how many cases
-    have them. A ``--sig-scorer`` with no values stored at all is an error."""
+    have them, judging open-ended cases' diagnoses with ``judge`` (``--judge``, a note
+    says which when there are such cases). A ``--sig-scorer`` with no values stored at
+    all is an error."""
     from promed_agents.storage import sig_evaluator
 
     check_sig_scorer(store, scorer)
-    made = sig_evaluator(store, scorer or default, cases, require_shapley=require_shapley)
+    made = sig_evaluator(store, scorer or default, cases, require_shapley=require_shapley,
+                         judge=resolve_judge(judge))
+    open_ended = sum(c.open_ended for c in cases)
+    if open_ended:
+        reporter.note(f"{open_ended} of {len(cases)} cases are open-ended: their diagnoses "
+                      f"are judged by {without_password(judge)}")
     reporter.note(f"SIG from stored Shapley values ({without_password(scorer or default)}) "
                   f"for {made.with_values} of {made.cases} cases; uniform weights for the "
                   "rest")

@@ -15,13 +15,15 @@ from __future__ import annotations
 from typing import Any
 
 from promed_agents.agents.doctor import DOCTOR_TURN_TOKENS
+from promed_agents.agents.judge import DEFAULT_JUDGE
 from promed_agents.errors import ConsultationError, PromedError
 from promed_agents.graphs.consultation import DEFAULT_MAX_QUESTIONS
 from promed_agents.knob import knob
+from promed_agents.partial_view import DEFAULT_POLICY
 
 __all__ = ["DEFAULT_DOCTOR", "DEFAULT_PATIENT", "budget_range", "case_id_list",
            "case_ids_knob", "cases_knob", "demonstration_knob", "doctor_knob",
-           "max_new_tokens_knob", "max_questions_knob", "patient_knob", "split_knob"]
+           "max_new_tokens_knob", "max_questions_knob", "patient_knob", "policy_knob", "split_knob"]
 
 DEFAULT_DOCTOR = "local:smollm2"
 """The doctor every run uses unless told: the embedded SmolLM2-135M-Instruct."""
@@ -89,3 +91,15 @@ def max_new_tokens_knob() -> Any:
 def demonstration_knob() -> Any:
     return knob(False, help="Show the doctor a worked example consultation first (small "
                             "models need it to follow the turn format).")
+
+
+def judge_knob() -> Any:
+    return knob(DEFAULT_JUDGE, help="How an open-ended case's diagnosis is judged: exact, "
+                                    "rouge[:T] or token-f1[:T] (F1 at least T, default 0.5), "
+                                    "or llm:MODEL_SPEC (AgentClinic's moderator).")
+
+
+def policy_knob() -> Any:
+    return knob(DEFAULT_POLICY, help="Partial-information policy: half-facts, first-sentence "
+                                     "or initial (the facts an open-ended case gives at the "
+                                     "start, AgentClinic's).")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from promed_agents.agents.doctor import doctor_sampling
 from promed_agents.agents.evaluator import Evaluator
+from promed_agents.agents.judge import resolve_judge
 from promed_agents.agents.patient_spec import resolve_patient
 from promed_agents.agents.reference_doctors import known_cases, resolve_doctor
 from promed_agents.backends import resolve_chat_model
@@ -27,6 +28,7 @@ from promed_agents.errors import ConsultationError, NotFoundError, TraceError
 from promed_agents.graphs import ConsultationContext
 from promed_agents.graphs.checkpointer import check_checkpointer, checkpointer
 from promed_agents.knob import knob, knob_from
+from promed_agents.partial_view import PartialInfoPolicy
 from promed_agents.redaction import without_password
 from promed_agents.runs.run_inputs import refuse_store_file, select_cases
 from promed_agents.runs.run_knobs import (
@@ -34,9 +36,11 @@ from promed_agents.runs.run_knobs import (
     cases_knob,
     demonstration_knob,
     doctor_knob,
+    judge_knob,
     max_new_tokens_knob,
     max_questions_knob,
     patient_knob,
+    policy_knob,
     split_knob,
 )
 from promed_agents.runs.run_lifecycle import recorded_run
@@ -95,6 +99,8 @@ class MCTSCommandConfig:
         None, help="LangGraph checkpoints (SQLite path or postgresql:// URL) [default: "
                    "beside the store].")
     demonstration: bool = demonstration_knob()
+    policy: PartialInfoPolicy = policy_knob()
+    judge: str = judge_knob()
     proposer: str | None = knob(
         "bank", help="Who writes candidate turns besides the doctor: bank (the question "
                      "bank in its best order, no model call), bank:similar (the bank ranked "
@@ -198,6 +204,7 @@ def run_search(store: TraceStore, settings: MCTSCommandConfig,
     if settings.proposer != SEARCHED_SIMILAR:  # bad specs fail before the store changes
         _proposer(store, settings.proposer, [])
     resolve_patient(settings.patient)
+    judge = resolve_judge(settings.judge)
     refuse_store_file(store, settings.checkpoints)
     # The real URL (with its password) is used, never printed; an unusable location
     # fails before the store changes.
@@ -216,7 +223,7 @@ def run_search(store: TraceStore, settings: MCTSCommandConfig,
                   "cases; uniform weights for the rest")
     context = ConsultationContext(
         doctor=doctor, patient=resolve_patient(settings.patient),
-        evaluator=Evaluator(weights=weights, name=f"sig:{scorer}"),
+        evaluator=Evaluator(weights=weights, name=f"sig:{scorer}", judge=judge),
         max_questions=settings.max_questions, demonstration=settings.demonstration,
         doctor_kwargs=doctor_sampling(doctor, max_new_tokens=settings.max_new_tokens,
                                       temperature=settings.temperature))
@@ -232,6 +239,7 @@ def run_search(store: TraceStore, settings: MCTSCommandConfig,
             async with checkpointer(where) as saver:
                 env = ConsultationEnvironment(
                     context, saver, config, experiment_id=experiment_id, proposer=proposer,
+                    policy=settings.policy,
                     proposer_kwargs=None if proposer is None else doctor_sampling(
                         proposer, max_new_tokens=settings.max_new_tokens,
                         temperature=settings.temperature))
