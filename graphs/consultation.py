@@ -114,7 +114,8 @@ class ConsultationState(TypedDict, total=False):
     :class:`~promed_agents.trace.EpisodeStatus`: ``completed`` with an answer, ``timeout``
     without one; absent while it runs), then by ``evaluate_final``: ``correct``,
     ``format_score``, ``fact_recall``, ``weighted_recall``, and for an open-ended case
-    ``verdict`` (the judge's, :class:`~promed_agents.trace.Verdict`). ``confidences`` (appended)
+    ``verdict`` (the judge's, :class:`~promed_agents.trace.Verdict`) and
+    ``diagnosis_rouge`` (ROUGE-L F1 against the correct diagnosis). ``confidences`` (appended)
     holds MediQ's abstention estimates when that hook runs.
 
     The consultation ends when ``status`` is set; the doctor is asked for its final answer
@@ -142,6 +143,7 @@ class ConsultationState(TypedDict, total=False):
     information_gain: float
     weighted_recall: float
     verdict: Verdict | None
+    diagnosis_rouge: float | None
     confidences: Annotated[list[float], operator.add]
     started_at: datetime
 
@@ -345,7 +347,7 @@ async def _evaluate_final(state: ConsultationState,
         sum(1 for t in doctor_turns if t.kind is TurnKind.QUESTION), state["acquired"])
     return {"correct": score.correct, "format_score": score.format_score,
             "fact_recall": score.fact_recall, "weighted_recall": score.weighted_recall,
-            "verdict": score.verdict}
+            "verdict": score.verdict, "diagnosis_rouge": score.diagnosis_rouge}
 
 
 def checkpoint_serializer() -> Any:

@@ -19,6 +19,13 @@ asked nothing. Two runs on the same cases are compared case by
 case (:func:`paired_difference`); :func:`relative_gain` is the paper's headline figure,
 the relative accuracy gain of one run over another (proactive over reactive), with its
 interval from the same paired resampling.
+
+Open-ended cases (a diagnosis, no options) add ``tests`` (test orders given to the
+measurement agent, SDBench's tests per episode) and ``diagnosis_rouge`` (ROUGE-L F1 of
+the diagnosis against the case's, 0 without one); their ``correct`` is the judge's
+verdict, and their facts acquired and SIG count what test results revealed too. Tables
+show the two figures when a run has open-ended cases (:func:`shown_metrics`). Runs whose
+diagnoses were judged by different judges are not compared (:func:`judging`).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from promed_agents.question_repeats import repeated_flags
 from promed_agents.trace import EpisodeRecord, EpisodeStatus, Role, TurnKind
 
 METRICS = ("correct", "questions", "answered", "repeated", "new_facts", "fact_recall", "sig",
+           "tests", "diagnosis_rouge", "open_ended",
            "valid_turns", "timeout")
 """Per-episode figures, averaged per case."""
 RATIOS = {"answerable": ("answered", "questions"), "repeated_share": ("repeated", "questions")}
@@ -40,13 +48,16 @@ RATIOS = {"answerable": ("answered", "questions"), "repeated_share": ("repeated"
 SHOWN = ("correct", "questions", "answerable", "repeated_share", "new_facts", "fact_recall",
          "sig", "valid_turns", "timeout")
 """What tables and reports show, in order."""
+OPEN_SHOWN = ("tests", "diagnosis_rouge")
+"""What they show besides for runs with open-ended cases."""
 LABELS = {"correct": "accuracy", "questions": "questions / episode",
           "answered": "answered questions / episode",
           "answerable": "answerable share of questions",
           "repeated": "repeated questions / episode",
           "repeated_share": "repeated share of questions",
           "new_facts": "facts acquired / episode", "timeout": "timeout rate",
-          "fact_recall": "fact recall", "sig": "SIG / episode", "valid_turns": "format"}
+          "fact_recall": "fact recall", "sig": "SIG / episode", "valid_turns": "format",
+          "tests": "tests ordered / episode", "diagnosis_rouge": "diagnosis ROUGE-L F1"}
 """How tables and reports name the metrics."""
 BOOTSTRAP_ROUNDS = 2000
 
@@ -99,6 +110,8 @@ def episode_figures(episode: EpisodeRecord) -> dict[str, float]:
             new = set(reply.disclosed_fact_ids) - known
             answered += bool(new)
             known |= new
+        elif question.kind is TurnKind.TEST and reply.role is Role.MEASUREMENT:
+            known |= set(reply.disclosed_fact_ids)
     return {"correct": 1.0 if episode.correct else 0.0,
             "questions": float(episode.num_questions),
             "answered": float(answered),
@@ -106,7 +119,11 @@ def episode_figures(episode: EpisodeRecord) -> dict[str, float]:
             "new_facts": float(len(known) - len(set(episode.known_fact_ids))),
             "fact_recall": float(episode.fact_recall or 0.0),
             "sig": float(episode.information_gain or sum(
-                t.sig or 0.0 for t in episode.turns if t.kind is TurnKind.QUESTION)),
+                t.sig or 0.0 for t in episode.turns
+                if t.kind in (TurnKind.QUESTION, TurnKind.TEST))),
+            "tests": float(episode.tests_ordered or 0),
+            "diagnosis_rouge": float(episode.diagnosis_rouge or 0.0),
+            "open_ended": 1.0 if episode.diagnosis_rouge is not None else 0.0,
             "valid_turns": len(valid) / len(doctor) if doctor else 0.0,
             "timeout": 1.0 if episode.status is EpisodeStatus.TIMEOUT else 0.0}
 
@@ -137,6 +154,20 @@ def sig_weighting(episodes: Iterable[EpisodeRecord]) -> str:
     ``uniform``, ``shapley:SCORER``, several of these joined by ``+``, or ``unrecorded``."""
     kinds = sorted({e.fact_weights or "unrecorded" for e in episodes})
     return "+".join(kinds) if kinds else "unrecorded"
+
+
+def judging(episodes: Iterable[EpisodeRecord]) -> str | None:
+    """Who judged the diagnoses of ``episodes`` (their verdicts' judges joined by ``+``),
+    or None when none was judged (multiple-choice cases)."""
+    judges = sorted({e.verdict.judge for e in episodes if e.verdict is not None})
+    return "+".join(judges) if judges else None
+
+
+def shown_metrics(*runs: Mapping[str, Mapping[str, float]]) -> tuple[str, ...]:
+    """What a table of ``runs`` (from :func:`per_case`) shows: :data:`SHOWN`, and
+    :data:`OPEN_SHOWN` when a run has an open-ended case."""
+    open_ended = any(f.get("open_ended") for run in runs for f in run.values())
+    return SHOWN + OPEN_SHOWN if open_ended else SHOWN
 
 
 def per_case(episodes: Iterable[EpisodeRecord]) -> dict[str, dict[str, float]]:
@@ -186,7 +217,7 @@ def summarize(figures: Mapping[str, Mapping[str, float]], seed: int = 0
             return lambda chosen: _ratio(figures, chosen, top, bottom)
         return lambda chosen: sum(figures[c][metric] for c in chosen) / len(chosen)
 
-    return {m: _resampled(cases, mean_of(m), seed) for m in SHOWN}
+    return {m: _resampled(cases, mean_of(m), seed) for m in SHOWN + OPEN_SHOWN}
 
 
 def _ratio(figures: Mapping[str, Mapping[str, float]], chosen: Sequence[str], top: str,
@@ -206,7 +237,7 @@ def paired_difference(base: Mapping[str, Mapping[str, float]],
                                - _ratio(base, chosen, top, bottom))
 
     return {m: _resampled(shared, ratio_diff(*RATIOS[m]), seed) if m in RATIOS
-            else paired_metric(base, other, m, seed) for m in SHOWN}
+            else paired_metric(base, other, m, seed) for m in SHOWN + OPEN_SHOWN}
 
 
 def mean_estimate(figures: Mapping[str, Mapping[str, float]], metric: str, seed: int = 0

@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING
 
 from promed_agents.case import Case
 from promed_agents.display_text import without_controls
-from promed_agents.evaluation import LABELS, SHOWN, per_case, recorded_status, summarize
+from promed_agents.evaluation import (
+    LABELS,
+    judging,
+    per_case,
+    recorded_status,
+    shown_metrics,
+    summarize,
+)
 from promed_agents.report_charts import comparison_chart, sig_distribution, training_curves
 from promed_agents.trace import EpisodeRecord, Role, TurnKind
 
@@ -48,8 +55,11 @@ img{max-width:100%}
 .status-incomplete,.status-failed,.status-interrupted,.status-running{color:#b00020;
 font-weight:bold}
 .episode{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;margin:1em 0}
+.warn{color:#b00020;font-weight:bold}
 """
 TOP_QUESTIONS = 5
+ASKING = (TurnKind.QUESTION, TurnKind.TEST)
+"""Doctor turns that acquire facts: questions, and open-ended cases' test orders."""
 
 
 def escape(text: object) -> str:
@@ -57,20 +67,32 @@ def escape(text: object) -> str:
     return _escape(without_controls(text))
 
 
-def _results(runs: dict[str, dict[str, dict[str, float]]], ended: dict[str, str]) -> str:
-    header = "".join(f"<th>{escape(LABELS[m])}</th>" for m in SHOWN)
+def _results(runs: dict[str, dict[str, dict[str, float]]], ended: dict[str, str],
+             judges: dict[str, str | None]) -> str:
+    """The results table; with open-ended cases, their figures and each run's judge
+    (runs judged differently are flagged: their accuracies are not comparable)."""
+    shown = shown_metrics(*runs.values())
+    judged = any(judges.values())
+    header = "".join(f"<th>{escape(LABELS[m])}</th>" for m in shown) + \
+        ("<th>judge</th>" if judged else "")
     rows = []
     for name, figures in runs.items():
         if figures:
             summary = summarize(figures)
             cells = "".join("<td class=n>{} <small>{}</small></td>".format(
-                *map(escape, summary[m].text().partition(" ")[::2])) for m in SHOWN)
+                *map(escape, summary[m].text().partition(" ")[::2])) for m in shown)
         else:  # a run with no finished consultation still has its row, and its status
-            cells = "<td class=n>-</td>" * len(SHOWN)
+            cells = "<td class=n>-</td>" * len(shown)
+        if judged:
+            cells += f"<td>{escape(judges.get(name) or '-')}</td>"
         rows.append(f"<tr><td>{escape(name)}</td><td class=n>{len(figures)}</td>{cells}"
                     f"<td>{ended.get(name, '')}</td></tr>")
+    distinct = sorted({j for j in judges.values() if j})
+    warning = (f"<p class=warn>These runs' diagnoses were judged differently "
+               f"({escape(', '.join(distinct))}): their accuracies are not comparable.</p>"
+               if len(distinct) > 1 else "")
     return (f"<table id=results><tr><th>run</th><th>cases</th>{header}<th>status</th></tr>"
-            + "".join(rows) + "</table>")
+            + "".join(rows) + "</table>" + warning)
 
 
 def _ended(store: TraceStore, name: str, episodes: Sequence[EpisodeRecord]) -> str:
@@ -89,7 +111,7 @@ def _ended(store: TraceStore, name: str, episodes: Sequence[EpisodeRecord]) -> s
 
 def _top_questions(episodes: Sequence[EpisodeRecord]) -> str:
     asked = sorted(((t.sig or 0.0, e.case_id, t.text) for e in episodes for t in e.turns
-                    if t.kind is TurnKind.QUESTION), key=lambda q: -q[0])[:TOP_QUESTIONS]
+                    if t.kind in ASKING), key=lambda q: -q[0])[:TOP_QUESTIONS]
     if not asked or asked[0][0] <= 0:
         return "<p>No question acquired any weight.</p>"
     return ("<table class=top><tr><th>SIG</th><th>case</th><th>question</th></tr>"
@@ -124,13 +146,14 @@ def consultation(store: TraceStore, episode: EpisodeRecord, weights_for: Weights
     for turn in episode.turns:
         if turn.role is Role.DOCTOR:
             bar = ""
-            if turn.kind is TurnKind.QUESTION:
+            if turn.kind in ASKING:
                 sig = turn.sig or 0.0
                 bar = (f' <span class=bar style="width:{max(2.0, 300 * sig):.0f}px" '
                        f'title="SIG {sig:.3f}"></span> <small>SIG {sig:.3f}</small>')
             turns.append(f"<div class='turn doctor'>doctor: {escape(turn.text)}{bar}</div>")
         else:
-            turns.append(f"<div class='turn patient'>patient: {escape(turn.text)}</div>")
+            turns.append(f"<div class='turn patient'>{turn.role.value}: "
+                         f"{escape(turn.text)}</div>")
     facts = []
     for i, (fact, weight) in enumerate(zip(case.facts, weights, strict=False)):
         kind = "acquired" if i in acquired else "known" if i in known else ""
@@ -138,9 +161,11 @@ def consultation(store: TraceStore, episode: EpisodeRecord, weights_for: Weights
                      f"{weight:.3f}{', acquired' if kind == 'acquired' else ''}"
                      f"{', known at the start' if kind == 'known' else ''})</small></li>")
     verdict = "right" if episode.correct else "wrong"
+    if episode.verdict is not None:
+        verdict += f", judged by {episode.verdict.judge}"
     return (f"<div class=episode><b>{escape(case.id)}</b> episode {episode.id}: answer "
-            f"{escape(', '.join(episode.final_answer or []) or '-')} ({verdict}; correct "
-            f"{escape(', '.join(case.answer))})<p>{escape(case.question)}</p>"
+            f"{escape(', '.join(episode.final_answer or []) or '-')} ({escape(verdict)}; "
+            f"correct {escape(case.answer_text)})<p>{escape(case.question)}</p>"
             + "".join(turns) + "<ul>" + "".join(facts) + "</ul></div>")
 
 
@@ -157,29 +182,31 @@ def build_report(store: TraceStore, experiments: Sequence[str] | None = None,
     """
     names = list(experiments) if experiments else [e.name for e in store.list_experiments()]
     runs, ended, sigs, curves, viewers, tops = {}, {}, {}, [], [], []
+    judges: dict[str, str | None] = {}
     for name in names:
         run_id = store.experiment_id(name)
         episodes = list(store.iter_episodes(run_id))
         runs[name] = per_case(episodes)
         ended[name] = _ended(store, name, episodes)
+        judges[name] = judging(episodes)
         steps = store.training_metrics(run_id)
         if steps:
             curves.append(f"<h3>{escape(name)}</h3>" + training_curves(steps, name))
         if episodes:
             sigs[name] = [t.sig or 0.0 for e in episodes for t in e.turns
-                          if t.kind is TurnKind.QUESTION]
+                          if t.kind in ASKING]
             tops.append(f"<h3>{escape(name)}</h3>" + _top_questions(episodes))
             viewers.append(f"<h3>{escape(name)}</h3>" + "".join(
                 consultation(store, e, weights_for) for e in episodes[:episodes_per_run]))
     evaluated = {n: summarize(f) for n, f in runs.items() if f}
-    charts = comparison_chart(evaluated, SHOWN) if evaluated else ""
+    charts = comparison_chart(evaluated, shown_metrics(*runs.values())) if evaluated else ""
     asked = {n: v for n, v in sigs.items() if v}
     return ("<!doctype html><html><head><meta charset=utf-8><title>ProMed Agents report"
             f"</title><style>{STYLE}</style></head><body><h1>ProMed Agents report</h1>"
             "<h2>Results</h2><p>Means over cases with 95% bootstrap intervals; failed "
             "consultations are left out and their run marked.</p>"
-            + _results(runs, ended) + charts
-            + "<h2>SIG per question</h2>"
+            + _results(runs, ended, judges) + charts
+            + "<h2>SIG per question (and test order)</h2>"
             + (sig_distribution(asked) if asked else "<p>No questions were asked.</p>")
             + "<h2>Questions that acquired the most</h2>" + "".join(tops)
             + "<h2>Training curves</h2>"

@@ -133,7 +133,8 @@ class ChatMessage(BaseModel):
 
 OUTCOME_FIELDS = ("max_questions", "format_score", "fact_recall", "weighted_recall",
                   "information_gain", "fact_weights", "confidences", "sampling",
-                  "doctor_messages", "imported_from", "tests_ordered", "verdict")
+                  "doctor_messages", "imported_from", "tests_ordered", "verdict",
+                  "diagnosis_rouge")
 """Typed fields of :class:`EpisodeRecord` that the store keeps, as before they were
 fields, as keys of the episode's metadata JSON (so stored and exported JSON are unchanged
 and older traces load into the fields)."""
@@ -192,6 +193,9 @@ class EpisodeRecord(BaseModel):
         "Open-ended cases: the judge's verdict on the diagnosis, with the judge's spec "
         "(``correct`` is its ``correct``); None for multiple-choice cases and episodes "
         "without a diagnosis."))
+    diagnosis_rouge: float | None = Field(default=None, description=(
+        "Open-ended cases: ROUGE-L F1 of the diagnosis against the case's (DoctorAgent-RL's "
+        "score; 0 without a diagnosis), whatever the judge; None for multiple-choice cases."))
     metadata: dict[str, Any] = Field(default_factory=dict, description=(
         "Anything else a graph or trainer records (doctor_kwargs, a search's proposer)."))
     thread_id: str | None = Field(default=None, description=(

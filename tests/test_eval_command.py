@@ -146,3 +146,32 @@ def test_bank_similar_reads_the_known_split_and_is_refused_without_one(sqlite_ur
         episodes = list(store.iter_episodes(store.experiment_id("s-proactive")))
     assert len(episodes) == 6 and all(e.num_questions == 2 for e in episodes)
     assert {e.doctor_spec for e in episodes} == {"bank:similar:dev"}
+
+
+def test_eval_on_open_ended_cases_judges_counts_tests_and_refuses_mixed_judges(sqlite_url):
+    """AgentClinic cases: judged accuracy, tests per episode and ROUGE-L F1 are shown,
+    with the judge; runs judged by different judges are not compared."""
+    from conftest import ROOT
+
+    sample = ROOT / "tests" / "data" / "agentclinic_sample.jsonl"
+    assert run("cases", "import", sample, "--db", sqlite_url).exit_code == 0
+    doctor = "fake:test: Vital signs||test: Chest X-ray||diagnosis: Myasthenia gravis"
+    for name, judge in (("rouge", "rouge:0.5"), ("exact", "exact"), ("again", "rouge:0.5")):
+        result = run("eval", "--doctor", doctor, "--modes", "proactive", "--policy",
+                     "initial", "--judge", judge, "--experiment", name, "--db", sqlite_url)
+        assert result.exit_code == 0, result.output + result.stderr
+    text = " ".join(result.output.split())
+    assert "judged by rouge:0.5" in text
+    assert re.search(r"tests ordered / episode.*?2\.000", text, re.S)
+    assert "diagnosis ROUGE-L F1" in text
+    with TraceStore(sqlite_url) as store:
+        episodes = list(store.iter_episodes(store.experiment_id("again-proactive")))
+        assert store.experiment_config("again-proactive")[1]["judge"] == "rouge:0.5"
+    assert {e.verdict.judge for e in episodes} == {"rouge:0.5"}
+    assert sorted(e.correct for e in episodes) == [False, False, True]
+    assert all(e.partial_policy.value == "initial" for e in episodes)
+    mixed = run("eval", "compare", "rouge-proactive", "exact-proactive", "--db", sqlite_url)
+    assert mixed.exit_code == 1
+    assert "judged differently (rouge:0.5 vs exact)" in mixed.stderr
+    alike = run("eval", "compare", "rouge-proactive", "again-proactive", "--db", sqlite_url)
+    assert alike.exit_code == 0 and "tests ordered / episode" in alike.output

@@ -44,7 +44,37 @@ def test_figures_of_one_episode():
     figures = episode_figures(episode("c", True, questions=2, sig=0.3, invalid=1))
     assert figures == pytest.approx({"correct": 1.0, "questions": 2.0, "answered": 0.0,
                                      "repeated": 0.0, "new_facts": 0.0, "fact_recall": 0.5,
-                                     "sig": 0.3, "valid_turns": 0.75, "timeout": 0.0})
+                                     "sig": 0.3, "valid_turns": 0.75, "timeout": 0.0,
+                                     "tests": 0.0, "diagnosis_rouge": 0.0, "open_ended": 0.0})
+
+
+def test_an_open_ended_episode_counts_tests_their_facts_and_its_rouge():
+    from promed_agents.evaluation import judging, shown_metrics
+    from promed_agents.trace import Verdict
+
+    turns = [TurnRecord(index=0, role=Role.DOCTOR, text="question: Any fever?",
+                        kind=TurnKind.QUESTION, sig=0.1),
+             TurnRecord(index=1, role=Role.PATIENT, text="p", kind=TurnKind.REPLY,
+                        disclosed_fact_ids=[2]),
+             TurnRecord(index=2, role=Role.DOCTOR, text="test: Vital signs",
+                        kind=TurnKind.TEST, sig=0.2),
+             TurnRecord(index=3, role=Role.MEASUREMENT, text="m", kind=TurnKind.REPLY,
+                        disclosed_fact_ids=[3, 4]),
+             TurnRecord(index=4, role=Role.DOCTOR, text="diagnosis: Gout",
+                        kind=TurnKind.ANSWER)]
+    open_episode = EpisodeRecord(
+        case_id="o", graph="g", doctor_spec="d", correct=True, final_answer=["Gout"],
+        status=EpisodeStatus.COMPLETED, turns=turns, known_fact_ids=[0, 1], tests_ordered=1,
+        diagnosis_rouge=0.8, verdict=Verdict(correct=True, score=0.8, judge="rouge:0.5"))
+    figures = episode_figures(open_episode)
+    assert figures["tests"] == 1.0 and figures["diagnosis_rouge"] == 0.8
+    assert figures["questions"] == 1.0 and figures["answered"] == 1.0
+    assert figures["new_facts"] == 3.0 and figures["sig"] == pytest.approx(0.3)
+    assert figures["open_ended"] == 1.0
+    closed = {"c": episode_figures(episode("c", True, questions=1))}
+    assert "tests" not in shown_metrics(closed)
+    assert shown_metrics(closed, {"o": figures})[-2:] == ("tests", "diagnosis_rouge")
+    assert judging([open_episode]) == "rouge:0.5" and judging([episode("c", True)]) is None
 
 
 def test_a_repeated_question_is_counted_and_acquires_nothing():

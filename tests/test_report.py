@@ -151,3 +151,25 @@ def test_an_empty_store_has_nothing_to_report(sqlite_url, tmp_path):
     result = run("report", "--out", tmp_path / "r.html", "--db", sqlite_url)
     assert result.exit_code == 1 and "has no runs yet" in result.stderr
     assert not (tmp_path / "r.html").exists()
+
+
+def test_open_ended_runs_show_their_judge_tests_and_test_orders(sqlite_url, tmp_path):
+    """Runs on AgentClinic cases: the report shows tests per episode, ROUGE-L F1 and each
+    run's judge, flags runs judged differently, and its viewer shows the measurement
+    agent's results and each test order's SIG."""
+    from conftest import ROOT
+
+    sample = ROOT / "tests" / "data" / "agentclinic_sample.jsonl"
+    assert run("cases", "import", sample, "--db", sqlite_url).exit_code == 0
+    doctor = "fake:test: Vital signs||diagnosis: Myasthenia gravis"
+    for name, judge in (("by-rouge", "rouge:0.5"), ("by-exact", "exact")):
+        assert run("consult", "--cases", "3", "--doctor", doctor, "--policy", "initial",
+                   "--judge", judge, "--experiment", name, "--db", sqlite_url).exit_code == 0
+    out = tmp_path / "report.html"
+    assert run("report", "--out", out, "--db", sqlite_url).exit_code == 0
+    html = out.read_text()
+    assert "<th>tests ordered / episode</th>" in html and "diagnosis ROUGE-L F1" in html
+    assert "<th>judge</th>" in html and "<td>rouge:0.5</td>" in html
+    assert "judged differently (exact, rouge:0.5)" in html
+    assert "measurement: Temperature" in html and "judged by exact" in html
+    assert re.search(r"doctor: test: Vital signs <span class=bar", html)

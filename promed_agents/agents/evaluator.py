@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from promed_agents.agents.judge import DEFAULT_JUDGE, Judge, resolve_judge
+from promed_agents.agents.judge import DEFAULT_JUDGE, Judge, resolve_judge, rouge_l_f1
 from promed_agents.case import Case
 from promed_agents.sig.fact_weights import information_state, shapley_information_gain
 from promed_agents.trace import Verdict
@@ -51,6 +51,8 @@ class FinalScore:
     """The weight of the facts known at the end under the evaluator's fact weights."""
     verdict: Verdict | None = None
     """An open-ended case's judged diagnosis; None for options, or without a diagnosis."""
+    diagnosis_rouge: float | None = None
+    """An open-ended case's ROUGE-L F1 of the diagnosis (0 without one); None for options."""
 
 
 @dataclass
@@ -108,7 +110,9 @@ class Evaluator:
         weighted = information_state(self.weights(case), acquired) if case.facts else 1.0
         return FinalScore(correct=correct, format_score=mean_format,
                           num_questions=num_questions, fact_recall=recall,
-                          weighted_recall=weighted, verdict=verdict)
+                          weighted_recall=weighted, verdict=verdict,
+                          diagnosis_rouge=rouge_l_f1(answer[0], case.answer_text) if
+                          case.open_ended and answer else 0.0 if case.open_ended else None)
 
     async def ascore_final(self, case: Case, answer: Sequence[str] | None,
                            format_scores: Sequence[float], num_questions: int,

@@ -36,12 +36,13 @@ from promed_agents.cli.progress_bar import ConsoleReporter
 from promed_agents.errors import ConsultationError
 from promed_agents.evaluation import (
     LABELS,
-    SHOWN,
     Estimate,
+    judging,
     paired_difference,
     per_case,
     recorded_status,
     relative_gain,
+    shown_metrics,
     sig_weighting,
     summarize,
 )
@@ -71,7 +72,7 @@ def results_table(runs: dict[str, dict[str, dict[str, float]]], title: str,
         left_out = failed.get(name, 0)
         table.add_row(f"  {shown(name)}", str(len(figures)),
                       f"{left_out} failed (left out)" if left_out else "")
-    for metric in SHOWN:
+    for metric in shown_metrics(*runs.values()):
         table.add_row(f"[bold]{_label(metric, weighting)}[/]", "", "", end_section=False)
         for name, summary in summaries.items():
             estimate = summary[metric]
@@ -87,12 +88,13 @@ def _label(metric: str, weighting: str | None) -> str:
 
 
 def comparison_table(base: str, other: str, difference: dict[str, Estimate],
-                     gain: Estimate | None, cases: int, weighting: str | None = None) -> Table:
+                     gain: Estimate | None, cases: int, weighting: str | None = None,
+                     metrics: tuple[str, ...] | None = None) -> Table:
     table = Table(title=shown(f"{other} minus {base} ({cases} shared cases, paired)",
                               one_line=True))
     table.add_column("metric")
     table.add_column("difference [95% CI]", justify="right")
-    for metric in SHOWN:
+    for metric in metrics or shown_metrics():
         table.add_row(_label(metric, weighting), escape(difference[metric].text("+.3f")))
     table.add_row("relative accuracy gain", "undefined (base accuracy 0)" if gain is None
                   else escape(gain.text("+.1%")))
@@ -125,10 +127,16 @@ def compare_runs(store: TraceStore, base: str, other: str, console: Console) -> 
     if not shared:
         raise ConsultationError(f"runs {base!r} and {other!r} share no case; compare runs "
                                 "made on the same cases")
+    judges = [judging(run) for run in episodes]
+    if judges[0] and judges[1] and judges[0] != judges[1]:
+        raise ConsultationError(
+            f"runs {base!r} and {other!r} were judged differently ({judges[0]} vs "
+            f"{judges[1]}): their accuracies are not comparable; evaluate both with the "
+            "same --judge")
     weightings = {sig_weighting(run) for run in episodes}
     console.print(comparison_table(base, other, paired_difference(*figures),
                                    relative_gain(*figures), len(shared),
-                                   " vs ".join(sorted(weightings))))
+                                   " vs ".join(sorted(weightings)), shown_metrics(*figures)))
 
 
 eval_app = typer.Typer(help="Evaluate doctors with confidence intervals; compare runs.")
@@ -146,8 +154,10 @@ def evaluate(settings: EvalCommandConfig, ctx: typer.Context, db: DbOption = Non
         settings = replace(settings, experiment=f"eval-{time.strftime('%Y%m%d-%H%M%S')}")
     with open_store(db) as store:
         runs = run_evaluation(store, settings, ConsoleReporter(console, err_console))
+    judged = f", diagnoses judged by {runs.judging()}" if runs.judging() else ""
     console.print(results_table(runs, shown(f"{settings.experiment}: {settings.doctor}, "
-                                             f"{settings.seeds} seed(s), 95% bootstrap CI"),
+                                             f"{settings.seeds} seed(s), 95% bootstrap CI"
+                                             f"{judged}"),
                                 runs.weighting()))
     if len(runs) == 2:
         gain = relative_gain(runs[f"{settings.experiment}-reactive"],

@@ -24,7 +24,7 @@ from promed_agents.agents.patient_spec import resolve_patient
 from promed_agents.agents.reference_doctors import known_cases, resolve_doctor
 from promed_agents.backends.model_pool import shared_pool
 from promed_agents.errors import ConsultationError
-from promed_agents.evaluation import per_case, run_status, sig_weighting
+from promed_agents.evaluation import judging, per_case, run_status, sig_weighting
 from promed_agents.graphs import (
     ConsultationContext,
     abstaining_consultation_graph,
@@ -130,9 +130,16 @@ class RunFigures(dict[str, dict[str, dict[str, float]]]):
         self.weightings: dict[str, str] = {}
         self.failed: dict[str, int] = {}
         """Failed consultations by run name (left out of the figures)."""
+        self.judges: dict[str, str | None] = {}
+        """Who judged each run's open-ended diagnoses (None: no open-ended case)."""
 
     def weighting(self) -> str:
         return " / ".join(sorted(set(self.weightings.values()))) or "unrecorded"
+
+    def judging(self) -> str | None:
+        """The judges of the runs' diagnoses, or None when there were none."""
+        judges = sorted({j for j in self.judges.values() if j})
+        return " / ".join(judges) or None
 
 
 def run_evaluation(store: TraceStore, settings: EvalCommandConfig,
@@ -221,6 +228,7 @@ def run_evaluation(store: TraceStore, settings: EvalCommandConfig,
         check_run_status(name, status, reason, reporter)  # a failed run stops here
         runs[name] = per_case(episodes)
         runs.weightings[name] = sig_weighting(episodes)
+        runs.judges[name] = judging(episodes)
         runs.failed[name] = sum(e.status is EpisodeStatus.FAILED for e in episodes)
     if settings.doctor.startswith("local:"):  # loaded again (0.1 s) if used again
         shared_pool().release(settings.doctor)  # an evaluated doctor's weights go with it
