@@ -97,7 +97,8 @@ def test_reference_doctors_read_the_case_not_the_prompt(monkeypatch):
     monkeypatch.setattr(doctor_module, "case_prompt", lambda case, view: (
         f"Known so far -- {view.opening_text(case)}\nExam item: {case.question}\n" +
         " | ".join(f"({k}) {v}" for k, v in case.options.items())))
-    monkeypatch.setattr(graph_module, "FINAL_REQUEST", "Time is up: reply with answer: X.")
+    monkeypatch.setattr(graph_module, "final_request",
+                        lambda case: "Time is up: reply with answer: X.")
     after = runs()
     assert after == before
     assert len({tuple(q) for q, _, _ in before[0]}) > 1  # bank:random draws per case
@@ -133,3 +134,40 @@ def test_specs():
     assert resolve_doctor("bank").widens_in_order
     with pytest.raises(BackendError, match="bank:random, bank:fixed"):
         resolve_doctor("bank:shuffled")
+
+
+def _open_episodes(spec, budget=19, count=3):
+    from conftest import ROOT
+
+    cases = load_cases(ROOT / "tests" / "data" / "agentclinic_sample.jsonl")[:count]
+    return cases, asyncio.run(arun_consultations(
+        cases, ConsultationContext(doctor=resolve_doctor(spec), max_questions=budget),
+        policy="initial"))
+
+
+def test_on_open_ended_cases_the_bank_alternates_history_questions_and_tests():
+    from promed_agents.agents.question_bank import bank_tests, measurement_questions
+    from promed_agents.agents.reference_doctors import OPEN_REFERENCE_DIAGNOSIS
+
+    cases, episodes = _open_episodes("bank:fixed", budget=6)
+    doctor = [t for t in episodes[0].turns if t.role is Role.DOCTOR]
+    assert [t.kind for t in doctor] == [TurnKind.QUESTION, TurnKind.TEST] * 3 + \
+        [TurnKind.ANSWER]
+    assert [t.text for t in doctor if t.kind is TurnKind.TEST] == \
+        [f"test: {name}" for name in bank_tests()[:3]]
+    assert not {t.text.removeprefix("question: ") for t in doctor} & measurement_questions()
+    vitals = episodes[0].turns[3]
+    assert vitals.role is Role.MEASUREMENT and vitals.disclosed_fact_ids == [11, 12, 13, 14]
+    assert doctor[-1].text == OPEN_REFERENCE_DIAGNOSIS
+    assert all(e.correct is False and e.tests_ordered == 3 for e in episodes)
+
+
+def test_on_open_ended_cases_the_oracle_orders_each_unknown_measurement_by_its_field():
+    cases, oracle = _open_episodes("oracle")
+    _, bank = _open_episodes("bank:fixed")
+    for case, episode in zip(cases, oracle, strict=True):
+        tests = [t.text for t in episode.turns if t.kind is TurnKind.TEST]
+        assert tests and all(not t.startswith("test: Physical") for t in tests)
+        assert episode.fact_recall >= 0.9
+    assert "test: Vital Signs Temperature" in [t.text for t in oracle[0].turns]
+    assert sum(e.fact_recall for e in oracle) > sum(e.fact_recall for e in bank)

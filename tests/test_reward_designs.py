@@ -161,5 +161,6 @@ def test_a_late_question_is_known_from_the_graph_and_rewording_changes_no_reward
     monkeypatch.setattr(doctor_module, "case_prompt", lambda case, view: (
         f"Known so far -- {view.opening_text(case)}\nExam item: {case.question}\n" +
         " | ".join(f"({k}) {v}" for k, v in case.options.items())))
-    monkeypatch.setattr(graph_module, "FINAL_REQUEST", "Time is up: reply with answer: X.")
+    monkeypatch.setattr(graph_module, "final_request",
+                        lambda case: "Time is up: reply with answer: X.")
     assert run()[1] == before

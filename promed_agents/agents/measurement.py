@@ -38,7 +38,9 @@ _SECTION_WORDS = {"test", "tests", "result", "results", "finding", "findings",
 "Findings"): an order such as "all tests" must not name every result."""
 
 
-def _path_words(path: str | None) -> str:
+def path_words(path: str | None) -> str:
+    """The words of a fact's field path that name a test ("Vital Signs Heart Rate" for
+    ``Physical_Examination_Findings.Vital_Signs.Heart_Rate``)."""
     words = (path or "").replace("_", " ").replace(".", " ").split()
     return " ".join(w for w in words if w.lower() not in _SECTION_WORDS)
 
@@ -46,7 +48,7 @@ def _path_words(path: str | None) -> str:
 def _searchable(case: Case) -> list[str]:
     """Each fact with the words of its field path before it (measurement facts only
     are searched)."""
-    return [f"{_path_words(source.path)} {fact}"
+    return [f"{path_words(source.path)} {fact}"
             for fact, source in zip(case.facts, case.fact_sources, strict=True)] \
         if case.fact_sources else list(case.facts)
 

@@ -10,6 +10,12 @@ cases' language). It serves MCTS as a proposer of candidate questions
 (:mod:`promed_agents.trainers.mcts_search`) and the model-free reference doctors
 (:mod:`promed_agents.agents.reference_doctors`). :func:`rank_by_yield` orders a bank by the new
 facts each question acquires on training cases, the order a fixed script asks in.
+
+For open-ended cases, whose examination findings and test results come from the
+measurement agent, not the patient, the bank's questions on those topics
+(:data:`MEASUREMENT_TOPICS`) are left out (:func:`history_questions`) and the bank's
+tests (:func:`bank_tests`: examinations and tests in a fixed clinical order) are ordered
+instead.
 """
 
 from __future__ import annotations
@@ -26,12 +32,40 @@ from promed_agents.errors import ConsultationError
 from promed_agents.partial_view import DEFAULT_POLICY, PartialInfoPolicy, partial_view
 
 LANGUAGES = ("en", "zh")
+MEASUREMENT_TOPICS = frozenset({"vital signs", "examination", "laboratory", "imaging"})
+"""Bank topics that an open-ended case's measurement agent answers, not its patient."""
 
 
 @cache
-def _bundled() -> tuple[dict[str, str], ...]:
+def _bundled_file() -> dict:
     text = (resources.files("promed_agents.data") / "question_bank.json").read_text("utf-8")
-    return tuple(json.loads(text)["questions"])
+    return json.loads(text)
+
+
+def _bundled() -> tuple[dict[str, str], ...]:
+    return tuple(_bundled_file()["questions"])
+
+
+@cache
+def measurement_questions() -> frozenset[str]:
+    """The bundled bank's questions (both languages) on :data:`MEASUREMENT_TOPICS`."""
+    return frozenset(entry[language] for entry in _bundled() for language in LANGUAGES
+                     if entry.get("topic") in MEASUREMENT_TOPICS and entry.get(language))
+
+
+def history_questions(questions: Sequence[str]) -> list[str]:
+    """``questions`` without the bundled bank's examination, laboratory, imaging and
+    vital-sign questions: what an open-ended case's patient is asked."""
+    measured = measurement_questions()
+    return [q for q in questions if q not in measured]
+
+
+def bank_tests(language: str = "en") -> list[str]:
+    """The bundled bank's examinations and tests in ``language``, in its order."""
+    if language not in LANGUAGES:
+        raise ConsultationError(f"question bank language {language!r}: use one of "
+                                f"{', '.join(LANGUAGES)}")
+    return [entry[language] for entry in _bundled_file()["tests"]]
 
 
 def bank_questions(language: str = "en", path: str | Path | None = None) -> list[str]:

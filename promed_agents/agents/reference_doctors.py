@@ -37,6 +37,16 @@ Their final answer follows one fixed rule: the option whose text shares most
 inverse-document-frequency weight with what the doctor knows (the opening and the
 patient's replies), the first option on a tie. On the embedded model's cases this is
 near chance; the answer is not what they are for.
+
+On an open-ended case (a diagnosis, no options) they also order tests from the
+measurement agent. The bank doctors alternate a history question (the bank without its
+examination, laboratory, imaging and vital-sign questions, which the patient cannot
+answer there) and a test order from the bank's tests (:func:`~promed_agents.agents.
+question_bank.bank_tests`), in the bank's orders (``bank:similar`` uses that order too:
+its known cases are multiple-choice); the oracle asks each unknown patient fact by its
+text and orders each unknown measurement fact by its field's name. They cannot name a
+diagnosis, so each ends with :data:`OPEN_REFERENCE_DIAGNOSIS` (judged wrong): on
+open-ended cases they are references for asking, not for accuracy.
 """
 
 from __future__ import annotations
@@ -51,7 +61,14 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from promed_agents.agents.doctor import ConsultationSoFar, answer_turn
-from promed_agents.agents.question_bank import bank_questions, case_language
+from promed_agents.agents.measurement import path_words
+from promed_agents.agents.open_doctor import diagnosis_turn
+from promed_agents.agents.question_bank import (
+    bank_questions,
+    bank_tests,
+    case_language,
+    history_questions,
+)
 from promed_agents.agents.similar_cases import SimilarCases
 from promed_agents.backends.model_spec import ModelSpec, resolve_chat_model
 from promed_agents.case import Case
@@ -62,6 +79,8 @@ if TYPE_CHECKING:
     from promed_agents.storage import TraceStore
 
 ORDERS = ("random", "fixed", "similar")
+OPEN_REFERENCE_DIAGNOSIS = diagnosis_turn("undetermined")
+"""How a reference doctor ends an open-ended consultation: it cannot name a diagnosis."""
 KNOWN_SPLIT = "train"
 """Where ``bank:similar`` takes its known cases from, unless its spec names a split."""
 
@@ -118,6 +137,8 @@ class BankDoctor(_ReferenceDoctor):
     ``exclude`` keyword of a call), in the bank's order."""
     similar: SimilarCases | None = None
     """For ``order="similar"``: ranks the bank for each case."""
+    tests: dict[str, list[str]] = {}
+    """Open-ended cases' test orders by language; empty: the bundled bank's."""
 
     def model_post_init(self, __context: Any) -> None:
         if self.order not in ORDERS:
@@ -126,11 +147,15 @@ class BankDoctor(_ReferenceDoctor):
             raise BackendError("bank order 'similar' needs, and only it takes, similar cases")
         if not self.questions:
             self.questions = {"en": bank_questions("en"), "zh": bank_questions("zh")}
+        if not self.tests:
+            self.tests = {"en": bank_tests("en"), "zh": bank_tests("zh")}
 
     def turn(self, consultation: ConsultationSoFar, seed: int | None,
              exclude: Sequence[str] = ()) -> str:
         case = consultation.case
         language = case_language(case) if case_language(case) in self.questions else "en"
+        if case.open_ended:
+            return self._open_turn(consultation, language, seed, exclude)
         asked = set(consultation.asked)
         left = [q for q in self.questions[language] if q not in asked]
         if consultation.final_requested or not left:
@@ -145,6 +170,27 @@ class BankDoctor(_ReferenceDoctor):
         digest = hashlib.sha256(f"{seed or 0}\x00{case.id}\x00{len(asked)}".encode())
         return f"question: {random.Random(digest.digest()).choice(left)}"
 
+    def _open_turn(self, consultation: ConsultationSoFar, language: str, seed: int | None,
+                   exclude: Sequence[str]) -> str:
+        """An open-ended case's turn: history questions and test orders alternated."""
+        asked, ordered = set(consultation.asked), set(consultation.ordered)
+        questions = [f"question: {q}" for q in history_questions(self.questions[language])]
+        tests = [f"test: {t}" for t in self.tests.get(language, self.tests["en"])]
+        script = [t for pair in zip(questions, tests, strict=False) for t in pair]
+        script += questions[len(tests):] + tests[len(questions):]
+        said = {f"question: {q}" for q in asked} | {f"test: {t}" for t in ordered}
+        turns = [t for t in script if t not in said]
+        if consultation.final_requested or not turns:
+            return OPEN_REFERENCE_DIAGNOSIS
+        if self.widens_in_order:
+            taken = {str(text).strip() for text in exclude}
+            return next((t for t in turns if t not in taken), turns[0])
+        if self.order != "random":
+            return turns[0]
+        digest = hashlib.sha256(f"{seed or 0}\x00{consultation.case.id}\x00"
+                                f"{len(asked) + len(ordered)}".encode())
+        return random.Random(digest.digest()).choice(turns)
+
 
 class OracleDoctor(_ReferenceDoctor):
     """Asks about each fact the doctor does not know yet, by the fact's own text."""
@@ -153,6 +199,8 @@ class OracleDoctor(_ReferenceDoctor):
 
     def turn(self, consultation: ConsultationSoFar, seed: int | None,
              exclude: Sequence[str] = ()) -> str:
+        if consultation.case.open_ended:
+            return self._open_turn(consultation)
         if consultation.final_requested:
             return answer_by_overlap(consultation)
         seen = consultation.known_text()
@@ -161,6 +209,26 @@ class OracleDoctor(_ReferenceDoctor):
             if fact not in seen and fact not in asked:
                 return f"question: {fact}"
         return answer_by_overlap(consultation)
+
+    def _open_turn(self, consultation: ConsultationSoFar) -> str:
+        """Each unknown patient fact asked by its text, each unknown measurement fact
+        ordered by its field's name, in the case's order; then the fixed diagnosis."""
+        case = consultation.case
+        if consultation.final_requested:
+            return OPEN_REFERENCE_DIAGNOSIS
+        seen, known = consultation.known_text(), set(consultation.view.known_fact_ids)
+        asked, ordered = set(consultation.asked), set(consultation.ordered)
+        for i, fact in enumerate(case.facts):
+            if i in known or fact in seen:
+                continue
+            source = case.fact_sources[i] if case.fact_sources else None
+            if source is not None and source.kind == "measurement":
+                test = path_words(source.path) or fact
+                if test not in ordered:
+                    return f"test: {test}"
+            elif fact not in asked:
+                return f"question: {fact}"
+        return OPEN_REFERENCE_DIAGNOSIS
 
 
 def bank_doctor(spec: str, known: Sequence[Case] = ()) -> BankDoctor:
