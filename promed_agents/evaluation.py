@@ -115,7 +115,8 @@ def episode_figures(episode: EpisodeRecord) -> dict[str, float]:
     return {"correct": 1.0 if episode.correct else 0.0,
             "questions": float(episode.num_questions),
             "answered": float(answered),
-            "repeated": float(sum(repeats.values())),
+            "repeated": float(sum(flag for i, flag in repeats.items()
+                                  if episode.turns[i].kind is TurnKind.QUESTION)),
             "new_facts": float(len(known) - len(set(episode.known_fact_ids))),
             "fact_recall": float(episode.fact_recall or 0.0),
             "sig": float(episode.information_gain or sum(

@@ -39,16 +39,17 @@ def repeats_earlier(question: str, earlier: Iterable[str]) -> bool:
 
 def repeated_flags(turns: Sequence[TurnRecord]) -> list[bool]:
     """For each doctor turn of ``turns`` (in order): whether it is a question that repeats
-    an earlier question of the consultation."""
-    seen: set[frozenset[str]] = set()
+    an earlier question of the consultation (or a test order an earlier order)."""
+    seen: set[tuple[TurnKind, frozenset[str]]] = set()
     flags = []
     for turn in turns:
         if turn.role is not Role.DOCTOR:
             continue
-        key = question_key(turn.text) if turn.kind is TurnKind.QUESTION else frozenset()
-        flags.append(bool(key) and key in seen)
+        asking = turn.kind in (TurnKind.QUESTION, TurnKind.TEST)
+        key = question_key(turn.text) if asking else frozenset()
+        flags.append(bool(key) and (turn.kind, key) in seen)
         if key:
-            seen.add(key)
+            seen.add((turn.kind, key))
     return flags
 
 

@@ -264,3 +264,29 @@ def test_the_reference_settings_are_the_references():
     assert (REFERENCE_GRPO.learning_rate, REFERENCE_GRPO.beta, REFERENCE_GRPO.epsilon,
             REFERENCE_GRPO.temperature, REFERENCE_GRPO.num_generations,
             REFERENCE_GRPO.loss_type) == (5e-6, 0.04, 0.1, 0.7, 4, "grpo")
+
+
+def test_sig_grpo_on_open_ended_cases_with_a_judge_and_a_test_cost(sqlite_url, tmp_path,
+                                                                    tiny_model_folder):
+    """SIG-GRPO trains on AgentClinic rollouts: the run keeps its judge, its policy and
+    its test cost (what the cost does to rewards: tests/test_reward_designs.py)."""
+    from conftest import ROOT
+
+    sample = ROOT / "tests" / "data" / "agentclinic_sample.jsonl"
+    assert run("cases", "import", sample, "--db", sqlite_url).exit_code == 0
+    out = tmp_path / "doctor"
+    trained = run("train", "grpo", "--model", f"local:{tiny_model_folder}", "--output", out,
+                  "--case-ids", "agentclinic-0", "--num-generations", "2", "--max-steps",
+                  "1", "--max-questions", "1", "--max-new-tokens", "4", "--policy",
+                  "initial", "--judge", "token-f1:0.5", "--test-cost", "0.5",
+                  "--demonstration", "--db", sqlite_url)
+    assert trained.exit_code == 0, trained.output + trained.stderr
+    assert "trained 1 steps" in trained.output
+    with TraceStore(sqlite_url) as store:
+        run_id, config = store.experiment_config("grpo-doctor")
+        assert config["judge"] == "token-f1:0.5" and config["test_cost"] == 0.5
+        episodes = list(store.iter_episodes(run_id))
+    assert len(episodes) == 2
+    assert all(e.partial_policy.value == "initial" and e.tests_ordered is not None
+               for e in episodes)
+    assert all(e.verdict is None or e.verdict.judge == "token-f1:0.5" for e in episodes)

@@ -116,3 +116,39 @@ def test_a_similar_cases_proposer_ranks_the_bank_for_each_searched_case(sqlite_u
     assert refused.exit_code == 1 and "split 'train'" in refused.stderr
     with TraceStore(sqlite_url) as store:
         assert "t" not in {e.name for e in store.list_experiments()}
+
+
+def test_a_search_on_open_ended_cases_widens_with_test_orders(sqlite_url, smollm2_folder):
+    """On AgentClinic cases the bank proposer widens nodes with history questions and
+    test orders; test orders' results are scored as SIG, and the best path trains the
+    case's diagnosis."""
+    from promed_agents.backends.chat_tokens import ChatTokens
+    from promed_agents.trainers.sft_dataset import ExportConfig, search_samples
+
+    from conftest import ROOT
+
+    sample = ROOT / "tests" / "data" / "agentclinic_sample.jsonl"
+    assert run("cases", "import", sample, "--db", sqlite_url).exit_code == 0
+    result = run("mcts", "--experiment", "ac", "--case-ids", "agentclinic-0",
+                 "--iterations", "6", "--width", "2", "--max-questions", "3", "--doctor",
+                 "fake:diagnosis: Myasthenia gravis", "--proposer", "bank", "--policy",
+                 "initial", "--judge", "exact", "--db", sqlite_url)
+    assert result.exit_code == 0, result.output + result.stderr
+    with TraceStore(sqlite_url) as store:
+        experiment, config = store.experiment_config("ac")
+        assert config["policy"] == "initial" and config["judge"] == "exact"
+        root = store.load_search_tree(experiment, "agentclinic-0")
+        kinds = {n.turn_kind for n in root.walk()[1:]}
+        assert {"question", "test"} <= kinds
+        tests = [n for n in root.walk()[1:] if n.turn_kind == "test"]
+        assert any((n.sig or 0) > 0 and n.disclosed_fact_ids for n in tests)
+        episodes = list(store.iter_episodes(experiment))
+        assert episodes and all(e.verdict.judge == "exact" for e in episodes)
+        assert any(e.tests_ordered for e in episodes)
+        student = ChatTokens.for_model(f"local:{smollm2_folder}")
+        samples, _ = search_samples(store, experiment, ExportConfig(), student)
+    assert samples
+    for sample in samples:
+        taught = student.tokenizer.decode(
+            [t for t, m in zip(sample.input_ids, sample.assistant_masks, strict=True) if m])
+        assert taught.endswith("diagnosis: Myasthenia gravis<|im_end|>")

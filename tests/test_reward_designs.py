@@ -164,3 +164,49 @@ def test_a_late_question_is_known_from_the_graph_and_rewording_changes_no_reward
     monkeypatch.setattr(graph_module, "final_request",
                         lambda case: "Time is up: reply with answer: X.")
     assert run()[1] == before
+
+
+def open_consultation(rouge=0.5, correct=True):
+    """An open-ended case: a question (answered), a test order whose result revealed a
+    fact, the same order again (nothing new), then a diagnosis (4 doctor turns)."""
+    from promed_agents.trace import Verdict
+
+    result = TurnRecord(index=3, role=Role.MEASUREMENT, text="m", kind=TurnKind.REPLY,
+                        disclosed_fact_ids=[3])
+    again = TurnRecord(index=5, role=Role.MEASUREMENT, text="m", kind=TurnKind.REPLY,
+                       disclosed_fact_ids=[3])
+    return EpisodeRecord(
+        case_id="o", graph="g", doctor_spec="d", correct=correct, known_fact_ids=[0],
+        tests_ordered=2, diagnosis_rouge=rouge, metadata={"weighted_recall": 0.5},
+        verdict=Verdict(correct=correct, score=rouge, judge="rouge:0.5"), turns=[
+            doctor(0, TurnKind.QUESTION, "question: Any fever?", sig=0.1), patient(1, [2]),
+            doctor(2, TurnKind.TEST, "test: Chest X-ray", sig=0.2), result,
+            doctor(4, TurnKind.TEST, "test: Chest X-ray", sig=0.0), again,
+            doctor(6, TurnKind.ANSWER, "diagnosis: Pneumonia")])
+
+
+def test_doctoragent_scores_test_orders_as_questions_and_the_diagnosis_by_rouge():
+    design = DoctorAgentReward()
+    # question answered +1, test revealed a fact +1, the repeated order -2, diagnosis
+    # 5 x ROUGE-L F1 (0.5) = 2.5, whatever the judge said
+    assert design.episode_reward(open_consultation()) == pytest.approx(1 + 1 - 2 + 2.5)
+    assert design.episode_reward(open_consultation(rouge=1.0, correct=False)) == \
+        pytest.approx(1 + 1 - 2 + 5)
+
+
+def test_a_test_order_is_rewarded_by_its_sig_and_a_cost_per_test_is_charged():
+    from promed_agents.trainers.reward_designs import TestCost
+    from promed_agents.trainers.token_rewards import RewardWeights
+
+    episode = open_consultation()
+    free = SIGReward().turn_rewards(episode)
+    assert free[1] == pytest.approx(1.0 + 2 * 0.2 + 0.2)  # format + alpha SIG + beta SIG
+    assert free[2] == 0.0  # the repeated order
+    charged = RewardChoice("promed", weights=RewardWeights(test_cost=0.25)).design()
+    assert isinstance(charged, TestCost) and charged.name == "promed+test-cost"
+    assert charged.turn_rewards(episode) == pytest.approx(
+        [free[0], free[1] - 0.25, free[2] - 0.25, free[3]])
+    outcome = RewardChoice("outcome", weights=RewardWeights(test_cost=0.25)).design()
+    assert outcome.turn_rewards(episode) == pytest.approx([1.0 - 0.5] * 4)
+    with pytest.raises(TrainingError, match="test cost -1"):
+        RewardChoice("promed", weights=RewardWeights(test_cost=-1.0)).design()

@@ -306,3 +306,37 @@ def test_a_trace_without_ids_the_student_can_use_or_a_conversation_is_an_error(
         episode_samples(old, student=smollm2_tokens)
     with pytest.raises(TrainingError, match="give the model to train"):
         episode_samples(old)
+
+
+def test_an_open_ended_consultation_trains_its_questions_tests_and_the_correct_diagnosis(
+        smollm2_tokens, sqlite_url):
+    """A reference doctor's AgentClinic consultation (a question, a test order, then a
+    diagnosis it cannot name) becomes a sample that teaches the question, the test order
+    and, in place of the wrong diagnosis, the case's."""
+    import asyncio
+
+    from promed_agents.agents.reference_doctors import resolve_doctor
+    from promed_agents.graphs import ConsultationContext, arun_consultations
+    from promed_agents.loader import load_cases
+    from promed_agents.storage import TraceRecorder, TraceStore
+    from promed_agents.trainers.sft_dataset import logged_samples
+
+    from conftest import ROOT
+
+    case = load_cases(ROOT / "tests" / "data" / "agentclinic_sample.jsonl")[0]
+    with TraceStore(sqlite_url) as store:
+        store.import_cases([case])
+        run_id = store.create_experiment("bank", "consult")
+        asyncio.run(arun_consultations(
+            [case], ConsultationContext(doctor=resolve_doctor("bank:fixed"), max_questions=2),
+            policy="initial", experiment_id=run_id, on_episode=TraceRecorder(store, run_id)))
+        samples, counts = logged_samples(store, [run_id], EpisodeFilter(), smollm2_tokens)
+    (sample,) = samples
+    tokenizer = smollm2_tokens.tokenizer
+    trained = [t for t, m in zip(sample.input_ids, sample.assistant_masks, strict=True) if m]
+    taught = tokenizer.decode(trained)
+    assert "test: Vital signs<|im_end|>" in taught and taught.startswith("question: ")
+    assert taught.endswith("diagnosis: Myasthenia gravis<|im_end|>")
+    assert "undetermined" not in taught
+    context = tokenizer.decode(sample.input_ids)
+    assert "Objective:" in context and "Result: Temperature" in context

@@ -101,6 +101,7 @@ class DoctorGRPOConfig(DoctorTrainingConfig, GRPOConfig):
     sig_correct_weight: float = knob_from(RewardWeights, "sig_correct_weight")
     answer_weight: float = knob_from(RewardWeights, "answer_weight")
     format_weight: float = knob_from(RewardWeights, "format_weight")
+    test_cost: float = knob_from(RewardWeights, "test_cost")
     reward: str = field(default="promed", metadata={
         "help": "Reward design: promed (SIG per token), doctoragent (DoctorAgent-RL), "
                 "outcome (correctness only) or rollout-level (ProMed's ablation); see "
@@ -122,7 +123,8 @@ class DoctorGRPOConfig(DoctorTrainingConfig, GRPOConfig):
     def token_reward_weights(self) -> RewardWeights:
         return RewardWeights(sig_weight=self.sig_weight,
                              sig_correct_weight=self.sig_correct_weight,
-                             answer_weight=self.answer_weight, format_weight=self.format_weight)
+                             answer_weight=self.answer_weight, format_weight=self.format_weight,
+                             test_cost=self.test_cost)
 
     @property
     def reward_design(self) -> RewardDesign:

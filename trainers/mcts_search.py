@@ -160,7 +160,7 @@ class ConsultationEnvironment:
         values = state.values
         new_turns = values["turns"][seen:]
         doctor = next(t for t in new_turns if t.role is Role.DOCTOR)
-        disclosed = [i for t in new_turns if t.role is Role.PATIENT
+        disclosed = [i for t in new_turns if t.role is not Role.DOCTOR
                      for i in t.disclosed_fact_ids]
         terminal = not state.next
         correct = values.get("correct") if terminal else None

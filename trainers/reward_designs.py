@@ -22,7 +22,10 @@ reward; their advantage is the group-normalised reward ``(R - mean) / (std + 1e-
 the group's trainable consultations (TRL's ``scale_rewards="group"``, sample standard
 deviation), the same on every trained token. :class:`LengthPenalty` wraps any design: the
 answer turn loses ``weight x answer tokens / max_new_tokens`` (Med-U1); for an episode-level
-design the episode's reward does, since all its tokens share one reward. A group whose
+design the episode's reward does, since all its tokens share one reward. :class:`TestCost`
+wraps any design the same way: each test order of an open-ended case costs a fixed amount
+(SDBench's cost of tests). Correctness is the episode's: an open-ended case's is the
+judge's verdict. A group whose
 rewards are all equal gets advantage 0 (it teaches nothing), as TRL does; the
 reference's rollout-level code gives such a group random advantages of +-1 instead,
 which trains on noise, so that is not offered.
@@ -134,7 +137,12 @@ class DoctorAgentReward(EpisodeLevelReward):
     - the budget spent without an answer: ``budget_spent`` (-5; a question asked when
       the turns ran out earns only this, as in its code);
     - the final answer: ``correct`` (+5) when right (the multiple-choice form of its
-      diagnosis score), 0 otherwise.
+      diagnosis score), 0 otherwise; an open-ended case's diagnosis: ``correct`` x its
+      ROUGE-L F1 against the case's (its code's score; the recommendation's half is left
+      out: the doctor here gives none);
+    - an open-ended case's test order is scored as a question without the question-mark
+      rule: ``answered`` when its result revealed a new fact, ``unanswered`` otherwise,
+      ``repeated`` when it repeats an earlier order.
     """
 
     invalid: float = -2.0
@@ -158,22 +166,25 @@ class DoctorAgentReward(EpisodeLevelReward):
                 continue  # a question when the turns ran out: the budget penalty only
             if turn.kind is TurnKind.INVALID:
                 total += self.invalid
-            elif turn.kind is TurnKind.QUESTION:
-                key = question_key(turn.text)
-                if turn.text.count("?") + turn.text.count("？") != 1:
+            elif turn.kind in (TurnKind.QUESTION, TurnKind.TEST):
+                key = (turn.kind, question_key(turn.text))
+                if turn.kind is TurnKind.QUESTION and \
+                        turn.text.count("?") + turn.text.count("？") != 1:
                     total += self.invalid
-                elif key and key in asked:
+                elif key[1] and key in asked:
                     total += self.repeated
                 else:
                     reply = turns[i + 1] if i + 1 < len(turns) and \
-                        turns[i + 1].role is Role.PATIENT else None
+                        turns[i + 1].role is not Role.DOCTOR else None
                     new = set(reply.disclosed_fact_ids) - known if reply else set()
                     total += self.answered if new else self.unanswered
                     known |= new
                 asked.append(key)
         if episode.status is EpisodeStatus.TIMEOUT:
             total += self.budget_spent
-        if episode.correct:
+        if episode.diagnosis_rouge is not None:  # an open-ended case: its code's score
+            total += self.correct * episode.diagnosis_rouge
+        elif episode.correct:
             total += self.correct
         return total
 
@@ -250,6 +261,35 @@ class LengthPenalty:
         return self.design.advantages(rewards, masks)
 
 
+@dataclass(frozen=True)
+class TestCost:
+    """Any design with a cost per test order (open-ended cases): each test turn's reward
+    loses ``cost`` (an episode-level design's episode reward loses ``cost`` x the tests
+    ordered, since all its tokens share one reward)."""
+
+    design: RewardDesign
+    cost: float
+
+    @property
+    def name(self) -> str:
+        return f"{self.design.name}+test-cost"
+
+    def turn_rewards(self, episode: EpisodeRecord) -> list[float]:
+        rewards = self.design.turn_rewards(episode)
+        doctor = [t for t in episode.turns if t.role is Role.DOCTOR]
+        if isinstance(self.design, EpisodeLevelReward) or (
+                isinstance(self.design, LengthPenalty) and
+                isinstance(self.design.design, EpisodeLevelReward)):
+            charged = self.cost * sum(t.kind is TurnKind.TEST for t in doctor)
+            return [r - charged for r in rewards]
+        return [r - self.cost if t.kind is TurnKind.TEST else r
+                for r, t in zip(rewards, doctor, strict=True)]
+
+    def advantages(self, rewards: Sequence[Sequence[float]],
+                   masks: Sequence[Sequence[int]]) -> list[list[float]]:
+        return self.design.advantages(rewards, masks)
+
+
 REWARD_DESIGNS: dict[str, Callable[[RewardWeights], RewardDesign]] = {
     "promed": lambda weights: SIGReward(weights),
     "doctoragent": lambda _weights: DoctorAgentReward(),
@@ -278,5 +318,10 @@ class RewardChoice:
                                 "number >= 0")
         design = REWARD_DESIGNS[self.reward](self.weights)
         if self.length_penalty:
-            return LengthPenalty(design, self.length_penalty, self.max_new_tokens)
+            design = LengthPenalty(design, self.length_penalty, self.max_new_tokens)
+        if not math.isfinite(self.weights.test_cost) or self.weights.test_cost < 0:
+            raise TrainingError(f"test cost {self.weights.test_cost} must be a finite "
+                                "number >= 0")
+        if self.weights.test_cost:
+            design = TestCost(design, self.weights.test_cost)
         return design

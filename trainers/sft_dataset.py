@@ -46,7 +46,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from promed_agents.agents.doctor import answer_turn
+from promed_agents.agents.doctor import gold_turn
 from promed_agents.atomic_file import atomic_writer
 from promed_agents.backends.chat_tokens import ChatTokens
 from promed_agents.errors import TrainingError
@@ -105,10 +105,10 @@ def _messages(episode: EpisodeRecord) -> list[dict[str, str]]:
 
 def trained_turn(kind: TurnKind | None, correct: bool | None, *, repeated: bool = False,
                  sig: float | None = None, informative_only: bool = False) -> bool:
-    """Whether a doctor turn of this kind is trained: a question that repeats nothing (and,
-    with ``informative_only``, acquired something), an answer only when the
-    consultation's final answer was right."""
-    if kind is TurnKind.QUESTION:
+    """Whether a doctor turn of this kind is trained: a question (or an open-ended case's
+    test order) that repeats nothing (and, with ``informative_only``, acquired something),
+    an answer only when the consultation's final answer was right."""
+    if kind in (TurnKind.QUESTION, TurnKind.TEST):
         return not repeated and (not informative_only or (sig or 0.0) > 0)
     return kind is TurnKind.ANSWER and correct is True
 
@@ -211,7 +211,7 @@ def search_samples(store: TraceStore, experiment_id: int, config: ExportConfig,
     for case_id in case_ids:
         root = store.load_search_tree(experiment_id, case_id)
         leaves = chosen_leaves(root, config)
-        gold = student.turn_ids(answer_turn(store.get_case(case_id).answer)) \
+        gold = student.turn_ids(gold_turn(store.get_case(case_id))) \
             if student and leaves else None
         for leaf in leaves:
             leaves_taken += 1
@@ -294,7 +294,7 @@ def logged_samples(store: TraceStore, experiment_ids: Sequence[int], keep: Episo
         if student is not None:
             if episode.case_id not in golds:
                 golds[episode.case_id] = student.turn_ids(
-                    answer_turn(store.get_case(episode.case_id).answer))
+                    gold_turn(store.get_case(episode.case_id)))
             gold = golds[episode.case_id]
         for sample in episode_samples(episode, episode.information_gain, gold,
                                       informative_only, student):

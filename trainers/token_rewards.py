@@ -51,6 +51,10 @@ class RewardWeights:
     format_weight: float = knob(
         1.0, help="Every doctor turn's tokens get format_weight x its format score "
                   "(reference: 1).")
+    test_cost: float = knob(
+        0.0, help="Open-ended cases: each test order costs this, taken from the test "
+                  "turn's reward (from the episode's in an episode-level design); SDBench "
+                  "charges tests (0: free).", min=0.0)
 
 
 REFERENCE_WEIGHTS = RewardWeights()
@@ -63,7 +67,7 @@ def turn_reward(kind: TurnKind | None, sig: float | None, format_score: float | 
         return 0.0
     right = 1.0 if correct else 0.0
     reward = weights.format_weight * (format_score or 0.0)
-    if kind is TurnKind.QUESTION:
+    if kind in (TurnKind.QUESTION, TurnKind.TEST):  # a test order is rewarded by its SIG too
         reward += (weights.sig_weight * (sig or 0.0)
                    + weights.sig_correct_weight * (sig or 0.0) * right)
     elif kind is TurnKind.ANSWER:

@@ -82,6 +82,7 @@ class GRPOCommandConfig:
     sig_correct_weight: float = knob_from(RewardWeights, "sig_correct_weight")
     answer_weight: float = knob_from(RewardWeights, "answer_weight")
     format_weight: float = knob_from(RewardWeights, "format_weight")
+    test_cost: float = knob_from(RewardWeights, "test_cost")
     reward: str = knob(
         "promed", help="Reward design: promed (SIG per token; the weights above), "
                        "doctoragent (DoctorAgent-RL), outcome (correctness only), "
@@ -118,7 +119,8 @@ def _run(store: TraceStore, settings: GRPOCommandConfig, reporter: RunReporter
     """The run's experiment (created, or resumed when it exists) and its cases."""
     check_sig_scorer(store, settings.sig_scorer)
     resolve_judge(settings.judge)
-    RewardChoice(settings.reward, settings.length_penalty).design()  # named before it runs
+    RewardChoice(settings.reward, settings.length_penalty, weights=RewardWeights(
+        test_cost=settings.test_cost)).design()  # named before it runs
     if budget_range(settings.dynamic_budget) and settings.from_traces:
         raise TrainingError("--dynamic-budget sets the budget of fresh rollouts; stored "
                             "consultations (--from-traces) already had theirs")
@@ -216,7 +218,8 @@ def run_grpo(store: TraceStore, settings: GRPOCommandConfig,
         delta=settings.delta, loss_type=settings.loss_type,
         temperature=settings.temperature, sig_weight=settings.sig_weight,
         sig_correct_weight=settings.sig_correct_weight, answer_weight=settings.answer_weight,
-        format_weight=settings.format_weight, reward=settings.reward,
+        format_weight=settings.format_weight, test_cost=settings.test_cost,
+        reward=settings.reward,
         length_penalty=settings.length_penalty, max_new_tokens=settings.max_new_tokens,
         use_lora=settings.lora, logging_steps=1,
         save_strategy="steps", save_steps=settings.save_steps, save_total_limit=1,
