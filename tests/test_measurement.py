@@ -46,3 +46,41 @@ def test_the_patient_tells_only_the_patients_facts():
     assert patient.select(CASE, "Do you have double vision?")  # a symptom: hers to tell
     assert patient.select(CASE, "What did the electromyography show?") == []
     assert patient.select(CASE, "What is your heart rate?") == []
+
+
+def test_an_llm_measurement_words_the_results_but_states_only_what_the_order_names():
+    from promed_agents.agents.measurement import LLMMeasurement
+    from promed_agents.backends.scripted_chat_model import ScriptedChatModel
+
+    vitals = FactSelectMeasurement().select(CASE, "Vital signs")
+    heart = next(i for i in vitals if CASE.fact_sources[i].path.endswith("Heart_Rate"))
+    seen = []
+
+    def reads(messages):
+        seen.append(messages)
+        return f"Results: {CASE.facts[heart]}"
+
+    worded = ScriptedChatModel(responder=reads)
+    reply = asyncio.run(LLMMeasurement(model=worded).order(CASE, "Vital signs"))
+    assert reply.disclosed_fact_ids == [heart] and reply.text.startswith("Results: ")
+    assert "Vital Signs Heart Rate" in seen[0][0].content  # the findings it reads
+    assert seen[0][1].content == "Vital signs"
+    ct = next(i for i, s in enumerate(CASE.fact_sources) if "Chest_CT" in (s.path or ""))
+    harvest = ScriptedChatModel(responses=[f"{CASE.facts[heart]} {CASE.facts[ct]}"])
+    replaced = asyncio.run(LLMMeasurement(model=harvest).order(CASE, "Vital signs"))
+    assert replaced.disclosed_fact_ids == vitals  # the order's facts, verbatim
+    assert replaced.text == " ".join(CASE.facts[i] for i in vitals)
+    silent = ScriptedChatModel(responder=lambda messages: seen.append(messages) or "made up")
+    calls = len(seen)
+    nothing = asyncio.run(LLMMeasurement(model=silent).order(CASE, "all tests"))
+    assert nothing.text == NO_RESULT and len(seen) == calls  # no call, nothing made up
+
+
+def test_measurement_specs():
+    from promed_agents.agents.measurement import LLMMeasurement, resolve_measurement
+    from promed_agents.errors import ConsultationError
+
+    assert isinstance(resolve_measurement("fact-select"), FactSelectMeasurement)
+    assert isinstance(resolve_measurement("llm:fake:Results: normal"), LLMMeasurement)
+    with pytest.raises(ConsultationError, match="use fact-select or llm:MODEL_SPEC"):
+        resolve_measurement("oracle")

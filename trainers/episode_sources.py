@@ -43,6 +43,7 @@ from langchain_core.language_models import BaseChatModel
 
 from promed_agents.agents.doctor import DOCTOR_TURN_TOKENS, doctor_sampling
 from promed_agents.agents.evaluator import Evaluator
+from promed_agents.agents.measurement import FactSelectMeasurement, Measurement
 from promed_agents.agents.patient import FactSelectPatient, Patient
 from promed_agents.case import Case
 from promed_agents.errors import TrainingError
@@ -74,6 +75,8 @@ class GraphRollouts:
 
     cases: Mapping[str, Case]
     patient: Patient = field(default_factory=FactSelectPatient)
+    measurement: Measurement = field(default_factory=FactSelectMeasurement)
+    """Answers open-ended cases' test orders."""
     evaluator: Evaluator = field(default_factory=Evaluator)
     max_questions: int = DEFAULT_MAX_QUESTIONS
     budget_range: tuple[int, int] | None = None
@@ -118,7 +121,8 @@ class GraphRollouts:
                                 "rollout source was not given")
         doctor = self._doctor(trainer)
         context = ConsultationContext(
-            doctor=doctor, patient=self.patient, evaluator=self.evaluator,
+            doctor=doctor, patient=self.patient, measurement=self.measurement,
+            evaluator=self.evaluator,
             max_questions=self.max_questions, budget_range=self.budget_range,
             demonstration=self.demonstration,
             doctor_kwargs=doctor_sampling(doctor, max_new_tokens=self.max_new_tokens,

@@ -10,7 +10,11 @@ harvest-proof rule (:class:`~promed_agents.agents.patient.FactSelectPatient`) ov
 fact's text and the words of its field path ("vital signs" names
 ``Physical_Examination_Findings.Vital_Signs.Heart_Rate``), at most ``max_facts`` of them:
 never what the patient tells, never the whole case ("all tests" names no topic). An order
-that names nothing gets :data:`NO_RESULT`.
+that names nothing gets :data:`NO_RESULT`. :class:`LLMMeasurement` is AgentClinic's
+measurement actor on any chat model: it words the results from the case's findings, and
+may state only the facts :class:`FactSelectMeasurement` would reveal (otherwise those,
+verbatim). :func:`resolve_measurement` turns ``fact-select`` or ``llm:MODEL_SPEC`` into
+one.
 """
 
 from __future__ import annotations
@@ -18,8 +22,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from promed_agents.agents.patient import FactSelectPatient, PatientReply
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import HumanMessage, SystemMessage
+
+from promed_agents.agents.patient import (
+    FactChecker,
+    FactSelectPatient,
+    PatientReply,
+    lexical_fact_checker,
+)
+from promed_agents.backends.model_spec import resolve_chat_model
 from promed_agents.case import Case
+from promed_agents.errors import ConsultationError
 
 NO_RESULT = "No result: that examination or test is not available."
 
@@ -72,3 +86,51 @@ class FactSelectMeasurement:
         ids = self.select(case, test)
         text = " ".join(case.facts[i] for i in ids) if ids else NO_RESULT
         return PatientReply(text=text, disclosed_fact_ids=ids)
+
+
+MEASUREMENT_SYSTEM = (
+    "You are the measurement reader of a clinic. The doctor orders one examination or "
+    "test; report its results in one or two short sentences, using ONLY the findings "
+    "below. If the findings do not include it, say \"No result.\"\n\nFindings:\n{findings}")
+"""AgentClinic's measurement prompt, shortened: the results the case holds, nothing else."""
+
+
+@dataclass
+class LLMMeasurement:
+    """A chat model reading out the results a test order names (AgentClinic's
+    measurement agent), held to what :class:`FactSelectMeasurement` reveals."""
+
+    model: BaseChatModel
+    fact_checker: FactChecker = field(default_factory=lexical_fact_checker)
+    rule: FactSelectMeasurement = field(default_factory=FactSelectMeasurement)
+    """Which facts an order may reveal; a reply stating others (or none of them while
+    some are due) becomes those facts, verbatim."""
+    name: str = "llm"
+
+    def messages(self, case: Case, test: str) -> list:
+        findings = "\n".join(
+            f"- {path_words(case.fact_sources[i].path) if case.fact_sources else ''}: "
+            f"{case.facts[i]}" for i in case.measurement_fact_ids())
+        return [SystemMessage(MEASUREMENT_SYSTEM.format(findings=findings)),
+                HumanMessage(test)]
+
+    async def order(self, case: Case, test: str) -> PatientReply:
+        allowed = self.rule.select(case, test)
+        if not allowed:  # nothing the order names: no model can make a result up
+            return PatientReply(text=NO_RESULT, disclosed_fact_ids=[])
+        reply = await self.model.ainvoke(self.messages(case, test))
+        text = str(reply.content).strip()
+        stated = self.fact_checker(text, case.facts) if text else []
+        if not stated or not set(stated) <= set(allowed):
+            stated, text = allowed, " ".join(case.facts[i] for i in allowed)
+        return PatientReply(text=text, disclosed_fact_ids=sorted(stated))
+
+
+def resolve_measurement(spec: str) -> Measurement:
+    """``fact-select``: the findings a test order names, verbatim; ``llm:MODEL_SPEC``: a
+    chat model reading them out (:class:`LLMMeasurement`)."""
+    if spec == "fact-select":
+        return FactSelectMeasurement()
+    if spec.startswith("llm:") and spec[len("llm:"):]:
+        return LLMMeasurement(model=resolve_chat_model(spec[len("llm:"):]))
+    raise ConsultationError(f"--measurement {spec!r}: use fact-select or llm:MODEL_SPEC")

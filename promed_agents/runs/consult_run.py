@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from promed_agents.agents.doctor import doctor_sampling
 from promed_agents.agents.judge import resolve_judge
+from promed_agents.agents.measurement import resolve_measurement
 from promed_agents.agents.patient_spec import resolve_patient
 from promed_agents.agents.reference_doctors import known_cases, resolve_doctor
 from promed_agents.errors import ConsultationError
@@ -45,6 +46,7 @@ from promed_agents.runs.run_knobs import (
     judge_knob,
     max_new_tokens_knob,
     max_questions_knob,
+    measurement_knob,
     patient_knob,
     policy_knob,
     split_knob,
@@ -98,6 +100,7 @@ class ConsultCommandConfig:
                    "doctor's model]; cases without values get uniform weights.")
     demonstration: bool = demonstration_knob()
     judge: str = judge_knob()
+    measurement: str = measurement_knob()
     shared: bool = shared_knob()
     lease: float = lease_knob()
 
@@ -137,7 +140,8 @@ def _resumable(store: TraceStore, settings: ConsultCommandConfig) -> bool:
 
 
 RESUMED_SETTINGS = ("mode", "doctor", "patient", "max_questions", "policy", "temperature",
-                    "max_new_tokens", "sig_scorer", "demonstration", "judge")
+                    "max_new_tokens", "sig_scorer", "demonstration", "judge",
+                    "measurement")
 """What a resumed run must be given as it was stored: its consultations go on under them."""
 
 
@@ -190,13 +194,14 @@ def run_consult(store: TraceStore, settings: ConsultCommandConfig,
     resolve_doctor(settings.doctor, known=known)  # bad specs fail before the store changes
     patient = resolve_patient(settings.patient)
     resolve_judge(settings.judge)
+    measurement = resolve_measurement(settings.measurement)
     check_sig_scorer(store, settings.sig_scorer)
     if not resume:
         cases = select_cases(store, reporter, settings.cases, settings.case_ids,
                              settings.split)
     doctor = resolve_doctor(settings.doctor, known)
     context = ConsultationContext(
-        doctor=doctor, patient=patient, mode=settings.mode,
+        doctor=doctor, patient=patient, measurement=measurement, mode=settings.mode,
         evaluator=evaluator_for(store, settings.sig_scorer, settings.doctor, cases, reporter,
                                 judge=settings.judge),
         max_questions=settings.max_questions, demonstration=settings.demonstration,

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from promed_agents.agents.abstention import DEFAULT_THRESHOLD
 from promed_agents.agents.doctor import doctor_sampling
 from promed_agents.agents.judge import resolve_judge
+from promed_agents.agents.measurement import resolve_measurement
 from promed_agents.agents.patient_spec import resolve_patient
 from promed_agents.agents.reference_doctors import known_cases, resolve_doctor
 from promed_agents.backends.model_pool import shared_pool
@@ -41,6 +42,7 @@ from promed_agents.runs.run_knobs import (
     judge_knob,
     max_new_tokens_knob,
     max_questions_knob,
+    measurement_knob,
     patient_knob,
     policy_knob,
     split_knob,
@@ -100,6 +102,7 @@ class EvalCommandConfig:
     demonstration: bool = demonstration_knob()
     policy: PartialInfoPolicy = policy_knob()
     judge: str = judge_knob()
+    measurement: str = measurement_knob()
     abstain: str | None = knob(
         None, help="MediQ's abstaining doctor: before each turn the doctor rates its "
                    "confidence (numerical or scale) and asks only below "
@@ -169,6 +172,7 @@ def run_evaluation(store: TraceStore, settings: EvalCommandConfig,
     resolve_doctor(settings.doctor, known=known)  # bad specs fail before the store changes
     resolve_patient(settings.patient)
     resolve_judge(settings.judge)
+    resolve_measurement(settings.measurement)
     graph = _graph(settings)
     check_sig_scorer(store, settings.sig_scorer)
     cases = select_cases(store, reporter, settings.cases, settings.case_ids, settings.split)
@@ -207,6 +211,7 @@ def run_evaluation(store: TraceStore, settings: EvalCommandConfig,
 
                     context = ConsultationContext(
                         doctor=doctor, patient=resolve_patient(settings.patient),
+                        measurement=resolve_measurement(settings.measurement),
                         mode=ConsultationMode(mode), evaluator=evaluator,
                         max_questions=settings.max_questions,
                         demonstration=settings.demonstration,

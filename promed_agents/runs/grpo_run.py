@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from promed_agents.agents.judge import resolve_judge
+from promed_agents.agents.measurement import resolve_measurement
 from promed_agents.agents.patient_spec import resolve_patient
 from promed_agents.backends.local_weights import local_model_ref
 from promed_agents.errors import NotFoundError, TraceError, TrainingError
@@ -34,6 +35,7 @@ from promed_agents.runs.run_knobs import (
     judge_knob,
     max_new_tokens_knob,
     max_questions_knob,
+    measurement_knob,
     patient_knob,
     policy_knob,
     split_knob,
@@ -105,6 +107,7 @@ class GRPOCommandConfig:
     demonstration: bool = demonstration_knob()
     policy: PartialInfoPolicy = policy_knob()
     judge: str = judge_knob()
+    measurement: str = measurement_knob()
     lora: bool = knob(False, help="Train a LoRA adapter (merged on save).")
     save_steps: int = knob(10, help="Checkpoint every N steps.", min=1)
     seed: int = knob(0, help="Training seed.")
@@ -119,6 +122,7 @@ def _run(store: TraceStore, settings: GRPOCommandConfig, reporter: RunReporter
     """The run's experiment (created, or resumed when it exists) and its cases."""
     check_sig_scorer(store, settings.sig_scorer)
     resolve_judge(settings.judge)
+    resolve_measurement(settings.measurement)
     RewardChoice(settings.reward, settings.length_penalty, weights=RewardWeights(
         test_cost=settings.test_cost)).design()  # named before it runs
     if budget_range(settings.dynamic_budget) and settings.from_traces:
@@ -168,6 +172,7 @@ def _source(store: TraceStore, settings: GRPOCommandConfig, experiment_id: int, 
     evaluator = evaluator_for(store, settings.sig_scorer, settings.model, cases, reporter,
                               require_shapley=settings.require_shapley, judge=settings.judge)
     return GraphRollouts({c.id: c for c in cases}, patient=resolve_patient(settings.patient),
+                         measurement=resolve_measurement(settings.measurement),
                          evaluator=evaluator, max_questions=settings.max_questions,
                          budget_range=budget_range(settings.dynamic_budget),
                          max_new_tokens=settings.max_new_tokens,

@@ -22,8 +22,9 @@ from promed_agents.knob import knob
 from promed_agents.partial_view import DEFAULT_POLICY
 
 __all__ = ["DEFAULT_DOCTOR", "DEFAULT_PATIENT", "budget_range", "case_id_list",
-           "case_ids_knob", "cases_knob", "demonstration_knob", "doctor_knob",
-           "max_new_tokens_knob", "max_questions_knob", "patient_knob", "policy_knob", "split_knob"]
+           "case_ids_knob", "cases_knob", "demonstration_knob", "doctor_knob", "judge_knob",
+           "max_new_tokens_knob", "max_questions_knob", "measurement_knob", "patient_knob",
+           "policy_knob", "split_knob"]
 
 DEFAULT_DOCTOR = "local:smollm2"
 """The doctor every run uses unless told: the embedded SmolLM2-135M-Instruct."""
@@ -78,6 +79,11 @@ def doctor_knob(help: str = "Doctor model spec.") -> Any:  # noqa: A002
 
 def patient_knob() -> Any:
     return knob(DEFAULT_PATIENT, help="fact-select or llm:MODEL_SPEC.")
+
+
+def measurement_knob() -> Any:
+    return knob("fact-select", help="Who answers open-ended cases' test orders: "
+                                    "fact-select or llm:MODEL_SPEC.")
 
 
 def max_questions_knob() -> Any:

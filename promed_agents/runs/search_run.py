@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from promed_agents.agents.doctor import doctor_sampling
 from promed_agents.agents.evaluator import Evaluator
 from promed_agents.agents.judge import resolve_judge
+from promed_agents.agents.measurement import resolve_measurement
 from promed_agents.agents.patient_spec import resolve_patient
 from promed_agents.agents.reference_doctors import known_cases, resolve_doctor
 from promed_agents.backends import resolve_chat_model
@@ -39,6 +40,7 @@ from promed_agents.runs.run_knobs import (
     judge_knob,
     max_new_tokens_knob,
     max_questions_knob,
+    measurement_knob,
     patient_knob,
     policy_knob,
     split_knob,
@@ -101,6 +103,7 @@ class MCTSCommandConfig:
     demonstration: bool = demonstration_knob()
     policy: PartialInfoPolicy = policy_knob()
     judge: str = judge_knob()
+    measurement: str = measurement_knob()
     proposer: str | None = knob(
         "bank", help="Who writes candidate turns besides the doctor: bank (the question "
                      "bank in its best order, no model call), bank:similar (the bank ranked "
@@ -205,6 +208,7 @@ def run_search(store: TraceStore, settings: MCTSCommandConfig,
         _proposer(store, settings.proposer, [])
     resolve_patient(settings.patient)
     judge = resolve_judge(settings.judge)
+    measurement = resolve_measurement(settings.measurement)
     refuse_store_file(store, settings.checkpoints)
     # The real URL (with its password) is used, never printed; an unusable location
     # fails before the store changes.
@@ -222,7 +226,7 @@ def run_search(store: TraceStore, settings: MCTSCommandConfig,
                   f"{settings.weight_temperature:g}) for {with_values} of {len(cases)} "
                   "cases; uniform weights for the rest")
     context = ConsultationContext(
-        doctor=doctor, patient=resolve_patient(settings.patient),
+        doctor=doctor, patient=resolve_patient(settings.patient), measurement=measurement,
         evaluator=Evaluator(weights=weights, name=f"sig:{scorer}", judge=judge),
         max_questions=settings.max_questions, demonstration=settings.demonstration,
         doctor_kwargs=doctor_sampling(doctor, max_new_tokens=settings.max_new_tokens,
