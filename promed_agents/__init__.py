@@ -16,7 +16,12 @@ Importing this package loads neither torch, trl nor SQLAlchemy.
 
 from promed_agents.case import Case
 from promed_agents.errors import PromedError
-from promed_agents.loader import CaseFormat, bundled_sample_path, load_cases
+from promed_agents.loader import (
+    CaseFormat,
+    agentclinic_sample_path,
+    bundled_sample_path,
+    load_cases,
+)
 from promed_agents.partial_view import PartialInfoPolicy, PartialView, partial_view
 from promed_agents.trace import EpisodeRecord, TurnRecord
 
@@ -30,6 +35,7 @@ __all__ = [
     "PartialView",
     "PromedError",
     "TurnRecord",
+    "agentclinic_sample_path",
     "bundled_sample_path",
     "load_cases",
     "partial_view",

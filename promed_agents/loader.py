@@ -133,6 +133,13 @@ def bundled_sample_path() -> Path:
     return Path(str(resources.files("promed_agents.data").joinpath("imedqa_sample.jsonl")))
 
 
+def agentclinic_sample_path() -> Path:
+    """The 10 AgentClinic cases shipped with the package (MIT, see data/ATTRIBUTION.md):
+    open-ended, the first 10 of AgentClinic's MedQA cases."""
+    return Path(str(resources.files("promed_agents.data").joinpath(
+        "agentclinic_sample.jsonl")))
+
+
 def bundled_sample() -> list[Case]:
     """The bundled sample's cases, split ``dev`` (:data:`SAMPLE_SPLIT`)."""
     return load_cases(bundled_sample_path(), split=SAMPLE_SPLIT)

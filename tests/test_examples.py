@@ -31,6 +31,21 @@ def test_compose_graph_example_refuses_the_leading_question():
     assert lines[-1] == "final answer ['C'], correct True"
 
 
+def test_agentclinic_example_routes_questions_and_test_orders_and_judges():
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "agentclinic.py")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    roles = [line.split(":", 1)[0].strip() for line in lines[1:7]]
+    assert roles == ["doctor", "patient", "doctor", "measurement", "doctor", "measurement"]
+    assert lines[4].startswith("measurement: Temperature: 36.6")
+    assert "(SIG 0.182)" in lines[3]  # four vital signs of 22 facts
+    assert lines[6] == "measurement: Acetylcholine receptor antibodies: Present (elevated)"
+    assert lines[-2] == "tests ordered 2, facts known 8 of 22"
+    assert lines[-1] == ("diagnosis ['Myasthenia gravis'] vs 'Myasthenia gravis': right by "
+                         "rouge:0.5")
+
+
 def test_abstaining_doctor_example_asks_until_confident():
     result = subprocess.run([sys.executable, str(ROOT / "examples" / "abstaining_doctor.py")],
                             capture_output=True, text=True, timeout=120)
