@@ -294,3 +294,43 @@ def test_traces_export_to_standard_output_with_prompt_and_metadata(seeded):
     assert system["role"] == "system" and "ask the patient ONE short question" in \
         system["content"]
     assert case["role"] == "user" and "Ceftriaxone" in case["content"]
+
+
+@pytest.mark.slow
+def test_the_whole_path_on_ten_agentclinic_cases_with_the_embedded_model(sqlite_url, tmp_path):
+    """AgentClinic's cases with the embedded SmolLM2: imported, Shapley values of their
+    diagnoses, a search that asks and orders tests, SFT on it, SIG-GRPO, a judged
+    evaluation and the report, each a command of docs/open_ended.md."""
+    from promed_agents import agentclinic_sample_path
+
+    def ok(*args):
+        result = run(*args, "--db", sqlite_url)
+        assert result.exit_code == 0, f"{args}: {result.output}{result.stderr}"
+        return " ".join(result.output.split())
+
+    assert "10 case(s) added" in ok("cases", "import", agentclinic_sample_path())
+    ok("shapley", "--cases", "10", "--max-evaluations", "48")
+    ok("mcts", "--experiment", "ac-search", "--cases", "10", "--policy", "initial",
+       "--max-questions", "4", "--iterations", "3", "--width", "2", "--demonstration")
+    sft = ok("train", "sft", "--from", "ac-search", "--output", tmp_path / "sft",
+             "--max-steps", "4")
+    assert "samples" in sft
+    ok("train", "grpo", "--model", f"local:{tmp_path / 'sft'}", "--output",
+       tmp_path / "grpo", "--cases", "2", "--num-generations", "2", "--max-steps", "1",
+       "--max-questions", "2", "--policy", "initial", "--demonstration")
+    evaluated = ok("eval", "--doctor", f"local:{tmp_path / 'grpo'}", "--cases", "10",
+                   "--policy", "initial", "--max-questions", "5", "--modes", "proactive",
+                   "--demonstration", "--experiment", "ac-eval")
+    assert "judged by rouge:0.5" in evaluated and "tests ordered / episode" in evaluated
+    assert "diagnosis ROUGE-L F1" in evaluated
+    with TraceStore(sqlite_url) as store:
+        assert len(store.shapley_scorers()) == 1
+        run_id = store.experiment_id("ac-search")
+        kinds = {n.turn_kind for c in store.search_progress(run_id)
+                 for n in store.load_search_tree(run_id, c).walk()[1:]}
+        assert {"question", "test"} <= kinds  # the bank proposer's test orders
+        episodes = list(store.iter_episodes(store.experiment_id("ac-eval-proactive")))
+    assert len(episodes) == 10 and all(e.tests_ordered is not None for e in episodes)
+    out = tmp_path / "report.html"
+    ok("report", "--out", out)
+    assert "<th>judge</th>" in out.read_text()

@@ -31,9 +31,12 @@ __all__ = ["ConsultCommandConfig", "consult_command", "summary_table"]
 
 def summary_table(episodes: Sequence[EpisodeRecord], seconds: float, title: str) -> Table:
     done = [e for e in episodes if e.status is not EpisodeStatus.FAILED]
-    table = Table(title=title)
+    judges = sorted({e.verdict.judge for e in done if e.verdict is not None})
+    table = Table(title=title + (f"; diagnoses judged by {', '.join(judges)}" if judges
+                                 else ""))
+    open_ended = any(e.tests_ordered is not None for e in done)
     for column in ("episodes", "done", "timeout", "failed", "accuracy", "questions",
-                   "recall", "SIG", "format", "ep/s"):
+                   *(("tests",) if open_ended else ()), "recall", "SIG", "format", "ep/s"):
         table.add_column(column, justify="right")
 
     def mean(values: list[float]) -> str:
@@ -46,6 +49,7 @@ def summary_table(episodes: Sequence[EpisodeRecord], seconds: float, title: str)
         str(sum(e.status is EpisodeStatus.FAILED for e in episodes)),
         mean([1.0 if e.correct else 0.0 for e in done]),
         mean([float(e.num_questions) for e in done]),
+        *((mean([float(e.tests_ordered or 0) for e in done]),) if open_ended else ()),
         mean([e.fact_recall or 0.0 for e in done]),
         mean([e.information_gain or 0.0 for e in done]),
         mean([e.format_score or 0.0 for e in done]),
