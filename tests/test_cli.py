@@ -308,13 +308,13 @@ def test_the_whole_path_on_ten_agentclinic_cases_with_the_embedded_model(sqlite_
         assert result.exit_code == 0, f"{args}: {result.output}{result.stderr}"
         return " ".join(result.output.split())
 
-    assert "10 case(s) added" in ok("cases", "import", agentclinic_sample_path())
+    assert "imported 10 new case(s)" in ok("cases", "import", agentclinic_sample_path())
     ok("shapley", "--cases", "10", "--max-evaluations", "48")
     ok("mcts", "--experiment", "ac-search", "--cases", "10", "--policy", "initial",
        "--max-questions", "4", "--iterations", "3", "--width", "2", "--demonstration")
     sft = ok("train", "sft", "--from", "ac-search", "--output", tmp_path / "sft",
              "--max-steps", "4")
-    assert "samples" in sft
+    assert "10 sample(s) from 10 path(s) of 10 case(s)" in sft
     ok("train", "grpo", "--model", f"local:{tmp_path / 'sft'}", "--output",
        tmp_path / "grpo", "--cases", "2", "--num-generations", "2", "--max-steps", "1",
        "--max-questions", "2", "--policy", "initial", "--demonstration")
