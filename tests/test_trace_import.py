@@ -252,3 +252,8 @@ def test_open_ended_consultations_with_test_orders_round_trip(db_url, tmp_path):
     assert roles.count(Role.MEASUREMENT) == 2 and roles.count(Role.PATIENT) == 1
     vitals = by_case["agentclinic-0"].turns[3]
     assert vitals.role is Role.MEASUREMENT and vitals.disclosed_fact_ids == [11, 12, 13, 14]
+    first = next(e for e in originals if e.case_id == "agentclinic-0")
+    shown = run("traces", "show", str(first.id), "--db", sqlite_url)
+    assert "3 measurement: Temperature" in shown.output
+    assert ("final answer Myasthenia gravis: correct (judged by token-f1:0.5, score "
+            "1.000); tests ordered 2") in shown.output

@@ -95,7 +95,12 @@ def traces_show(episode_id: Annotated[int, typer.Argument(help="Episode id.")],
         console.print(f"[bold]{turn.index:>2} {turn.role.value}:[/] {shown(turn.text)}{note}",
                       highlight=False)
     verdict = "-" if ep.correct is None else ("correct" if ep.correct else "wrong")
-    console.print(f"final answer {shown(','.join(ep.final_answer or []) or '-')}: {verdict}")
+    if ep.verdict is not None:
+        verdict += f" (judged by {ep.verdict.judge}, score {ep.verdict.score:.3f})"
+    if ep.tests_ordered is not None:
+        verdict += f"; tests ordered {ep.tests_ordered}"
+    console.print(f"final answer {shown(','.join(ep.final_answer or []) or '-')}: "
+                  f"{shown(verdict)}", highlight=False)
 
 
 class ExportFormat(str, Enum):
