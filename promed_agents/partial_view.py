@@ -15,6 +15,8 @@ Policies:
 - ``initial``: the facts the case says the doctor is given (``Case.initial_fact_ids``:
   AgentClinic's demographics and chief complaint, beside the objective, which is the
   case's question); a case that does not say is an error.
+- ``none``: no fact, only the question (AgentClinic's own doctor is given nothing but its
+  objective; ``initial`` adds the demographics and the chief complaint).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class PartialInfoPolicy(str, Enum):
     HALF_FACTS = "half-facts"
     FIRST_SENTENCE = "first-sentence"
     INITIAL = "initial"
+    NONE = "none"
 
 
 DEFAULT_POLICY = PartialInfoPolicy.HALF_FACTS
@@ -101,6 +104,8 @@ def partial_view(
         raise PartialInfoError(
             f"unknown partial-information policy {policy!r}; choose one of {choices}"
         ) from None
+    if policy is PartialInfoPolicy.NONE:
+        return PartialView(policy=policy, known_fact_ids=[])
     if policy is PartialInfoPolicy.HALF_FACTS:
         return PartialView(policy=policy, known_fact_ids=list(range(len(case.facts) // 2)))
     if policy is PartialInfoPolicy.INITIAL:

@@ -59,3 +59,12 @@ def test_errors_name_the_case_and_the_fix():
         partial_view(no_context, "first-sentence")
     with pytest.raises(ValueError):
         token_overlap_matcher(0)
+
+
+def test_policy_none_gives_only_the_question():
+    from promed_agents.loader import agentclinic_sample_path, load_cases
+
+    case = load_cases(agentclinic_sample_path())[0]
+    view = partial_view(case, "none")
+    assert view.known_fact_ids == [] and view.opening_text(case) == ""
+    assert partial_view(case, "initial").known_fact_ids  # AgentClinic's given facts

@@ -106,6 +106,6 @@ def judge_knob() -> Any:
 
 
 def policy_knob() -> Any:
-    return knob(DEFAULT_POLICY, help="Partial-information policy: half-facts, first-sentence "
-                                     "or initial (the facts an open-ended case gives at the "
-                                     "start, AgentClinic's).")
+    return knob(DEFAULT_POLICY, help="Partial-information policy: half-facts, first-sentence, "
+                                     "initial (the facts an open-ended case gives at the "
+                                     "start) or none (the question only).")
