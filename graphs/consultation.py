@@ -49,7 +49,7 @@ from promed_agents.agents.doctor import (
 from promed_agents.agents.evaluator import Evaluator
 from promed_agents.agents.measurement import FactSelectMeasurement, Measurement
 from promed_agents.agents.open_doctor import RESULT_PREFIX
-from promed_agents.agents.patient import FactSelectPatient, Patient
+from promed_agents.agents.patient import FactSelectPatient, Patient, PatientReply
 from promed_agents.backends.token_metadata import token_metadata
 from promed_agents.case import Case
 from promed_agents.partial_view import PartialView
@@ -289,29 +289,28 @@ def _route_question(next_node: str, doctor: str = "doctor"
     return route
 
 
-async def _patient(state: ConsultationState, runtime: Runtime[ConsultationContext]) -> dict:
+async def _answer(state: ConsultationState, runtime: Runtime[ConsultationContext],
+                  role: Role, reply: Awaitable[PatientReply], shown: str) -> dict:
+    """The turn and the doctor's message of a patient's reply or a test's result."""
     started = time.perf_counter()
-    reply = await asyncio.wait_for(
-        runtime.context.patient.reply(state["case"], state["pending_question"]),
-        runtime.context.model_timeout_s)
-    turn = TurnRecord(index=len(state["turns"]), role=Role.PATIENT, text=reply.text,
-                      kind=TurnKind.REPLY, disclosed_fact_ids=reply.disclosed_fact_ids,
-                      token_ids=reply.token_ids, latency_s=time.perf_counter() - started)
-    return {"turns": [turn], "pending_question": None,
-            "messages": [HumanMessage(f"Patient: {reply.text}")]}
+    said = await asyncio.wait_for(reply, runtime.context.model_timeout_s)
+    turn = TurnRecord(index=len(state["turns"]), role=role, text=said.text,
+                      kind=TurnKind.REPLY, disclosed_fact_ids=said.disclosed_fact_ids,
+                      token_ids=said.token_ids, latency_s=time.perf_counter() - started)
+    return {"turns": [turn], "messages": [HumanMessage(f"{shown}{said.text}")]}
+
+
+async def _patient(state: ConsultationState, runtime: Runtime[ConsultationContext]) -> dict:
+    reply = runtime.context.patient.reply(state["case"], state["pending_question"])
+    return {**await _answer(state, runtime, Role.PATIENT, reply, "Patient: "),
+            "pending_question": None}
 
 
 async def _measurement(state: ConsultationState,
                        runtime: Runtime[ConsultationContext]) -> dict:
-    started = time.perf_counter()
-    result = await asyncio.wait_for(
-        runtime.context.measurement.order(state["case"], state["pending_test"]),
-        runtime.context.model_timeout_s)
-    turn = TurnRecord(index=len(state["turns"]), role=Role.MEASUREMENT, text=result.text,
-                      kind=TurnKind.REPLY, disclosed_fact_ids=result.disclosed_fact_ids,
-                      token_ids=result.token_ids, latency_s=time.perf_counter() - started)
-    return {"turns": [turn], "pending_test": None,
-            "messages": [HumanMessage(f"{RESULT_PREFIX}{result.text}")]}
+    result = runtime.context.measurement.order(state["case"], state["pending_test"])
+    return {**await _answer(state, runtime, Role.MEASUREMENT, result, RESULT_PREFIX),
+            "pending_test": None}
 
 
 def _exchanges(turns: list[TurnRecord]) -> list[tuple[TurnRecord, TurnRecord]]:

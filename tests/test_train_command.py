@@ -195,3 +195,36 @@ def test_a_stored_dataset_is_reused_only_for_the_model_and_filters_it_was_made_f
     assert again.exit_code == 0 and "training dataset c-other: 2 sample(s)" in again.output
     assert "give the model to train with --model" in one_line(run(
         "train", "sft", "--from", "c", "--output", tmp_path / "x", "--db", sqlite_url))
+
+
+def test_sft_on_open_ended_consultations_trains_a_doctor_that_orders_tests(
+        sqlite_url, tmp_path, tiny_model_folder):
+    """bank:fixed's AgentClinic consultations (questions and test orders) train a tiny
+    doctor with promed train sft; its samples end with the cases' diagnoses, and it
+    consults open-ended cases."""
+    from promed_agents import agentclinic_sample_path
+
+    assert run("cases", "import", agentclinic_sample_path(), "--db", sqlite_url).exit_code == 0
+    consulted = run("consult", "--cases", "3", "--doctor", "bank:fixed", "--policy", "initial",
+                    "--max-questions", "4", "--experiment", "bank", "--db", sqlite_url)
+    assert consulted.exit_code == 0, consulted.output
+    trained = run("train", "sft", "--from", "bank", "--model", f"local:{tiny_model_folder}",
+                  "--max-steps", "1", "--batch-size", "1", "--output", tmp_path / "sft",
+                  "--db", sqlite_url)
+    assert trained.exit_code == 0, trained.output + trained.stderr
+    assert "samples 3, rendered in the student's tokens 3" in " ".join(trained.output.split())
+    rows = [json.loads(line) for line in (tmp_path / "sft" / "sft_data.jsonl").open()]
+    with TraceStore(sqlite_url) as store:
+        diagnoses = {c.id: c.diagnosis for c in store.list_cases()}
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_folder)
+    for row in rows:
+        taught = tokenizer.decode([t for t, m in zip(row["input_ids"], row["assistant_masks"],
+                                                     strict=True) if m])
+        assert "test: Vital signs" in taught
+        assert taught.endswith(f"diagnosis: {diagnoses[row['case_id']]}<|im_end|>")
+    again = run("consult", "--cases", "1", "--doctor", f"local:{tmp_path / 'sft'}",
+                "--policy", "initial", "--max-questions", "1", "--max-new-tokens", "4",
+                "--db", sqlite_url)
+    assert again.exit_code == 0, again.output + again.stderr
