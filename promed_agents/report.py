@@ -165,7 +165,8 @@ def consultation(store: TraceStore, episode: EpisodeRecord, weights_for: Weights
         verdict += f", judged by {episode.verdict.judge}"
     return (f"<div class=episode><b>{escape(case.id)}</b> episode {episode.id}: answer "
             f"{escape(', '.join(episode.final_answer or []) or '-')} ({escape(verdict)}; "
-            f"correct {escape(case.answer_text)})<p>{escape(case.question)}</p>"
+            f"correct {escape(case.diagnosis if case.open_ended else ', '.join(case.answer))})"
+            f"<p>{escape(case.question)}</p>"
             + "".join(turns) + "<ul>" + "".join(facts) + "</ul></div>")
 
 
