@@ -100,7 +100,7 @@ def episode_figures(episode: EpisodeRecord) -> dict[str, float]:
     if episode.status is EpisodeStatus.FAILED:
         return dict.fromkeys(METRICS, 0.0)
     doctor = [t for t in episode.turns if t.role is Role.DOCTOR]
-    valid = [t for t in doctor if t.kind in (TurnKind.QUESTION, TurnKind.ANSWER)]
+    valid = [t for t in doctor if t.kind in (TurnKind.QUESTION, TurnKind.TEST, TurnKind.ANSWER)]
     known, answered = set(episode.known_fact_ids), 0
     repeats = dict(zip((i for i, t in enumerate(episode.turns) if t.role is Role.DOCTOR),
                        repeated_flags(episode.turns), strict=True))

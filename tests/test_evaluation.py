@@ -70,7 +70,7 @@ def test_an_open_ended_episode_counts_tests_their_facts_and_its_rouge():
     assert figures["tests"] == 1.0 and figures["diagnosis_rouge"] == 0.8
     assert figures["questions"] == 1.0 and figures["answered"] == 1.0
     assert figures["new_facts"] == 3.0 and figures["sig"] == pytest.approx(0.3)
-    assert figures["open_ended"] == 1.0
+    assert figures["open_ended"] == 1.0 and figures["valid_turns"] == 1.0  # a test is valid
     closed = {"c": episode_figures(episode("c", True, questions=1))}
     assert "tests" not in shown_metrics(closed)
     assert shown_metrics(closed, {"o": figures})[-2:] == ("tests", "diagnosis_rouge")
