@@ -88,3 +88,17 @@ def test_bad_settings_are_refused():
         Abstention("vibes")
     with pytest.raises(ValueError, match="threshold 1.5"):
         Abstention(threshold=1.5)
+
+
+def test_an_open_ended_case_s_abstaining_doctor_is_asked_for_its_diagnosis():
+    from promed_agents.agents.abstention import OPEN_ANSWER_NOW
+    from promed_agents.loader import agentclinic_sample_path
+
+    case = load_cases(agentclinic_sample_path())[0]
+    ctx = ConsultationContext(doctor=scripted(["0.2", "0.9"], [
+        "test: Vital signs", "diagnosis: Myasthenia gravis"]))
+    state = asyncio.run(abstaining_consultation_graph("numerical", 0.8).compile().ainvoke(
+        {"case": case, "view": partial_view(case, "initial")}, context=ctx,
+        config={"recursion_limit": recursion_limit(ctx.max_questions)}))
+    assert state["messages"][-2].content == OPEN_ANSWER_NOW
+    assert state["tests"] == 1 and state["correct"] is True

@@ -84,3 +84,20 @@ def test_measurement_specs():
     assert isinstance(resolve_measurement("llm:fake:Results: normal"), LLMMeasurement)
     with pytest.raises(ConsultationError, match="use fact-select or llm:MODEL_SPEC"):
         resolve_measurement("oracle")
+
+
+def test_neither_llm_actor_may_name_the_diagnosis():
+    from promed_agents.agents.measurement import LLMMeasurement
+    from promed_agents.agents.patient import LLMPatient
+    from promed_agents.backends.scripted_chat_model import ScriptedChatModel
+
+    vitals = FactSelectMeasurement().select(CASE, "Vital signs")
+    heart = next(i for i in vitals if CASE.fact_sources[i].path.endswith("Heart_Rate"))
+    telling = ScriptedChatModel(responses=[
+        f"{CASE.facts[heart]}, consistent with myasthenia gravis."])
+    reply = asyncio.run(LLMMeasurement(model=telling).order(CASE, "Vital signs"))
+    assert "myasthenia" not in reply.text.lower() and reply.disclosed_fact_ids == vitals
+    patient = LLMPatient(model=ScriptedChatModel(responses=[
+        "I have double vision; my doctor thinks it is Myasthenia gravis."]))
+    said = asyncio.run(patient.reply(CASE, "Do you have double vision?"))
+    assert "myasthenia" not in said.text.lower()

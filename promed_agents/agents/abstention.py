@@ -45,6 +45,9 @@ SCALE = (("neither confident nor unconfident", 0.5), ("somewhat unconfident", 0.
 """Scale answers, most specific first (so "very unconfident" is not read as "confident")."""
 ANSWER_NOW = "You are confident enough. Give your final answer now, written as " \
     "'answer: <option letter>'."
+OPEN_ANSWER_NOW = "You are confident enough. Give your diagnosis now, written as " \
+    "'diagnosis: <diagnosis>'."
+"""What an abstaining doctor of an open-ended case is told."""
 _NUMBER = re.compile(r"(\d+(?:\.\d+)?|\.\d+)\s*(%?)")
 
 
@@ -91,4 +94,5 @@ class Abstention:
         if confidence < self.threshold:
             return {"confidences": [confidence]}
         return {"confidences": [confidence], "final_requested": True,
-                "messages": [HumanMessage(ANSWER_NOW)]}
+                "messages": [HumanMessage(OPEN_ANSWER_NOW if state["case"].open_ended
+                                          else ANSWER_NOW)]}

@@ -12,8 +12,8 @@ fact's text and the words of its field path ("vital signs" names
 never what the patient tells, never the whole case ("all tests" names no topic). An order
 that names nothing gets :data:`NO_RESULT`. :class:`LLMMeasurement` is AgentClinic's
 measurement actor on any chat model: it words the results from the case's findings, and
-may state only the facts :class:`FactSelectMeasurement` would reveal (otherwise those,
-verbatim). :func:`resolve_measurement` turns ``fact-select`` or ``llm:MODEL_SPEC`` into
+may state only the facts :class:`FactSelectMeasurement` would reveal, and never the
+diagnosis (otherwise those facts, verbatim). :func:`resolve_measurement` turns ``fact-select`` or ``llm:MODEL_SPEC`` into
 one.
 """
 
@@ -29,6 +29,7 @@ from promed_agents.agents.patient import (
     FactChecker,
     FactSelectPatient,
     PatientReply,
+    leaks,
     lexical_fact_checker,
 )
 from promed_agents.backends.model_spec import resolve_chat_model
@@ -121,7 +122,7 @@ class LLMMeasurement:
         reply = await self.model.ainvoke(self.messages(case, test))
         text = str(reply.content).strip()
         stated = self.fact_checker(text, case.facts) if text else []
-        if not stated or not set(stated) <= set(allowed):
+        if not stated or not set(stated) <= set(allowed) or leaks(text, case):
             stated, text = allowed, " ".join(case.facts[i] for i in allowed)
         return PatientReply(text=text, disclosed_fact_ids=sorted(stated))
 

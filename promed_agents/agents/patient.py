@@ -175,8 +175,9 @@ def patient_fact_ids(case: Case) -> list[int]:
 
 
 def leaks(text: str, case: Case) -> list[str]:
-    """Option texts or the exam question in ``text`` that no fact of ``case`` states (the
-    answer is one of the options)."""
+    """Option texts, the exam question or an open-ended case's diagnosis in ``text`` that
+    no fact of ``case`` states (the answer is one of the options, or the diagnosis)."""
     facts = " ".join(case.facts).lower()
-    secrets = [*case.options.values(), case.question]
+    secrets = [*case.options.values(), case.question, *([case.diagnosis] if case.diagnosis
+                                                         else [])]
     return [s for s in secrets if s.lower() in text.lower() and s.lower() not in facts]
