@@ -13,8 +13,8 @@ never what the patient tells, never the whole case ("all tests" names no topic).
 that names nothing gets :data:`NO_RESULT`. :class:`LLMMeasurement` is AgentClinic's
 measurement actor on any chat model: it words the results from the case's findings, and
 may state only the facts :class:`FactSelectMeasurement` would reveal, and never the
-diagnosis (otherwise those facts, verbatim). :func:`resolve_measurement` turns ``fact-select`` or ``llm:MODEL_SPEC`` into
-one.
+diagnosis (otherwise those facts, verbatim). :func:`resolve_measurement` turns
+``fact-select`` or ``llm:MODEL_SPEC`` into one.
 """
 
 from __future__ import annotations
