@@ -223,6 +223,14 @@ class RolloutLevelReward(EpisodeLevelReward):
             float(recall)
 
 
+def episode_level(design: RewardDesign) -> bool:
+    """Whether ``design`` (or the design a wrapper such as :class:`LengthPenalty` wraps)
+    gives one reward per consultation, so that a penalty is taken from that reward."""
+    inner = getattr(design, "design", None)
+    return isinstance(design, EpisodeLevelReward) or (inner is not None and
+                                                     episode_level(inner))
+
+
 @dataclass(frozen=True)
 class LengthPenalty:
     """Any design with Med-U1's length penalty on the answer: ``weight x (answer tokens /
@@ -250,7 +258,7 @@ class LengthPenalty:
         penalty = self.penalty(episode)
         if not penalty:
             return rewards
-        if isinstance(self.design, EpisodeLevelReward):
+        if episode_level(self.design):
             return [r - penalty for r in rewards]
         doctor = [t for t in episode.turns if t.role is Role.DOCTOR]
         return [r - penalty if t.kind is TurnKind.ANSWER and t is doctor[-1] else r
@@ -277,9 +285,7 @@ class TestCost:
     def turn_rewards(self, episode: EpisodeRecord) -> list[float]:
         rewards = self.design.turn_rewards(episode)
         doctor = [t for t in episode.turns if t.role is Role.DOCTOR]
-        if isinstance(self.design, EpisodeLevelReward) or (
-                isinstance(self.design, LengthPenalty) and
-                isinstance(self.design.design, EpisodeLevelReward)):
+        if episode_level(self.design):
             charged = self.cost * sum(t.kind is TurnKind.TEST for t in doctor)
             return [r - charged for r in rewards]
         return [r - self.cost if t.kind is TurnKind.TEST else r

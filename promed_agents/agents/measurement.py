@@ -84,9 +84,7 @@ class FactSelectMeasurement:
         return sorted(found[: self.max_facts])
 
     async def order(self, case: Case, test: str) -> PatientReply:
-        ids = self.select(case, test)
-        text = " ".join(case.facts[i] for i in ids) if ids else NO_RESULT
-        return PatientReply(text=text, disclosed_fact_ids=ids)
+        return PatientReply.verbatim(case, self.select(case, test), NO_RESULT)
 
 
 MEASUREMENT_SYSTEM = (
@@ -118,12 +116,12 @@ class LLMMeasurement:
     async def order(self, case: Case, test: str) -> PatientReply:
         allowed = self.rule.select(case, test)
         if not allowed:  # nothing the order names: no model can make a result up
-            return PatientReply(text=NO_RESULT, disclosed_fact_ids=[])
+            return PatientReply.verbatim(case, [], NO_RESULT)
         reply = await self.model.ainvoke(self.messages(case, test))
         text = str(reply.content).strip()
         stated = self.fact_checker(text, case.facts) if text else []
         if not stated or not set(stated) <= set(allowed) or leaks(text, case):
-            stated, text = allowed, " ".join(case.facts[i] for i in allowed)
+            return PatientReply.verbatim(case, allowed, NO_RESULT)
         return PatientReply(text=text, disclosed_fact_ids=sorted(stated))
 
 

@@ -47,6 +47,13 @@ class PatientReply:
     disclosed_fact_ids: list[int]
     token_ids: list[int] | None = None
 
+    @classmethod
+    def verbatim(cls, case: Case, ids: Sequence[int], nothing: str) -> PatientReply:
+        """The facts ``ids`` of ``case`` said as written, or ``nothing`` when there are
+        none: what a harvest-proof actor replies."""
+        ids = sorted(ids)
+        return cls(" ".join(case.facts[i] for i in ids) or nothing, ids)
+
 
 class Patient(Protocol):
     """Anything that answers a doctor's question about a case."""
@@ -123,9 +130,7 @@ class FactSelectPatient:
         return sorted(self.relevant(case, question)[: self.max_facts])
 
     async def reply(self, case: Case, question: str) -> PatientReply:
-        ids = self.select(case, question)
-        text = " ".join(case.facts[i] for i in ids) if ids else DONT_KNOW
-        return PatientReply(text=text, disclosed_fact_ids=ids)
+        return PatientReply.verbatim(case, self.select(case, question), DONT_KNOW)
 
 
 PATIENT_SYSTEM = (
@@ -162,8 +167,7 @@ class LLMPatient:
         # question (a model that knows the exam): the reply becomes the facts it may
         # state, verbatim, at most max_facts of them.
         if len(ids) < len(stated) or len(ids) > self.max_facts or leaks(text, case):
-            ids = sorted(ids)[: self.max_facts]
-            text = " ".join(case.facts[i] for i in ids) or DONT_KNOW
+            return PatientReply.verbatim(case, sorted(ids)[: self.max_facts], DONT_KNOW)
         return PatientReply(text=text, disclosed_fact_ids=ids)
 
 

@@ -23,6 +23,7 @@ from promed_agents.cli.options import (
     shown,
 )
 from promed_agents.cli.progress_bar import ConsoleReporter
+from promed_agents.evaluation import judging
 from promed_agents.runs.consult_run import ConsultCommandConfig, run_consult
 from promed_agents.trace import EpisodeRecord, EpisodeStatus
 
@@ -31,9 +32,8 @@ __all__ = ["ConsultCommandConfig", "consult_command", "summary_table"]
 
 def summary_table(episodes: Sequence[EpisodeRecord], seconds: float, title: str) -> Table:
     done = [e for e in episodes if e.status is not EpisodeStatus.FAILED]
-    judges = sorted({e.verdict.judge for e in done if e.verdict is not None})
-    table = Table(title=title + (f"; diagnoses judged by {', '.join(judges)}" if judges
-                                 else ""))
+    judged = judging(done)
+    table = Table(title=title + (f"; diagnoses judged by {judged}" if judged else ""))
     open_ended = any(e.tests_ordered is not None for e in done)
     for column in ("episodes", "done", "timeout", "failed", "accuracy", "questions",
                    *(("tests",) if open_ended else ()), "recall", "SIG", "format", "ep/s"):
